@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine: `make run` and `make test`.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+export MUJOCO_GL ?= egl
+export RAY_AUTH_MODE ?= disabled
+export SDL_VIDEODRIVER ?= dummy
+export PYGAME_HIDE_SUPPORT_PROMPT ?= 1
+export OPENCV_LOG_LEVEL ?= ERROR
+
+.PHONY: run test bench clean
+
+# torch goes in first and pinned: the CPU build; a bare `torch` in a fresh venv pulls a CUDA build.
+$(STAMP): pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import torch, ray, gymnasium, zarr, launch.cli"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/thalamus run
+
+test: $(STAMP)
+	TRITON_INTERPRET=1 $(VENV)/bin/pytest
+
+bench: $(STAMP)
+	$(PY) benchmarks/pipeline.py
+
+clean:
+	rm -rf $(VENV) runs

@@ -1,0 +1,5 @@
+"""The policy: an actor-critic (PPO) that acts on percepts and learns from the reward stream."""
+
+from agent.policy.ppo import PPO, ActorCritic, PPOConfig
+
+__all__ = ["PPO", "ActorCritic", "PPOConfig"]

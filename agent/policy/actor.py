@@ -1,0 +1,61 @@
+"""PolicyActor: percepts in, actions out; feeds transitions to the learner off the hot path."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from agent.channels import LatencyMeter, Overflow
+from agent.messages import Action, Percept, Transitions, decode, encode
+from agent.outbox import Outbox
+from agent.policy.ppo import PPO, PPOConfig
+
+
+class PolicyActor:
+    """Runs :class:`PPO` on the percept stream; every ``feed_every`` steps sends the learner a
+    batch of transitions (dropped, and counted, if the learner is behind)."""
+
+    def __init__(self, percept_dim: int, spec: dict[str, Any], num_envs: int, cfg: PPOConfig,
+                 total_steps: int | None, seed: int, learner: Any = None, feed_every: int = 16) -> None:
+        torch.set_num_threads(1)
+        self.discrete = spec["discrete"]
+        self.action_dim = spec["action_dim"]
+        self.ppo = PPO(percept_dim, self.action_dim, self.discrete, num_envs, cfg, total_steps,
+                       spec.get("action_low"), spec.get("action_high"), seed=seed)
+        self.hop = LatencyMeter()
+        self.learner = (Outbox("policy→learner", learner, "push", window=4, overflow=Overflow.DROP_NEWEST)
+                        if learner is not None else None)
+        self.feed_every = feed_every
+        self._prev: tuple[np.ndarray, np.ndarray] | None = None
+        self._feed: list[tuple[np.ndarray, ...]] = []
+
+    def act(self, percept_msg: bytes) -> bytes:
+        p = decode(percept_msg, Percept)
+        self.hop.add_ns(p.sent_ns)
+        action = self.ppo.act(p.vector, p.reward, p.done)
+        if self.learner is not None:
+            self._collect(p)
+            self._prev = (p.vector, action)
+        return encode(Action(step=p.step, action=action))
+
+    def _collect(self, p: Percept) -> None:
+        if self._prev is not None:
+            percept, action = self._prev
+            onehot = np.eye(self.action_dim, dtype=np.float32)[action] if self.discrete else action
+            self._feed.append((percept, onehot.reshape(len(percept), -1), p.reward, p.vector, p.done))
+        if len(self._feed) >= self.feed_every:
+            cols = [np.concatenate(c) for c in zip(*self._feed)]
+            self._feed.clear()
+            self.learner.send(encode(Transitions(percept=cols[0], action=cols[1], reward=cols[2],
+                                                 next_percept=cols[3], done=cols[4])))
+
+    def stats(self) -> dict[str, Any]:
+        return {"hop_perception_policy": self.hop.summary(), "updates": self.ppo.updates,
+                **self.ppo.last_losses,
+                "channel_learner": self.learner.stats().to_dict() if self.learner else None}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.ppo.net.state_dict(), "optimizer": self.ppo.opt.state_dict(),
+                "updates": self.ppo.updates}

@@ -1,0 +1,215 @@
+"""Proximal Policy Optimization over a batch of streaming envs, discrete or continuous actions.
+
+The algorithm follows Schulman et al. 2017 (clipped surrogate, GAE of Schulman et al. 2016) as
+written in CleanRL's ``ppo.py``; defaults are the rl-zoo CartPole-v1 settings, which solve it in
+about 1e5 steps. Unlike CleanRL's loop, :meth:`PPO.act` is *called* by a stream: each call brings
+the next observation plus the reward and done flag of the previous action, so the same object
+serves an actor fed by a channel and a plain in-process loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.distributions import Categorical, Normal
+
+
+@dataclass
+class PPOConfig:
+    """Hyper-parameters; defaults solve CartPole-v1 with 8 envs in ~1e5 steps."""
+
+    num_steps: int = 32  # rollout length per env between updates
+    learning_rate: float = 1e-3
+    anneal_lr: bool = True  # linearly to 0 over total_steps (needs a finite budget)
+    gamma: float = 0.98
+    gae_lambda: float = 0.8
+    update_epochs: int = 20
+    num_minibatches: int = 1
+    clip_coef: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    hidden: int = 64
+    normalize_reward: bool = False  # scale rewards by a running std of the return (continuous control)
+
+    @classmethod
+    def for_actions(cls, discrete: bool) -> "PPOConfig":
+        """Defaults by action type: rl-zoo's CartPole settings (discrete) or CleanRL's MuJoCo ones."""
+        if discrete:
+            return cls()
+        return cls(num_steps=64, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95, update_epochs=10,
+                   num_minibatches=4, normalize_reward=True)
+
+
+def _layer(inp: int, out: int, std: float = 2**0.5) -> nn.Linear:
+    layer = nn.Linear(inp, out)
+    nn.init.orthogonal_(layer.weight, std)
+    nn.init.zeros_(layer.bias)
+    return layer
+
+
+class ActorCritic(nn.Module):
+    """Separate tanh MLPs for the policy and the value, as in CleanRL."""
+
+    def __init__(self, obs_dim: int, action_dim: int, discrete: bool, hidden: int = 64) -> None:
+        super().__init__()
+        self.discrete = discrete
+        self.critic = nn.Sequential(
+            _layer(obs_dim, hidden), nn.Tanh(), _layer(hidden, hidden), nn.Tanh(), _layer(hidden, 1, 1.0)
+        )
+        self.actor = nn.Sequential(
+            _layer(obs_dim, hidden), nn.Tanh(), _layer(hidden, hidden), nn.Tanh(),
+            _layer(hidden, action_dim, 0.01),
+        )
+        if not discrete:
+            self.log_std = nn.Parameter(torch.zeros(action_dim))
+
+    def dist(self, obs: torch.Tensor) -> Categorical | Normal:
+        out = self.actor(obs)
+        if self.discrete:
+            return Categorical(logits=out)
+        return Normal(out, self.log_std.exp().expand_as(out))
+
+    def value(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.critic(obs).squeeze(-1)
+
+    def log_prob(self, d: Categorical | Normal, action: torch.Tensor) -> torch.Tensor:
+        lp = d.log_prob(action)
+        return lp if self.discrete else lp.sum(-1)
+
+
+class _ReturnScaler:
+    """Running std of the discounted return, to scale rewards (as gymnasium's NormalizeReward)."""
+
+    def __init__(self, num_envs: int, gamma: float) -> None:
+        self.gamma = gamma
+        self.ret = np.zeros(num_envs)
+        self.count, self.mean, self.m2 = 1e-4, 0.0, 0.0
+
+    def __call__(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        self.ret = self.ret * self.gamma + reward
+        for x in self.ret:
+            self.count += 1
+            delta = x - self.mean
+            self.mean += delta / self.count
+            self.m2 += delta * (x - self.mean)
+        self.ret[done] = 0.0
+        return reward / np.sqrt(self.m2 / self.count + 1e-8)
+
+
+class PPO:
+    """A PPO learner fed one batched step at a time; updates after every ``num_steps`` calls."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        action_dim: int,
+        discrete: bool,
+        num_envs: int,
+        cfg: PPOConfig | None = None,
+        total_steps: int | None = None,
+        action_low: np.ndarray | None = None,
+        action_high: np.ndarray | None = None,
+        seed: int = 0,
+    ) -> None:
+        self.cfg = cfg = cfg or PPOConfig()
+        torch.manual_seed(seed)
+        self.num_envs, self.discrete = num_envs, discrete
+        self.net = ActorCritic(obs_dim, action_dim, discrete, cfg.hidden)
+        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        self.num_updates = (
+            max(1, total_steps // (cfg.num_steps * num_envs)) if total_steps else None
+        )
+        self.low = None if action_low is None else torch.as_tensor(action_low, dtype=torch.float32)
+        self.high = None if action_high is None else torch.as_tensor(action_high, dtype=torch.float32)
+        self.scaler = _ReturnScaler(num_envs, cfg.gamma) if cfg.normalize_reward else None
+        T, N = cfg.num_steps, num_envs
+        self.obs = torch.zeros(T, N, obs_dim)
+        self.actions = torch.zeros((T, N) if discrete else (T, N, action_dim))
+        self.logprobs, self.values = torch.zeros(T, N), torch.zeros(T, N)
+        self.rewards, self.dones = torch.zeros(T, N), torch.zeros(T, N)
+        self.t = 0  # next buffer slot
+        self.next_done = torch.zeros(N)
+        self.updates = 0
+        self.last_losses: dict[str, float] = {}
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        """Record ``reward``/``done`` of the previous action, update if a rollout is complete,
+        and return actions for ``obs`` (int64 [N] or float32 [N, A], clipped to the bounds)."""
+        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        if self.t > 0:  # the previous slot's action has now been rewarded
+            r = np.asarray(reward, dtype=np.float64)
+            if self.scaler is not None:
+                r = self.scaler(r, np.asarray(done, dtype=bool))
+            self.rewards[self.t - 1] = torch.as_tensor(r, dtype=torch.float32)
+        self.next_done = torch.as_tensor(np.asarray(done, dtype=np.float32))
+        if self.t == self.cfg.num_steps:
+            with torch.enable_grad():
+                self._update(obs_t)
+            self.t = 0
+        d = self.net.dist(obs_t)
+        action = d.sample()
+        self.obs[self.t], self.dones[self.t] = obs_t, self.next_done
+        self.actions[self.t] = action
+        self.logprobs[self.t] = self.net.log_prob(d, action)
+        self.values[self.t] = self.net.value(obs_t)
+        self.t += 1
+        if self.discrete:
+            return action.numpy().astype(np.int64)
+        if self.low is not None:
+            action = torch.maximum(torch.minimum(action, self.high), self.low)
+        return action.numpy().astype(np.float32)
+
+    def _update(self, next_obs: torch.Tensor) -> None:
+        cfg, T = self.cfg, self.cfg.num_steps
+        if cfg.anneal_lr and self.num_updates:
+            frac = max(0.0, 1.0 - self.updates / self.num_updates)
+            self.opt.param_groups[0]["lr"] = frac * cfg.learning_rate
+        with torch.no_grad():  # generalized advantage estimation
+            next_value = self.net.value(next_obs)
+            adv = torch.zeros_like(self.rewards)
+            last = torch.zeros(self.num_envs)
+            for t in reversed(range(T)):
+                if t == T - 1:
+                    nonterminal, next_v = 1.0 - self.next_done, next_value
+                else:
+                    nonterminal, next_v = 1.0 - self.dones[t + 1], self.values[t + 1]
+                delta = self.rewards[t] + cfg.gamma * next_v * nonterminal - self.values[t]
+                last = delta + cfg.gamma * cfg.gae_lambda * nonterminal * last
+                adv[t] = last
+            returns = adv + self.values
+        b_obs = self.obs.flatten(0, 1)
+        b_act = self.actions.flatten(0, 1)
+        b_logp, b_adv = self.logprobs.flatten(), adv.flatten()
+        b_ret, b_val = returns.flatten(), self.values.flatten()
+        batch = b_obs.shape[0]
+        mb = batch // cfg.num_minibatches
+        for _ in range(cfg.update_epochs):
+            perm = torch.randperm(batch)
+            for start in range(0, batch, mb):
+                idx = perm[start : start + mb]
+                d = self.net.dist(b_obs[idx])
+                logp = self.net.log_prob(d, b_act[idx])
+                ratio = (logp - b_logp[idx]).exp()
+                a = b_adv[idx]
+                a = (a - a.mean()) / (a.std() + 1e-8)
+                pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
+                v_loss = 0.5 * (self.net.value(b_obs[idx]) - b_ret[idx]).pow(2).mean()
+                entropy = d.entropy()
+                entropy = (entropy if self.discrete else entropy.sum(-1)).mean()
+                loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
+                self.opt.zero_grad()
+                loss.backward()
+                nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
+                self.opt.step()
+        self.updates += 1
+        with torch.no_grad():
+            explained = 1 - (b_ret - b_val).var() / (b_ret.var() + 1e-8)
+        self.last_losses = {
+            "policy_loss": pg_loss.item(), "value_loss": v_loss.item(),
+            "entropy": entropy.item(), "explained_variance": explained.item(),
+        }

@@ -1,0 +1,31 @@
+"""RecorderActor: the only writer of the run's Zarr store; buffers episodes, writes whole chunks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agent.channels import LatencyMeter
+from agent.messages import Episode, decode
+from memory import ArraySpec, create_store
+
+
+class RecorderActor:
+    """Receives finished :class:`Episode` messages and commits them to ``RUN_DIR/store.zarr``."""
+
+    def __init__(self, run_dir: str, specs: dict[str, ArraySpec]) -> None:
+        self.writer = create_store(Path(run_dir), specs)
+        self.hop = LatencyMeter()
+
+    def add(self, payload: bytes) -> None:
+        msg = decode(payload, Episode)
+        self.hop.add_ns(msg.sent_ns)
+        self.writer.add_episode(msg.data, task=msg.task)
+
+    def stats(self) -> dict[str, Any]:
+        return {"hop_env_recorder": self.hop.summary(), "episodes_committed": self.writer.n_episodes,
+                "steps_committed": self.writer.n_steps, "store_bytes": self.writer.bytes_on_disk}
+
+    def close(self) -> dict[str, Any]:
+        self.writer.close()
+        return self.stats()

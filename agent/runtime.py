@@ -1,0 +1,208 @@
+"""The agent: its actors, the channels between them, and the loop that drives them.
+
+```
+ EnvActor ─obs─▶ PerceptionActor ─percept─▶ PolicyActor ─action─▶ EnvActor      (hot path, block)
+    │                                           │
+    └─episodes─▶ RecorderActor ─▶ store.zarr    └─transitions─▶ LearnerActor    (off the hot path)
+```
+
+With ``use_ray=True`` each box is a Ray actor and each hot-path arrow an actor call whose
+ObjectRef is handed straight to the next actor, so frames never pass through the driver; the
+driver keeps at most ``depth`` batched steps in flight (the env-step channel blocks). With
+``use_ray=False`` the same classes run in one process, which is the baseline the pipeline
+benchmark compares against.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import ray
+import torch
+
+from agent.channels import ChannelTimeout
+from agent.env_actor import EnvActor, store_specs
+from agent.learner.actor import LearnerActor
+from agent.learner.world_model import LearnerConfig
+from agent.perception.actor import PerceptionActor
+from agent.perception.encoder import PerceptionConfig
+from agent.policy.actor import PolicyActor
+from agent.policy.ppo import PPOConfig
+from agent.recorder import RecorderActor
+
+
+@dataclass
+class AgentConfig:
+    """What to run and how; the CLI fills it from flags."""
+
+    env_id: str = "CartPole-v1"
+    steps: int | None = 20_000  # total env steps over all envs (None: run until `episodes`)
+    episodes: int | None = None  # stop after this many finished episodes
+    num_envs: int = 8  # envs stepped together in the EnvActor, batched through perception/policy
+    frame_size: int = 64
+    seed: int = 0
+    device: str = "cpu"  # where perception, learner and policy models run
+    depth: int = 2  # batched steps the driver submits ahead (the env-step channel's window)
+    hop_timeout_s: float = 60.0  # a peer silent this long is reported as stalled
+    ppo: PPOConfig | None = None  # None: PPOConfig.for_actions(the env's action type)
+    perception: PerceptionConfig = field(default_factory=PerceptionConfig)
+    learner: LearnerConfig = field(default_factory=LearnerConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class ActorFailed(RuntimeError):
+    """An actor raised; the message names the actor and its error in one line."""
+
+
+class Agent:
+    """Creates the actors for one run and drives them; ``run`` returns the summary."""
+
+    def __init__(self, cfg: AgentConfig, run_dir: Path | None, use_ray: bool = True) -> None:
+        self.cfg, self.run_dir, self.use_ray = cfg, run_dir, use_ray
+        gpu = 0.25 if cfg.device.startswith("cuda") and use_ray else 0
+        self.env = self._spawn(EnvActor, cfg.env_id, cfg.num_envs, cfg.frame_size, cfg.seed,
+                               0, cfg.episodes)
+        spec = self._get(self._call(self.env, "spec"), "env")
+        self.recorder = (self._spawn(RecorderActor, str(run_dir), store_specs(spec))
+                         if run_dir is not None else None)
+        if self.recorder is not None:
+            self._get(self._call(self.env, "attach_recorder", self.recorder), "env")
+        self.perception = self._spawn(PerceptionActor, spec["state_dim"], cfg.perception, cfg.seed,
+                                      cfg.device, num_gpus=gpu)
+        percept_dim = self._get(self._call(self.perception, "percept_dim"), "perception")
+        self.learner = self._spawn(LearnerActor, percept_dim, spec["action_dim"], cfg.learner, cfg.seed,
+                                   cfg.device, num_gpus=gpu)
+        total = cfg.steps if cfg.steps is not None else None
+        ppo = cfg.ppo or PPOConfig.for_actions(spec["discrete"])
+        self.policy = self._spawn(PolicyActor, percept_dim, spec, cfg.num_envs, ppo, total,
+                                  cfg.seed, self.learner)
+        self.spec = spec
+
+    # -- calls that work the same over Ray and in-process ---------------------------------------
+    def _spawn(self, cls: type, *args: Any, num_gpus: float = 0) -> Any:
+        if not self.use_ray:
+            return cls(*args)
+        return ray.remote(num_cpus=0, num_gpus=num_gpus, max_concurrency=1)(cls).remote(*args)
+
+    def _call(self, actor: Any, method: str, *args: Any) -> Any:
+        return getattr(actor, method).remote(*args) if self.use_ray else getattr(actor, method)(*args)
+
+    def _get(self, value: Any, who: str, timeout: float | None = None) -> Any:
+        if not self.use_ray:
+            return value
+        try:
+            return ray.get(value, timeout=timeout or self.cfg.hop_timeout_s)
+        except ray.exceptions.GetTimeoutError:
+            raise ChannelTimeout(f"the {who} actor did not answer for "
+                                 f"{timeout or self.cfg.hop_timeout_s:.0f} s") from None
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            raise ActorFailed(f"the {who} actor failed: {type(cause).__name__}: {cause}") from None
+        except ray.exceptions.RayActorError as exc:
+            raise ActorFailed(f"the {who} actor died: {exc.__class__.__name__}") from None
+
+    # -- the run --------------------------------------------------------------------------------
+    def run(self, on_progress: Callable[[dict[str, Any]], None] | None = None,
+            progress_every_s: float = 0.5) -> dict[str, Any]:
+        """Step until the step or episode budget is spent; returns the summary."""
+        cfg = self.cfg
+        n_batches = math.ceil(cfg.steps / cfg.num_envs) if cfg.steps is not None else None
+        started = time.perf_counter()
+        interrupted = False
+        try:
+            self._loop(n_batches, started, on_progress, progress_every_s)
+        except KeyboardInterrupt:  # Ctrl-C: stop stepping, still commit what was seen
+            interrupted = True
+        elapsed = time.perf_counter() - started
+        env_stats = self._get(self._call(self.env, "finish"), "env")
+        return {**self._summary(env_stats, elapsed), "interrupted": interrupted}
+
+    def _loop(self, n_batches: int | None, started: float,
+              on_progress: Callable[[dict[str, Any]], None] | None, progress_every_s: float) -> None:
+        cfg = self.cfg
+        obs = self._call(self.env, "reset")
+        in_flight: collections.deque[Any] = collections.deque()
+        last_report = started
+        k = 0
+        while n_batches is None or k < n_batches:
+            percept = self._call(self.perception, "encode", obs)
+            action = self._call(self.policy, "act", percept)
+            obs = self._call(self.env, "step", action)
+            k += 1
+            if self.use_ray:
+                in_flight.append(obs)
+                if len(in_flight) > cfg.depth:
+                    ready, _ = ray.wait([in_flight.popleft()], timeout=cfg.hop_timeout_s, fetch_local=False)
+                    if not ready:
+                        raise ChannelTimeout(f"an env step did not complete in {cfg.hop_timeout_s:.0f} s: "
+                                             "an actor on the hot path has stalled")
+            now = time.perf_counter()
+            every = progress_every_s if cfg.episodes is None else min(progress_every_s, 0.1)
+            if now - last_report >= every:
+                last_report = now
+                progress = self._get(self._call(self.env, "progress"), "env")
+                progress["elapsed_s"] = now - started
+                if on_progress is not None:
+                    on_progress(progress)
+                if cfg.episodes is not None and progress["episodes"] >= cfg.episodes:
+                    break
+        self._get(obs, "env")
+
+    def _summary(self, env_stats: dict[str, Any], elapsed: float) -> dict[str, Any]:
+        perception = self._get(self._call(self.perception, "stats"), "perception")
+        policy = self._get(self._call(self.policy, "stats"), "policy")
+        learner = self._get(self._call(self.learner, "close"), "learner")
+        recorder = (self._get(self._call(self.recorder, "close"), "recorder")
+                    if self.recorder is not None else {})
+        latency = {
+            "env→perception": perception["hop_env_perception"],
+            "perception→policy": policy["hop_perception_policy"],
+            "policy→env": env_stats["hop_policy_env"],
+            "policy→learner": learner["hop_policy_learner"],
+        }
+        if recorder:
+            latency["env→recorder"] = recorder["hop_env_recorder"]
+        channels = [c for c in (env_stats["channel_recorder"], policy["channel_learner"],
+                                learner["channel_inbox"]) if c]
+        self._save_checkpoint()
+        return {
+            "env": self.cfg.env_id,
+            "episodes": env_stats["episodes"],
+            "steps": env_stats["steps"],
+            "mean_return_last20": env_stats["mean_return_last20"],
+            "steps_per_s": env_stats["steps"] / elapsed if elapsed > 0 else 0.0,
+            "elapsed_s": elapsed,
+            "run_dir": str(self.run_dir) if self.run_dir is not None else None,
+            "latency_ms": latency,
+            "frames_dropped": sum(c["dropped"] for c in channels),
+            "channels": channels,
+            "episodes_recorded": recorder.get("episodes_committed", 0),
+            "steps_recorded": recorder.get("steps_committed", 0),
+            "store_bytes": recorder.get("store_bytes", 0),
+            "policy": {k: v for k, v in policy.items() if not k.startswith(("hop_", "channel_"))},
+            "learner": {k: v for k, v in learner.items() if not k.startswith(("hop_", "channel_"))},
+        }
+
+    def _save_checkpoint(self) -> None:
+        if self.run_dir is None:
+            return
+        path = self.run_dir / "checkpoints" / "final.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = {name: self._get(self._call(actor, "state_dict"), name)
+                 for name, actor in (("perception", self.perception), ("policy", self.policy),
+                                     ("learner", self.learner))}
+        torch.save(state, path)
+
+    def shutdown(self) -> None:
+        """Kill the actors (a no-op in-process)."""
+        if self.use_ray:
+            for actor in (self.env, self.perception, self.policy, self.learner, self.recorder):
+                if actor is not None:
+                    ray.kill(actor)

@@ -1,0 +1,65 @@
+"""The live progress display (on stderr, so ``--json`` output stays clean) and the summary table."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+
+class RunDisplay:
+    """A rich progress bar over steps (or episodes) with the live return and throughput."""
+
+    def __init__(self, total: int, unit: str, enabled: bool = True) -> None:
+        self.unit = unit
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} " + unit),
+            TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[ret]}"), TimeElapsedColumn(),
+            console=Console(stderr=True), transient=False, disable=not enabled,
+        )
+        self.task = self.progress.add_task("run", total=total, rate="", ret="")
+
+    def __enter__(self) -> "RunDisplay":
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.stop()
+
+    def update(self, p: dict[str, Any]) -> None:
+        rate = p["steps"] / p["elapsed_s"] if p.get("elapsed_s") else 0.0
+        ret = p.get("mean_return_last20", float("nan"))
+        self.progress.update(
+            self.task, completed=p["steps"] if self.unit == "steps" else p["episodes"],
+            rate=f"{rate:,.0f} steps/s", ret="" if math.isnan(ret) else f"return(20) {ret:.1f}",
+        )
+
+
+def _fmt(x: float) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def summary_table(s: dict[str, Any]) -> Table:
+    """The human-readable run summary."""
+    t = Table(title=f"thalamus run — {s['env']}", show_header=False, title_justify="left")
+    t.add_column(style="bold")
+    t.add_column()
+    ret = s["mean_return_last20"]
+    rows = [
+        ("episodes", f"{s['episodes']} finished ({s['episodes_recorded']} recorded)"),
+        ("steps", f"{s['steps']:,} ({s['steps_recorded']:,} recorded)"),
+        ("mean return, last 20", "n/a" if math.isnan(ret) else f"{ret:.1f}"),
+        ("steps/s", f"{s['steps_per_s']:,.0f} over {s['elapsed_s']:.1f} s"),
+        ("frames dropped", str(s["frames_dropped"])),
+        ("store", f"{s['store_bytes'] / 2**20:.2f} MiB in {s['run_dir']}"),
+    ]
+    for hop, lat in s["latency_ms"].items():
+        rows.append((f"hop {hop}", f"p50 {_fmt(lat['p50_ms'])} ms  p99 {_fmt(lat['p99_ms'])} ms"))
+    for name, value in rows:
+        t.add_row(name, value)
+    if s.get("interrupted"):
+        t.add_row("status", "interrupted (what was seen is committed)")
+    return t

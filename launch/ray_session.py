@@ -1,0 +1,45 @@
+"""Start a quiet local Ray cluster, or join an existing one (``--address``), with clear errors."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import tempfile
+from pathlib import Path
+
+import ray
+
+from launch.errors import UsageError
+
+
+def _check_reachable(address: str, timeout_s: float = 3.0) -> None:
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit() or not host:
+        raise UsageError(f"--address must be 'auto' or HOST:PORT, got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout_s).close()
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(
+            f"cannot reach a Ray cluster at {address} ({reason}): start one there with "
+            f"`ray start --head --port {port}`, or leave out --address to run locally"
+        ) from None
+
+
+def connect(address: str | None, object_store_mb: int = 256) -> None:
+    """Join the cluster at ``address`` ('auto' or HOST:PORT), or start a local one."""
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
+    if address is None:
+        temp = Path(tempfile.gettempdir()) / f"thalamus-ray-{os.getuid()}"
+        ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False,
+                 object_store_memory=object_store_mb * 2**20, _temp_dir=str(temp), **quiet)
+        return
+    if address != "auto":
+        _check_reachable(address)
+    try:
+        ray.init(address=address, **quiet)
+    except (ConnectionError, RuntimeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UsageError(f"cannot join the Ray cluster at --address {address}: {first}") from None

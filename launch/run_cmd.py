@@ -1,0 +1,128 @@
+"""`thalamus run`: launch the agent's actors against an environment and record every step.
+
+    thalamus run                                   # CartPole-v1, a short demo
+    thalamus run --env CartPole-v1 --steps 100000  # learns to balance (return ≥ 400)
+    thalamus run --env Reacher-v5 --steps 2000 --run-dir runs/reacher --json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import subprocess
+import sys
+from dataclasses import replace
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from launch.errors import UsageError
+
+DEFAULT_STEPS = 20_000
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run an agent against an environment, recording every step",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default="CartPole-v1", metavar="ID",
+                   help="Gymnasium id, e.g. CartPole-v1, Acrobot-v1, Pendulum-v1, Reacher-v5, "
+                        "InvertedPendulum-v5, HalfCheetah-v5 (default: CartPole-v1)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, metavar="N",
+                        help=f"total env steps over all envs (default: {DEFAULT_STEPS:,})")
+    budget.add_argument("--episodes", type=int, metavar="N", help="stop after N finished episodes")
+    p.add_argument("--run-dir", type=Path, metavar="DIR",
+                   help="where run.json and store.zarr go (default: runs/ENV-TIMESTAMP)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of envs and models (default: 0)")
+    p.add_argument("--num-envs", type=int, default=8, metavar="N",
+                   help="envs stepped in parallel, batched through perception and policy (default: 8)")
+    p.add_argument("--frame-size", type=int, default=64, metavar="PX", help="camera frame side (default: 64)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where perception, learner and policy run (default: cpu)")
+    p.add_argument("--address", metavar="ADDR",
+                   help="join a running Ray cluster: 'auto' or HOST:PORT (default: start a local one)")
+    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    p.set_defaults(func=main)
+
+
+def _validate(args: argparse.Namespace) -> None:
+    for flag, value, low, high in (("--steps", args.steps, 1, 10**10), ("--episodes", args.episodes, 1, 10**8),
+                                   ("--num-envs", args.num_envs, 1, 512), ("--frame-size", args.frame_size, 8, 1024),
+                                   ("--seed", args.seed, 0, 2**31 - 1)):
+        if value is not None and not low <= value <= high:
+            raise UsageError(f"{flag} must be between {low:,} and {high:,}, got {value}")
+    if args.device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: torch sees no CUDA GPU on this machine; use --device cpu")
+    if args.run_dir is not None and (args.run_dir / "store.zarr").exists():
+        raise UsageError(f"--run-dir {args.run_dir} already holds a run; choose a new directory")
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for pkg in ("thalamus", "torch", "ray", "gymnasium", "mujoco", "zarr", "numpy"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "missing"
+    return out
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(__file__).parent, capture_output=True,
+                             text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def main(args: argparse.Namespace) -> int:
+    _validate(args)
+    import envs  # heavy imports after the flags are known to be good
+
+    probe = envs.make(args.env, frame_size=args.frame_size)  # unknown ids fail here, before Ray starts
+    probe.close()
+
+    from agent.runtime import Agent, AgentConfig
+    from launch import ray_session
+    from launch.display import RunDisplay, summary_table
+    from memory import update_manifest, write_manifest
+
+    steps = args.steps if args.episodes is None and args.steps is not None else None
+    if args.steps is None and args.episodes is None:
+        steps = DEFAULT_STEPS
+    cfg = replace(AgentConfig(), env_id=args.env, steps=steps, episodes=args.episodes,
+                  num_envs=args.num_envs, frame_size=args.frame_size, seed=args.seed, device=args.device)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    run_dir = (args.run_dir or Path("runs") / f"{args.env}-{stamp}").resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    write_manifest(run_dir, {"name": run_dir.name, "command": sys.argv, "config": cfg.to_dict(),
+                             "versions": _versions(), "git_commit": _git_commit(),
+                             "started": _now(), "ended": None, "status": "running"})
+    ray_session.connect(args.address)
+    agent = Agent(cfg, run_dir, use_ray=True)
+    total, unit = (steps, "steps") if steps is not None else (args.episodes, "episodes")
+    try:
+        with RunDisplay(total, unit, enabled=not args.json) as display:
+            summary = agent.run(on_progress=display.update)
+    except BaseException:
+        update_manifest(run_dir, ended=_now(), status="failed")
+        raise
+    update_manifest(run_dir, ended=_now(), status="interrupted" if summary["interrupted"] else "completed",
+                    summary=summary)
+    if args.json:
+        print(json.dumps(summary, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x))
+    else:
+        from rich.console import Console
+
+        Console().print(summary_table(summary))
+    return 130 if summary["interrupted"] else 0

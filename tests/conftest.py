@@ -1,0 +1,35 @@
+"""Test session set-up: headless, quiet env vars before anything imports triton/mujoco/ray, and
+one Ray cluster for the whole session (CLI runs join it with --address)."""
+
+import os
+
+for _key, _value in (("TRITON_INTERPRET", "1"), ("MUJOCO_GL", "egl"), ("RAY_AUTH_MODE", "disabled"),
+                     ("SDL_VIDEODRIVER", "dummy"), ("PYGAME_HIDE_SUPPORT_PROMPT", "1"),
+                     ("OPENCV_LOG_LEVEL", "ERROR")):
+    os.environ.setdefault(_key, _value)
+
+import logging  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """Start the session's Ray cluster and return its GCS address for `--address`."""
+    import ray
+
+    temp = tempfile.mkdtemp(prefix="thr-", dir="/tmp")  # short: unix socket paths are ≤ 107 chars
+    ray.init(num_cpus=4, include_dashboard=False, object_store_memory=256 * 2**20, _temp_dir=temp,
+             logging_level=logging.WARNING, log_to_driver=False)
+    yield ray.get_runtime_context().gcs_address
+    ray.shutdown()
+
+
+def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real `thalamus` command line in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "launch.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=cwd)
