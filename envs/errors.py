@@ -1,0 +1,21 @@
+"""Errors raised when an environment cannot be made or cannot show its camera.
+
+Each message is one line that names the environment and the fix, so a user never needs the
+traceback to know what went wrong.
+"""
+
+from __future__ import annotations
+
+
+class EnvNotFoundError(ValueError):
+    """The id is not registered with Gymnasium; the message names the closest registered ids."""
+
+
+class EnvUnavailableError(RuntimeError):
+    """The id is registered but cannot run here: an extra is missing, or no renderer starts."""
+
+
+def one_line(error: BaseException) -> str:
+    """`error`'s message squeezed onto one line (Gymnasium's and MuJoCo's may span several)."""
+    text = " ".join(str(error).split())
+    return text or type(error).__name__
