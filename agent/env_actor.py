@@ -40,11 +40,11 @@ class EnvActor:
                  task: int = 0, max_episodes: int | None = None) -> None:
         self.envs = [envs.make(env_id, frame_size=frame_size, seed=seed + i) for i in range(num_envs)]
         self.task, self.max_episodes = task, max_episodes
+        self.discrete = hasattr(self.envs[0].action_space, "n")
         self.dtypes = {k: np.dtype(v.dtype) for k, v in store_specs(self.spec()).items()}
         self.recorder: Outbox | None = None
         self.hop = LatencyMeter()
         self.t0 = time.time()
-        self.discrete = hasattr(self.envs[0].action_space, "n")
         self.state = self.frame = None
         self.buffers: list[dict[str, list]] = [collections.defaultdict(list) for _ in self.envs]
         self.episode_return = np.zeros(num_envs)
@@ -86,6 +86,7 @@ class EnvActor:
         n, now = len(self.envs), time.time() - self.t0
         reward = np.zeros(n, np.float32)
         terminated, truncated = np.zeros(n, bool), np.zeros(n, bool)
+        final_index, final_state, final_frame = [], [], []
         for i, env in enumerate(self.envs):
             a = msg.action[i]
             o, r, term, trunc, _ = env.step(int(a) if self.discrete else a)
@@ -98,12 +99,20 @@ class EnvActor:
             self.episode_return[i] += r
             if term or trunc:
                 self._finish_episode(i)
+                if not term:
+                    final_index.append(i)
+                    final_state.append(o["state"])
+                    final_frame.append(o["frame"])
                 o, _ = env.reset()
             self.state[i], self.frame[i] = o["state"], o["frame"]
         self.steps += n
         self.batch_step += 1
-        return encode(Observation(step=self.batch_step, state=self.state, frame=self.frame,
-                                  reward=reward, terminated=terminated, truncated=truncated))
+        empty = np.zeros((0, *self.state.shape[1:]), self.state.dtype), self.frame[:0]
+        return encode(Observation(
+            step=self.batch_step, state=self.state, frame=self.frame, reward=reward,
+            terminated=terminated, truncated=truncated, final_index=np.asarray(final_index, np.int64),
+            final_state=np.stack(final_state) if final_index else empty[0],
+            final_frame=np.stack(final_frame) if final_index else empty[1]))
 
     def _finish_episode(self, i: int, complete: bool = True) -> None:
         """Count a finished episode and send it to the recorder; a run's last, cut-short

@@ -9,6 +9,7 @@ so a malformed message never crashes an actor silently.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar, get_type_hints
@@ -42,7 +43,9 @@ class Observation(Message):
     """A batch of environment steps, one row per env: what the agent sees after acting.
 
     ``reward``/``terminated``/``truncated`` belong to the action that led here; on the first step
-    after a reset they are 0/False.
+    after a reset they are 0/False. Envs cut off by a time limit (truncated, not terminated) were
+    reset, so the state they reached is passed along as ``final_*`` rows (``final_index`` says
+    which env each row is): a learner bootstraps from it instead of treating the cut as an end.
     """
 
     KIND: ClassVar[str] = "observation"
@@ -52,6 +55,9 @@ class Observation(Message):
     reward: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [N]
     terminated: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # [N]
     truncated: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # [N]
+    final_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [K]
+    final_state: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [K, S]
+    final_frame: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 3), np.uint8))
 
 
 @dataclass
@@ -63,6 +69,8 @@ class Percept(Message):
     vector: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [N, D]
     reward: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))  # [N]
     done: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # [N]
+    final_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [K]
+    final_vector: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [K, D]
 
 
 @dataclass
@@ -134,6 +142,13 @@ def encode(msg: Message) -> bytes:
     return msgpack.packb(body, default=_pack_default, use_bin_type=True)
 
 
+@functools.cache
+def _field_types(cls: type[Message]) -> tuple[tuple[str, Any], ...]:
+    """(name, type) of each field of ``cls``, resolved once (``get_type_hints`` is slow)."""
+    hints = get_type_hints(cls)
+    return tuple((f.name, hints[f.name]) for f in dataclasses.fields(cls))
+
+
 def _check(kind: str, name: str, expected: Any, value: Any) -> Any:
     where = f"{kind}.{name}"
     if expected is np.ndarray:
@@ -180,12 +195,11 @@ def decode(data: bytes, expected: type[M] | None = None) -> M:
             f"{kind} message has schema version {version}, this thalamus reads up to "
             f"{SCHEMA_VERSION}: upgrade thalamus on every node"
         )
-    hints = get_type_hints(cls)
     kwargs = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in body:
-            raise MessageError(f"{kind}.{f.name}: missing field")
-        kwargs[f.name] = _check(kind, f.name, hints[f.name], body.pop(f.name))
+    for name, expected_type in _field_types(cls):
+        if name not in body:
+            raise MessageError(f"{kind}.{name}: missing field")
+        kwargs[name] = _check(kind, name, expected_type, body.pop(name))
     if body:
         raise MessageError(f"{kind}: unexpected field(s) {', '.join(sorted(map(str, body)))}")
     return cls(**kwargs)  # type: ignore[return-value]

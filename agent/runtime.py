@@ -61,6 +61,12 @@ class ActorFailed(RuntimeError):
     """An actor raised; the message names the actor and its error in one line."""
 
 
+def _last_error_line(exc: BaseException) -> str:
+    """The ``SomeError: message`` line at the bottom of a remote traceback, else the class name."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if "Error" in ln.split(":")[0] and ":" in ln]
+    return lines[-1] if lines else type(exc).__name__
+
+
 class Agent:
     """Creates the actors for one run and drives them; ``run`` returns the summary."""
 
@@ -106,7 +112,7 @@ class Agent:
             cause = exc.cause if getattr(exc, "cause", None) is not None else exc
             raise ActorFailed(f"the {who} actor failed: {type(cause).__name__}: {cause}") from None
         except ray.exceptions.RayActorError as exc:
-            raise ActorFailed(f"the {who} actor died: {exc.__class__.__name__}") from None
+            raise ActorFailed(f"the {who} actor died: {_last_error_line(exc)}") from None
 
     # -- the run --------------------------------------------------------------------------------
     def run(self, on_progress: Callable[[dict[str, Any]], None] | None = None,

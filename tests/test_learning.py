@@ -18,8 +18,10 @@ def _train(env_id: str, steps: int, seed: int, num_envs: int = 8) -> tuple[float
               seed=seed)
     reward, done = np.zeros(num_envs), np.zeros(num_envs, bool)
     running, returns = np.zeros(num_envs), []
+    final_index, final_obs = np.zeros(0, np.int64), obs[:0]
     for _ in range(steps // num_envs):
-        action = ppo.act(obs, reward, done)
+        action = ppo.act(obs, reward, done, final_index, final_obs)
+        cut = []
         for i, env in enumerate(envs):
             o, reward[i], term, trunc, _ = env.step(int(action[i]) if discrete else action[i])
             running[i] += reward[i]
@@ -27,8 +29,12 @@ def _train(env_id: str, steps: int, seed: int, num_envs: int = 8) -> tuple[float
             if done[i]:
                 returns.append(running[i])
                 running[i] = 0.0
+                if not term:
+                    cut.append((i, o))
                 o, _ = env.reset()
             obs[i] = o
+        final_index = np.array([i for i, _ in cut], np.int64)
+        final_obs = np.array([o for _, o in cut], np.float32).reshape(len(cut), obs.shape[1])
     return float(np.mean(returns[:20])), float(np.mean(returns[-20:]))
 
 

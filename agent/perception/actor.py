@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 
 from agent.channels import LatencyMeter
@@ -23,8 +24,11 @@ class PerceptionActor:
         obs = decode(obs_msg, Observation)
         self.hop.add_ns(obs.sent_ns)
         vector = self.model.encode(obs.state, obs.frame)
+        final = (self.model.encode(obs.final_state, obs.final_frame, update_stats=False)
+                 if len(obs.final_index) else np.zeros((0, vector.shape[1]), np.float32))
         return encode(Percept(step=obs.step, vector=vector, reward=obs.reward,
-                              done=obs.terminated | obs.truncated))
+                              done=obs.terminated | obs.truncated, final_index=obs.final_index,
+                              final_vector=final))
 
     def percept_dim(self) -> int:
         return self.model.dim

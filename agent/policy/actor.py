@@ -34,7 +34,7 @@ class PolicyActor:
     def act(self, percept_msg: bytes) -> bytes:
         p = decode(percept_msg, Percept)
         self.hop.add_ns(p.sent_ns)
-        action = self.ppo.act(p.vector, p.reward, p.done)
+        action = self.ppo.act(p.vector, p.reward, p.done, p.final_index, p.final_vector)
         if self.learner is not None:
             self._collect(p)
             self._prev = (p.vector, action)

@@ -137,15 +137,25 @@ class PPO:
         self.last_losses: dict[str, float] = {}
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+    def act(self, obs: np.ndarray, reward: np.ndarray, done: np.ndarray,
+            final_index: np.ndarray | None = None, final_obs: np.ndarray | None = None) -> np.ndarray:
         """Record ``reward``/``done`` of the previous action, update if a rollout is complete,
-        and return actions for ``obs`` (int64 [N] or float32 [N, A], clipped to the bounds)."""
+        and return actions for ``obs`` (int64 [N] or float32 [N, A], clipped to the bounds).
+
+        Envs in ``final_index`` were cut off by a time limit in state ``final_obs``: their reward
+        gets ``gamma * V(final_obs)`` added, so a time limit is not learned as a failure
+        (Pardo et al. 2018, "Time Limits in Reinforcement Learning").
+        """
         obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
         if self.t > 0:  # the previous slot's action has now been rewarded
             r = np.asarray(reward, dtype=np.float64)
             if self.scaler is not None:
                 r = self.scaler(r, np.asarray(done, dtype=bool))
-            self.rewards[self.t - 1] = torch.as_tensor(r, dtype=torch.float32)
+            r = torch.as_tensor(r, dtype=torch.float32)
+            if final_index is not None and len(final_index):
+                final_v = self.net.value(torch.as_tensor(np.asarray(final_obs, dtype=np.float32)))
+                r[torch.as_tensor(final_index)] += self.cfg.gamma * final_v
+            self.rewards[self.t - 1] = r
         self.next_done = torch.as_tensor(np.asarray(done, dtype=np.float32))
         if self.t == self.cfg.num_steps:
             with torch.enable_grad():

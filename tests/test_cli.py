@@ -1,0 +1,169 @@
+"""The `thalamus` command line, run for real in subprocesses that join the session's Ray cluster."""
+
+import hashlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from conftest import run_cli
+from memory import open_store
+
+
+def _tree_digest(root: Path) -> str:
+    """A digest of every file's path and bytes under ``root``: proves nothing was changed."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _one_clear_line(proc: subprocess.CompletedProcess, expect: str) -> None:
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert expect in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def cartpole_run(ray_address, tmp_path_factory):
+    """One short CartPole run shared by the tests that read its outputs."""
+    run_dir = tmp_path_factory.mktemp("runs") / "cartpole"
+    proc = run_cli("run", "--env", "CartPole-v1", "--steps", "1200", "--num-envs", "4", "--seed", "3",
+                   "--run-dir", str(run_dir), "--address", ray_address, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return run_dir, json.loads(proc.stdout)
+
+
+def test_run_prints_a_json_summary(cartpole_run):
+    run_dir, summary = cartpole_run
+    assert summary["steps"] == 1200 and summary["run_dir"] == str(run_dir)
+    assert summary["episodes"] > 10 and summary["steps_per_s"] > 0
+    assert 8 <= summary["mean_return_last20"] <= 500
+    for hop in ("env→perception", "perception→policy", "policy→env", "env→recorder"):
+        assert summary["latency_ms"][hop]["count"] > 0
+        assert 0 < summary["latency_ms"][hop]["p50_ms"] <= summary["latency_ms"][hop]["p99_ms"]
+    manifest = json.loads((run_dir / "run.json").read_text())
+    assert manifest["status"] == "completed" and manifest["config"]["env_id"] == "CartPole-v1"
+    assert (run_dir / "checkpoints" / "final.pt").stat().st_size > 0
+
+
+def test_store_opens_with_plain_zarr(cartpole_run):
+    run_dir, summary = cartpole_run
+    g = zarr.open_group(str(run_dir / "store.zarr"), mode="r")
+    assert dict(g.attrs) == {"format": "thalamus-store", "version": 1}
+    ends = g["episodes/meta/episode_ends"][:]
+    lengths = np.diff(ends, prepend=0)
+    assert (lengths > 0).all() and lengths.sum() == ends[-1] == summary["steps_recorded"] == 1200
+    for key in ("obs", "frame", "action", "reward", "terminated", "truncated", "task", "time"):
+        assert g[f"episodes/data/{key}"].shape[0] >= ends[-1]
+    frames = g["episodes/data/frame"][: ends[-1]]
+    assert frames.shape[1:] == (64, 64, 3) and frames.std() > 0
+    # every episode ends in exactly one terminated or truncated row, at its last step
+    done = g["episodes/data/terminated"][: ends[-1]] | g["episodes/data/truncated"][: ends[-1]]
+    assert np.array_equal(np.flatnonzero(done), ends - 1)
+
+
+def test_inspect_reports_the_store(cartpole_run):
+    run_dir, summary = cartpole_run
+    proc = run_cli("memory", "inspect", str(run_dir), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["version"] == 1 and report["episodes"] == summary["episodes_recorded"]
+    assert sum(report["episode_lengths"]) == report["steps"] == 1200
+    finished = report["episode_returns"][: summary["episodes"]]
+    assert all(r == n for r, n in zip(finished, report["episode_lengths"]))  # CartPole: +1 per step
+    paths = {a["path"]: a for a in report["arrays"]}
+    assert paths["episodes/data/frame"]["shape"] == [1200, 64, 64, 3]
+    assert paths["episodes/data/frame"]["dtype"] == "uint8"
+    human = run_cli("memory", "inspect", str(run_dir))
+    assert human.returncode == 0 and "episodes/data/frame" in human.stdout
+
+
+def test_reacher_stores_mujoco_frames(ray_address, tmp_path):
+    run_dir = tmp_path / "reacher"
+    proc = run_cli("run", "--env", "Reacher-v5", "--steps", "2000", "--run-dir", str(run_dir),
+                   "--address", ray_address, "--json")
+    assert proc.returncode == 0, proc.stderr
+    store = open_store(run_dir)
+    assert store.n_steps == 2000 and store.n_episodes == 40  # Reacher episodes are 50 steps
+    frames = store.get_episode(0)["frame"]
+    assert frames.shape == (50, 64, 64, 3) and frames.dtype == np.uint8
+    assert np.abs(np.diff(frames.astype(int), axis=0)).sum() > 0  # the arm moves
+    assert store.get_episode(0)["action"].shape == (50, 2)
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["run", "--env", "CartPol-v1"], "did you mean CartPole-v1"),
+    (["run", "--steps", "-1"], "--steps must be between 1"),
+    (["run", "--episodes", "0"], "--episodes must be between 1"),
+    (["run", "--num-envs", "0"], "--num-envs must be between 1"),
+    (["run", "--address", "127.0.0.1:9"], "cannot reach a Ray cluster at 127.0.0.1:9"),
+    (["run", "--steps", "ten"], "invalid int value"),
+    (["run", "--bogus"], "unrecognized arguments: --bogus"),
+    (["memory", "inspect", "/nonexistent/run"], "no run at '/nonexistent/run'"),
+])
+def test_bad_input_gets_one_clear_line(argv, expect):
+    _one_clear_line(run_cli(*argv), expect)
+
+
+def test_corrupt_and_newer_stores_are_refused_untouched(cartpole_run, tmp_path):
+    import shutil
+
+    run_dir, _ = cartpole_run
+    newer, corrupt = tmp_path / "newer", tmp_path / "corrupt"
+    shutil.copytree(run_dir, newer)
+    shutil.copytree(run_dir, corrupt)
+    meta = newer / "store.zarr" / "zarr.json"
+    body = json.loads(meta.read_text())
+    body["attributes"]["version"] = 2
+    meta.write_text(json.dumps(body))
+    (corrupt / "store.zarr" / "zarr.json").write_text("{ not json")
+    for path, expect in ((newer, "newer thalamus"), (corrupt, "corrupt")):
+        before = _tree_digest(path)
+        _one_clear_line(run_cli("memory", "inspect", str(path)), expect)
+        assert _tree_digest(path) == before
+    before = _tree_digest(run_dir)
+    _one_clear_line(run_cli("run", "--run-dir", str(run_dir)), "already holds a run")
+    assert _tree_digest(run_dir) == before
+
+
+def test_sigkill_mid_run_keeps_every_committed_episode(ray_address, tmp_path):
+    run_dir = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--steps", "10000000",
+                             "--run-dir", str(run_dir), "--address", ray_address],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=Path(__file__).parent)
+    committed = 0
+    try:
+        deadline = time.monotonic() + 180
+        while committed == 0:
+            assert proc.poll() is None, "the run exited before it was killed"
+            assert time.monotonic() < deadline, "no episode was committed within 180 s"
+            time.sleep(0.2)
+            if (run_dir / "store.zarr").exists():
+                committed = open_store(run_dir).n_episodes
+        time.sleep(random.uniform(0.0, 3.0))
+        committed = open_store(run_dir).n_episodes
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    report = run_cli("memory", "inspect", str(run_dir), "--json")
+    assert report.returncode == 0, report.stderr
+    r = json.loads(report.stdout)
+    assert r["episodes"] >= committed > 0
+    assert sum(r["episode_lengths"]) == r["steps"]
+    g = zarr.open_group(str(run_dir / "store.zarr"), mode="r")
+    for key in ("obs", "frame", "reward"):
+        assert g[f"episodes/data/{key}"].shape[0] >= r["steps"]
