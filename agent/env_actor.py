@@ -92,7 +92,7 @@ class EnvActor:
             o, r, term, trunc, _ = env.step(int(a) if self.discrete else a)
             reward[i], terminated[i], truncated[i] = r, term, trunc
             buf = self.buffers[i]
-            for key, value in (("obs", self.state[i]), ("frame", self.frame[i]), ("action", a),
+            for key, value in (("obs", self.state[i].copy()), ("frame", self.frame[i].copy()), ("action", a),
                                ("reward", r), ("terminated", term), ("truncated", trunc),
                                ("task", self.task), ("time", now)):
                 buf[key].append(value)

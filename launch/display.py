@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import math
+import sys
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+
+def stdout_console() -> Console:
+    """A console for reports; wide when piped, so paths and tables are not cut to 80 columns."""
+    return Console(width=None if sys.stdout.isatty() else 160)
 
 
 class RunDisplay:

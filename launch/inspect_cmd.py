@@ -47,10 +47,11 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(r))
         return 0
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from launch.display import stdout_console
+
+    console = stdout_console()
     lengths, returns = np.asarray(r["episode_lengths"]), np.asarray(r["episode_returns"])
     console.print(f"[bold]{r['store']}[/]  format {r['format']} v{r['version']}  "
                   f"{r['bytes_on_disk'] / 2**20:.2f} MiB on disk")

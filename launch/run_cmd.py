@@ -94,7 +94,7 @@ def main(args: argparse.Namespace) -> int:
 
     from agent.runtime import Agent, AgentConfig
     from launch import ray_session
-    from launch.display import RunDisplay, summary_table
+    from launch.display import RunDisplay, stdout_console, summary_table
     from memory import update_manifest, write_manifest
 
     steps = args.steps if args.episodes is None and args.steps is not None else None
@@ -122,7 +122,5 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(summary, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x))
     else:
-        from rich.console import Console
-
-        Console().print(summary_table(summary))
+        stdout_console().print(summary_table(summary))
     return 130 if summary["interrupted"] else 0
