@@ -146,7 +146,7 @@ class PPO:
         gets ``gamma * V(final_obs)`` added, so a time limit is not learned as a failure
         (Pardo et al. 2018, "Time Limits in Reinforcement Learning").
         """
-        obs_t = torch.as_tensor(np.asarray(obs, dtype=np.float32))
+        obs_t = torch.from_numpy(np.array(obs, dtype=np.float32))
         if self.t > 0:  # the previous slot's action has now been rewarded
             r = np.asarray(reward, dtype=np.float64)
             if self.scaler is not None:
