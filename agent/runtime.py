@@ -24,6 +24,7 @@ from typing import Any, Callable
 
 import ray
 import torch
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from agent.channels import ChannelTimeout
 from agent.env_actor import EnvActor, store_specs
@@ -76,7 +77,7 @@ class Agent:
         self.env = self._spawn(EnvActor, cfg.env_id, cfg.num_envs, cfg.frame_size, cfg.seed,
                                0, cfg.episodes)
         spec = self._get(self._call(self.env, "spec"), "env")
-        self.recorder = (self._spawn(RecorderActor, str(run_dir), store_specs(spec))
+        self.recorder = (self._spawn(RecorderActor, str(run_dir), store_specs(spec), here=True)
                          if run_dir is not None else None)
         if self.recorder is not None:
             self._get(self._call(self.env, "attach_recorder", self.recorder), "env")
@@ -92,10 +93,15 @@ class Agent:
         self.spec = spec
 
     # -- calls that work the same over Ray and in-process ---------------------------------------
-    def _spawn(self, cls: type, *args: Any, num_gpus: float = 0) -> Any:
+    def _spawn(self, cls: type, *args: Any, num_gpus: float = 0, here: bool = False) -> Any:
+        """Create an actor (``here``: on the driver's node, e.g. the writer of a local path)."""
         if not self.use_ray:
             return cls(*args)
-        return ray.remote(num_cpus=0, num_gpus=num_gpus, max_concurrency=1)(cls).remote(*args)
+        options: dict[str, Any] = {"num_cpus": 0, "num_gpus": num_gpus}
+        if here:
+            options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+                ray.get_runtime_context().get_node_id(), soft=False)
+        return ray.remote(**options)(cls).remote(*args)
 
     def _call(self, actor: Any, method: str, *args: Any) -> Any:
         return getattr(actor, method).remote(*args) if self.use_ray else getattr(actor, method)(*args)

@@ -36,10 +36,11 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from agent.channels import ChannelTimeout
     from agent.messages import MessageError
     from agent.runtime import ActorFailed
-    from envs import EnvNotFoundError
+    from envs import EnvNotFoundError, EnvUnavailableError
     from memory import StoreError
 
-    return (UsageError, EnvNotFoundError, StoreError, MessageError, ChannelTimeout, ActorFailed)
+    return (UsageError, EnvNotFoundError, EnvUnavailableError, StoreError, MessageError, ChannelTimeout,
+            ActorFailed)
 
 
 def main(argv: list[str] | None = None) -> int:

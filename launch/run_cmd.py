@@ -90,6 +90,7 @@ def main(args: argparse.Namespace) -> int:
     import envs  # heavy imports after the flags are known to be good
 
     probe = envs.make(args.env, frame_size=args.frame_size)  # unknown ids fail here, before Ray starts
+    probe.reset()  # and so does a renderer that cannot start
     probe.close()
 
     from agent.runtime import Agent, AgentConfig
