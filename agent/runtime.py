@@ -83,12 +83,11 @@ class Agent:
             self._get(self._call(self.env, "attach_recorder", self.recorder), "env")
         self.perception = self._spawn(PerceptionActor, spec["state_dim"], cfg.perception, cfg.seed,
                                       cfg.device, num_gpus=gpu)
-        percept_dim = self._get(self._call(self.perception, "percept_dim"), "perception")
+        percept_dim = spec["state_dim"] + cfg.perception.frame_features
         self.learner = self._spawn(LearnerActor, percept_dim, spec["action_dim"], cfg.learner, cfg.seed,
                                    cfg.device, num_gpus=gpu)
-        total = cfg.steps if cfg.steps is not None else None
         ppo = cfg.ppo or PPOConfig.for_actions(spec["discrete"])
-        self.policy = self._spawn(PolicyActor, percept_dim, spec, cfg.num_envs, ppo, total,
+        self.policy = self._spawn(PolicyActor, percept_dim, spec, cfg.num_envs, ppo, cfg.steps,
                                   cfg.seed, self.learner)
         self.spec = spec
 

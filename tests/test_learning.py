@@ -48,3 +48,27 @@ def test_ppo_learns_inverted_pendulum_continuous():
     first, last = _train("InvertedPendulum-v5", 30_000, seed=1)
     assert first < 30
     assert last >= 200, f"mean return of the last 20 episodes {last:.1f}"
+
+
+def test_world_model_learns_cartpole_dynamics():
+    from agent.learner.world_model import LearnerConfig, WorldModelTrainer
+
+    env = gym.make("CartPole-v1")
+    rng = np.random.default_rng(0)
+    obs, _ = env.reset(seed=0)
+    rows = []
+    for _ in range(3000):
+        a = int(rng.integers(2))
+        nxt, r, term, trunc, _ = env.step(a)
+        rows.append((obs, np.eye(2, dtype=np.float32)[a], r, nxt, term or trunc))
+        obs = env.reset()[0] if term or trunc else nxt
+    p, a, r, n, d = (np.array(c, dtype=np.float32 if i < 4 else bool) for i, c in enumerate(zip(*rows)))
+    trainer = WorldModelTrainer(4, 2, LearnerConfig(batch_size=128), seed=0)
+    trainer.add(p, a, r, n, d)
+    assert trainer.size == int((~d).sum())
+    trainer.train_step()
+    first = trainer.losses["next_percept_mse"]
+    for _ in range(400):
+        trainer.train_step()
+    assert trainer.losses["next_percept_mse"] < 0.2 * first
+    assert trainer.losses["reward_mse"] < 0.05  # reward is always 1 on kept transitions

@@ -30,9 +30,6 @@ class PerceptionActor:
                               done=obs.terminated | obs.truncated, final_index=obs.final_index,
                               final_vector=final))
 
-    def percept_dim(self) -> int:
-        return self.model.dim
-
     def stats(self) -> dict[str, Any]:
         return {"hop_env_perception": self.hop.summary()}
 

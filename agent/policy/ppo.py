@@ -153,7 +153,7 @@ class PPO:
                 r = self.scaler(r, np.asarray(done, dtype=bool))
             r = torch.as_tensor(r, dtype=torch.float32)
             if final_index is not None and len(final_index):
-                final_v = self.net.value(torch.as_tensor(np.asarray(final_obs, dtype=np.float32)))
+                final_v = self.net.value(torch.from_numpy(np.array(final_obs, dtype=np.float32)))
                 r[torch.as_tensor(final_index)] += self.cfg.gamma * final_v
             self.rewards[self.t - 1] = r
         self.next_done = torch.as_tensor(np.asarray(done, dtype=np.float32))
