@@ -14,8 +14,8 @@ export OPENCV_LOG_LEVEL ?= ERROR
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "is ignored" || true
-	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0 -e ".[dev]" 2>&1 | grep -v "is ignored" || true
-	$(PY) -c "import torch, ray, gymnasium, zarr, launch.cli"
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0 triton==3.8.0 -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+	$(PY) -c "import torch, triton, ray, gymnasium, zarr, launch.cli"
 	touch $(STAMP)
 
 run: $(STAMP)

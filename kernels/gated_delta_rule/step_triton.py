@@ -1,0 +1,51 @@
+"""Triton one-step (streaming) gated delta rule: one fused kernel reads S once and writes it once.
+
+One program per (V block, batch·head) holds a ``[K, BV]`` slice of the fp32 state in registers:
+decay, read ``Sᵀk``, rank-1 write, read ``Sᵀq`` — the whole step is one pass over the state, which
+is all the memory traffic there is (the step is bandwidth-bound).
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+
+@triton.jit
+def _step_kernel(q, k, v, g, beta, h0, o, ht, scale, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
+                 BK: tl.constexpr, BV: tl.constexpr):
+    i_v, i_bh = tl.program_id(0), tl.program_id(1)
+    o_k = tl.arange(0, BK)
+    o_v = i_v * BV + tl.arange(0, BV)
+    m_k, m_v = o_k < K, o_v < V
+    m_s = m_k[:, None] & m_v[None, :]
+    p_s = i_bh * K * V + o_k[:, None] * V + o_v[None, :]
+    b_s = tl.load(h0 + p_s, mask=m_s, other=0.0)
+    b_q = tl.load(q + i_bh * K + o_k, mask=m_k, other=0.0).to(tl.float32) * scale
+    b_k = tl.load(k + i_bh * K + o_k, mask=m_k, other=0.0).to(tl.float32)
+    b_v = tl.load(v + i_bh * V + o_v, mask=m_v, other=0.0).to(tl.float32)
+    b_g = tl.load(g + i_bh).to(tl.float32)
+    b_beta = tl.load(beta + i_bh).to(tl.float32)
+    b_s = b_s * tl.exp(b_g)
+    b_u = b_beta * (b_v - tl.sum(b_s * b_k[:, None], axis=0))
+    b_s = b_s + b_k[:, None] * b_u[None, :]
+    b_o = tl.sum(b_s * b_q[:, None], axis=0)
+    tl.store(o + i_bh * V + o_v, b_o.to(o.dtype.element_ty), mask=m_v)
+    tl.store(ht + p_s, b_s, mask=m_s)
+
+
+def gated_delta_rule_step_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor,
+                              beta: torch.Tensor, state: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """q, k ``[B, H, K]``, v ``[B, H, V]``, g, beta ``[B, H]``, state ``[B, H, K, V]`` fp32 (all
+    contiguous) → o ``[B, H, V]`` in v's dtype, new state (a new tensor; the input is not changed)."""
+    B, H, K = q.shape
+    V = v.shape[-1]
+    BK = triton.next_power_of_2(K)
+    # keep the per-program state slice at ≤ 4K fp32 values (registers), and enough programs
+    BV = max(16, min(triton.next_power_of_2(V), 4096 // BK))
+    o = torch.empty_like(v)
+    ht = torch.empty_like(state)
+    _step_kernel[(triton.cdiv(V, BV), B * H)](q, k, v, g, beta, state, o, ht, scale, H, K, V, BK, BV,
+                                               num_warps=4)
+    return o, ht
