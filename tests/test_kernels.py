@@ -1,0 +1,130 @@
+"""Gated delta rule backends against the fp32 recurrent reference, on odd shapes, by relative RMSE.
+
+Triton runs on the CPU here (TRITON_INTERPRET=1, set in conftest before triton is imported).
+"""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from kernels import gated_delta_rule, gated_delta_rule_step
+from kernels.gated_delta_rule import naive_recurrent_gated_delta_rule
+
+FP32_TOL, BF16_TOL = 1e-4, 1e-2
+
+
+def assert_close(name: str, ref: torch.Tensor, got: torch.Tensor, tol: float) -> None:
+    """Relative RMSE ‖got − ref‖ / ‖ref‖ ≤ tol; NaN or inf never passes."""
+    assert torch.isfinite(got).all(), f"{name}: non-finite values"
+    err = (got.float() - ref.float()).pow(2).mean().sqrt() / ref.float().pow(2).mean().sqrt().clamp_min(1e-12)
+    assert err <= tol, f"{name}: relative RMSE {err:.2e} > {tol:.0e}"
+
+
+def make_inputs(B, T, H, K, V, decay="mixed", seed=0, dtype=torch.float32):
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, T, H, K, generator=gen)
+    k = F.normalize(torch.randn(B, T, H, K, generator=gen), dim=-1)  # callers normalize keys
+    v = torch.randn(B, T, H, V, generator=gen)
+    u = torch.rand(B, T, H, generator=gen)
+    # strong: most steps forget almost everything; mixed: from none to strong on random steps
+    g = -(u * 20.0) if decay == "strong" else -(u ** 4) * torch.where(u > 0.9, 30.0, 1.0)
+    beta = torch.rand(B, T, H, generator=gen).clamp(0.02, 0.98)
+    h0 = torch.randn(B, H, K, V, generator=gen) * 0.5
+    return tuple(x.to(dtype) for x in (q, k, v, g, beta)) + (h0,)
+
+
+SHAPES = [  # (B, T, H, K, V): every T with K, V not powers of two among them
+    (2, 1, 2, 16, 16), (1, 1, 3, 24, 32), (2, 7, 2, 32, 24), (1, 7, 1, 24, 16),
+    (1, 63, 2, 16, 24), (2, 63, 1, 32, 32), (1, 100, 2, 24, 24), (2, 100, 1, 16, 32),
+]
+
+
+@pytest.mark.parametrize("backend", ["chunked", "triton"])
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: "B{}T{}H{}K{}V{}".format(*s))
+@pytest.mark.parametrize("decay", ["mixed", "strong"])
+def test_forward_matches_reference_fp32(backend, shape, decay):
+    q, k, v, g, beta, h0 = make_inputs(*shape, decay=decay)
+    for init in (None, h0):
+        ref_o, ref_s = naive_recurrent_gated_delta_rule(q, k, v, g, beta, shape[3] ** -0.5, init)
+        o, s = gated_delta_rule(q, k, v, g, beta, initial_state=init, backend=backend)
+        assert o.dtype == torch.float32 and s.dtype == torch.float32
+        assert_close("o", ref_o, o, FP32_TOL)
+        assert_close("final state", ref_s, s, FP32_TOL)
+
+
+# Triton's CPU interpreter multiplies bf16 blocks as raw bits (numpy has no bf16), so the Triton
+# bf16 path is checked on the GPU by benchmarks/kernels.py; fp16 goes through the same code here.
+@pytest.mark.parametrize("backend, dtype", [("chunked", torch.bfloat16), ("chunked", torch.float16),
+                                            ("triton", torch.float16)])
+def test_forward_half_precision(backend, dtype):
+    q, k, v, g, beta, h0 = make_inputs(2, 100, 2, 24, 32, dtype=dtype)
+    ref_o, ref_s = naive_recurrent_gated_delta_rule(q, k, v, g, beta, 24 ** -0.5, h0)
+    o, s = gated_delta_rule(q, k, v, g, beta, initial_state=h0, backend=backend)
+    assert o.dtype == dtype and s.dtype == torch.float32
+    assert_close("o", ref_o, o, BF16_TOL)
+    assert_close("final state", ref_s, s, BF16_TOL)
+
+
+@pytest.mark.parametrize("backend", ["chunked", "triton"])
+@pytest.mark.parametrize("shape", [(2, 63, 2, 24, 16), (1, 100, 1, 16, 32), (1, 7, 2, 32, 24)],
+                         ids=lambda s: "B{}T{}H{}K{}V{}".format(*s))
+def test_gradients_match_autograd_of_reference(backend, shape):
+    inputs = make_inputs(*shape)
+    gen = torch.Generator().manual_seed(1)
+    do = torch.randn(*shape[:3], shape[4], generator=gen)
+    dht = torch.randn(shape[0], shape[2], shape[3], shape[4], generator=gen)
+
+    def grads(fn):
+        leaves = [x.clone().requires_grad_(True) for x in inputs]
+        o, s = fn(*leaves)
+        torch.autograd.backward((o, s), (do, dht))
+        return [x.grad for x in leaves]
+
+    ref = grads(lambda q, k, v, g, b, h: naive_recurrent_gated_delta_rule(q, k, v, g, b, shape[3] ** -0.5, h))
+    got = grads(lambda q, k, v, g, b, h: gated_delta_rule(q, k, v, g, b, initial_state=h, backend=backend))
+    for name, r, x in zip(("dq", "dk", "dv", "dg", "dbeta", "dh0"), ref, got):
+        assert_close(name, r, x, FP32_TOL)
+
+
+@pytest.mark.parametrize("backend", ["chunked", "triton"])
+def test_streaming_split_equals_one_pass(backend):
+    q, k, v, g, beta, h0 = make_inputs(2, 100, 2, 24, 16)
+    o, s = gated_delta_rule(q, k, v, g, beta, initial_state=h0, backend=backend)
+    cut = 37
+    o1, s1 = gated_delta_rule(q[:, :cut], k[:, :cut], v[:, :cut], g[:, :cut], beta[:, :cut],
+                              initial_state=h0, backend=backend)
+    o2, s2 = gated_delta_rule(q[:, cut:], k[:, cut:], v[:, cut:], g[:, cut:], beta[:, cut:],
+                              initial_state=s1, backend=backend)
+    assert_close("o", o, torch.cat([o1, o2], dim=1), FP32_TOL)
+    assert_close("final state", s, s2, FP32_TOL)
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+@pytest.mark.parametrize("shape", [(3, 63, 2, 24, 32), (1, 7, 3, 32, 24)], ids=lambda s: "B{}T{}H{}K{}V{}".format(*s))
+def test_steps_equal_one_chunked_pass(backend, shape):
+    q, k, v, g, beta, h0 = make_inputs(*shape)
+    o, s = gated_delta_rule(q, k, v, g, beta, initial_state=h0, backend="chunked")
+    state, outs = h0, []
+    for t in range(shape[1]):
+        o_t, state = gated_delta_rule_step(q[:, t], k[:, t], v[:, t], g[:, t], beta[:, t], state, backend=backend)
+        outs.append(o_t)
+    assert state.dtype == torch.float32
+    assert_close("o", o, torch.stack(outs, dim=1), FP32_TOL)
+    assert_close("final state", s, state, FP32_TOL)
+
+
+def test_step_does_not_modify_its_input_state():
+    q, k, v, g, beta, h0 = make_inputs(2, 1, 2, 16, 16)
+    before = h0.clone()
+    gated_delta_rule_step(q[:, 0], k[:, 0], v[:, 0], g[:, 0], beta[:, 0], h0, backend="triton")
+    assert torch.equal(h0, before)
+
+
+def test_bad_shapes_and_backends_are_named():
+    q, k, v, g, beta, h0 = make_inputs(1, 7, 2, 16, 16)
+    with pytest.raises(ValueError, match=r"g must have shape \(1, 7, 2\), got \(1, 7\)"):
+        gated_delta_rule(q, k, v, g[..., 0], beta)
+    with pytest.raises(ValueError, match=r"state must have shape \(1, 2, 16, 16\)"):
+        gated_delta_rule(q, k, v, g, beta, initial_state=h0[:, :1])
+    with pytest.raises(ValueError, match="backend must be one of"):
+        gated_delta_rule(q, k, v, g, beta, backend="cuda")
