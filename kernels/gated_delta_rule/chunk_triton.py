@@ -120,13 +120,14 @@ def chunk_gated_delta_rule_fwd(
     _wy_kernel[(NT, B * H)](k, v, g, beta, w, u, gcum, T, H, K, V, BT, BK, BVW,
                             LOG_BT=BT.bit_length() - 1, IEEE=ieee, num_warps=4)
     o = torch.empty_like(v)
-    BV = min(BVW, 64 if B * H * triton.cdiv(V, 64) >= 128 else 32)
-    BV = max(16, BV)
+    # wide V blocks when there are enough (batch, head) pairs to fill the GPU, else narrower ones
+    # (swept on an H200: BV 32/64, 4/8 warps, 1-3 stages; BENCHMARKS.md)
+    BV = max(16, min(BVW, 64 if B * H * triton.cdiv(V, 64) >= 128 else 32))
     ht = torch.empty(B, H, K, V, dtype=torch.float32, device=q.device) if output_final_state else None
     h0 = initial_state.float().contiguous() if initial_state is not None else None
     _state_kernel[(triton.cdiv(V, BV), B * H)](
         q, k, w, u, gcum, o, h0, ht, scale, T, H, K, V, BT, BK, BV,
         USE_INITIAL_STATE=h0 is not None, STORE_FINAL_STATE=output_final_state, IEEE=ieee,
-        num_warps=4, num_stages=2,
+        num_warps=4, num_stages=3,
     )
     return o, ht

@@ -1,0 +1,174 @@
+"""Gated delta rule kernels on a GPU: ours (Triton) against flash-linear-attention and PyTorch.
+
+    python benchmarks/kernels.py --json kernels.json        # needs CUDA; fla optional (skipped if absent)
+
+One process, the same bf16 inputs for every contender. It first checks every backend against the
+fp32 recurrent reference (relative RMSE), then times with CUDA events (triton.testing.do_bench,
+median): the chunked forward at three shapes, forward+backward at one, and the one-step kernel at
+B=1 and B=64. Achieved bandwidth is the minimum bytes a kernel must move (inputs read once, outputs
+written once) over its time, next to a measured device-to-device copy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+import triton
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from kernels import gated_delta_rule, gated_delta_rule_step  # noqa: E402
+from kernels.gated_delta_rule import naive_recurrent_gated_delta_rule  # noqa: E402
+
+try:
+    from fla.ops.gated_delta_rule import chunk_gated_delta_rule, fused_recurrent_gated_delta_rule
+except ImportError:  # the comparison is skipped, not faked
+    chunk_gated_delta_rule = fused_recurrent_gated_delta_rule = None
+
+CHUNK_SHAPES = [(1, 4096, 16, 128, 128), (4, 8192, 16, 128, 128), (8, 16384, 8, 64, 64)]
+FWDBWD_SHAPE = (1, 4096, 16, 128, 128)
+STEP_BATCHES = [1, 64]
+
+
+def inputs(B, T, H, K, V, dtype=torch.bfloat16, seed=0):
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+    r = lambda *s: torch.randn(*s, device="cuda", generator=gen)  # noqa: E731
+    q, k = r(B, T, H, K), F.normalize(r(B, T, H, K), dim=-1)
+    v = r(B, T, H, V)
+    g = F.logsigmoid(r(B, T, H) + 4.0)  # mostly slow decay, some fast
+    beta = torch.sigmoid(r(B, T, H))
+    h0 = r(B, H, K, V) * 0.1
+    return [x.to(dtype) for x in (q, k, v, g, beta)] + [h0]
+
+
+def rel_rmse(ref, got):
+    ref, got = ref.float(), got.float()
+    if not torch.isfinite(got).all():
+        return float("inf")
+    return ((got - ref).pow(2).mean().sqrt() / ref.pow(2).mean().sqrt()).item()
+
+
+def bench(fn) -> float:
+    return triton.testing.do_bench(fn, warmup=50, rep=300, return_mode="median")
+
+
+def copy_bandwidth() -> float:
+    src = torch.empty(2**30, dtype=torch.uint8, device="cuda")
+    dst = torch.empty_like(src)
+    ms = bench(lambda: dst.copy_(src))
+    return 2 * src.numel() / ms / 1e6  # GB/s, read + write
+
+
+def check(rows):
+    """Every backend against the fp32 reference on a small odd shape, fp32 and bf16 inputs."""
+    for dtype in (torch.float32, torch.bfloat16):
+        q, k, v, g, beta, h0 = inputs(2, 300, 4, 96, 80, dtype=dtype, seed=1)
+        ref_o, ref_s = naive_recurrent_gated_delta_rule(q, k, v, g, beta, 96 ** -0.5, h0)
+        results = {}
+        for backend in ("chunked", "triton"):
+            o, s = gated_delta_rule(q, k, v, g, beta, initial_state=h0, backend=backend)
+            results[f"ours/{backend}"] = (rel_rmse(ref_o, o), rel_rmse(ref_s, s))
+        state = h0
+        outs = []
+        for t in range(q.shape[1]):
+            o_t, state = gated_delta_rule_step(q[:, t], k[:, t], v[:, t], g[:, t], beta[:, t], state,
+                                               backend="triton")
+            outs.append(o_t)
+        results["ours/triton step×T"] = (rel_rmse(ref_o, torch.stack(outs, 1)), rel_rmse(ref_s, state))
+        if chunk_gated_delta_rule is not None:
+            o, s = chunk_gated_delta_rule(q, k, v, g, beta, initial_state=h0, output_final_state=True)
+            results["fla/chunk"] = (rel_rmse(ref_o, o), rel_rmse(ref_s, s))
+        for name, (eo, es) in results.items():
+            rows.append({"check": name, "dtype": str(dtype).split(".")[-1], "rel_rmse_o": eo, "rel_rmse_state": es})
+            print(f"check {name:22s} {str(dtype):15s} o {eo:.2e}  state {es:.2e}")
+
+
+def chunk_bytes(B, T, H, K, V, elem=2):
+    return B * T * H * (2 * K + 2 * V + 2) * elem + B * H * K * V * 4  # q k v g beta, o, final state
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", type=Path)
+    args = p.parse_args()
+    assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU"
+    torch.backends.cuda.matmul.allow_tf32 = False
+    info = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+            "fla": None}
+    if chunk_gated_delta_rule is not None:
+        import fla
+
+        info["fla"] = getattr(fla, "__version__", "present")
+    print(info)
+    rows: list[dict] = []
+    check(rows)
+    copy_gbs = copy_bandwidth()
+    print(f"device-to-device copy: {copy_gbs:,.0f} GB/s")
+
+    for shape in CHUNK_SHAPES:
+        q, k, v, g, beta, h0 = inputs(*shape)
+        t = {
+            "ours": bench(lambda: gated_delta_rule(q, k, v, g, beta, initial_state=h0, backend="triton")),
+            "torch_chunked": bench(lambda: gated_delta_rule(q, k, v, g, beta, initial_state=h0, backend="chunked")),
+        }
+        if chunk_gated_delta_rule is not None:
+            t["fla"] = bench(lambda: chunk_gated_delta_rule(q, k, v, g, beta, initial_state=h0,
+                                                            output_final_state=True))
+        gbs = chunk_bytes(*shape) / t["ours"] / 1e6
+        rows.append({"bench": "chunk_fwd", "shape": shape, **{f"{n}_ms": x for n, x in t.items()},
+                     "ours_gbs": gbs, "copy_gbs": copy_gbs})
+        ratio = f"{t['ours'] / t['fla']:.2f}x fla" if "fla" in t else "fla n/a"
+        print(f"chunk fwd {shape}: " + "  ".join(f"{n} {x:.3f} ms" for n, x in t.items())
+              + f"  | ours/fla {ratio} | ours {gbs:,.0f} GB/s ({gbs / copy_gbs:.0%} of copy)")
+        del q, k, v, g, beta, h0
+
+    q, k, v, g, beta, h0 = inputs(*FWDBWD_SHAPE)
+    leaves = [x.detach().requires_grad_(True) for x in (q, k, v, g, beta)]
+    do = torch.randn_like(v)
+
+    def fwdbwd(fn):
+        def run():
+            o, _ = fn(*leaves)
+            o.backward(do)
+        return run
+
+    t = {"ours": bench(fwdbwd(lambda *x: gated_delta_rule(*x, initial_state=h0, backend="triton")))}
+    note = ""
+    if chunk_gated_delta_rule is not None:
+        try:
+            t["fla"] = bench(fwdbwd(lambda *x: chunk_gated_delta_rule(*x, initial_state=h0,
+                                                                      output_final_state=True)))
+        except RuntimeError as exc:  # fla refuses its backward on some Triton versions
+            note = f"fla refused: {str(exc).splitlines()[0][:160]}"
+    rows.append({"bench": "chunk_fwd_bwd", "shape": FWDBWD_SHAPE, **{f"{n}_ms": x for n, x in t.items()},
+                 "note": note})
+    print(f"chunk fwd+bwd {FWDBWD_SHAPE}: " + "  ".join(f"{n} {x:.3f} ms" for n, x in t.items()) + f"  {note}")
+    del leaves, do
+
+    H, K, V = 16, 128, 128
+    for B in STEP_BATCHES:
+        q, k, v, g, beta, h0 = inputs(B, 1, H, K, V)
+        q1, k1, v1, g1, b1 = q[:, 0], k[:, 0], v[:, 0], g[:, 0], beta[:, 0]
+        q1, k1, v1, g1, b1 = (x.contiguous() for x in (q1, k1, v1, g1, b1))
+        t = {"ours": bench(lambda: gated_delta_rule_step(q1, k1, v1, g1, b1, h0, backend="triton")),
+             "torch_ref": bench(lambda: gated_delta_rule_step(q1, k1, v1, g1, b1, h0, backend="torch"))}
+        if fused_recurrent_gated_delta_rule is not None:
+            t["fla"] = bench(lambda: fused_recurrent_gated_delta_rule(q, k, v, g, beta, initial_state=h0,
+                                                                      output_final_state=True))
+        nbytes = B * H * K * V * 4 * 2 + B * H * (2 * K + 2 * V + 2) * 2
+        gbs = nbytes / t["ours"] / 1e6
+        rows.append({"bench": "step", "shape": (B, 1, H, K, V), **{f"{n}_ms": x for n, x in t.items()},
+                     "ours_gbs": gbs, "copy_gbs": copy_gbs})
+        ratio = f"{t['ours'] / t['fla']:.2f}x fla" if "fla" in t else "fla n/a"
+        print(f"step B={B}: " + "  ".join(f"{n} {x * 1000:.1f} us" for n, x in t.items())
+              + f"  | ours/fla {ratio} | ours {gbs:,.0f} GB/s ({gbs / copy_gbs:.0%} of copy)")
+    if args.json:
+        args.json.write_text(json.dumps({"info": info, "copy_gbs": copy_gbs, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
