@@ -123,11 +123,13 @@ def chunk_gated_delta_rule_fwd(
     # wide V blocks when there are enough (batch, head) pairs to fill the GPU, else narrower ones
     # (swept on an H200: BV 32/64, 4/8 warps, 1-3 stages; BENCHMARKS.md)
     BV = max(16, min(BVW, 64 if B * H * triton.cdiv(V, 64) >= 128 else 32))
+    # three stages of prefetch fit the shared memory for 16-bit inputs up to K = 128; fewer otherwise
+    stages = 3 if q.element_size() <= 2 and BK <= 128 else (2 if BK <= 128 else 1)
     ht = torch.empty(B, H, K, V, dtype=torch.float32, device=q.device) if output_final_state else None
     h0 = initial_state.float().contiguous() if initial_state is not None else None
     _state_kernel[(triton.cdiv(V, BV), B * H)](
         q, k, w, u, gcum, o, h0, ht, scale, T, H, K, V, BT, BK, BV,
         USE_INITIAL_STATE=h0 is not None, STORE_FINAL_STATE=output_final_state, IEEE=ieee,
-        num_warps=4, num_stages=3,
+        num_warps=4, num_stages=stages,
     )
     return o, ht
