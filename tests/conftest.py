@@ -8,6 +8,9 @@ for _key, _value in (("TRITON_INTERPRET", "1"), ("MUJOCO_GL", "egl"), ("RAY_AUTH
                      ("OPENCV_LOG_LEVEL", "ERROR")):
     os.environ.setdefault(_key, _value)
 
+# triton bundles its own LLVM: loaded after Mesa's llvmpipe (which MuJoCo's EGL rendering pulls in)
+# it segfaults, so it is loaded first, before any test renders a frame
+import triton  # noqa: E402, F401
 import logging  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402

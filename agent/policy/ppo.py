@@ -154,7 +154,7 @@ class PPO:
             r = torch.as_tensor(r, dtype=torch.float32)
             if final_index is not None and len(final_index):
                 final_v = self.net.value(torch.from_numpy(np.array(final_obs, dtype=np.float32)))
-                r[torch.as_tensor(final_index)] += self.cfg.gamma * final_v
+                r[torch.from_numpy(np.array(final_index, dtype=np.int64))] += self.cfg.gamma * final_v
             self.rewards[self.t - 1] = r
         self.next_done = torch.as_tensor(np.asarray(done, dtype=np.float32))
         if self.t == self.cfg.num_steps:
