@@ -1,0 +1,183 @@
+"""A streaming video captioner: frame encoder → gated delta-rule temporal layers → caption decoder.
+
+The temporal layers are linear attention with a fast-weight state (Yang et al. 2024, "Gated Delta
+Networks"; the test-time KV-binding view): each layer's state ``S`` (per head ``K × V``) is carried
+from frame to frame, so memory and time per frame stay constant over an unbounded stream. Motion is
+made easy to see by feeding the encoder the frame, its difference to the previous frame and to the
+frame ``gap`` steps back (captioner-notes: 1–3 px motions are a thin signal in a one-step difference).
+The decoder is a small GRU over caption tokens, conditioned on the frame's temporal feature; at
+inference it is constrained by a trie of valid captions (``kernels/trie.py``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agent.perception.grammar import BOS, VOCAB
+from kernels import gated_delta_rule, gated_delta_rule_step
+
+
+@dataclass
+class CaptionerConfig:
+    """Model sizes; defaults are what the shipped checkpoint uses."""
+
+    frame_size: int = 64
+    channels: tuple[int, ...] = (32, 64, 64, 64)  # encoder convs, each stride 2
+    d_model: int = 128
+    n_layers: int = 2
+    n_heads: int = 4
+    head_dim: int = 32  # K = V per head
+    vocab_size: int = len(VOCAB)
+    max_len: int = 12  # caption tokens including <eos>
+    gap: int = 4  # the second difference channel is frame[t] - frame[t - gap]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class FrameEncoder(nn.Module):
+    """[N, 9, S, S] (frame, diff 1, diff gap; scaled to ~[-1, 1]) → [N, d_model]; BatchNorm helps a lot
+    here (captioner-notes), and flattening the last map keeps where things are."""
+
+    def __init__(self, cfg: CaptionerConfig) -> None:
+        super().__init__()
+        layers, c_in = [], 9
+        for c in cfg.channels:
+            layers += [nn.Conv2d(c_in, c, 3, stride=2, padding=1), nn.BatchNorm2d(c), nn.ReLU()]
+            c_in = c
+        self.conv = nn.Sequential(*layers)
+        side = cfg.frame_size // 2 ** len(cfg.channels)
+        self.proj = nn.Linear(c_in * side * side, cfg.d_model)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.conv(x).flatten(1))
+
+
+class DeltaRuleBlock(nn.Module):
+    """Pre-norm gated delta-rule mixer + MLP, both residual. State per head: [K, V] fp32."""
+
+    def __init__(self, cfg: CaptionerConfig) -> None:
+        super().__init__()
+        d, h, k = cfg.d_model, cfg.n_heads, cfg.head_dim
+        self.h, self.k = h, k
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * h * k)
+        self.gates = nn.Linear(d, 2 * h)  # decay g = -softplus(.), write strength beta = sigmoid(.)
+        self.head_norm = nn.LayerNorm(k)
+        self.out = nn.Linear(h * k, d)
+        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+
+    def _project(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        *lead, _ = x.shape
+        q, k, v = self.qkv(x).view(*lead, 3, self.h, self.k).unbind(-3)
+        g, beta = self.gates(x).view(*lead, 2, self.h).unbind(-2)
+        return F.normalize(q, dim=-1), F.normalize(k, dim=-1), v, -F.softplus(g), torch.sigmoid(beta)
+
+    def forward(self, x: torch.Tensor, state: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x [B, T, D] (or [B, D] for one streaming step), state [B, H, K, V] → same shapes."""
+        q, k, v, g, beta = self._project(self.norm1(x))
+        if x.dim() == 2:
+            o, state = gated_delta_rule_step(q, k, v, g, beta, state)
+        else:
+            o, state = gated_delta_rule(q, k, v, g, beta, initial_state=state)
+        x = x + self.out(self.head_norm(o).flatten(-2))
+        return x + self.mlp(self.norm2(x)), state
+
+
+class CaptionDecoder(nn.Module):
+    """A GRU over caption tokens whose initial hidden state comes from the frame feature."""
+
+    def __init__(self, cfg: CaptionerConfig) -> None:
+        super().__init__()
+        d = cfg.d_model
+        self.init = nn.Linear(d, d)
+        self.embed = nn.Embedding(cfg.vocab_size, d)
+        self.cell = nn.GRUCell(2 * d, d)
+        self.head = nn.Linear(d, cfg.vocab_size)
+
+    def start(self, feature: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.init(feature))
+
+    def step(self, hidden: torch.Tensor, token: torch.Tensor, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One token: (hidden [N, D], previous token [N], feature [N, D]) → (logits [N, vocab], hidden)."""
+        hidden = self.cell(torch.cat([self.embed(token), feature], -1), hidden)
+        return self.head(hidden), hidden
+
+    def forward(self, feature: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Teacher forcing: feature [N, D], target tokens [N, L] → logits [N, L, vocab]."""
+        hidden = self.start(feature)
+        prev = torch.full_like(tokens[:, 0], BOS)
+        logits = []
+        for i in range(tokens.shape[1]):
+            out, hidden = self.step(hidden, prev, feature)
+            logits.append(out)
+            prev = tokens[:, i]
+        return torch.stack(logits, 1)
+
+
+@dataclass
+class StreamState:
+    """What the captioner carries between frames: the last ``gap`` frames and each layer's state."""
+
+    frames: torch.Tensor  # [B, gap, 3, S, S] float, most recent last
+    layers: list[torch.Tensor]  # each [B, H, K, V] fp32
+    started: bool = False
+
+    def detach(self) -> "StreamState":
+        return StreamState(self.frames.detach(), [s.detach() for s in self.layers], self.started)
+
+
+class Captioner(nn.Module):
+    """Frames in, a temporal feature per frame out; ``decoder`` turns a feature into a caption."""
+
+    def __init__(self, cfg: CaptionerConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or CaptionerConfig()
+        self.encoder = FrameEncoder(cfg)
+        self.blocks = nn.ModuleList(DeltaRuleBlock(cfg) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.decoder = CaptionDecoder(cfg)
+
+    def initial_state(self, batch: int, device: torch.device | str = "cpu") -> StreamState:
+        c = self.cfg
+        frames = torch.zeros(batch, c.gap, 3, c.frame_size, c.frame_size, device=device)
+        layers = [torch.zeros(batch, c.n_heads, c.head_dim, c.head_dim, device=device) for _ in self.blocks]
+        return StreamState(frames, layers)
+
+    def _inputs(self, frames: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, torch.Tensor]:
+        """uint8 [B, T, S, S, 3] → encoder input [B, T, 9, S, S] and the new frame history."""
+        x = frames.permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0  # [B, T, 3, S, S]
+        history = state.frames
+        if not state.started:  # the first frame has no past: it is its own past
+            history = x[:, :1].expand_as(history)
+        seq = torch.cat([history, x], 1)  # [B, gap + T, 3, S, S]
+        gap, T = self.cfg.gap, x.shape[1]
+        diff1 = x - seq[:, gap - 1: gap - 1 + T]
+        diffg = x - seq[:, :T]
+        return torch.cat([x, diff1, diffg], 2), seq[:, -gap:]
+
+    def forward(self, frames: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, StreamState]:
+        """frames uint8 [B, T, S, S, 3] → features [B, T, D] and the state after the last frame."""
+        B, T = frames.shape[:2]
+        x, history = self._inputs(frames, state)
+        h = self.encoder(x.flatten(0, 1)).view(B, T, -1)
+        new_layers = []
+        for block, s in zip(self.blocks, state.layers):
+            h, s = block(h, s)
+            new_layers.append(s)
+        return self.norm(h), StreamState(history, new_layers, True)
+
+    @torch.no_grad()
+    def step(self, frame: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, StreamState]:
+        """One streaming frame: uint8 [B, S, S, 3] → feature [B, D]; constant time and memory."""
+        x, history = self._inputs(frame[:, None], state)
+        h = self.encoder(x[:, 0])
+        new_layers = []
+        for block, s in zip(self.blocks, state.layers):
+            h, s = block(h, s)
+            new_layers.append(s)
+        return self.norm(h), StreamState(history, new_layers, True)

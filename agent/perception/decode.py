@@ -1,0 +1,41 @@
+"""Caption decoding constrained to a grammar: the decoder can only ever emit a valid caption.
+
+A trie of the source's captions (``kernels/trie.py``, STATIC-style: dense tables for the first
+levels, CSR rows below) masks the decoder's logits at every token, for a whole batch at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from agent.perception.captioner import Captioner
+from agent.perception.grammar import BOS, EOS, VOCAB, decode_tokens, encode_caption
+from kernels.trie import build_trie, constrained_step
+
+
+class CaptionDecoding:
+    """Greedy decoding of features into captions from ``captions`` (the grammar)."""
+
+    def __init__(self, model: Captioner, captions: Sequence[str], device: torch.device | str) -> None:
+        self.model = model
+        self.trie = build_trie([encode_caption(c) for c in captions], len(VOCAB), EOS).to(device)
+
+    @torch.no_grad()
+    def greedy(self, features: torch.Tensor) -> list[str]:
+        """features [N, D] → N captions, each one of the grammar's."""
+        dec = self.model.decoder
+        n = features.shape[0]
+        hidden = dec.start(features)
+        prev = torch.full((n,), BOS, dtype=torch.long, device=features.device)
+        nodes = torch.zeros(n, dtype=torch.long, device=features.device)
+        tokens = []
+        for _ in range(self.model.cfg.max_len):
+            logits, hidden = dec.step(hidden, prev, features)
+            prev, nodes, _ = constrained_step(self.trie, nodes, logits)
+            tokens.append(prev)
+            if bool((prev == EOS).all()):
+                break
+        rows = torch.stack(tokens, 1).tolist()
+        return [decode_tokens(r) for r in rows]

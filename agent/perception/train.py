@@ -1,0 +1,165 @@
+"""Train and evaluate the captioner on the built-in synthetic scenes, top to bottom.
+
+    from agent.perception.train import TrainConfig, train_captioner
+    train_captioner(TrainConfig(steps=3000, device="cuda"), out=Path("captioner.pt"))
+
+Persistent streams (each its own scene stream and carried state) are cut into chunks of frames;
+each chunk is one truncated-BPTT step: the state is carried across chunks and detached, so chunks
+cross segment boundaries and nothing is ever reset by hand — exactly what the model meets live.
+The loss is the caption's cross-entropy at every frame (teacher forcing).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from agent.perception.captioner import Captioner, CaptionerConfig
+from agent.perception.data import ParallelStreams
+from agent.perception.decode import CaptionDecoding
+from agent.perception.grammar import PAD, caption_table
+from envs.synthetic import SceneConfig, StreamBatch, all_captions
+
+
+@dataclass
+class TrainConfig:
+    """Training schedule; the defaults made the shipped checkpoint (see BENCHMARKS.md)."""
+
+    steps: int = 3000
+    streams: int = 32  # persistent streams per batch
+    chunk: int = 32  # frames per truncated-BPTT chunk
+    lr: float = 2e-3
+    warmup: int = 100
+    weight_decay: float = 0.01
+    seed: int = 0
+    device: str = "cpu"
+    workers: int = 1  # processes generating frames (>1 keeps a GPU fed)
+    eval_every: int = 500  # 0: only at the end
+    eval_streams: int = 16
+    eval_frames: int = 480
+    model: CaptionerConfig = field(default_factory=CaptionerConfig)
+
+
+def _targets(truths: list[list], table: dict[str, list[int]], device: torch.device) -> torch.Tensor:
+    rows = [[table[t.caption] for t in stream] for stream in truths]
+    return torch.tensor(rows, dtype=torch.long, device=device)  # [B, T, L]
+
+
+def evaluate_captioner(model: Captioner, seeds: list[int], n_frames: int, device: torch.device,
+                       chunk: int = 64) -> dict[str, float]:
+    """Segment accuracy on fresh streams: the caption in effect at each segment's last frame, decoded
+    under the grammar, against the truth; plus per-attribute accuracy and the object count."""
+    model.eval()
+    decoding = CaptionDecoding(model, all_captions(), device)
+    scene_cfg = SceneConfig(frame_size=model.cfg.frame_size)
+    batch = StreamBatch(seeds, scene_cfg)
+    state = model.initial_state(len(seeds), device)
+    hits = {"exact": 0, "count": 0, "color": 0, "shape": 0, "motion": 0}
+    totals = {"exact": 0, "count": 0, "color": 0, "shape": 0, "motion": 0}
+    with torch.no_grad():
+        for _ in range(math.ceil(n_frames / chunk)):
+            frames, truths = batch.next(chunk)
+            feats, state = model(torch.as_tensor(frames, device=device), state)
+            where = [(b, t) for b, stream in enumerate(truths) for t, tr in enumerate(stream) if tr.is_last]
+            if not where:
+                continue
+            idx_b, idx_t = zip(*where)
+            captions = decoding.greedy(feats[list(idx_b), list(idx_t)])
+            for (b, t), text in zip(where, captions):
+                truth = truths[b][t]
+                hits["exact"] += text == truth.caption
+                totals["exact"] += 1
+                predicted = _objects(text)
+                hits["count"] += len(predicted) == len(truth.objects)
+                totals["count"] += 1
+                for got, want in zip(predicted, truth.objects):
+                    for attr in ("color", "shape", "motion"):
+                        hits[attr] += got[attr] == getattr(want, attr)
+                for attr in ("color", "shape", "motion"):
+                    totals[attr] += len(truth.objects)
+    model.train()
+    return {k: hits[k] / max(1, totals[k]) for k in hits} | {"segments": totals["exact"]}
+
+
+def _objects(caption: str) -> list[dict[str, str]]:
+    """``a red circle moves left and a ...`` → [{"color", "shape", "motion"}, ...]."""
+    out = []
+    for phrase in caption.split(" and "):
+        words = phrase.split()
+        if len(words) == 5:
+            out.append({"color": words[1], "shape": words[2], "motion": " ".join(words[3:])})
+    return out
+
+
+def train_captioner(cfg: TrainConfig, out: Path | None = None,
+                    progress: Callable[[int, dict], None] | None = None) -> dict:
+    """Train from scratch; returns the final metrics and writes a checkpoint to ``out``."""
+    seeds = [cfg.seed * 1_000_003 + i for i in range(cfg.streams)]
+    scene_cfg = SceneConfig(frame_size=cfg.model.frame_size)
+    if cfg.workers > 1:  # processes are forked before CUDA starts
+        data: ParallelStreams | StreamBatch = ParallelStreams(seeds, scene_cfg, cfg.chunk, cfg.workers)
+    else:
+        data = StreamBatch(seeds, scene_cfg)
+    torch.manual_seed(cfg.seed)
+    device = torch.device(cfg.device)
+    model = Captioner(cfg.model).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = lambda s: min(1.0, (s + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps))  # noqa: E731
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    table = dict(zip(all_captions(), caption_table(all_captions(), cfg.model.max_len)))
+    state = model.initial_state(cfg.streams, device)
+    eval_seeds = [10**9 + cfg.seed * 1000 + i for i in range(cfg.eval_streams)]
+    metrics: dict = {}
+    started = time.perf_counter()
+    for step in range(cfg.steps):
+        frames, truths = data.next() if isinstance(data, ParallelStreams) else data.next(cfg.chunk)
+        target = _targets(truths, table, device)  # [B, T, L]
+        feats, state = model(torch.as_tensor(frames, device=device), state)
+        state = state.detach()
+        logits = model.decoder(feats.flatten(0, 1), target.flatten(0, 1))  # [B*T, L, vocab]
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        last = step == cfg.steps - 1
+        if last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
+            metrics = evaluate_captioner(model, eval_seeds, cfg.eval_frames, device)
+        if progress is not None:
+            progress(step + 1, {"loss": loss.item(), "elapsed_s": time.perf_counter() - started, **metrics})
+    if isinstance(data, ParallelStreams):
+        data.close()
+    metrics["train_s"] = time.perf_counter() - started
+    metrics["frames"] = cfg.steps * cfg.streams * cfg.chunk
+    if out is not None:
+        save_checkpoint(model, out, {"train": asdict(cfg) | {"model": cfg.model.to_dict()}, "metrics": metrics})
+    return metrics
+
+
+def save_checkpoint(model: Captioner, path: Path, meta: dict) -> None:
+    """Weights (fp32) plus the config and how they were made."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": "thalamus-captioner", "version": 1, "config": model.cfg.to_dict(),
+                "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}, path)
+
+
+def load_checkpoint(path: Path, device: str = "cpu") -> Captioner:
+    """A captioner from ``save_checkpoint``'s file, in eval mode."""
+    blob = torch.load(path, map_location=device, weights_only=False)
+    if not isinstance(blob, dict) or blob.get("format") != "thalamus-captioner":
+        raise ValueError(f"{path} is not a thalamus captioner checkpoint")
+    cfg = blob["config"]
+    cfg["channels"] = tuple(cfg["channels"])
+    model = Captioner(CaptionerConfig(**cfg)).to(device)
+    model.load_state_dict(blob["state_dict"])
+    return model.eval()
+
+
+__all__ = ["TrainConfig", "evaluate_captioner", "train_captioner", "save_checkpoint", "load_checkpoint"]
