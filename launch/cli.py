@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from launch import inspect_cmd, run_cmd, train_cmd
+from launch import caption_cmd, inspect_cmd, run_cmd, train_cmd
 from launch.errors import UsageError
 
 # Quiet, headless defaults for the stack (see machine-notes): set before any of it is imported.
@@ -29,6 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     run_cmd.add_parser(sub)
     inspect_cmd.add_parser(sub)
     train_cmd.add_parser(sub)
+    caption_cmd.add_parser(sub)
     return parser
 
 
@@ -38,10 +39,11 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from agent.messages import MessageError
     from agent.runtime import ActorFailed
     from envs import EnvNotFoundError, EnvUnavailableError
+    from envs.sources import SourceError
     from memory import StoreError
 
-    return (UsageError, EnvNotFoundError, EnvUnavailableError, StoreError, MessageError, ChannelTimeout,
-            ActorFailed)
+    return (UsageError, EnvNotFoundError, EnvUnavailableError, SourceError, StoreError, MessageError,
+            ChannelTimeout, ActorFailed)
 
 
 def main(argv: list[str] | None = None) -> int:
