@@ -28,6 +28,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", type=Path, default=Path("captioner.pt"), metavar="PATH", help="checkpoint to write")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--mixer", choices=["delta", "softmax"], default="delta",
+                   help="temporal layers: gated delta rule (default) or the softmax-attention baseline")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="processes generating training frames (default 1; use several to feed a GPU)")
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
@@ -45,11 +47,12 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--device cuda: torch sees no CUDA GPU on this machine; use --device cpu")
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from agent.perception.captioner import CaptionerConfig
     from agent.perception.train import TrainConfig, train_captioner
     from launch.display import stdout_console
 
     cfg = TrainConfig(steps=args.steps, streams=args.streams, device=args.device, seed=args.seed,
-                      workers=args.workers)
+                      workers=args.workers, model=CaptionerConfig(mixer=args.mixer))
     columns = (TextColumn("[bold]train captioner"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, disable=args.json, transient=False) as bar:

@@ -53,3 +53,21 @@ def test_random_weights_never_leave_the_grammar():
         captions = decoding.greedy(torch.randn(256, SMALL.d_model) * 3)
         assert all(c in grammar for c in captions)
         assert len(set(captions)) > 1
+
+
+def test_softmax_baseline_streams_like_its_sequence_pass():
+    from dataclasses import replace
+
+    torch.manual_seed(2)
+    model = Captioner(replace(SMALL, mixer="softmax")).eval()
+    frames = _frames(2, 9)
+    with torch.no_grad():
+        feats, state = model(frames, model.initial_state(2))
+        s = model.initial_state(2)
+        steps = []
+        for t in range(frames.shape[1]):
+            f, s = model.step(frames[:, t], s)
+            steps.append(f)
+    stepped = torch.stack(steps, 1)
+    assert (stepped - feats).pow(2).mean().sqrt() / feats.pow(2).mean().sqrt() < 1e-4
+    assert s.layers[0][0].shape[2] == 9  # the KV cache holds every frame

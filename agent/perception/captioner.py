@@ -34,6 +34,8 @@ class CaptionerConfig:
     vocab_size: int = len(VOCAB)
     max_len: int = 12  # caption tokens including <eos>
     gap: int = 4  # the second difference channel is frame[t] - frame[t - gap]
+    mixer: str = "delta"  # "delta": gated delta rule (ours); "softmax": attention over a KV cache (baseline)
+    train_window: int = 256  # softmax only: frames of KV cache kept while training (inference keeps all)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -88,6 +90,38 @@ class DeltaRuleBlock(nn.Module):
         return x + self.mlp(self.norm2(x)), state
 
 
+class SoftmaxBlock(nn.Module):
+    """The baseline mixer: causal softmax attention over a growing KV cache (same sizes as
+    :class:`DeltaRuleBlock`); its cost per frame grows with the stream, ours does not."""
+
+    def __init__(self, cfg: CaptionerConfig) -> None:
+        super().__init__()
+        d, h, k = cfg.d_model, cfg.n_heads, cfg.head_dim
+        self.h, self.k, self.window = h, k, cfg.train_window
+        self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * h * k)
+        self.head_norm = nn.LayerNorm(k)
+        self.out = nn.Linear(h * k, d)
+        self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
+
+    def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor]
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """x [B, T, D] (or [B, D]), cache (keys, values) each [B, H, L, K] → same, cache grown by T."""
+        step = x.dim() == 2
+        h = x[:, None] if step else x
+        B, T, _ = h.shape
+        q, k, v = self.qkv(self.norm1(h)).view(B, T, 3, self.h, self.k).permute(2, 0, 3, 1, 4)
+        keys, values = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+        L = keys.shape[2] - T
+        mask = torch.ones(T, L + T, dtype=torch.bool, device=x.device).tril(L)
+        o = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # [B, H, T, K]
+        h = h + self.out(self.head_norm(o).transpose(1, 2).flatten(-2))
+        h = h + self.mlp(self.norm2(h))
+        if self.training and self.window:
+            keys, values = keys[:, :, -self.window:], values[:, :, -self.window:]
+        return (h[:, 0] if step else h), (keys, values)
+
+
 class CaptionDecoder(nn.Module):
     """A GRU over caption tokens whose initial hidden state comes from the frame feature."""
 
@@ -124,11 +158,12 @@ class StreamState:
     """What the captioner carries between frames: the last ``gap`` frames and each layer's state."""
 
     frames: torch.Tensor  # [B, gap, 3, S, S] float, most recent last
-    layers: list[torch.Tensor]  # each [B, H, K, V] fp32
+    layers: list  # per layer: the delta-rule state [B, H, K, V] fp32, or a (keys, values) KV cache
     started: bool = False
 
     def detach(self) -> "StreamState":
-        return StreamState(self.frames.detach(), [s.detach() for s in self.layers], self.started)
+        layers = [tuple(t.detach() for t in s) if isinstance(s, tuple) else s.detach() for s in self.layers]
+        return StreamState(self.frames.detach(), layers, self.started)
 
 
 class Captioner(nn.Module):
@@ -138,14 +173,21 @@ class Captioner(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or CaptionerConfig()
         self.encoder = FrameEncoder(cfg)
-        self.blocks = nn.ModuleList(DeltaRuleBlock(cfg) for _ in range(cfg.n_layers))
+        if cfg.mixer not in ("delta", "softmax"):
+            raise ValueError(f"mixer must be 'delta' or 'softmax', got {cfg.mixer!r}")
+        block = DeltaRuleBlock if cfg.mixer == "delta" else SoftmaxBlock
+        self.blocks = nn.ModuleList(block(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
         self.decoder = CaptionDecoder(cfg)
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> StreamState:
         c = self.cfg
         frames = torch.zeros(batch, c.gap, 3, c.frame_size, c.frame_size, device=device)
-        layers = [torch.zeros(batch, c.n_heads, c.head_dim, c.head_dim, device=device) for _ in self.blocks]
+        if c.mixer == "softmax":
+            empty = torch.zeros(batch, c.n_heads, 0, c.head_dim, device=device)
+            layers: list = [(empty, empty) for _ in self.blocks]
+        else:
+            layers = [torch.zeros(batch, c.n_heads, c.head_dim, c.head_dim, device=device) for _ in self.blocks]
         return StreamState(frames, layers)
 
     def _inputs(self, frames: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, torch.Tensor]:

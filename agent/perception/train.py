@@ -155,7 +155,7 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Captioner:
     blob = torch.load(path, map_location=device, weights_only=False)
     if not isinstance(blob, dict) or blob.get("format") != "thalamus-captioner":
         raise ValueError(f"{path} is not a thalamus captioner checkpoint")
-    cfg = blob["config"]
+    cfg = dict(blob["config"])
     cfg["channels"] = tuple(cfg["channels"])
     model = Captioner(CaptionerConfig(**cfg)).to(device)
     model.load_state_dict(blob["state_dict"])
