@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from launch import caption_cmd, inspect_cmd, run_cmd, train_cmd
+from launch import bench_cmd, caption_cmd, inspect_cmd, run_cmd, train_cmd
 from launch.errors import UsageError
 
 # Quiet, headless defaults for the stack (see machine-notes): set before any of it is imported.
@@ -30,6 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_cmd.add_parser(sub)
     train_cmd.add_parser(sub)
     caption_cmd.add_parser(sub)
+    bench_cmd.add_parser(sub)
     return parser
 
 

@@ -71,3 +71,13 @@ def test_softmax_baseline_streams_like_its_sequence_pass():
     stepped = torch.stack(steps, 1)
     assert (stepped - feats).pow(2).mean().sqrt() / feats.pow(2).mean().sqrt() < 1e-4
     assert s.layers[0][0].shape[2] == 9  # the KV cache holds every frame
+
+
+def test_our_state_stays_flat_while_the_kv_cache_grows():
+    from agent.perception.bench import speed_along_stream
+    from launch.bench_cmd import CHECKPOINTS
+
+    ours = speed_along_stream(CHECKPOINTS / "captioner.pt", (400, 900), timed=20)
+    softmax = speed_along_stream(CHECKPOINTS / "captioner-softmax.pt", (400, 900), timed=20)
+    assert ours[0]["state_mb"] == ours[1]["state_mb"]
+    assert softmax[1]["state_mb"] > 2 * softmax[0]["state_mb"]
