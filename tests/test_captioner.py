@@ -14,20 +14,26 @@ def _frames(b: int, t: int, size: int = 32) -> torch.Tensor:
     return torch.as_tensor(np.random.default_rng(0).integers(0, 255, (b, t, size, size, 3), dtype=np.uint8))
 
 
-def test_streaming_steps_equal_one_sequence_pass():
-    torch.manual_seed(0)
-    model = Captioner(SMALL).eval()
-    frames = _frames(3, 11)
+def _sequence_and_steps(model: Captioner, frames: torch.Tensor):
+    """Features and final state from one sequence pass and from frame-by-frame steps."""
     with torch.no_grad():
-        feats, state = model(frames, model.initial_state(3))
-        s = model.initial_state(3)
+        feats, state = model(frames, model.initial_state(frames.shape[0]))
+        s = model.initial_state(frames.shape[0])
         steps = []
         for t in range(frames.shape[1]):
             f, s = model.step(frames[:, t], s)
             steps.append(f)
-    stepped = torch.stack(steps, 1)
-    err = (stepped - feats).pow(2).mean().sqrt() / feats.pow(2).mean().sqrt()
-    assert err < 1e-4
+    return feats, state, torch.stack(steps, 1), s
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return ((a - b).pow(2).mean().sqrt() / b.pow(2).mean().sqrt()).item()
+
+
+def test_streaming_steps_equal_one_sequence_pass():
+    torch.manual_seed(0)
+    feats, state, stepped, s = _sequence_and_steps(Captioner(SMALL).eval(), _frames(3, 11))
+    assert _rel(stepped, feats) < 1e-4
     for a, b in zip(state.layers, s.layers):
         assert torch.allclose(a, b, atol=1e-5)
 
@@ -40,8 +46,7 @@ def test_chunks_with_carried_state_equal_one_pass():
         whole, _ = model(frames, model.initial_state(2))
         first, s = model(frames[:, :7], model.initial_state(2))
         second, _ = model(frames[:, 7:], s)
-    joined = torch.cat([first, second], 1)
-    assert (joined - whole).pow(2).mean().sqrt() / whole.pow(2).mean().sqrt() < 1e-5
+    assert _rel(torch.cat([first, second], 1), whole) < 1e-5
 
 
 def test_random_weights_never_leave_the_grammar():
@@ -59,17 +64,8 @@ def test_softmax_baseline_streams_like_its_sequence_pass():
     from dataclasses import replace
 
     torch.manual_seed(2)
-    model = Captioner(replace(SMALL, mixer="softmax")).eval()
-    frames = _frames(2, 9)
-    with torch.no_grad():
-        feats, state = model(frames, model.initial_state(2))
-        s = model.initial_state(2)
-        steps = []
-        for t in range(frames.shape[1]):
-            f, s = model.step(frames[:, t], s)
-            steps.append(f)
-    stepped = torch.stack(steps, 1)
-    assert (stepped - feats).pow(2).mean().sqrt() / feats.pow(2).mean().sqrt() < 1e-4
+    feats, _, stepped, s = _sequence_and_steps(Captioner(replace(SMALL, mixer="softmax")).eval(), _frames(2, 9))
+    assert _rel(stepped, feats) < 1e-4
     assert s.layers[0][0].shape[2] == 9  # the KV cache holds every frame
 
 
