@@ -36,7 +36,10 @@ STEP_BATCHES = [1, 64]
 
 def inputs(B, T, H, K, V, dtype=torch.bfloat16, seed=0):
     gen = torch.Generator(device="cuda").manual_seed(seed)
-    r = lambda *s: torch.randn(*s, device="cuda", generator=gen)  # noqa: E731
+
+    def r(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, device="cuda", generator=gen)
+
     q, k = r(B, T, H, K), F.normalize(r(B, T, H, K), dim=-1)
     v = r(B, T, H, V)
     g = F.logsigmoid(r(B, T, H) + 4.0)  # mostly slow decay, some fast

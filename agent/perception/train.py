@@ -97,6 +97,11 @@ def _objects(caption: str) -> list[dict[str, str]]:
     return out
 
 
+def _warmup_cosine(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor: linear warm-up, then a cosine down to 0 at ``total``."""
+    return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / total))
+
+
 def train_captioner(cfg: TrainConfig, out: Path | None = None,
                     progress: Callable[[int, dict], None] | None = None) -> dict:
     """Train from scratch; returns the final metrics and writes a checkpoint to ``out``."""
@@ -110,8 +115,7 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
     device = torch.device(cfg.device)
     model = Captioner(cfg.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    schedule = lambda s: min(1.0, (s + 1) / cfg.warmup) * 0.5 * (1 + math.cos(math.pi * s / cfg.steps))  # noqa: E731
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup_cosine(s, cfg.warmup, cfg.steps))
     table = dict(zip(all_captions(), caption_table(all_captions(), cfg.model.max_len)))
     state = model.initial_state(cfg.streams, device)
     eval_seeds = [10**9 + cfg.seed * 1000 + i for i in range(cfg.eval_streams)]
