@@ -46,10 +46,13 @@ class _Reader:
         self.done = False
         self.error: str | None = None
         self._stop = threading.Event()
+        self._wanted = threading.Event()  # paced sources start their clock at the first get()
         self._thread = threading.Thread(target=self._run, name="frame-reader", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        if self._paced:
+            self._wanted.wait()
         start = time.monotonic()
         try:
             for i, rgb in enumerate(self._produce):
@@ -73,6 +76,7 @@ class _Reader:
 
     def get(self, timeout: float = 10.0) -> Frame | None:
         """The oldest frame not yet taken; None when the source has ended."""
+        self._wanted.set()
         with self._cond:
             if not self._cond.wait_for(lambda: self._queue or self.done, timeout):
                 raise SourceError(f"no frame for {timeout:.0f} s: the source has stalled")
@@ -84,6 +88,7 @@ class _Reader:
 
     def close(self) -> None:
         self._stop.set()
+        self._wanted.set()
 
 
 def _opencv_frames(cap: cv2.VideoCapture) -> Iterator[np.ndarray]:

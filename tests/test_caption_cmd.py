@@ -12,7 +12,7 @@ from envs.synthetic import SceneStream, all_captions
 
 def test_synthetic_stream_captions_are_mostly_right_and_jsonl_is_well_formed(tmp_path):
     jsonl, video = tmp_path / "c.jsonl", tmp_path / "overlay.mp4"
-    proc = run_cli("caption", "--source", "synthetic", "--seed", "5", "--max-frames", "240", "--fps", "240",
+    proc = run_cli("caption", "--source", "synthetic", "--seed", "5", "--max-frames", "240", "--fps", "60",
                    "--jsonl", str(jsonl), "--out", str(video), "--json")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -29,7 +29,7 @@ def test_synthetic_stream_captions_are_mostly_right_and_jsonl_is_well_formed(tmp
             in_effect = [e["caption"] for e in events if e["frame"] <= i][-1]
             hits += in_effect == truth.caption
             total += 1
-    assert total >= 8 and hits / total >= 0.6  # drops at this pace make it harder than the benchmark
+    assert total >= 8 and hits / total >= 0.6  # frames dropped under load make it harder than the benchmark
     cap = cv2.VideoCapture(str(video))
     ok, image = cap.read()
     assert ok and image.shape[0] >= 256
