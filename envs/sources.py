@@ -53,11 +53,12 @@ class _Reader:
     def _run(self) -> None:
         if self._paced:
             self._wanted.wait()
-        start = time.monotonic()
+        start: float | None = None  # the clock starts at the first frame (opening may be slow)
         try:
             for i, rgb in enumerate(self._produce):
                 if self._stop.is_set():
                     break
+                start = time.monotonic() if start is None else start
                 if self._paced:  # a file or a simulator: release frame i at i / fps
                     delay = start + i / self.fps - time.monotonic()
                     if delay > 0:
