@@ -8,7 +8,8 @@ frame, a positive cart velocity moves the cart to the right, in both environment
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -53,3 +54,38 @@ def env_grammar(env_id: str) -> tuple[str, ...]:
     if env_id not in CAPTIONED_ENVS:
         raise ValueError(f"no captions for {env_id!r}; captioned environments: {', '.join(CAPTIONED_ENVS)}")
     return CAPTIONED_ENVS[env_id][1]
+
+
+@dataclass(frozen=True)
+class EnvFrameTruth:
+    """The caption of one rendered frame; every env frame is scored (``is_last`` is always True)."""
+
+    caption: str
+    is_last: bool = True
+
+
+class EnvCaptionBatch:
+    """B copies of a captioned env acting at random: ``next(n)`` → frames (B, n, S, S, 3) and, per
+    env, the caption of the state each frame shows. Finished episodes reset and the stream goes on."""
+
+    def __init__(self, env_id: str, seeds: Sequence[int], frame_size: int = 64) -> None:
+        from envs.registry import make
+
+        env_grammar(env_id)  # unknown ids fail here, with the list of captioned envs
+        self.env_id = env_id
+        self.envs = [make(env_id, frame_size=frame_size, seed=int(s)) for s in seeds]
+        self.obs = [env.reset()[0] for env in self.envs]
+
+    def next(self, n_frames: int) -> tuple[np.ndarray, list[list[EnvFrameTruth]]]:
+        frames, truths = [], []
+        for i, env in enumerate(self.envs):
+            env_frames, env_truths = [], []
+            for _ in range(n_frames):
+                obs = self.obs[i]
+                env_frames.append(obs["frame"])
+                env_truths.append(EnvFrameTruth(env_caption(self.env_id, obs["state"])))
+                obs, _, term, trunc, _ = env.step(env.action_space.sample())
+                self.obs[i] = env.reset()[0] if term or trunc else obs
+            frames.append(np.stack(env_frames))
+            truths.append(env_truths)
+        return np.stack(frames), truths

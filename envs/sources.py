@@ -88,8 +88,10 @@ class _Reader:
             return None
 
     def close(self) -> None:
+        """Stop reading and wait for the reader thread (it releases the camera, file or env)."""
         self._stop.set()
         self._wanted.set()
+        self._thread.join(timeout=5)
 
 
 def _opencv_frames(cap: cv2.VideoCapture) -> Iterator[np.ndarray]:

@@ -1,41 +1,60 @@
-"""Synthetic training frames generated in worker processes, so the GPU is not left waiting.
+"""Training frames for the captioner — the synthetic scenes or captioned env renders — generated in
+worker processes, so the GPU is not left waiting.
 
-Each worker owns a slice of the persistent streams (``envs.synthetic.StreamBatch``) and keeps up to
-``prefetch`` chunks ready; ``next`` gathers one chunk from every worker in a fixed order, so the
-result is the same as one ``StreamBatch`` over all seeds, whatever the number of workers.
+``open_batch(data, seeds, frame_size)`` makes a batch of persistent streams whose ``next(n)`` gives
+frames (B, n, S, S, 3) and per-stream truths (each with ``.caption`` and ``.is_last``).
+``ParallelStreams`` runs slices of those streams in worker processes and keeps up to ``prefetch``
+chunks ready; ``next`` gathers one chunk from every worker in a fixed order, so the result is the same
+as one batch over all seeds, whatever the number of workers.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
-from envs.synthetic import FrameTruth, SceneConfig, StreamBatch
+from envs.env_captions import EnvCaptionBatch, env_grammar
+from envs.synthetic import SceneConfig, StreamBatch, all_captions
 
 
-def _worker(seeds: list[int], cfg: SceneConfig, n_frames: int, out: mp.Queue) -> None:
-    batch = StreamBatch(seeds, cfg)
+def grammar(data: str) -> list[str]:
+    """Every caption of a data source: ``synthetic`` or ``env:ID``."""
+    return all_captions() if data == "synthetic" else list(env_grammar(data.removeprefix("env:")))
+
+
+def open_batch(data: str, seeds: Sequence[int], frame_size: int) -> Any:
+    """Persistent streams of ``data`` (``synthetic`` or ``env:ID``), one per seed."""
+    if data == "synthetic":
+        return StreamBatch(seeds, SceneConfig(frame_size=frame_size))
+    if data.startswith("env:"):
+        return EnvCaptionBatch(data.removeprefix("env:"), seeds, frame_size)
+    raise ValueError(f"unknown training data {data!r}: use synthetic or env:ID")
+
+
+def _worker(data: str, seeds: list[int], frame_size: int, n_frames: int, out: mp.Queue) -> None:
+    batch = open_batch(data, seeds, frame_size)
     while True:
         out.put(batch.next(n_frames))
 
 
 class ParallelStreams:
-    """``StreamBatch(seeds).next(n_frames)`` chunks, computed ahead by ``workers`` processes."""
+    """``open_batch(data, seeds).next(n_frames)`` chunks, computed ahead by ``workers`` processes."""
 
-    def __init__(self, seeds: Sequence[int], cfg: SceneConfig, n_frames: int, workers: int,
+    def __init__(self, data: str, seeds: Sequence[int], frame_size: int, n_frames: int, workers: int,
                  prefetch: int = 4) -> None:
         workers = max(1, min(workers, len(seeds)))
         ctx = mp.get_context("fork")  # before CUDA is initialised: the trainer creates this first
         slices = np.array_split(np.asarray(seeds), workers)
         self.queues = [ctx.Queue(maxsize=prefetch) for _ in slices]
-        self.procs = [ctx.Process(target=_worker, args=(s.tolist(), cfg, n_frames, q), daemon=True)
+        self.procs = [ctx.Process(target=_worker, args=(data, s.tolist(), frame_size, n_frames, q), daemon=True)
                       for s, q in zip(slices, self.queues)]
         for p in self.procs:
             p.start()
 
-    def next(self) -> tuple[np.ndarray, list[list[FrameTruth]]]:
+    def next(self) -> tuple[np.ndarray, list[list[Any]]]:
         parts = [q.get(timeout=120) for q in self.queues]
         return np.concatenate([f for f, _ in parts]), [t for _, truths in parts for t in truths]
 

@@ -1,4 +1,4 @@
-"""Train and evaluate the captioner on the built-in synthetic scenes, top to bottom.
+"""Train and evaluate the captioner on the synthetic scenes or on captioned env renders, top to bottom.
 
     from agent.perception.train import TrainConfig, train_captioner
     train_captioner(TrainConfig(steps=3000, device="cuda"), out=Path("captioner.pt"))
@@ -21,10 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from agent.perception.captioner import Captioner, CaptionerConfig
-from agent.perception.data import ParallelStreams
+from agent.perception.data import ParallelStreams, grammar, open_batch
 from agent.perception.decode import CaptionDecoding
 from agent.perception.grammar import PAD, caption_table
-from envs.synthetic import SceneConfig, StreamBatch, all_captions
 
 
 @dataclass
@@ -38,6 +37,7 @@ class TrainConfig:
     warmup: int = 100
     weight_decay: float = 0.01
     seed: int = 0
+    data: str = "synthetic"  # or env:ID (CartPole-v1, InvertedPendulum-v5: captions from simulator state)
     device: str = "cpu"
     workers: int = 1  # processes generating frames (>1 keeps a GPU fed)
     eval_every: int = 500  # 0: only at the end
@@ -52,16 +52,16 @@ def _targets(truths: list[list], table: dict[str, list[int]], device: torch.devi
 
 
 def evaluate_captioner(model: Captioner, seeds: list[int], n_frames: int, device: torch.device,
-                       chunk: int = 64) -> dict[str, float]:
-    """Segment accuracy on fresh streams: the caption in effect at each segment's last frame, decoded
-    under the grammar, against the truth; plus per-attribute accuracy and the object count."""
+                       chunk: int = 64, data: str = "synthetic") -> dict[str, float]:
+    """Accuracy on fresh streams: the caption in effect at each scored frame (a scene segment's last
+    frame; every env frame), decoded under the grammar, against the truth; plus per-attribute accuracy
+    (object count, color, shape, motion for the scenes; pole and cart for envs)."""
     model.eval()
-    decoding = CaptionDecoding(model, all_captions(), device)
-    scene_cfg = SceneConfig(frame_size=model.cfg.frame_size)
-    batch = StreamBatch(seeds, scene_cfg)
+    decoding = CaptionDecoding(model, grammar(data), device)
+    batch = open_batch(data, seeds, model.cfg.frame_size)
     state = model.initial_state(len(seeds), device)
-    hits = {"exact": 0, "count": 0, "color": 0, "shape": 0, "motion": 0}
-    totals = {"exact": 0, "count": 0, "color": 0, "shape": 0, "motion": 0}
+    hits: dict[str, int] = {"exact": 0}
+    totals: dict[str, int] = {"exact": 0}
     with torch.no_grad():
         for _ in range(math.ceil(n_frames / chunk)):
             frames, truths = batch.next(chunk)
@@ -72,28 +72,31 @@ def evaluate_captioner(model: Captioner, seeds: list[int], n_frames: int, device
             idx_b, idx_t = zip(*where)
             captions = decoding.greedy(feats[list(idx_b), list(idx_t)])
             for (b, t), text in zip(where, captions):
-                truth = truths[b][t]
-                hits["exact"] += text == truth.caption
+                truth = truths[b][t].caption
+                hits["exact"] += text == truth
                 totals["exact"] += 1
-                predicted = _objects(text)
-                hits["count"] += len(predicted) == len(truth.objects)
-                totals["count"] += 1
-                for got, want in zip(predicted, truth.objects):
-                    for attr in ("color", "shape", "motion"):
-                        hits[attr] += got[attr] == getattr(want, attr)
-                for attr in ("color", "shape", "motion"):
-                    totals[attr] += len(truth.objects)
+                want, got = _attributes(truth), _attributes(text)
+                for i, (name, value) in enumerate(want):
+                    hits[name] = hits.get(name, 0) + (i < len(got) and got[i] == (name, value))
+                    totals[name] = totals.get(name, 0) + 1
     model.train()
-    return {k: hits[k] / max(1, totals[k]) for k in hits} | {"segments": totals["exact"]}
+    return {k: hits[k] / max(1, totals[k]) for k in totals} | {"segments": totals["exact"]}
 
 
-def _objects(caption: str) -> list[dict[str, str]]:
-    """``a red circle moves left and a ...`` → [{"color", "shape", "motion"}, ...]."""
-    out = []
-    for phrase in caption.split(" and "):
-        words = phrase.split()
-        if len(words) == 5:
-            out.append({"color": words[1], "shape": words[2], "motion": " ".join(words[3:])})
+def _attributes(caption: str) -> list[tuple[str, str]]:
+    """Position-aligned attributes of a caption: ``a red circle moves left and …`` →
+    [("count", "2"), ("color", "red"), ("shape", "circle"), ("motion", "moves left"), …];
+    ``the pole leans left and the cart …`` → [("pole", "leans left"), ("cart", …)]."""
+    phrases = [p.split() for p in caption.split(" and ")]
+    out: list[tuple[str, str]] = []
+    objects = [w for w in phrases if w and w[0] == "a"]
+    if objects:
+        out.append(("count", str(len(objects))))
+    for words in phrases:
+        if words and words[0] == "a" and len(words) == 5:
+            out += [("color", words[1]), ("shape", words[2]), ("motion", " ".join(words[3:]))]
+        elif words and words[0] == "the" and len(words) >= 3:
+            out.append((words[1], " ".join(words[2:])))
     return out
 
 
@@ -106,17 +109,18 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
                     progress: Callable[[int, dict], None] | None = None) -> dict:
     """Train from scratch; returns the final metrics and writes a checkpoint to ``out``."""
     seeds = [cfg.seed * 1_000_003 + i for i in range(cfg.streams)]
-    scene_cfg = SceneConfig(frame_size=cfg.model.frame_size)
+    size = cfg.model.frame_size
     if cfg.workers > 1:  # processes are forked before CUDA starts
-        data: ParallelStreams | StreamBatch = ParallelStreams(seeds, scene_cfg, cfg.chunk, cfg.workers)
+        data = ParallelStreams(cfg.data, seeds, size, cfg.chunk, cfg.workers)
     else:
-        data = StreamBatch(seeds, scene_cfg)
+        data = open_batch(cfg.data, seeds, size)
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     model = Captioner(cfg.model).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup_cosine(s, cfg.warmup, cfg.steps))
-    table = dict(zip(all_captions(), caption_table(all_captions(), cfg.model.max_len)))
+    captions = grammar(cfg.data)
+    table = dict(zip(captions, caption_table(captions, cfg.model.max_len)))
     state = model.initial_state(cfg.streams, device)
     eval_seeds = [10**9 + cfg.seed * 1000 + i for i in range(cfg.eval_streams)]
     metrics: dict = {}
@@ -135,7 +139,7 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
         sched.step()
         last = step == cfg.steps - 1
         if last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
-            metrics = evaluate_captioner(model, eval_seeds, cfg.eval_frames, device)
+            metrics = evaluate_captioner(model, eval_seeds, cfg.eval_frames, device, data=cfg.data)
         if progress is not None:
             progress(step + 1, {"loss": loss.item(), "elapsed_s": time.perf_counter() - started, **metrics})
     if isinstance(data, ParallelStreams):
@@ -154,6 +158,12 @@ def save_checkpoint(model: Captioner, path: Path, meta: dict) -> None:
                 "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}, path)
 
 
+def checkpoint_data(path: Path) -> str:
+    """The data source a checkpoint was trained on (``synthetic`` or ``env:ID``): its grammar."""
+    blob = torch.load(path, map_location="cpu", weights_only=False)
+    return blob.get("meta", {}).get("train", {}).get("data", "synthetic")
+
+
 def load_checkpoint(path: Path, device: str = "cpu") -> Captioner:
     """A captioner from ``save_checkpoint``'s file, in eval mode."""
     blob = torch.load(path, map_location=device, weights_only=False)
@@ -166,4 +176,5 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Captioner:
     return model.eval()
 
 
-__all__ = ["TrainConfig", "evaluate_captioner", "train_captioner", "save_checkpoint", "load_checkpoint"]
+__all__ = ["TrainConfig", "evaluate_captioner", "train_captioner", "save_checkpoint", "load_checkpoint",
+           "checkpoint_data"]
