@@ -127,7 +127,6 @@ def main() -> None:
         ratio = f"{t['ours'] / t['fla']:.2f}x fla" if "fla" in t else "fla n/a"
         print(f"chunk fwd {shape}: " + "  ".join(f"{n} {x:.3f} ms" for n, x in t.items())
               + f"  | ours/fla {ratio} | ours {gbs:,.0f} GB/s ({gbs / copy_gbs:.0%} of copy)")
-        del q, k, v, g, beta, h0
 
     q, k, v, g, beta, h0 = inputs(*FWDBWD_SHAPE)
     leaves = [x.detach().requires_grad_(True) for x in (q, k, v, g, beta)]
@@ -150,7 +149,6 @@ def main() -> None:
     rows.append({"bench": "chunk_fwd_bwd", "shape": FWDBWD_SHAPE, **{f"{n}_ms": x for n, x in t.items()},
                  "note": note})
     print(f"chunk fwd+bwd {FWDBWD_SHAPE}: " + "  ".join(f"{n} {x:.3f} ms" for n, x in t.items()) + f"  {note}")
-    del leaves, do
 
     H, K, V = 16, 128, 128
     for B in STEP_BATCHES:

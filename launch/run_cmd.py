@@ -16,7 +16,6 @@ import sys
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 from launch.errors import UsageError
 
@@ -98,9 +97,7 @@ def main(args: argparse.Namespace) -> int:
     from launch.display import RunDisplay, stdout_console, summary_table
     from memory import update_manifest, write_manifest
 
-    steps = args.steps if args.episodes is None and args.steps is not None else None
-    if args.steps is None and args.episodes is None:
-        steps = DEFAULT_STEPS
+    steps = None if args.episodes is not None else (args.steps or DEFAULT_STEPS)
     cfg = replace(AgentConfig(), env_id=args.env, steps=steps, episodes=args.episodes,
                   num_envs=args.num_envs, frame_size=args.frame_size, seed=args.seed, device=args.device)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")

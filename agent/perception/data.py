@@ -45,6 +45,7 @@ class ParallelStreams:
 
     def __init__(self, data: str, seeds: Sequence[int], frame_size: int, n_frames: int, workers: int,
                  prefetch: int = 4) -> None:
+        self.n_frames = n_frames
         workers = max(1, min(workers, len(seeds)))
         ctx = mp.get_context("fork")  # before CUDA is initialised: the trainer creates this first
         slices = np.array_split(np.asarray(seeds), workers)
@@ -54,7 +55,10 @@ class ParallelStreams:
         for p in self.procs:
             p.start()
 
-    def next(self) -> tuple[np.ndarray, list[list[Any]]]:
+    def next(self, n_frames: int) -> tuple[np.ndarray, list[list[Any]]]:
+        """The next ``n_frames`` of every stream (the chunk length the workers were started with)."""
+        if n_frames != self.n_frames:
+            raise ValueError(f"these workers make chunks of {self.n_frames} frames, not {n_frames}")
         parts = [q.get(timeout=120) for q in self.queues]
         return np.concatenate([f for f, _ in parts]), [t for _, truths in parts for t in truths]
 

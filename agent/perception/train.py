@@ -126,7 +126,7 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
     metrics: dict = {}
     started = time.perf_counter()
     for step in range(cfg.steps):
-        frames, truths = data.next() if isinstance(data, ParallelStreams) else data.next(cfg.chunk)
+        frames, truths = data.next(cfg.chunk)
         target = _targets(truths, table, device)  # [B, T, L]
         feats, state = model(torch.as_tensor(frames, device=device), state)
         state = state.detach()
