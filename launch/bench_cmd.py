@@ -2,9 +2,13 @@
 
     thalamus bench caption                         # accuracy, then frames/s and memory at 1k, 10k, 100k frames
     thalamus bench caption --lengths 1000,10000 --json out.json
+    thalamus bench caption --streams auto --device cuda     # the most live streams one GPU keeps at 30 fps
 
 Both checkpoints ship in `agent/perception/checkpoints/` and were trained the same way
-(`thalamus train captioner [--mixer softmax] --steps 5000`). Speed is batch 1, one thread.
+(`thalamus train captioner [--mixer softmax] --steps 5000`). Along one stream, speed is batch 1 on
+one thread. With `--streams N,M,...` (or `auto`: double N until a stream gets under `--fps`, then
+bisect), N independent streams, each with its own state, go through one model batched, and the
+table gives the frames/s every stream gets.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ from pathlib import Path
 from launch.errors import UsageError
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "agent" / "perception" / "checkpoints"
+MODELS = {"ours (gated delta rule)": CHECKPOINTS / "captioner.pt",
+          "softmax attention (KV cache)": CHECKPOINTS / "captioner-softmax.pt"}
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -25,13 +31,32 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = bsub.add_parser("caption", help="captioner accuracy, frames/s and memory vs softmax attention",
                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lengths", default="1000,10000,100000", help="stream lengths to time at (frames)")
-    p.add_argument("--streams", type=int, default=32, help="held-out streams for accuracy (480 frames each)")
+    p.add_argument("--eval-streams", type=int, default=32, metavar="N",
+                   help="held-out streams for accuracy (480 frames each; default 32)")
+    p.add_argument("--streams", metavar="N,M,...|auto",
+                   help="instead: time N independent streams batched through one model, at each N given")
+    p.add_argument("--fps", type=float, default=30.0, help="with --streams: the frames/s each stream must get")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest at batch 1)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
     p.set_defaults(func=main)
 
 
+def _stream_counts(text: str) -> list[int] | None:
+    """``auto`` → None; ``1,64,256`` → [1, 64, 256]."""
+    if text == "auto":
+        return None
+    try:
+        counts = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise UsageError(f"--streams must be 'auto' or comma-separated stream counts, got {text!r}") from None
+    if any(n < 1 for n in counts):
+        raise UsageError(f"--streams counts must be positive, got {text!r}")
+    return counts
+
+
 def main(args: argparse.Namespace) -> int:
+    counts = _stream_counts(args.streams) if args.streams else []
     try:
         lengths = tuple(int(x) for x in args.lengths.split(","))
     except ValueError:
@@ -39,24 +64,32 @@ def main(args: argparse.Namespace) -> int:
     if any(n < 301 for n in lengths) or list(lengths) != sorted(lengths):
         raise UsageError(f"--lengths must be increasing and each > 300 frames, got {args.lengths!r}")
     import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: torch sees no CUDA GPU on this machine; use --device cpu")
+    torch.set_num_threads(args.threads)
+    results = _many_streams(args, counts) if args.streams else _along_one_stream(args, lengths)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+def _along_one_stream(args: argparse.Namespace, lengths: tuple[int, ...]) -> dict:
     from rich.table import Table
 
     from agent.perception.bench import accuracy, speed_along_stream
     from launch.display import stdout_console
 
-    torch.set_num_threads(args.threads)
     console = stdout_console()
-    models = {"ours (gated delta rule)": CHECKPOINTS / "captioner.pt",
-              "softmax attention (KV cache)": CHECKPOINTS / "captioner-softmax.pt"}
     results = {}
-    for name, path in models.items():
-        console.print(f"[bold]{name}[/]: accuracy on {args.streams} held-out streams ...")
-        acc = accuracy(path, args.streams, 480)
+    for name, path in MODELS.items():
+        console.print(f"[bold]{name}[/]: accuracy on {args.eval_streams} held-out streams ...")
+        acc = accuracy(path, args.eval_streams, 480)
         console.print(f"  speed along one stream at {', '.join(map(str, lengths))} frames ...")
-        results[name] = {"accuracy": acc, "speed": speed_along_stream(path, lengths)}
+        results[name] = {"accuracy": acc, "speed": speed_along_stream(path, lengths, device=args.device)}
     table = Table("model", "exact", "color", "shape", "motion",
                   *[f"fps @{n:,}" for n in lengths], *[f"state MB @{n:,}" for n in lengths],
-                  title="captioner, batch 1", title_justify="left")
+                  title=f"captioner, batch 1, {args.device}", title_justify="left")
     for name, r in results.items():
         a, s = r["accuracy"], r["speed"]
         table.add_row(name, f"{a['exact']:.1%}", f"{a['color']:.1%}", f"{a['shape']:.1%}", f"{a['motion']:.1%}",
@@ -66,6 +99,43 @@ def main(args: argparse.Namespace) -> int:
         s = r["speed"]
         console.print(f"{name}: fps at {lengths[-1]:,} / fps at {lengths[0]:,} = {s[-1]['fps'] / s[0]['fps']:.2f}; "
                       f"max RSS {s[-1]['max_rss_mb']:.0f} MB")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-    return 0
+    return results
+
+
+def _many_streams(args: argparse.Namespace, counts: list[int] | None) -> dict:
+    from rich.table import Table
+
+    from agent.perception.bench import many_streams, max_live_streams
+    from launch.display import stdout_console
+
+    console = stdout_console()
+    results = {}
+    for name, path in MODELS.items():
+        console.print(f"[bold]{name}[/]: streams batched on {args.device} ...")
+
+        def report(row: dict) -> None:
+            console.print(f"  {row['streams']:6d} streams: {row['fps_per_stream']:8.1f} fps each, "
+                          f"step p99 {row['step_ms_p99']:.1f} ms")
+
+        if counts is None:
+            best, rows = max_live_streams(path, args.device, fps=args.fps, report=report)
+        else:
+            rows = [many_streams(path, n, args.device) for n in counts]
+            for row in rows:
+                report(row)
+            live = [r["streams"] for r in rows if r["fps_per_stream"] >= args.fps]
+            best = max(live) if live else 0
+        results[name] = {"max_streams_at_fps": best, "fps": args.fps, "rows": rows}
+    table = Table("model", "streams", "fps / stream", "frames/s", "step p50 ms", "step p99 ms", "state MB",
+                  title=f"captioner, N batched streams, {args.device}", title_justify="left")
+    for name, r in results.items():
+        for row in r["rows"]:
+            table.add_row(name, f"{row['streams']:,}", f"{row['fps_per_stream']:,.1f}", f"{row['frames_per_s']:,.0f}",
+                          f"{row['step_ms_p50']:.2f}", f"{row['step_ms_p99']:.2f}", f"{row['state_mb']:.1f}")
+    console.print(table)
+    for name, r in results.items():
+        console.print(f"{name}: at most {r['max_streams_at_fps']:,} streams get {args.fps:g} frames/s each")
+    ours, base = (results[n]["max_streams_at_fps"] for n in MODELS)
+    if base:
+        console.print(f"ours / softmax: {ours / base:.2f}× the live streams")
+    return results

@@ -60,3 +60,68 @@ def accuracy(checkpoint: Path, streams: int, frames: int, device: str = "cpu") -
     model = load_checkpoint(checkpoint, device)
     seeds = [8_000_000 + i for i in range(streams)]  # never used in training or in BENCHMARKS' other checks
     return evaluate_captioner(model, seeds, frames, torch.device(device))
+
+
+@torch.no_grad()
+def many_streams(checkpoint: Path, n_streams: int, device: str, timed: int = 60, warm: int = 64,
+                 cycle: int = 16, seed: int = 321) -> dict:
+    """N independent streams batched through one model: frames/s each stream gets (steps/s, since a
+    step advances every stream by one frame) and step latency, host-to-device frame copies included.
+
+    Frames come from 64 distinct synthetic streams tiled over N and cycled over ``cycle`` frames; they
+    sit in (pinned) host memory like frames from N cameras, and each step copies its N frames to the
+    device. Every stream first sees ``warm`` frames, so a KV cache is not empty.
+    """
+    model = load_checkpoint(checkpoint, device)
+    decoding = CaptionDecoding(model, all_captions(), device)
+    base, _ = StreamBatch([seed + i for i in range(64)], SceneConfig(frame_size=model.cfg.frame_size)).next(cycle)
+    index = torch.arange(n_streams) % 64
+    host = torch.as_tensor(base)[index].transpose(0, 1).contiguous()  # [cycle, N, S, S, 3]
+    if device.startswith("cuda"):
+        host = host.pin_memory()
+    state = model.initial_state(n_streams, device)
+    for i in range(warm):  # frame by frame, as live: a batched pass would need warm × N activations
+        _, state = model.step(host[i % cycle].to(device), state)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    latencies = []
+    for i in range(timed + 5):  # the first 5 steps warm up kernels and allocator; not timed
+        sync()
+        t0 = time.perf_counter()
+        frame = host[i % cycle].to(device, non_blocking=True)
+        feature, state = model.step(frame, state)
+        decoding.greedy(feature)  # returns host strings: the step ends synchronised
+        if i >= 5:
+            latencies.append(time.perf_counter() - t0)
+    lat = torch.tensor(latencies)
+    per_stream = timed / float(lat.sum())
+    return {"streams": n_streams, "fps_per_stream": per_stream, "frames_per_s": per_stream * n_streams,
+            "step_ms_p50": 1000 * float(lat.quantile(0.5)), "step_ms_p99": 1000 * float(lat.quantile(0.99)),
+            "state_mb": state_bytes(state) / 2**20}
+
+
+def max_live_streams(checkpoint: Path, device: str, fps: float = 30.0, start: int = 16,
+                     limit: int = 65536, report=None) -> tuple[int, list[dict]]:
+    """The largest N at which every one of N batched streams still gets ``fps`` frames/s: doubling
+    until it fails (or memory runs out), then bisecting to within 5%. Returns (N, every row measured)."""
+    rows: list[dict] = []
+
+    def ok(n: int) -> bool:
+        try:
+            row = many_streams(checkpoint, n, device)
+        except torch.OutOfMemoryError:
+            row = {"streams": n, "fps_per_stream": 0.0, "frames_per_s": 0.0, "step_ms_p50": float("nan"),
+                   "step_ms_p99": float("nan"), "state_mb": float("nan"), "oom": True}
+            torch.cuda.empty_cache()
+        rows.append(row)
+        if report is not None:
+            report(row)
+        return row["fps_per_stream"] >= fps
+
+    good, n = 0, start
+    while n <= limit and ok(n):
+        good, n = n, 2 * n
+    bad = n
+    while good and bad - good > max(1, good // 20):
+        mid = (good + bad) // 2
+        good, bad = (mid, bad) if ok(mid) else (good, mid)
+    return good, sorted(rows, key=lambda r: r["streams"])
