@@ -7,7 +7,8 @@
 
 Frames are read at the source's pace; when the captioner falls behind, the oldest frames are dropped
 and counted. `--jsonl` writes `{"frame": i, "t": seconds, "caption": "..."}` each time the caption
-changes (the caption in effect at frame i is the last line with frame ≤ i). Captions come from the
+changes (the caption in effect at frame i is the last line with frame ≤ i): corrected by hand and put
+beside its video, it is training data (`thalamus train captioner --data DIR`). Captions come from the
 grammar the checkpoint was trained on; the shipped one knows the built-in synthetic scenes.
 """
 
@@ -54,15 +55,14 @@ def main(args: argparse.Namespace) -> int:
     if args.show:
         raise UsageError("--show needs a display and an OpenCV built with GUI support; this install is "
                          "headless: use --out overlay.mp4 instead")
-    from agent.perception.data import grammar
     from agent.perception.live import DEFAULT_CHECKPOINT, LiveCaptioner
-    from agent.perception.train import checkpoint_data
+    from agent.perception.train import checkpoint_grammar
     from envs.sources import open_source
 
     checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
     if not checkpoint.is_file():
         raise UsageError(f"no captioner checkpoint at {checkpoint}: train one with `thalamus train captioner`")
-    captioner = LiveCaptioner(grammar(checkpoint_data(checkpoint)), checkpoint)
+    captioner = LiveCaptioner(checkpoint_grammar(checkpoint), checkpoint)
     source = open_source(args.source, frame_size=captioner.size, seed=args.seed, fps=args.fps)
     writer = jsonl = None
     caption, n, started = None, 0, time.perf_counter()

@@ -40,11 +40,12 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     from agent.messages import MessageError
     from agent.runtime import ActorFailed
     from envs import EnvNotFoundError, EnvUnavailableError
+    from envs.clips import ClipDataError
     from envs.sources import SourceError
     from memory import StoreError
 
-    return (UsageError, EnvNotFoundError, EnvUnavailableError, SourceError, StoreError, MessageError,
-            ChannelTimeout, ActorFailed)
+    return (UsageError, EnvNotFoundError, EnvUnavailableError, SourceError, ClipDataError, StoreError,
+            MessageError, ChannelTimeout, ActorFailed)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,10 +2,24 @@
 
     thalamus train captioner --steps 3000 --device cuda --out agent/perception/checkpoints/captioner.pt
     thalamus train captioner --steps 200 --out /tmp/small.pt --json
+    thalamus train captioner --data my_clips/ --steps 2000 --device cuda --workers 8 --out mine.pt
 
-Data: the built-in synthetic scenes (`--data synthetic`, exact captions from the generator), or renders
+Data: the built-in synthetic scenes (`--data synthetic`, exact captions from the generator), renders
 of a captioned environment (`--data env:CartPole-v1`, `--data env:InvertedPendulum-v5`: captions read
-from the simulator state, random actions).
+from the simulator state, random actions), or a directory of your own captioned videos:
+
+    my_clips/
+      walk.mp4      any video OpenCV reads (.mp4 .avi .mov .mkv .webm)
+      walk.jsonl    one line per caption change: {"frame": 0, "caption": "a person walks left"}
+      heldout/      optional, same format: clips used only for scoring
+
+A line means "this caption from frame i (counted from 0) until the next line's frame, or the end".
+Frames ascend; frames before the first line are skipped; a caption is 1 to 11 words, any words
+(the checkpoint extends its vocabulary). This is what `thalamus caption --jsonl` writes, so its output
+can be corrected by hand and trained on. Scoring is at each caption segment's last frame, on
+heldout/ if present, otherwise on the training clips played in other orders (a measure of fit, not
+of generalisation). The checkpoint records its captions, so `thalamus caption --checkpoint` says
+only those. Full format: envs/clips.py.
 """
 
 from __future__ import annotations
@@ -17,15 +31,16 @@ from pathlib import Path
 from launch.errors import UsageError
 
 
-
 def add_parser(sub: argparse._SubParsersAction) -> None:
     train = sub.add_parser("train", help="train a model", description="Train a model.")
     tsub = train.add_subparsers(dest="model", required=True, metavar="MODEL")
     p = tsub.add_parser("captioner", help="train the perception captioner", description=__doc__,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default="synthetic", help="synthetic (default), env:CartPole-v1 or env:InvertedPendulum-v5")
+    p.add_argument("--data", default="synthetic", metavar="SRC",
+                   help="synthetic (default), env:CartPole-v1, env:InvertedPendulum-v5, or a directory of "
+                        "videos with NAME.jsonl captions beside each (format above)")
     p.add_argument("--steps", type=int, default=3000, metavar="N", help="optimizer steps (default 3000)")
-    p.add_argument("--streams", type=int, default=32, metavar="N", help="parallel scene streams per step")
+    p.add_argument("--streams", type=int, default=32, metavar="N", help="parallel streams per step")
     p.add_argument("--out", type=Path, default=Path("captioner.pt"), metavar="PATH", help="checkpoint to write")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--seed", type=int, default=0)
@@ -37,12 +52,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def main(args: argparse.Namespace) -> int:
+def _scored_on(data: str) -> str:
+    """Check ``--data`` (a directory of clips is read and validated now) and say where it is scored."""
+    from agent.perception.data import eval_data, grammar, is_clips
+    from envs.clips import ClipDataError
     from envs.env_captions import CAPTIONED_ENVS
 
     sources = ["synthetic", *(f"env:{e}" for e in CAPTIONED_ENVS)]
-    if args.data not in sources:
-        raise UsageError(f"--data {args.data!r} is not available; choose one of: {', '.join(sources)}")
+    if not is_clips(data):
+        if data not in sources:
+            raise UsageError(f"--data {data!r} is not available; choose one of: {', '.join(sources)}, "
+                             "or a directory of captioned videos")
+        return "held-out streams"
+    try:
+        grammar(data)
+        scored = eval_data(data)
+    except ClipDataError as exc:
+        raise UsageError(f"--data: {exc}") from None
+    return f"the clips of {scored}" if scored != data else "the training clips played in other orders"
+
+
+def main(args: argparse.Namespace) -> int:
+    scored_on = _scored_on(args.data)
     if args.steps < 1 or args.streams < 1:
         raise UsageError(f"--steps and --streams must be positive, got {args.steps} and {args.streams}")
     import torch
@@ -73,6 +104,7 @@ def main(args: argparse.Namespace) -> int:
         parts = ", ".join(f"{k} {v:.1%}" for k, v in metrics.items() if k not in ("exact", "segments", "frames",
                                                                                   "train_s"))
         stdout_console().print(
-            f"wrote {args.out}: exact match {metrics['exact']:.1%} over {metrics['segments']} held-out scored "
-            f"frames ({parts}); {metrics['frames']:,} training frames in {metrics['train_s']:.0f} s")
+            f"wrote {args.out}: exact match {metrics['exact']:.1%} over {metrics['segments']} scored frames of "
+            f"{scored_on}" + (f" ({parts})" if parts else "") +
+            f"; {metrics['frames']:,} training frames in {metrics['train_s']:.0f} s")
     return 0

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import envs
-from agent.perception.grammar import encode_caption
+from agent.perception.grammar import Vocab
 from envs.env_captions import POLE_CART_CAPTIONS, env_caption, env_grammar
 
 
@@ -41,6 +41,6 @@ def test_caption_matches_what_the_camera_shows(env_id, set_state):
 def test_grammar_is_complete_and_in_the_vocabulary():
     assert len(set(POLE_CART_CAPTIONS)) == 9 and env_grammar("CartPole-v1") == POLE_CART_CAPTIONS
     for caption in POLE_CART_CAPTIONS:
-        encode_caption(caption)  # raises on a word the decoder cannot emit
+        Vocab().encode(caption)  # raises on a word the built-in vocabulary lacks
     with pytest.raises(ValueError, match="captioned environments: CartPole-v1"):
         env_caption("Reacher-v5", np.zeros(10))

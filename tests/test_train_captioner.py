@@ -26,7 +26,7 @@ def test_short_training_lowers_the_loss_and_checkpoints(tmp_path):
 
 def test_env_render_training_uses_the_env_grammar(tmp_path):
     from agent.perception.data import grammar
-    from agent.perception.train import checkpoint_data
+    from agent.perception.train import checkpoint_grammar
 
     small = replace(CaptionerConfig(), channels=(8, 16, 16, 16), d_model=32, n_heads=2, head_dim=16)
     cfg = TrainConfig(steps=25, streams=3, chunk=16, lr=3e-3, warmup=5, eval_every=0, eval_streams=2,
@@ -35,7 +35,18 @@ def test_env_render_training_uses_the_env_grammar(tmp_path):
     metrics = train_captioner(cfg, out=tmp_path / "cp.pt", progress=lambda step, m: losses.append(m["loss"]))
     assert sum(losses[-5:]) < 0.8 * sum(losses[:5])
     assert set(metrics) >= {"exact", "pole", "cart"} and metrics["segments"] == 2 * 64  # every frame scored
-    assert checkpoint_data(tmp_path / "cp.pt") == "env:CartPole-v1"
+    assert checkpoint_grammar(tmp_path / "cp.pt") == grammar("env:CartPole-v1")
     model = load_checkpoint(tmp_path / "cp.pt")
     captions = CaptionDecoding(model, grammar("env:CartPole-v1"), "cpu").greedy(torch.randn(16, 32) * 3)
     assert set(captions) <= set(grammar("env:CartPole-v1"))
+
+
+def test_shipped_checkpoints_load_with_the_built_in_vocabulary():
+    from agent.perception.grammar import VOCAB
+    from agent.perception.live import DEFAULT_CHECKPOINT
+    from agent.perception.train import checkpoint_grammar
+
+    for path in (DEFAULT_CHECKPOINT, DEFAULT_CHECKPOINT.with_name("captioner-softmax.pt")):
+        model = load_checkpoint(path)
+        assert model.cfg.vocab == VOCAB and model.cfg.vocab_size == len(VOCAB)
+        assert checkpoint_grammar(path) == all_captions()

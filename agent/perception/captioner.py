@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from agent.perception.grammar import BOS, VOCAB
+from agent.perception.grammar import BOS, VOCAB, Vocab
 from kernels import gated_delta_rule, gated_delta_rule_step
 
 
@@ -31,11 +31,16 @@ class CaptionerConfig:
     n_layers: int = 2
     n_heads: int = 4
     head_dim: int = 32  # K = V per head
-    vocab_size: int = len(VOCAB)
+    vocab: tuple[str, ...] = VOCAB  # caption words, token i = vocab[i]: a checkpoint carries its own
     max_len: int = 12  # caption tokens including <eos>
     gap: int = 4  # the second difference channel is frame[t] - frame[t - gap]
     mixer: str = "delta"  # "delta": gated delta rule (ours); "softmax": attention over a KV cache (baseline)
     train_window: int = 256  # softmax only: frames of KV cache kept while training (inference keeps all)
+
+    @property
+    def vocab_size(self) -> int:
+        """Token ids run 0..vocab_size-1 (the decoder's embedding and output sizes)."""
+        return len(self.vocab)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -172,6 +177,7 @@ class Captioner(nn.Module):
     def __init__(self, cfg: CaptionerConfig | None = None) -> None:
         super().__init__()
         self.cfg = cfg = cfg or CaptionerConfig()
+        self.vocab = Vocab(cfg.vocab)
         self.encoder = FrameEncoder(cfg)
         if cfg.mixer not in ("delta", "softmax"):
             raise ValueError(f"mixer must be 'delta' or 'softmax', got {cfg.mixer!r}")

@@ -1,6 +1,8 @@
-"""Training frames for the captioner — the synthetic scenes or captioned env renders — generated in
-worker processes, so the GPU is not left waiting.
+"""Training frames for the captioner — the synthetic scenes, captioned env renders, or a folder of
+captioned video clips (``envs/clips.py``) — generated in worker processes, so the GPU is not left
+waiting.
 
+A data source is a string: ``synthetic``, ``env:ID``, or anything else as a directory of clips.
 ``open_batch(data, seeds, frame_size)`` makes a batch of persistent streams whose ``next(n)`` gives
 frames (B, n, S, S, 3) and per-stream truths (each with ``.caption`` and ``.is_last``).
 ``ParallelStreams`` runs slices of those streams in worker processes and keeps up to ``prefetch``
@@ -12,26 +14,44 @@ from __future__ import annotations
 
 import multiprocessing as mp
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from envs.clips import ClipBatch, clip_grammar, heldout_dir
 from envs.env_captions import EnvCaptionBatch, env_grammar
 from envs.synthetic import SceneConfig, StreamBatch, all_captions
 
 
+def is_clips(data: str) -> bool:
+    """Whether ``data`` names a directory of captioned clips (neither ``synthetic`` nor ``env:ID``)."""
+    return data != "synthetic" and not data.startswith("env:")
+
+
 def grammar(data: str) -> list[str]:
-    """Every caption of a data source: ``synthetic`` or ``env:ID``."""
-    return all_captions() if data == "synthetic" else list(env_grammar(data.removeprefix("env:")))
+    """Every caption of a data source: ``synthetic``, ``env:ID`` or a directory of clips."""
+    if data == "synthetic":
+        return all_captions()
+    if data.startswith("env:"):
+        return list(env_grammar(data.removeprefix("env:")))
+    return clip_grammar(Path(data))
+
+
+def eval_data(data: str) -> str:
+    """Where a model trained on ``data`` is scored: ``DIR/heldout`` for a directory of clips that has
+    one, else ``data`` itself (fresh streams of generated sources; other plays of the same clips)."""
+    held = heldout_dir(Path(data)) if is_clips(data) else None
+    return str(held) if held is not None else data
 
 
 def open_batch(data: str, seeds: Sequence[int], frame_size: int) -> Any:
-    """Persistent streams of ``data`` (``synthetic`` or ``env:ID``), one per seed."""
+    """Persistent streams of ``data`` (``synthetic``, ``env:ID`` or a directory of clips), one per seed."""
     if data == "synthetic":
         return StreamBatch(seeds, SceneConfig(frame_size=frame_size))
     if data.startswith("env:"):
         return EnvCaptionBatch(data.removeprefix("env:"), seeds, frame_size)
-    raise ValueError(f"unknown training data {data!r}: use synthetic or env:ID")
+    return ClipBatch(Path(data), seeds, frame_size)
 
 
 def _worker(data: str, seeds: list[int], frame_size: int, n_frames: int, out: mp.Queue) -> None:

@@ -11,16 +11,17 @@ from collections.abc import Sequence
 import torch
 
 from agent.perception.captioner import Captioner
-from agent.perception.grammar import BOS, EOS, VOCAB, decode_tokens, encode_caption
+from agent.perception.grammar import BOS, EOS
 from kernels.trie import build_trie, constrained_step
 
 
 class CaptionDecoding:
-    """Greedy decoding of features into captions from ``captions`` (the grammar)."""
+    """Greedy decoding of features into captions from ``captions`` (the grammar), in the model's
+    vocabulary; a caption with a word the model cannot emit is a ValueError naming the word."""
 
     def __init__(self, model: Captioner, captions: Sequence[str], device: torch.device | str) -> None:
         self.model = model
-        self.trie = build_trie([encode_caption(c) for c in captions], len(VOCAB), EOS).to(device)
+        self.trie = build_trie([model.vocab.encode(c) for c in captions], len(model.vocab), EOS).to(device)
 
     @torch.no_grad()
     def greedy(self, features: torch.Tensor) -> list[str]:
@@ -38,4 +39,4 @@ class CaptionDecoding:
             if bool((prev == EOS).all()):
                 break
         rows = torch.stack(tokens, 1).tolist()
-        return [decode_tokens(r) for r in rows]
+        return [self.model.vocab.decode(r) for r in rows]

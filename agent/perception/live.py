@@ -5,25 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 
 from agent.perception.decode import CaptionDecoding
 from agent.perception.train import load_checkpoint
+from envs.clips import square_resize
 
 DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "captioner.pt"
-
-
-def square_resize(rgb: np.ndarray, size: int) -> np.ndarray:
-    """Center-crop to a square and resize to ``size`` (what the captioner sees)."""
-    h, w = rgb.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    crop = rgb[top: top + side, left: left + side]
-    if side == size:
-        return np.ascontiguousarray(crop)
-    return cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
 
 
 class LiveCaptioner:

@@ -1,4 +1,5 @@
-"""Train and evaluate the captioner on the synthetic scenes or on captioned env renders, top to bottom.
+"""Train and evaluate the captioner on the synthetic scenes, captioned env renders or a folder of
+captioned video clips (``envs/clips.py``), top to bottom.
 
     from agent.perception.train import TrainConfig, train_captioner
     train_captioner(TrainConfig(steps=3000, device="cuda"), out=Path("captioner.pt"))
@@ -7,23 +8,27 @@ Persistent streams (each its own scene stream and carried state) are cut into ch
 each chunk is one truncated-BPTT step: the state is carried across chunks and detached, so chunks
 cross segment boundaries and nothing is ever reset by hand — exactly what the model meets live.
 The loss is the caption's cross-entropy at every frame (teacher forcing).
+
+A checkpoint carries what it needs to caption: its vocabulary (the built-in words plus any new words
+of its data's captions, in ``config["vocab"]``) and its caption list (``meta["grammar"]``, read by
+``checkpoint_grammar``).
 """
 
 from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
 from agent.perception.captioner import Captioner, CaptionerConfig
-from agent.perception.data import ParallelStreams, grammar, open_batch
+from agent.perception.data import ParallelStreams, eval_data, grammar, is_clips, open_batch
 from agent.perception.decode import CaptionDecoding
-from agent.perception.grammar import PAD, caption_table
+from agent.perception.grammar import PAD, VOCAB, Vocab
 
 
 @dataclass
@@ -37,13 +42,14 @@ class TrainConfig:
     warmup: int = 100
     weight_decay: float = 0.01
     seed: int = 0
-    data: str = "synthetic"  # or env:ID (CartPole-v1, InvertedPendulum-v5: captions from simulator state)
+    data: str = "synthetic"  # or env:ID (CartPole-v1, InvertedPendulum-v5: captions from simulator state),
+    # or a directory of captioned clips (envs/clips.py), scored on DIR/heldout/ if it has one
     device: str = "cpu"
     workers: int = 1  # processes generating frames (>1 keeps a GPU fed)
     eval_every: int = 500  # 0: only at the end
     eval_streams: int = 16
     eval_frames: int = 480
-    model: CaptionerConfig = field(default_factory=CaptionerConfig)
+    model: CaptionerConfig = field(default_factory=CaptionerConfig)  # its vocab is set from the data's captions
 
 
 def _targets(truths: list[list], table: dict[str, list[int]], device: torch.device) -> torch.Tensor:
@@ -52,12 +58,15 @@ def _targets(truths: list[list], table: dict[str, list[int]], device: torch.devi
 
 
 def evaluate_captioner(model: Captioner, seeds: list[int], n_frames: int, device: torch.device,
-                       chunk: int = 64, data: str = "synthetic") -> dict[str, float]:
-    """Accuracy on fresh streams: the caption in effect at each scored frame (a scene segment's last
-    frame; every env frame), decoded under the grammar, against the truth; plus per-attribute accuracy
-    (object count, color, shape, motion for the scenes; pole and cart for envs)."""
+                       chunk: int = 64, data: str = "synthetic",
+                       captions: Sequence[str] | None = None) -> dict[str, float]:
+    """Accuracy on fresh streams: the caption in effect at each scored frame (a segment's last frame;
+    every env frame), decoded under ``captions`` (default: ``data``'s grammar), against the truth; plus
+    per-attribute accuracy (object count, color, shape, motion for the scenes; pole and cart for envs;
+    none for clips, whose captions have no fixed form)."""
     model.eval()
-    decoding = CaptionDecoding(model, grammar(data), device)
+    decoding = CaptionDecoding(model, grammar(data) if captions is None else captions, device)
+    attributes = (lambda text: []) if is_clips(data) else _attributes
     batch = open_batch(data, seeds, model.cfg.frame_size)
     state = model.initial_state(len(seeds), device)
     hits: dict[str, int] = {"exact": 0}
@@ -75,7 +84,7 @@ def evaluate_captioner(model: Captioner, seeds: list[int], n_frames: int, device
                 truth = truths[b][t].caption
                 hits["exact"] += text == truth
                 totals["exact"] += 1
-                want, got = _attributes(truth), _attributes(text)
+                want, got = attributes(truth), attributes(text)
                 for i, (name, value) in enumerate(want):
                     hits[name] = hits.get(name, 0) + (i < len(got) and got[i] == (name, value))
                     totals[name] = totals.get(name, 0) + 1
@@ -108,6 +117,9 @@ def _warmup_cosine(step: int, warmup: int, total: int) -> float:
 def train_captioner(cfg: TrainConfig, out: Path | None = None,
                     progress: Callable[[int, dict], None] | None = None) -> dict:
     """Train from scratch; returns the final metrics and writes a checkpoint to ``out``."""
+    captions = grammar(cfg.data)  # a bad folder of clips fails here, before workers start
+    scored_on = eval_data(cfg.data)
+    model_cfg = replace(cfg.model, vocab=Vocab.for_captions(captions).words)
     seeds = [cfg.seed * 1_000_003 + i for i in range(cfg.streams)]
     size = cfg.model.frame_size
     if cfg.workers > 1:  # processes are forked before CUDA starts
@@ -116,11 +128,10 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
         data = open_batch(cfg.data, seeds, size)
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
-    model = Captioner(cfg.model).to(device)
+    model = Captioner(model_cfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup_cosine(s, cfg.warmup, cfg.steps))
-    captions = grammar(cfg.data)
-    table = dict(zip(captions, caption_table(captions, cfg.model.max_len)))
+    table = dict(zip(captions, model.vocab.table(captions, model_cfg.max_len)))
     state = model.initial_state(cfg.streams, device)
     eval_seeds = [10**9 + cfg.seed * 1000 + i for i in range(cfg.eval_streams)]
     metrics: dict = {}
@@ -139,7 +150,8 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
         sched.step()
         last = step == cfg.steps - 1
         if last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
-            metrics = evaluate_captioner(model, eval_seeds, cfg.eval_frames, device, data=cfg.data)
+            metrics = evaluate_captioner(model, eval_seeds, cfg.eval_frames, device, data=scored_on,
+                                         captions=captions)
         if progress is not None:
             progress(step + 1, {"loss": loss.item(), "elapsed_s": time.perf_counter() - started, **metrics})
     if isinstance(data, ParallelStreams):
@@ -147,7 +159,8 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
     metrics["train_s"] = time.perf_counter() - started
     metrics["frames"] = cfg.steps * cfg.streams * cfg.chunk
     if out is not None:
-        save_checkpoint(model, out, {"train": asdict(cfg) | {"model": cfg.model.to_dict()}, "metrics": metrics})
+        save_checkpoint(model, out, {"train": asdict(cfg) | {"model": model_cfg.to_dict()}, "grammar": captions,
+                                     "eval_data": scored_on, "metrics": metrics})
     return metrics
 
 
@@ -158,10 +171,13 @@ def save_checkpoint(model: Captioner, path: Path, meta: dict) -> None:
                 "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}, path)
 
 
-def checkpoint_data(path: Path) -> str:
-    """The data source a checkpoint was trained on (``synthetic`` or ``env:ID``): its grammar."""
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    return blob.get("meta", {}).get("train", {}).get("data", "synthetic")
+def checkpoint_grammar(path: Path) -> list[str]:
+    """The captions a checkpoint can say (what to decode it with): ``meta["grammar"]``, or for older
+    checkpoints the grammar of the data source they record (the shipped ones: ``synthetic``)."""
+    meta = torch.load(path, map_location="cpu", weights_only=False).get("meta", {})
+    if "grammar" in meta:
+        return list(meta["grammar"])
+    return grammar(meta.get("train", {}).get("data", "synthetic"))
 
 
 def load_checkpoint(path: Path, device: str = "cpu") -> Captioner:
@@ -171,10 +187,14 @@ def load_checkpoint(path: Path, device: str = "cpu") -> Captioner:
         raise ValueError(f"{path} is not a thalamus captioner checkpoint")
     cfg = dict(blob["config"])
     cfg["channels"] = tuple(cfg["channels"])
+    size = cfg.pop("vocab_size", None)  # checkpoints from before per-checkpoint vocabularies: the built-in one
+    cfg["vocab"] = tuple(cfg.get("vocab", VOCAB))
+    if size is not None and size != len(cfg["vocab"]):
+        raise ValueError(f"{path}: vocab_size {size} does not match its {len(cfg['vocab'])} vocabulary words")
     model = Captioner(CaptionerConfig(**cfg)).to(device)
     model.load_state_dict(blob["state_dict"])
     return model.eval()
 
 
-__all__ = ["TrainConfig", "evaluate_captioner", "train_captioner", "save_checkpoint", "load_checkpoint",
-           "checkpoint_data"]
+__all__ = ["TrainConfig", "checkpoint_grammar", "evaluate_captioner", "load_checkpoint", "save_checkpoint",
+           "train_captioner"]
