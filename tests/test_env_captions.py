@@ -5,7 +5,7 @@ import pytest
 
 import envs
 from agent.perception.grammar import Vocab
-from envs.env_captions import POLE_CART_CAPTIONS, env_caption, env_grammar
+from envs.env_captions import POLE_CART_CAPTIONS, EnvCaptioner, env_grammar, frame_dt
 
 
 def _pole_side(frame: np.ndarray) -> float:
@@ -17,25 +17,53 @@ def _pole_side(frame: np.ndarray) -> float:
     return xs[top].mean() - xs[bottom].mean()
 
 
-@pytest.mark.parametrize("env_id, set_state", [
-    ("CartPole-v1", lambda env, angle, vel: setattr(env.unwrapped, "state", np.array([0.0, vel, angle, 0.0]))),
-    ("InvertedPendulum-v5", lambda env, angle, vel: env.unwrapped.set_state(np.array([0.0, angle]),
-                                                                            np.array([vel, 0.0]))),
-])
-def test_caption_matches_what_the_camera_shows(env_id, set_state):
+def _centre_x(frame: np.ndarray) -> float:
+    gray = frame.astype(int).sum(-1)
+    ys, xs = np.nonzero(np.abs(gray - np.median(gray)) > 60)
+    return float(xs.mean())
+
+
+def _cartpole(env, x, angle):
+    env.unwrapped.state = np.array([x, 0.0, angle, 0.0])
+    return env.observation(np.asarray(env.unwrapped.state, np.float32))
+
+
+def _pendulum(env, x, angle):
+    env.unwrapped.set_state(np.array([x, angle]), np.zeros(2))
+    return env.observation(np.asarray(env.unwrapped._get_obs(), np.float32))
+
+
+@pytest.mark.parametrize("env_id, show", [("CartPole-v1", _cartpole), ("InvertedPendulum-v5", _pendulum)])
+def test_caption_matches_what_the_camera_shows(env_id, show):
+    """The camera wrapper renders each set state; the caption of a run of frames says what they show."""
     env = envs.make(env_id, frame_size=96, seed=0)
     env.reset()
-    sides = {}
-    for angle, vel, want in ((0.3, 0.5, "the pole leans right and the cart moves right"),
-                             (-0.3, -0.5, "the pole leans left and the cart moves left"),
-                             (0.0, 0.0, "the pole stays upright and the cart stays still")):
-        set_state(env, angle, vel)
-        raw = env.unwrapped.state if env_id == "CartPole-v1" else env.unwrapped._get_obs()
-        obs = env.observation(np.asarray(raw, np.float32))  # the camera wrapper renders the set state
-        assert env_caption(env_id, obs["state"]) == want
-        sides[angle] = _pole_side(obs["frame"])
-    assert sides[0.3] > 1 and sides[-0.3] < -1 and abs(sides[0.0]) < abs(sides[0.3])
+    dt = frame_dt(env)
+    for angle, speed, want in ((0.3, 0.5, "the pole leans right and the cart moves right"),
+                               (-0.3, -0.5, "the pole leans left and the cart moves left"),
+                               (0.0, 0.05, "the pole stays upright and the cart stays still")):
+        captioner = EnvCaptioner(env_id, dt)
+        frames = []
+        for i in range(6):
+            obs = show(env, i * speed * dt, angle)
+            frames.append(obs["frame"])
+            caption = captioner(obs["state"])
+        assert caption == want
+        side, moved = _pole_side(frames[-1]), _centre_x(frames[-1]) - _centre_x(frames[0])
+        assert (side > 1 if angle > 0 else side < -1 if angle < 0 else abs(side) < 1), side
+        if abs(speed) > 0.2:
+            assert np.sign(moved) == np.sign(speed), moved
     env.close()
+
+
+def test_cart_motion_is_what_the_frames_show_not_the_latest_push():
+    """The first frame of an episode is still; a velocity the frames have not shown yet is not motion."""
+    captioner = EnvCaptioner("CartPole-v1", 0.02)
+    assert captioner(np.array([0.0, 3.0, 0.0, 0.0])).endswith("stays still")
+    assert captioner(np.array([0.0, 3.0, 0.0, 0.0])).endswith("stays still")
+    assert captioner(np.array([0.06, 3.0, 0.0, 0.0])).endswith("moves right")
+    captioner.reset()
+    assert captioner(np.array([0.5, -3.0, 0.0, 0.0])).endswith("stays still")
 
 
 def test_grammar_is_complete_and_in_the_vocabulary():
@@ -43,4 +71,4 @@ def test_grammar_is_complete_and_in_the_vocabulary():
     for caption in POLE_CART_CAPTIONS:
         Vocab().encode(caption)  # raises on a word the built-in vocabulary lacks
     with pytest.raises(ValueError, match="captioned environments: CartPole-v1"):
-        env_caption("Reacher-v5", np.zeros(10))
+        EnvCaptioner("Reacher-v5", 0.05)
