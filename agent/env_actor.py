@@ -15,9 +15,10 @@ from agent.outbox import Outbox
 from memory import ArraySpec
 
 
-def store_specs(spec: dict[str, Any]) -> dict[str, ArraySpec]:
-    """The per-step arrays of the run store for an env of this ``spec`` (see :meth:`EnvActor.spec`)."""
-    return {
+def store_specs(spec: dict[str, Any], caption_len: int = 0) -> dict[str, ArraySpec]:
+    """The per-step arrays of the run store for an env of this ``spec`` (see :meth:`EnvActor.spec`);
+    with ``caption_len`` > 0, also each step's caption as int16 token ids (``<pad>``-filled)."""
+    specs = {
         "obs": ArraySpec((spec["state_dim"],), "float32"),
         "frame": ArraySpec(tuple(spec["frame_shape"]), "uint8"),
         "action": ArraySpec(tuple(spec["action_shape"]), "int64" if spec["discrete"] else "float32"),
@@ -27,21 +28,25 @@ def store_specs(spec: dict[str, Any]) -> dict[str, ArraySpec]:
         "task": ArraySpec((), "int32"),
         "time": ArraySpec((), "float64"),
     }
+    if caption_len:
+        specs["caption"] = ArraySpec((caption_len,), "int16")
+    return specs
 
 
 class EnvActor:
     """``num_envs`` copies of one env, stepped together; autoresets finished ones.
 
-    Each store row is ``(obs, frame, action, reward, terminated, truncated, task, time)``: the
-    observation an action was taken on, the action, and what followed it.
+    Each store row is ``(obs, frame, action, reward, terminated, truncated, task, time[, caption])``:
+    the observation an action was taken on, the action, what followed it, and perception's caption
+    of the frame (when ``caption_len`` > 0, each action message carries it).
     """
 
     def __init__(self, env_id: str, num_envs: int, frame_size: int, seed: int,
-                 task: int = 0, max_episodes: int | None = None) -> None:
+                 task: int = 0, max_episodes: int | None = None, caption_len: int = 0) -> None:
         self.envs = [envs.make(env_id, frame_size=frame_size, seed=seed + i) for i in range(num_envs)]
-        self.task, self.max_episodes = task, max_episodes
+        self.task, self.max_episodes, self.caption_len = task, max_episodes, caption_len
         self.discrete = hasattr(self.envs[0].action_space, "n")
-        self.dtypes = {k: np.dtype(v.dtype) for k, v in store_specs(self.spec()).items()}
+        self.dtypes = {k: np.dtype(v.dtype) for k, v in store_specs(self.spec(), caption_len).items()}
         self.recorder: Outbox | None = None
         self.hop = LatencyMeter()
         self.t0 = time.time()
@@ -96,6 +101,8 @@ class EnvActor:
                                ("reward", r), ("terminated", term), ("truncated", trunc),
                                ("task", self.task), ("time", now)):
                 buf[key].append(value)
+            if self.caption_len:
+                buf["caption"].append(msg.caption[i])
             self.episode_return[i] += r
             if term or trunc:
                 self._finish_episode(i)

@@ -71,15 +71,18 @@ class Percept(Message):
     done: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # [N]
     final_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [K]
     final_vector: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [K, D]
+    caption: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int16))  # [N, L] token ids, or empty
 
 
 @dataclass
 class Action(Message):
-    """The policy's actions for a batch of envs: int64 [N] (discrete) or float32 [N, A]."""
+    """The policy's actions for a batch of envs: int64 [N] (discrete) or float32 [N, A]; ``caption``
+    passes perception's caption of the frame acted on to the env, which records it with the step."""
 
     KIND: ClassVar[str] = "action"
     step: int = 0
     action: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    caption: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int16))  # [N, L], or empty
 
 
 @dataclass

@@ -50,6 +50,7 @@ class AgentConfig:
     device: str = "cpu"  # where perception, learner and policy models run
     depth: int = 2  # batched steps the driver submits ahead (the env-step channel's window)
     hop_timeout_s: float = 60.0  # a peer silent this long is reported as stalled
+    captioner: str | None = None  # a captioner checkpoint: perception captions every frame, stored per step
     ppo: PPOConfig | None = None  # None: PPOConfig.for_actions(the env's action type)
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
@@ -74,15 +75,20 @@ class Agent:
     def __init__(self, cfg: AgentConfig, run_dir: Path | None, use_ray: bool = True) -> None:
         self.cfg, self.run_dir, self.use_ray = cfg, run_dir, use_ray
         gpu = 0.25 if cfg.device.startswith("cuda") and use_ray else 0
+        self.caption_len = 0
+        if cfg.captioner is not None:  # (imports triton, which must come before any MuJoCo render here)
+            from agent.perception.train import checkpoint_config
+
+            self.caption_len = checkpoint_config(Path(cfg.captioner)).max_len
         self.env = self._spawn(EnvActor, cfg.env_id, cfg.num_envs, cfg.frame_size, cfg.seed,
-                               0, cfg.episodes)
+                               0, cfg.episodes, self.caption_len)
         spec = self._get(self._call(self.env, "spec"), "env")
-        self.recorder = (self._spawn(RecorderActor, str(run_dir), store_specs(spec), here=True)
+        self.recorder = (self._spawn(RecorderActor, str(run_dir), store_specs(spec, self.caption_len), here=True)
                          if run_dir is not None else None)
         if self.recorder is not None:
             self._get(self._call(self.env, "attach_recorder", self.recorder), "env")
         self.perception = self._spawn(PerceptionActor, spec["state_dim"], cfg.perception, cfg.seed,
-                                      cfg.device, num_gpus=gpu)
+                                      cfg.device, cfg.captioner, cfg.num_envs, num_gpus=gpu)
         percept_dim = spec["state_dim"] + cfg.perception.frame_features
         self.learner = self._spawn(LearnerActor, percept_dim, spec["action_dim"], cfg.learner, cfg.seed,
                                    cfg.device, num_gpus=gpu)
@@ -160,6 +166,7 @@ class Agent:
                 last_report = now
                 progress = self._get(self._call(self.env, "progress"), "env")
                 progress["elapsed_s"] = now - started
+                progress["caption"] = self._get(self._call(self.perception, "caption_now"), "perception")
                 if on_progress is not None:
                     on_progress(progress)
                 if cfg.episodes is not None and progress["episodes"] >= cfg.episodes:
@@ -185,6 +192,7 @@ class Agent:
         self._save_checkpoint()
         return {
             "env": self.cfg.env_id,
+            "captioner": self.cfg.captioner,
             "episodes": env_stats["episodes"],
             "steps": env_stats["steps"],
             "mean_return_last20": env_stats["mean_return_last20"],

@@ -56,13 +56,17 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--show needs a display and an OpenCV built with GUI support; this install is "
                          "headless: use --out overlay.mp4 instead")
     from agent.perception.live import DEFAULT_CHECKPOINT, LiveCaptioner
-    from agent.perception.train import checkpoint_grammar
+    from agent.perception.train import checkpoint_meta
     from envs.sources import open_source
 
     checkpoint = args.checkpoint or DEFAULT_CHECKPOINT
     if not checkpoint.is_file():
         raise UsageError(f"no captioner checkpoint at {checkpoint}: train one with `thalamus train captioner`")
-    captioner = LiveCaptioner(checkpoint_grammar(checkpoint), checkpoint)
+    try:
+        checkpoint_meta(checkpoint)
+    except ValueError as exc:
+        raise UsageError(f"--checkpoint: {exc}") from None
+    captioner = LiveCaptioner(checkpoint)
     source = open_source(args.source, frame_size=captioner.size, seed=args.seed, fps=args.fps)
     writer = jsonl = None
     caption, n, started = None, 0, time.perf_counter()

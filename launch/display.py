@@ -24,9 +24,10 @@ class RunDisplay:
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} " + unit),
             TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[ret]}"), TimeElapsedColumn(),
+            TextColumn("[italic]{task.fields[caption]}"),
             console=Console(stderr=True), transient=False, disable=not enabled,
         )
-        self.task = self.progress.add_task("run", total=total, rate="", ret="")
+        self.task = self.progress.add_task("run", total=total, rate="", ret="", caption="")
 
     def __enter__(self) -> "RunDisplay":
         self.progress.start()
@@ -41,6 +42,7 @@ class RunDisplay:
         self.progress.update(
             self.task, completed=p["steps"] if self.unit == "steps" else p["episodes"],
             rate=f"{rate:,.0f} steps/s", ret="" if math.isnan(ret) else f"return(20) {ret:.1f}",
+            caption=f"env 0: {p['caption']}" if p.get("caption") else "",
         )
 
 
@@ -60,6 +62,7 @@ def summary_table(s: dict[str, Any]) -> Table:
         ("mean return, last 20", "n/a" if math.isnan(ret) else f"{ret:.1f}"),
         ("steps/s", f"{s['steps_per_s']:,.0f} over {s['elapsed_s']:.1f} s"),
         ("frames dropped", str(s["frames_dropped"])),
+        ("captions", f"every step, by {s['captioner']}" if s.get("captioner") else "off"),
         ("store", f"{s['store_bytes'] / 2**20:.2f} MiB in {s['run_dir']}"),
     ]
     for hop, lat in s["latency_ms"].items():

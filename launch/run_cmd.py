@@ -40,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--frame-size", type=int, default=64, metavar="PX", help="camera frame side (default: 64)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="where perception, learner and policy run (default: cpu)")
+    p.add_argument("--captioner", default="auto", metavar="auto|off|PT",
+                   help="captioner checkpoint whose captions of every frame are shown live and stored per step; "
+                        "auto (default): the shipped one trained on this env, if any (CartPole-v1)")
     p.add_argument("--address", metavar="ADDR",
                    help="join a running Ray cluster: 'auto' or HOST:PORT (default: start a local one)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
@@ -59,6 +62,15 @@ def _validate(args: argparse.Namespace) -> None:
             raise UsageError("--device cuda: torch sees no CUDA GPU on this machine; use --device cpu")
     if args.run_dir is not None and (args.run_dir / "store.zarr").exists():
         raise UsageError(f"--run-dir {args.run_dir} already holds a run; choose a new directory")
+
+
+def _caption_vocab(captioner: Path | None) -> list[str] | None:
+    """The words the store's ``caption`` token ids stand for (token i is word i)."""
+    if captioner is None:
+        return None
+    from agent.perception.train import checkpoint_config
+
+    return list(checkpoint_config(captioner).vocab)
 
 
 def _versions() -> dict[str, str]:
@@ -84,8 +96,30 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
+def _captioner(choice: str, env_id: str) -> Path | None:
+    """The checkpoint ``--captioner`` names (None: no captions); resolving it imports triton, which
+    must happen before any MuJoCo render in this process."""
+    if choice == "off":
+        return None
+    from agent.perception.live import env_checkpoint
+    from agent.perception.train import checkpoint_meta
+
+    if choice == "auto":
+        return env_checkpoint(env_id)
+    path = Path(choice)
+    if not path.is_file():
+        raise UsageError(f"--captioner {choice}: no such file; give a checkpoint from `thalamus train captioner`, "
+                         "auto or off")
+    try:
+        checkpoint_meta(path)
+    except ValueError as exc:
+        raise UsageError(f"--captioner: {exc}") from None
+    return path.resolve()
+
+
 def main(args: argparse.Namespace) -> int:
     _validate(args)
+    captioner = _captioner(args.captioner, args.env)
     import envs  # heavy imports after the flags are known to be good
 
     probe = envs.make(args.env, frame_size=args.frame_size)  # unknown ids fail here, before Ray starts
@@ -99,11 +133,13 @@ def main(args: argparse.Namespace) -> int:
 
     steps = None if args.episodes is not None else (args.steps or DEFAULT_STEPS)
     cfg = replace(AgentConfig(), env_id=args.env, steps=steps, episodes=args.episodes,
-                  num_envs=args.num_envs, frame_size=args.frame_size, seed=args.seed, device=args.device)
+                  num_envs=args.num_envs, frame_size=args.frame_size, seed=args.seed, device=args.device,
+                  captioner=str(captioner) if captioner else None)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = (args.run_dir or Path("runs") / f"{args.env}-{stamp}").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     write_manifest(run_dir, {"name": run_dir.name, "command": sys.argv, "config": cfg.to_dict(),
+                             "caption_vocab": _caption_vocab(captioner),
                              "versions": _versions(), "git_commit": _git_commit(),
                              "started": _now(), "ended": None, "status": "running"})
     ray_session.connect(args.address)

@@ -90,6 +90,28 @@ def test_inspect_reports_the_store(cartpole_run):
     assert human.returncode == 0 and "episodes/data/frame" in human.stdout
 
 
+def test_captions_are_stored_per_step_and_say_what_the_frames_show(cartpole_run):
+    """`thalamus run --env CartPole-v1` captions every frame with the shipped CartPole captioner."""
+    from agent.perception.grammar import Vocab
+    from envs.env_captions import POLE_CART_CAPTIONS, EnvCaptioner
+
+    run_dir, summary = cartpole_run
+    assert summary["captioner"].endswith("captioner-cartpole.pt")
+    vocab = Vocab(tuple(json.loads((run_dir / "run.json").read_text())["caption_vocab"]))
+    store = open_store(run_dir)
+    hits = total = 0
+    for i in range(store.n_episodes):
+        ep = store.get_episode(i)
+        assert ep["caption"].shape == (len(ep["obs"]), 12) and ep["caption"].dtype == np.int16
+        truth = EnvCaptioner("CartPole-v1", 0.02)
+        for state, tokens in zip(ep["obs"], ep["caption"]):
+            said = vocab.decode(tokens.tolist())
+            assert said in POLE_CART_CAPTIONS
+            hits += said == truth(state)
+            total += 1
+    assert total == 1200 and hits / total >= 0.9, hits / total
+
+
 def test_reacher_stores_mujoco_frames(ray_address, tmp_path):
     run_dir = tmp_path / "reacher"
     proc = run_cli("run", "--env", "Reacher-v5", "--steps", "2000", "--run-dir", str(run_dir),
@@ -112,6 +134,8 @@ def test_reacher_stores_mujoco_frames(ray_address, tmp_path):
     (["run", "--steps", "ten"], "invalid int value"),
     (["run", "--bogus"], "unrecognized arguments: --bogus"),
     (["memory", "inspect", "/nonexistent/run"], "no run at '/nonexistent/run'"),
+    (["run", "--captioner", "/nonexistent.pt"], "--captioner /nonexistent.pt: no such file"),
+    (["run", "--captioner", "pyproject.toml"], "is not a thalamus captioner checkpoint"),
 ])
 def test_bad_input_gets_one_clear_line(argv, expect):
     _one_clear_line(run_cli(*argv), expect)

@@ -33,3 +33,20 @@ def test_steps_budget_commits_every_step_including_unfinished_episodes(tmp_path)
     for i in range(summary["episodes"], store.n_episodes):
         ep = store.get_episode(i)
         assert ep["truncated"][-1] and not ep["terminated"].any()
+
+
+def test_stored_captions_are_the_captioners_words_for_each_stored_frame(tmp_path):
+    """Perception captions every frame on the hot path; the caption stored with a step is the one a
+    fresh captioner gives when the stored frames are replayed in order (one env: one stream)."""
+    from agent.perception.live import LiveCaptioner, env_checkpoint
+
+    checkpoint = env_checkpoint("CartPole-v1")
+    cfg = replace(AgentConfig(), steps=120, num_envs=1, captioner=str(checkpoint))
+    Agent(cfg, tmp_path, use_ray=False).run()
+    store = open_store(tmp_path)
+    frames = np.concatenate([store.get_episode(i)["frame"] for i in range(store.n_episodes)])
+    stored = np.concatenate([store.get_episode(i)["caption"] for i in range(store.n_episodes)])
+    replay = LiveCaptioner(checkpoint)
+    again = np.concatenate([replay.tokens(f[None]) for f in frames])
+    assert len(frames) == 120 and np.array_equal(stored, again)
+    assert len({replay.text(t) for t in stored}) > 1  # the pole and cart do not look the same all run

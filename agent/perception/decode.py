@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import torch
 
 from agent.perception.captioner import Captioner
-from agent.perception.grammar import BOS, EOS
+from agent.perception.grammar import BOS, EOS, PAD
 from kernels.trie import build_trie, constrained_step
 
 
@@ -24,19 +24,22 @@ class CaptionDecoding:
         self.trie = build_trie([model.vocab.encode(c) for c in captions], len(model.vocab), EOS).to(device)
 
     @torch.no_grad()
-    def greedy(self, features: torch.Tensor) -> list[str]:
-        """features [N, D] → N captions, each one of the grammar's."""
+    def tokens(self, features: torch.Tensor) -> torch.Tensor:
+        """features [N, D] → token ids [N, max_len] (each row a grammar caption, ``<eos>``, then ``<pad>``)."""
         dec = self.model.decoder
         n = features.shape[0]
         hidden = dec.start(features)
         prev = torch.full((n,), BOS, dtype=torch.long, device=features.device)
         nodes = torch.zeros(n, dtype=torch.long, device=features.device)
-        tokens = []
-        for _ in range(self.model.cfg.max_len):
+        out = torch.full((n, self.model.cfg.max_len), PAD, dtype=torch.long, device=features.device)
+        for i in range(self.model.cfg.max_len):
             logits, hidden = dec.step(hidden, prev, features)
             prev, nodes, _ = constrained_step(self.trie, nodes, logits)
-            tokens.append(prev)
+            out[:, i] = prev
             if bool((prev == EOS).all()):
                 break
-        rows = torch.stack(tokens, 1).tolist()
-        return [self.model.vocab.decode(r) for r in rows]
+        return out
+
+    def greedy(self, features: torch.Tensor) -> list[str]:
+        """features [N, D] → N captions, each one of the grammar's."""
+        return [self.model.vocab.decode(row) for row in self.tokens(features).tolist()]

@@ -1,33 +1,57 @@
-"""Caption a live stream one frame at a time: constant time and memory per frame."""
+"""Caption live streams one frame at a time: constant time and memory per frame.
+
+``LiveCaptioner`` holds a checkpoint, its caption grammar and the streaming state of ``streams``
+independent streams (batched through the model): ``tokens(frames)`` gives every stream's caption of
+its newest frame as token ids, ``caption(frame)`` the text for a single stream.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from agent.perception.decode import CaptionDecoding
-from agent.perception.train import load_checkpoint
+from agent.perception.train import checkpoint_grammar, checkpoint_meta, load_checkpoint
 from envs.clips import square_resize
 
-DEFAULT_CHECKPOINT = Path(__file__).parent / "checkpoints" / "captioner.pt"
+CHECKPOINTS = Path(__file__).parent / "checkpoints"
+DEFAULT_CHECKPOINT = CHECKPOINTS / "captioner.pt"
+
+
+def env_checkpoint(env_id: str) -> Path | None:
+    """The shipped checkpoint trained on ``env_id``'s renders (``--data env:ID``), if there is one."""
+    for path in sorted(CHECKPOINTS.glob("captioner*.pt")):
+        if checkpoint_meta(path).get("train", {}).get("data") == f"env:{env_id}":
+            return path
+    return None
 
 
 class LiveCaptioner:
-    """A captioner with its streaming state: ``caption(frame)`` → the caption in effect now."""
+    """A captioner with the streaming state of ``streams`` streams; the state is never reset, as in
+    training (streams run on across scene changes and episode resets)."""
 
-    def __init__(self, captions: Sequence[str], checkpoint: Path = DEFAULT_CHECKPOINT,
-                 device: str = "cpu") -> None:
+    def __init__(self, checkpoint: Path = DEFAULT_CHECKPOINT, streams: int = 1, device: str = "cpu") -> None:
         self.device = torch.device(device)
         self.model = load_checkpoint(checkpoint, device)
         self.size = self.model.cfg.frame_size
-        self.decoding = CaptionDecoding(self.model, captions, self.device)
-        self.state = self.model.initial_state(1, self.device)
+        self.max_len = self.model.cfg.max_len
+        self.vocab = self.model.vocab
+        self.decoding = CaptionDecoding(self.model, checkpoint_grammar(checkpoint), self.device)
+        self.state = self.model.initial_state(streams, self.device)
 
     @torch.no_grad()
+    def tokens(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 RGB frames [streams, H, W, 3] (any size) → int16 token ids [streams, max_len]."""
+        if frames.shape[1:3] != (self.size, self.size):
+            frames = np.stack([square_resize(f, self.size) for f in frames])
+        feature, self.state = self.model.step(torch.tensor(frames, device=self.device), self.state)
+        return self.decoding.tokens(feature).to(torch.int16).cpu().numpy()
+
     def caption(self, rgb: np.ndarray) -> str:
-        frame = torch.as_tensor(square_resize(rgb, self.size), device=self.device)[None]
-        feature, self.state = self.model.step(frame, self.state)
-        return self.decoding.greedy(feature)[0]
+        """One stream's caption of its newest frame (``streams`` must be 1)."""
+        return self.text(self.tokens(rgb[None])[0])
+
+    def text(self, tokens: np.ndarray) -> str:
+        return self.vocab.decode(int(t) for t in tokens)

@@ -171,10 +171,41 @@ def save_checkpoint(model: Captioner, path: Path, meta: dict) -> None:
                 "state_dict": {k: v.cpu() for k, v in model.state_dict().items()}, "meta": meta}, path)
 
 
+def _read(path: Path, device: str = "cpu") -> dict:
+    """A checkpoint file's contents; a ValueError if it is not a captioner checkpoint."""
+    try:
+        blob = torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
+        raise ValueError(f"{path} is not a thalamus captioner checkpoint ({type(exc).__name__})") from None
+    if not isinstance(blob, dict) or blob.get("format") != "thalamus-captioner":
+        raise ValueError(f"{path} is not a thalamus captioner checkpoint")
+    return blob
+
+
+def _config(blob: dict, path: Path) -> CaptionerConfig:
+    cfg = dict(blob["config"])
+    cfg["channels"] = tuple(cfg["channels"])
+    size = cfg.pop("vocab_size", None)  # checkpoints from before per-checkpoint vocabularies: the built-in one
+    cfg["vocab"] = tuple(cfg.get("vocab", VOCAB))
+    if size is not None and size != len(cfg["vocab"]):
+        raise ValueError(f"{path}: vocab_size {size} does not match its {len(cfg['vocab'])} vocabulary words")
+    return CaptionerConfig(**cfg)
+
+
+def checkpoint_meta(path: Path) -> dict:
+    """How a checkpoint was made (``meta``: training config, metrics, grammar)."""
+    return _read(path).get("meta", {})
+
+
+def checkpoint_config(path: Path) -> CaptionerConfig:
+    """The model config of a checkpoint (sizes, vocabulary), without building the model."""
+    return _config(_read(path), path)
+
+
 def checkpoint_grammar(path: Path) -> list[str]:
     """The captions a checkpoint can say (what to decode it with): ``meta["grammar"]``, or for older
     checkpoints the grammar of the data source they record (the shipped ones: ``synthetic``)."""
-    meta = torch.load(path, map_location="cpu", weights_only=False).get("meta", {})
+    meta = checkpoint_meta(path)
     if "grammar" in meta:
         return list(meta["grammar"])
     return grammar(meta.get("train", {}).get("data", "synthetic"))
@@ -182,19 +213,11 @@ def checkpoint_grammar(path: Path) -> list[str]:
 
 def load_checkpoint(path: Path, device: str = "cpu") -> Captioner:
     """A captioner from ``save_checkpoint``'s file, in eval mode."""
-    blob = torch.load(path, map_location=device, weights_only=False)
-    if not isinstance(blob, dict) or blob.get("format") != "thalamus-captioner":
-        raise ValueError(f"{path} is not a thalamus captioner checkpoint")
-    cfg = dict(blob["config"])
-    cfg["channels"] = tuple(cfg["channels"])
-    size = cfg.pop("vocab_size", None)  # checkpoints from before per-checkpoint vocabularies: the built-in one
-    cfg["vocab"] = tuple(cfg.get("vocab", VOCAB))
-    if size is not None and size != len(cfg["vocab"]):
-        raise ValueError(f"{path}: vocab_size {size} does not match its {len(cfg['vocab'])} vocabulary words")
-    model = Captioner(CaptionerConfig(**cfg)).to(device)
+    blob = _read(path, device)
+    model = Captioner(_config(blob, path)).to(device)
     model.load_state_dict(blob["state_dict"])
     return model.eval()
 
 
-__all__ = ["TrainConfig", "checkpoint_grammar", "evaluate_captioner", "load_checkpoint", "save_checkpoint",
-           "train_captioner"]
+__all__ = ["TrainConfig", "checkpoint_config", "checkpoint_grammar", "checkpoint_meta", "evaluate_captioner",
+           "load_checkpoint", "save_checkpoint", "train_captioner"]
