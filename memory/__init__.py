@@ -1,10 +1,12 @@
-"""The run store: episodes in Zarr v3 with crash-safe commits, and the run manifest.
+"""The run store: episodes and the learner's memories in Zarr v3 with crash-safe commits, and the run manifest.
 
 Layout and names: layout.py. Crash-safety guarantees: writer.py. What a reader trusts: integrity.py.
+The learner's cache and spectral memories: learner_memory.py.
 """
 
 from memory.errors import StoreError
 from memory.layout import STORE_FORMAT, STORE_VERSION, ArraySpec
+from memory.learner_memory import LearnerMemory, MemoryBlock, load_learner_memory, save_learner_memory
 from memory.manifest import read_manifest, update_manifest, write_manifest
 from memory.reader import ArrayInfo, EpisodeStore, open_store
 from memory.writer import EpisodeWriter, create_store
@@ -16,10 +18,14 @@ __all__ = [
     "ArraySpec",
     "EpisodeStore",
     "EpisodeWriter",
+    "LearnerMemory",
+    "MemoryBlock",
     "StoreError",
     "create_store",
+    "load_learner_memory",
     "open_store",
     "read_manifest",
+    "save_learner_memory",
     "update_manifest",
     "write_manifest",
 ]

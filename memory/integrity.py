@@ -17,18 +17,18 @@ import numpy as np
 import zarr
 
 from memory.errors import StoreError, reason
-from memory.layout import DATA, ENDS, STORE_DIR, STORE_FORMAT, STORE_VERSION, TASKS
+from memory.layout import DATA, ENDS, EPISODES, STORE_DIR, STORE_FORMAT, STORE_VERSION, TASKS
 
 
 @dataclass(frozen=True)
 class OpenedStore:
-    """The checked zarr handles of one store."""
+    """The checked zarr handles of one store (ends and tasks are None in a store without episodes/)."""
 
     path: Path
     version: int
     data: dict[str, zarr.Array]
-    ends: zarr.Array
-    tasks: zarr.Array
+    ends: zarr.Array | None
+    tasks: zarr.Array | None
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class Commit:
     @property
     def dropped_rows(self) -> int:
         """Rows beyond the commit point in the longest data array (left by an interrupted writer)."""
-        return max(self.data_rows.values()) - self.n_steps
+        return max(self.data_rows.values(), default=0) - self.n_steps
 
 
 def locate_store(path: str | Path) -> Path:
@@ -73,8 +73,8 @@ def _corrupt(path: Path, why: str) -> StoreError:
     return StoreError(f"'{path}' is corrupt or not a thalamus store: {why}")
 
 
-def open_checked(path: Path, *, writable: bool) -> OpenedStore:
-    """Open the store at path and check format, version and arrays; every failure is one StoreError."""
+def open_root(path: Path, *, writable: bool) -> tuple[zarr.Group, int]:
+    """Open the root group of the store at path and check its format and version; returns (root, version)."""
     if not path.is_dir():
         raise _corrupt(path, "it is not a directory")
     if not (path / "zarr.json").is_file():
@@ -95,6 +95,22 @@ def open_checked(path: Path, *, writable: bool) -> OpenedStore:
             f"'{path}' was written by a newer thalamus (store version {version}, "
             f"this one reads up to {STORE_VERSION}): upgrade thalamus to read it"
         )
+    return root, version
+
+
+def open_checked(path: Path, *, writable: bool) -> OpenedStore:
+    """Open the store at path and check format, version and arrays; every failure is one StoreError.
+
+    A store without episodes/ (only learner memory so far) opens read-only as a store of 0 episodes.
+    """
+    root, version = open_root(path, writable=writable)
+    if not (path / EPISODES).exists():
+        if writable:
+            raise StoreError(
+                f"'{path}' holds no episodes yet (only learner memory): "
+                f"start them with create_store('{path.parent}', specs)"
+            )
+        return OpenedStore(path=path, version=version, data={}, ends=None, tasks=None)
     ends = _open_array(root, path, ENDS)
     tasks = _open_array(root, path, TASKS)
     for name, arr in ((ENDS, ends), (TASKS, tasks)):
@@ -142,6 +158,8 @@ def decodable_prefix(arr: zarr.Array) -> np.ndarray:
 
 def read_commit(store: OpenedStore) -> Commit:
     """The committed prefix of the store, by the rule in this module's docstring."""
+    if store.ends is None or store.tasks is None:
+        return Commit(ends=np.zeros(0, np.int64), tasks=np.zeros(0, np.int32), data_rows={})
     ends = decodable_prefix(store.ends).astype(np.int64)
     tasks = decodable_prefix(store.tasks).astype(np.int32)
     # Data shapes were read after episode_ends' shape (open_checked opens it first); a live writer

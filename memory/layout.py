@@ -7,8 +7,11 @@
                                     time; chunked along time only (~1 MiB per chunk), zstd
         episodes/meta/episode_ends  (E,) int64  end (exclusive) of each committed episode: the commit
         episodes/meta/episode_task  (E,) int32  task id of each episode
+        learner/, cache/, spectral/ the learner's memories (see learner_memory.py)
 
 Episode i holds rows episode_ends[i-1] (0 for i = 0) up to episode_ends[i] of every data array.
+A store may hold learner memory and no episodes/ yet (the learner saved before the first episode);
+it reads as a store of 0 episodes, and create_store adds episodes/ to it.
 """
 
 import math
@@ -24,12 +27,14 @@ from memory.errors import StoreError
 STORE_FORMAT = "thalamus-store"
 STORE_VERSION = 1
 STORE_DIR = "store.zarr"
+EPISODES = "episodes"
 DATA = "episodes/data"
 ENDS = "episodes/meta/episode_ends"
 TASKS = "episodes/meta/episode_task"
 META_CHUNK = 1024  # episodes per chunk of the meta arrays: each commit rewrites only a small last chunk
 
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
+PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")  # temporary files of zarr's LocalStore writes
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,10 @@ def chunk_rows(spec: ArraySpec) -> int:
     return max(64, min(65536, 2**20 // max(1, spec.row_bytes)))
 
 
-def check_key(key: str) -> None:
-    """Refuse a data key that would not be a plain directory name inside the store."""
+def check_key(key: str, what: str = "data key") -> None:
+    """Refuse a key that would not be a plain directory name inside the store."""
     if not isinstance(key, str) or not _KEY.fullmatch(key):
-        raise StoreError(f"data key {key!r} is not a plain name (letters, digits, '_', '.', '-')")
+        raise StoreError(f"{what} {key!r} is not a plain name (letters, digits, '_', '.', '-')")
 
 
 def dir_bytes(path: Path) -> int:

@@ -1,7 +1,9 @@
 """An exclusive lock that makes the one writer of a store the only one (zarr itself has no locking)."""
 
+import contextlib
 import fcntl
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from memory.errors import StoreError
@@ -30,3 +32,17 @@ class WriterLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+@contextlib.contextmanager
+def taking_turns(path: Path) -> Iterator[None]:
+    """Hold a blocking flock on path (a directory) for the with-block: its writers wait for each other."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as exc:
+        raise StoreError(f"'{path}' cannot be opened for writing: {exc.strerror}") from exc
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)

@@ -90,9 +90,10 @@ class EpisodeStore:
         return np.add.reduceat(rows, starts, axis=0)
 
     def arrays(self) -> list[ArrayInfo]:
-        """Layout of the data arrays, then of episode_ends and episode_task."""
+        """Layout of the data arrays, then of episode_ends and episode_task (none in a store without episodes)."""
         named = [(f"{DATA}/{key}", arr) for key, arr in self._store.data.items()]
-        named += [(ENDS, self._store.ends), (TASKS, self._store.tasks)]
+        meta = ((ENDS, self._store.ends), (TASKS, self._store.tasks))
+        named += [(name, arr) for name, arr in meta if arr is not None]
         return [
             ArrayInfo(
                 path=name,

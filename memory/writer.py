@@ -22,7 +22,8 @@ So every episode whose flush returned is kept; an episode of an interrupted flus
 whole or not at all. Resume (open_store(path, mode="a")) repairs before appending: it cuts the meta
 arrays to the committed prefix and rewrites their last chunk (so a later interrupted resize reads 0,
 never a stale old end), cuts the data arrays to episode_ends[-1], and deletes stray *.partial files.
-A store is created in a temporary directory and renamed into place, so it is never half-created.
+A store is created in a temporary directory and renamed into place, so it is never half-created; into
+a store that holds only learner memory so far, episodes/ is built the same way and renamed in.
 Not covered: power loss (no fsync), a damaged data chunk inside the committed prefix (reads raise
 StoreError), and two writers, which an flock on the store directory (lock.py) prevents.
 """
@@ -30,7 +31,6 @@ StoreError), and two writers, which an flock on the store directory (lock.py) pr
 import contextlib
 import operator
 import os
-import re
 import shutil
 import time
 import uuid
@@ -41,11 +41,13 @@ import numpy as np
 import zarr
 
 from memory.errors import StoreError, reason
-from memory.integrity import Commit, OpenedStore, open_checked, read_commit
+from memory.integrity import Commit, OpenedStore, open_checked, open_root, read_commit
 from memory.layout import (
     DATA,
     ENDS,
+    EPISODES,
     META_CHUNK,
+    PARTIAL,
     STORE_DIR,
     STORE_FORMAT,
     STORE_VERSION,
@@ -56,8 +58,6 @@ from memory.layout import (
     dir_bytes,
 )
 from memory.lock import WriterLock
-
-_PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")  # LocalStore's temporary file names
 
 
 class EpisodeWriter:
@@ -195,7 +195,10 @@ def _write_from(arr: zarr.Array, at: int, values: np.ndarray) -> None:
 def create_store(
     run_dir: str | Path, specs: dict[str, ArraySpec], *, flush_rows: int = 4096, flush_seconds: float = 1.0
 ) -> EpisodeWriter:
-    """Create RUN_DIR/store.zarr with one data array per spec and return its writer."""
+    """Create RUN_DIR/store.zarr with one data array per spec and return its writer.
+
+    If store.zarr exists but holds only learner memory (no episodes/ yet), episodes/ is added to it.
+    """
     run_dir = Path(run_dir)
     path = run_dir / STORE_DIR
     _check_flush_args(flush_rows, flush_seconds)
@@ -206,10 +209,7 @@ def create_store(
         if not isinstance(spec, ArraySpec):
             raise StoreError(f"spec of {key!r} is {type(spec).__name__}, expected ArraySpec")
     if path.exists():
-        raise StoreError(
-            f"'{path}' already exists: append to it with open_store('{run_dir}', mode='a'), "
-            "or choose a new run directory"
-        )
+        return _add_episodes(run_dir, specs, flush_rows=flush_rows, flush_seconds=flush_seconds)
     run_dir.mkdir(parents=True, exist_ok=True)
     building = run_dir / f".{STORE_DIR}.{uuid.uuid4().hex}.creating"
     try:
@@ -219,7 +219,11 @@ def create_store(
             os.rename(building, path)
         except OSError:
             lock.release()
-            raise
+            if not path.exists():
+                raise
+            # The learner's memory created store.zarr meanwhile: add episodes/ to it instead.
+            shutil.rmtree(building, ignore_errors=True)
+            return _add_episodes(run_dir, specs, flush_rows=flush_rows, flush_seconds=flush_seconds)
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
@@ -229,6 +233,59 @@ def create_store(
     except BaseException:
         lock.release()
         raise
+
+
+def _already_exists(run_dir: Path) -> StoreError:
+    return StoreError(
+        f"'{run_dir / STORE_DIR}' already exists: append to it with open_store('{run_dir}', mode='a'), "
+        "or choose a new run directory"
+    )
+
+
+def _add_episodes(
+    run_dir: Path, specs: dict[str, ArraySpec], *, flush_rows: int, flush_seconds: float
+) -> EpisodeWriter:
+    """Add an empty episodes/ to an existing store that has none: built aside, then renamed in."""
+    path = run_dir / STORE_DIR
+    if (path / EPISODES).exists():
+        raise _already_exists(run_dir)
+    lock = WriterLock(path)
+    try:
+        open_root(path, writable=True)  # a corrupt or newer store is refused, not extended
+        if (path / EPISODES).exists():  # added by another writer before the lock was taken
+            raise _already_exists(run_dir)
+        building = run_dir / f".{STORE_DIR}.{uuid.uuid4().hex}.creating"
+        try:
+            _build(building, specs)
+            os.rename(building / EPISODES, path / EPISODES)
+        finally:
+            shutil.rmtree(building, ignore_errors=True)
+        store = open_checked(path, writable=True)
+        return EpisodeWriter(store, lock, read_commit(store), flush_rows=flush_rows, flush_seconds=flush_seconds)
+    except BaseException:
+        lock.release()
+        raise
+
+
+def ensure_store(run_dir: Path) -> Path:
+    """RUN_DIR/store.zarr, created with the root attrs only (no episodes/) if missing; never half-created."""
+    path = run_dir / STORE_DIR
+    if path.exists():
+        return path
+    run_dir.mkdir(parents=True, exist_ok=True)
+    building = run_dir / f".{STORE_DIR}.{uuid.uuid4().hex}.creating"
+    try:
+        root = zarr.open_group(building, mode="w-", zarr_format=3)
+        root.attrs.update({"format": STORE_FORMAT, "version": STORE_VERSION})
+        try:
+            os.rename(building, path)
+        except OSError:
+            if not path.exists():
+                raise
+            # Another process created the store meanwhile (create_store or another saver): use that one.
+    finally:
+        shutil.rmtree(building, ignore_errors=True)
+    return path
 
 
 def _build(path: Path, specs: dict[str, ArraySpec]) -> None:
@@ -273,5 +330,5 @@ def _repair(store: OpenedStore, commit: Commit) -> None:
             arr.resize((commit.n_steps, *arr.shape[1:]))
     for folder, _, files in os.walk(store.path):
         for name in files:
-            if _PARTIAL.search(name):
+            if PARTIAL.search(name):
                 Path(folder, name).unlink(missing_ok=True)
