@@ -6,6 +6,10 @@
     └─episodes─▶ RecorderActor ─▶ store.zarr    └─transitions─▶ LearnerActor    (off the hot path)
 ```
 
+Given a task sequence (``AgentConfig.tasks``), the agent steps task 0, then task 1, …: at each
+boundary the in-flight steps drain, the perception, policy and learner weights are saved to
+``checkpoints/task_<i>.pt``, and the EnvActor moves its envs to the next task.
+
 With ``use_ray=True`` each box is a Ray actor and each hot-path arrow an actor call whose
 ObjectRef is handed straight to the next actor, so frames never pass through the driver; the
 driver keeps at most ``depth`` batched steps in flight (the env-step channel blocks). With
@@ -18,7 +22,7 @@ from __future__ import annotations
 import collections
 import math
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -35,14 +39,17 @@ from agent.perception.encoder import PerceptionConfig
 from agent.policy.actor import PolicyActor
 from agent.policy.ppo import PPOConfig
 from agent.recorder import RecorderActor
+from envs.tasks import TaskSequence, task_sequence
 
 
 @dataclass
 class AgentConfig:
     """What to run and how; the CLI fills it from flags."""
 
-    env_id: str = "CartPole-v1"
-    steps: int | None = 20_000  # total env steps over all envs (None: run until `episodes`)
+    env_id: str = "CartPole-v1"  # a Gymnasium id; with `tasks`, only the run's label (its sequence's name)
+    tasks: str | None = None  # a task sequence (envs.tasks), stepped task after task instead of env_id
+    steps: int | None = 20_000  # total env steps over all envs (None: run until `episodes`); with
+    # `tasks`, split evenly over the tasks, each task's share rounded up to whole batches of num_envs
     episodes: int | None = None  # stop after this many finished episodes
     num_envs: int = 8  # envs stepped together in the EnvActor, batched through perception/policy
     frame_size: int = 64
@@ -51,7 +58,8 @@ class AgentConfig:
     depth: int = 2  # batched steps the driver submits ahead (the env-step channel's window)
     hop_timeout_s: float = 60.0  # a peer silent this long is reported as stalled
     captioner: str | None = None  # a captioner checkpoint: perception captions every frame, stored per step
-    ppo: PPOConfig | None = None  # None: PPOConfig.for_actions(the env's action type)
+    ppo: PPOConfig | None = None  # None: PPOConfig.for_actions(the env's action type), without
+    # learning-rate annealing over a task sequence (a continual learner has no known end)
     perception: PerceptionConfig = field(default_factory=PerceptionConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
 
@@ -74,6 +82,10 @@ class Agent:
 
     def __init__(self, cfg: AgentConfig, run_dir: Path | None, use_ray: bool = True) -> None:
         self.cfg, self.run_dir, self.use_ray = cfg, run_dir, use_ray
+        self.sequence: TaskSequence | None = task_sequence(cfg.tasks) if cfg.tasks is not None else None
+        if self.sequence is not None and (cfg.steps is None or cfg.episodes is not None):
+            raise ValueError("a task sequence's budget is steps: set steps and leave episodes None")
+        self.checkpoints: list[Path] = []
         gpu = 0.25 if cfg.device.startswith("cuda") and use_ray else 0
         self.caption_len = 0
         if cfg.captioner is not None:  # (imports triton, which must come before any MuJoCo render here)
@@ -81,7 +93,7 @@ class Agent:
 
             self.caption_len = checkpoint_config(Path(cfg.captioner)).max_len
         self.env = self._spawn(EnvActor, cfg.env_id, cfg.num_envs, cfg.frame_size, cfg.seed,
-                               0, cfg.episodes, self.caption_len)
+                               0, cfg.episodes, self.caption_len, cfg.tasks)
         spec = self._get(self._call(self.env, "spec"), "env")
         self.recorder = (self._spawn(RecorderActor, str(run_dir), store_specs(spec, self.caption_len), here=True)
                          if run_dir is not None else None)
@@ -92,7 +104,7 @@ class Agent:
         percept_dim = spec["state_dim"] + cfg.perception.frame_features
         self.learner = self._spawn(LearnerActor, percept_dim, spec["action_dim"], cfg.learner, cfg.seed,
                                    cfg.device, num_gpus=gpu)
-        ppo = cfg.ppo or PPOConfig.for_actions(spec["discrete"])
+        ppo = cfg.ppo or replace(PPOConfig.for_actions(spec["discrete"]), anneal_lr=self.sequence is None)
         self.policy = self._spawn(PolicyActor, percept_dim, spec, cfg.num_envs, ppo, cfg.steps,
                                   cfg.seed, self.learner)
         self.spec = spec
@@ -126,25 +138,47 @@ class Agent:
             raise ActorFailed(f"the {who} actor died: {_last_error_line(exc)}") from None
 
     # -- the run --------------------------------------------------------------------------------
+    @property
+    def batches_per_task(self) -> int:
+        """Batched steps of each task of the sequence (its share of ``steps``, rounded up)."""
+        assert self.sequence is not None and self.cfg.steps is not None
+        return math.ceil(self.cfg.steps / self.sequence.n_tasks / self.cfg.num_envs)
+
     def run(self, on_progress: Callable[[dict[str, Any]], None] | None = None,
             progress_every_s: float = 0.5) -> dict[str, Any]:
         """Step until the step or episode budget is spent; returns the summary."""
         cfg = self.cfg
-        n_batches = math.ceil(cfg.steps / cfg.num_envs) if cfg.steps is not None else None
         started = time.perf_counter()
         interrupted = False
         try:
-            self._loop(n_batches, started, on_progress, progress_every_s)
+            obs = self._call(self.env, "reset")
+            if self.sequence is None:
+                n_batches = math.ceil(cfg.steps / cfg.num_envs) if cfg.steps is not None else None
+                self._loop(obs, n_batches, started, on_progress, progress_every_s)
+            else:
+                self._run_tasks(obs, started, on_progress, progress_every_s)
         except KeyboardInterrupt:  # Ctrl-C: stop stepping, still commit what was seen
             interrupted = True
         elapsed = time.perf_counter() - started
         env_stats = self._get(self._call(self.env, "finish"), "env")
         return {**self._summary(env_stats, elapsed), "interrupted": interrupted}
 
-    def _loop(self, n_batches: int | None, started: float,
+    def _run_tasks(self, obs: Any, started: float, on_progress: Callable[[dict[str, Any]], None] | None,
+                   progress_every_s: float) -> None:
+        """Each task in turn; after its last step (the in-flight window drained), its checkpoint."""
+        for task in range(self.sequence.n_tasks):
+            if task:
+                obs = self._call(self.env, "switch_task", task)
+            self._loop(obs, self.batches_per_task, started, on_progress, progress_every_s)
+            path = self._save_checkpoint(f"task_{task}.pt", task=task, task_name=self.sequence.names[task])
+            if path is not None:
+                self.checkpoints.append(path)
+
+    def _loop(self, obs: Any, n_batches: int | None, started: float,
               on_progress: Callable[[dict[str, Any]], None] | None, progress_every_s: float) -> None:
+        """Step ``n_batches`` batches from the observation batch ``obs`` (None: until the episode
+        budget is spent); returns when the last step has completed."""
         cfg = self.cfg
-        obs = self._call(self.env, "reset")
         in_flight: collections.deque[Any] = collections.deque()
         last_report = started
         k = 0
@@ -167,6 +201,8 @@ class Agent:
                 progress = self._get(self._call(self.env, "progress"), "env")
                 progress["elapsed_s"] = now - started
                 progress["caption"] = self._get(self._call(self.perception, "caption_now"), "perception")
+                if self.sequence is not None:
+                    progress["task_name"] = f"task {progress['task']}: {self.sequence.names[progress['task']]}"
                 if on_progress is not None:
                     on_progress(progress)
                 if cfg.episodes is not None and progress["episodes"] >= cfg.episodes:
@@ -189,9 +225,14 @@ class Agent:
             latency["env→recorder"] = recorder["hop_env_recorder"]
         channels = [c for c in (env_stats["channel_recorder"], policy["channel_learner"],
                                 learner["channel_inbox"]) if c]
-        self._save_checkpoint()
+        self._save_checkpoint("final.pt")
+        tasks = {} if self.sequence is None else {
+            "tasks": self.sequence.name, "task_names": list(self.sequence.names),
+            "steps_per_task": self.batches_per_task * self.cfg.num_envs,
+            "task_returns": env_stats["task_returns"],
+            "checkpoints": [p.name for p in self.checkpoints]}
         return {
-            "env": self.cfg.env_id,
+            "env": self.cfg.tasks or self.cfg.env_id,
             "captioner": self.cfg.captioner,
             "episodes": env_stats["episodes"],
             "steps": env_stats["steps"],
@@ -207,17 +248,20 @@ class Agent:
             "store_bytes": recorder.get("store_bytes", 0),
             "policy": {k: v for k, v in policy.items() if not k.startswith(("hop_", "channel_"))},
             "learner": {k: v for k, v in learner.items() if not k.startswith(("hop_", "channel_"))},
+            **tasks,
         }
 
-    def _save_checkpoint(self) -> None:
+    def _save_checkpoint(self, name: str, **meta: Any) -> Path | None:
+        """Save the perception, policy and learner weights (plus ``meta``) to ``checkpoints/NAME``."""
         if self.run_dir is None:
-            return
-        path = self.run_dir / "checkpoints" / "final.pt"
+            return None
+        path = self.run_dir / "checkpoints" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         state = {name: self._get(self._call(actor, "state_dict"), name)
                  for name, actor in (("perception", self.perception), ("policy", self.policy),
                                      ("learner", self.learner))}
-        torch.save(state, path)
+        torch.save({**state, **meta}, path)
+        return path
 
     def shutdown(self) -> None:
         """Kill the actors (a no-op in-process)."""

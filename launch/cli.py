@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from launch import bench_cmd, caption_cmd, inspect_cmd, run_cmd, train_cmd
+from launch import bench_cmd, caption_cmd, inspect_cmd, replay_cmd, run_cmd, train_cmd
 from launch.errors import UsageError
 
 # Quiet, headless defaults for the stack (see machine-notes): set before any of it is imported.
@@ -28,6 +28,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
     run_cmd.add_parser(sub)
     inspect_cmd.add_parser(sub)
+    replay_cmd.add_parser(sub)
     train_cmd.add_parser(sub)
     caption_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)

@@ -40,7 +40,8 @@ class RunDisplay:
         rate = p["steps"] / p["elapsed_s"] if p.get("elapsed_s") else 0.0
         ret = p.get("mean_return_last20", float("nan"))
         self.progress.update(
-            self.task, completed=p["steps"] if self.unit == "steps" else p["episodes"],
+            self.task, description=p.get("task_name", "run"),
+            completed=p["steps"] if self.unit == "steps" else p["episodes"],
             rate=f"{rate:,.0f} steps/s", ret="" if math.isnan(ret) else f"return(20) {ret:.1f}",
             caption=f"env 0: {p['caption']}" if p.get("caption") else "",
         )
@@ -59,12 +60,17 @@ def summary_table(s: dict[str, Any]) -> Table:
     rows = [
         ("episodes", f"{s['episodes']} finished ({s['episodes_recorded']} recorded)"),
         ("steps", f"{s['steps']:,} ({s['steps_recorded']:,} recorded)"),
-        ("mean return, last 20", "n/a" if math.isnan(ret) else f"{ret:.1f}"),
+        ("mean return, last 20", "n/a" if ret is None or math.isnan(ret) else f"{ret:.1f}"),
         ("steps/s", f"{s['steps_per_s']:,.0f} over {s['elapsed_s']:.1f} s"),
         ("frames dropped", str(s["frames_dropped"])),
         ("captions", f"every step, by {s['captioner']}" if s.get("captioner") else "off"),
         ("store", f"{s['store_bytes'] / 2**20:.2f} MiB in {s['run_dir']}"),
     ]
+    if s.get("tasks"):
+        returns = ", ".join("n/a" if r is None else f"{r:.1f}" for r in s["task_returns"])
+        done = f"{len(s['checkpoints'])} of {len(s['task_names'])} done"
+        rows.append(("tasks", f"{s['tasks']}: {done}, {s['steps_per_task']:,} steps each"))
+        rows.append(("mean return per task", returns))
     for hop, lat in s["latency_ms"].items():
         rows.append((f"hop {hop}", f"p50 {_fmt(lat['p50_ms'])} ms  p99 {_fmt(lat['p99_ms'])} ms"))
     for name, value in rows:

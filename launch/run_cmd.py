@@ -3,6 +3,8 @@
     thalamus run                                   # CartPole-v1, a short demo
     thalamus run --env CartPole-v1 --steps 100000  # learns to balance (return ≥ 400)
     thalamus run --env Reacher-v5 --steps 2000 --run-dir runs/reacher --json
+    thalamus run --tasks cartpole-physics --steps 40000  # 4 tasks in turn, a checkpoint after each
+    thalamus run --tasks split-digits --steps-per-task 4000
 """
 
 from __future__ import annotations
@@ -16,22 +18,33 @@ import sys
 from dataclasses import replace
 from importlib import metadata
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from launch.errors import UsageError
 
+if TYPE_CHECKING:
+    from envs.tasks import TaskSequence
+
+DEFAULT_ENV = "CartPole-v1"
 DEFAULT_STEPS = 20_000
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run an agent against an environment, recording every step",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--env", default="CartPole-v1", metavar="ID",
-                   help="Gymnasium id, e.g. CartPole-v1, Acrobot-v1, Pendulum-v1, Reacher-v5, "
-                        "InvertedPendulum-v5, HalfCheetah-v5 (default: CartPole-v1)")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--env", metavar="ID",
+                        help="Gymnasium id, e.g. CartPole-v1, Acrobot-v1, Pendulum-v1, Reacher-v5, "
+                             f"InvertedPendulum-v5, HalfCheetah-v5 (default: {DEFAULT_ENV})")
+    source.add_argument("--tasks", metavar="NAME",
+                        help="a task sequence, learned one task after another with a checkpoint at each "
+                             "boundary: cartpole-physics, split-digits, split-digits-task, permuted-digits")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, metavar="N",
-                        help=f"total env steps over all envs (default: {DEFAULT_STEPS:,})")
+                        help=f"total env steps over all envs (default: {DEFAULT_STEPS:,}); "
+                             "with --tasks, split evenly over the tasks")
     budget.add_argument("--episodes", type=int, metavar="N", help="stop after N finished episodes")
+    budget.add_argument("--steps-per-task", type=int, metavar="N", help="with --tasks: env steps of each task")
     p.add_argument("--run-dir", type=Path, metavar="DIR",
                    help="where run.json and store.zarr go (default: runs/ENV-TIMESTAMP)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of envs and models (default: 0)")
@@ -51,10 +64,16 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _validate(args: argparse.Namespace) -> None:
     for flag, value, low, high in (("--steps", args.steps, 1, 10**10), ("--episodes", args.episodes, 1, 10**8),
+                                   ("--steps-per-task", args.steps_per_task, 1, 10**10),
                                    ("--num-envs", args.num_envs, 1, 512), ("--frame-size", args.frame_size, 8, 1024),
                                    ("--seed", args.seed, 0, 2**31 - 1)):
         if value is not None and not low <= value <= high:
             raise UsageError(f"{flag} must be between {low:,} and {high:,}, got {value}")
+    if args.tasks is None and args.steps_per_task is not None:
+        raise UsageError("--steps-per-task needs --tasks NAME; for one env give --steps")
+    if args.tasks is not None and args.episodes is not None:
+        raise UsageError("--episodes cannot be used with --tasks: a task sequence's budget is "
+                         "--steps (the total) or --steps-per-task")
     if args.device == "cuda":
         import torch
 
@@ -117,13 +136,42 @@ def _captioner(choice: str, env_id: str) -> Path | None:
     return path.resolve()
 
 
+def _plain(value: Any) -> Any:
+    """``value`` with every NaN float (e.g. the mean return of a run with no finished episode) as None,
+    so the summary is plain JSON for run.json and ``--json``."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def _task_sequence(args: argparse.Namespace) -> TaskSequence:
+    """The sequence ``--tasks`` names, with its step budget checked."""
+    from envs.tasks import task_sequence
+
+    try:
+        seq = task_sequence(args.tasks)
+    except ValueError as exc:
+        raise UsageError(f"--tasks: {exc}") from None
+    if args.steps is not None and args.steps < seq.n_tasks:
+        raise UsageError(f"--steps {args.steps} is less than one step for each of {seq.name}'s "
+                         f"{seq.n_tasks} tasks; give at least --steps {seq.n_tasks}")
+    return seq
+
+
 def main(args: argparse.Namespace) -> int:
     _validate(args)
-    captioner = _captioner(args.captioner, args.env)
+    seq = _task_sequence(args) if args.tasks is not None else None
+    name = seq.name if seq is not None else (args.env or DEFAULT_ENV)
+    # --captioner auto over tasks: the captioner of the env the tasks vary, if any (none for digits)
+    captioner = _captioner(args.captioner, name if seq is None else seq.base_env or seq.name)
     import envs  # heavy imports after the flags are known to be good
 
-    probe = envs.make(args.env, frame_size=args.frame_size)  # unknown ids fail here, before Ray starts
-    probe.reset()  # and so does a renderer that cannot start
+    # unknown ids fail here, before Ray starts, and so does a renderer that cannot start
+    probe = (envs.make(name, frame_size=args.frame_size) if seq is None
+             else seq.make(0, frame_size=args.frame_size))
+    probe.reset()
     probe.close()
 
     from agent.runtime import Agent, AgentConfig
@@ -132,13 +180,19 @@ def main(args: argparse.Namespace) -> int:
     from memory import update_manifest, write_manifest
 
     steps = None if args.episodes is not None else (args.steps or DEFAULT_STEPS)
-    cfg = replace(AgentConfig(), env_id=args.env, steps=steps, episodes=args.episodes,
+    sequence = {}
+    if seq is not None:  # every task gets the same whole number of batched steps
+        per_task = args.steps_per_task or math.ceil(steps / seq.n_tasks)
+        per_task = math.ceil(per_task / args.num_envs) * args.num_envs
+        steps = per_task * seq.n_tasks
+        sequence = {"sequence": seq.name, "task_names": list(seq.names), "steps_per_task": per_task}
+    cfg = replace(AgentConfig(), env_id=name, tasks=args.tasks, steps=steps, episodes=args.episodes,
                   num_envs=args.num_envs, frame_size=args.frame_size, seed=args.seed, device=args.device,
                   captioner=str(captioner) if captioner else None)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = (args.run_dir or Path("runs") / f"{args.env}-{stamp}").resolve()
+    run_dir = (args.run_dir or Path("runs") / f"{name}-{stamp}").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    write_manifest(run_dir, {"name": run_dir.name, "command": sys.argv, "config": cfg.to_dict(),
+    write_manifest(run_dir, {"name": run_dir.name, "command": sys.argv, "config": cfg.to_dict(), **sequence,
                              "caption_vocab": _caption_vocab(captioner),
                              "versions": _versions(), "git_commit": _git_commit(),
                              "started": _now(), "ended": None, "status": "running"})
@@ -151,10 +205,11 @@ def main(args: argparse.Namespace) -> int:
     except BaseException:
         update_manifest(run_dir, ended=_now(), status="failed")
         raise
+    summary = _plain(summary)
     update_manifest(run_dir, ended=_now(), status="interrupted" if summary["interrupted"] else "completed",
                     summary=summary)
     if args.json:
-        print(json.dumps(summary, default=lambda x: None if isinstance(x, float) and math.isnan(x) else x))
+        print(json.dumps(summary))
     else:
         stdout_console().print(summary_table(summary))
     return 130 if summary["interrupted"] else 0
