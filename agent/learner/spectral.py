@@ -1,0 +1,141 @@
+"""Spectral memory: a streaming low-rank sketch of a layer's inputs that protects what was learned.
+
+Each protected layer keeps the running second moment of its inputs since the last consolidation
+(a streaming sketch: a D × D matrix updated by one matmul per step, exact in the second moment).
+At consolidation (a task boundary) the sketch's top directions, beyond what the protected basis
+already spans, join the basis until it captures ``threshold`` of the energy (GPM, Saha et al. 2021).
+Gradients of the layer's weights are then projected away from the basis, scaled by the
+consolidation strength ``c``: ``g ← g − c · g U Uᵀ`` (c = 1: old inputs' outputs cannot move).
+The residual energy of new inputs outside the basis, ``‖x − UUᵀx‖² / ‖x‖²``, is the novelty signal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class SpectralMemory:
+    """The protected basis ``U`` [D, r] of one layer's input space and the sketch since consolidation."""
+
+    def __init__(self, dim: int, threshold: float = 0.97) -> None:
+        self.dim, self.threshold = dim, threshold
+        self.basis = torch.zeros(dim, 0)
+        self.singular_values = torch.zeros(0)
+        self.sketch = torch.zeros(dim, dim)
+        self.updates = 0
+        self.energy_captured = 0.0
+
+    def observe(self, inputs: torch.Tensor, weights: torch.Tensor | None = None) -> None:
+        """Add a batch of inputs [N, D] (each row weighted, e.g. by how much it was routed here)."""
+        x = inputs.detach()
+        if weights is not None:
+            x = x * weights.detach().sqrt()[:, None]
+        self.sketch += x.T @ x
+        self.updates += 1
+
+    def consolidate(self) -> None:
+        """Grow the basis with the sketch's new directions (energy threshold), then reset the sketch."""
+        total = torch.trace(self.sketch)
+        if total <= 0:
+            return
+        u = self.basis
+        outside = torch.eye(self.dim) - u @ u.T  # the part of the input space not yet protected
+        residual = outside @ self.sketch @ outside
+        inside = total - torch.trace(residual)
+        evals, evecs = torch.linalg.eigh(residual)
+        evals, evecs = evals.flip(0).clamp_min(0), evecs.flip(1)
+        need = self.threshold * total - inside
+        take = int((torch.cumsum(evals, 0) < need).sum()) + 1 if need > 0 else 0
+        take = min(take, self.dim - u.shape[1])
+        if take > 0:
+            new = evecs[:, :take]
+            new = new - u @ (u.T @ new)  # numerically orthogonal to what is kept
+            q, _ = torch.linalg.qr(new)
+            self.basis = torch.cat([u, q], 1)
+            self.singular_values = torch.cat([self.singular_values, evals[:take].sqrt()])
+        self.energy_captured = float((inside + evals[:take].sum()) / total)
+        self.sketch.zero_()
+
+    def project(self, grad: torch.Tensor, strength: float) -> torch.Tensor:
+        """A weight gradient [D_in, D_out] (rows = input directions) with the protected part scaled away."""
+        if self.basis.shape[1] == 0 or strength == 0:
+            return grad
+        u = self.basis
+        return grad - strength * (u @ (u.T @ grad))
+
+    def novelty(self, inputs: torch.Tensor) -> torch.Tensor:
+        """Per row, the fraction of its energy outside the protected basis (1: all new)."""
+        x = inputs.detach()
+        inside = (x @ self.basis).pow(2).sum(-1)
+        return 1 - inside / x.pow(2).sum(-1).clamp_min(1e-12)
+
+    def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
+        arrays = {"basis": self.basis.numpy().astype(np.float32),
+                  "singular_values": self.singular_values.numpy().astype(np.float32),
+                  "sketch": self.sketch.numpy().astype(np.float32)}
+        return arrays, {"rank": int(self.basis.shape[1]), "dim": self.dim, "threshold": self.threshold,
+                        "energy_captured": self.energy_captured, "updates": self.updates}
+
+    def load_arrays(self, arrays: dict[str, np.ndarray], attrs: dict) -> None:
+        self.basis = torch.from_numpy(np.array(arrays["basis"], np.float32))
+        self.singular_values = torch.from_numpy(np.array(arrays["singular_values"], np.float32))
+        self.sketch = torch.from_numpy(np.array(arrays["sketch"], np.float32))
+        self.dim, self.threshold = int(attrs["dim"]), float(attrs["threshold"])
+        self.energy_captured, self.updates = float(attrs["energy_captured"]), int(attrs["updates"])
+
+
+class ColumnSpectra:
+    """The spectral memories of a column network, one per column and layer (the inputs of its
+    three weight matrices); projections and sketch updates are batched over columns."""
+
+    LAYERS = (("w1", "x"), ("w2", "h1"), ("w3", "h2"))  # weight, the activations it reads
+
+    def __init__(self, cfg, threshold: float) -> None:
+        dims = {"x": cfg.in_dim, "h1": cfg.hidden, "h2": cfg.hidden}
+        self.memories = {act: [SpectralMemory(dims[act], threshold) for _ in range(cfg.columns)]
+                         for _, act in self.LAYERS}
+        self._stack()
+
+    def columns(self) -> list[SpectralMemory]:
+        return [s for mems in self.memories.values() for s in mems]
+
+    def _stack(self) -> None:
+        """Bases padded to one rank and stacked [M, D, R], so one bmm projects every column."""
+        self.stacked = {act: _padded([s.basis for s in mems]) for act, mems in self.memories.items()}
+
+    @torch.no_grad()
+    def observe(self, acts: dict[str, torch.Tensor], weights: torch.Tensor) -> None:
+        """Add a step's routed inputs: row n counts toward column m with weight weights[n, m]."""
+        root = weights.detach().sqrt()[:, :, None]
+        for act, mems in self.memories.items():
+            a = acts[act].detach()
+            a = (a[:, None, :] if a.dim() == 2 else a) * root  # [N, M, D]
+            sketch = torch.einsum("nmd,nme->mde", a, a)
+            for i, mem in enumerate(mems):
+                mem.sketch += sketch[i]
+                mem.updates += 1
+
+    @torch.no_grad()
+    def project(self, net: nn.Module, strength: float) -> None:
+        """Scale the protected part out of every column's weight gradients."""
+        if strength == 0:
+            return
+        for weight, act in self.LAYERS:
+            u, grad = self.stacked[act], getattr(net, weight).grad
+            if u.shape[2]:
+                grad -= strength * torch.bmm(u, torch.bmm(u.transpose(1, 2), grad))
+
+    def consolidate(self) -> None:
+        for s in self.columns():
+            s.consolidate()
+        self._stack()
+
+
+def _padded(bases: list[torch.Tensor]) -> torch.Tensor:
+    rank = max(b.shape[1] for b in bases)
+    out = torch.zeros(len(bases), bases[0].shape[0], rank)
+    for i, b in enumerate(bases):
+        out[i, :, : b.shape[1]] = b
+    return out

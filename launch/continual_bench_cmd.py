@@ -1,0 +1,93 @@
+"""`thalamus bench continual`: our continual learner (trc) beside the baselines on a task sequence.
+
+    thalamus bench continual --benchmark permuted-digits
+    thalamus bench continual --benchmark split-digits --ablate --json split.json
+
+Every method trains task after task (SGD, batch 32, 20 epochs a task) and is scored on every task
+after each one (the matrix R); the table gives mean ± std over seeds of the average accuracy after
+the last task, backward transfer and forgetting (best-so-far minus final), in points. Methods that
+store samples get `--memory` samples each. `--ablate` adds trc without its router, its spectral
+memory and its cache. `trc`'s router reads the recent past of the stream it scores (never the
+sample being scored); the baselines score each sample on its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from launch.errors import UsageError
+
+BENCHMARKS = ("permuted-digits", "split-digits", "split-digits-task")
+
+
+def add_parser(bsub: argparse._SubParsersAction) -> None:
+    p = bsub.add_parser("continual", help="continual learning: trc vs naive, ewc, er, derpp, gpm, joint",
+                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--benchmark", default="permuted-digits", choices=BENCHMARKS)
+    p.add_argument("--methods", default="trc,naive,ewc,er,derpp,gpm,joint",
+                   help="comma-separated: trc, naive, ewc, er, derpp, gpm, joint (default: all)")
+    p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per method (default 3)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="first seed (default 0): seeds S..S+N-1")
+    p.add_argument("--memory", type=int, default=200, metavar="N", help="samples a method may store (default 200)")
+    p.add_argument("--ablate", action="store_true", help="add trc without router, spectral memory, cache")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="processes (default 2)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    p.set_defaults(func=main)
+
+
+def main(args: argparse.Namespace) -> int:
+    from agent.learner.continual import ABLATIONS, METHODS
+
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown or not methods:
+        raise UsageError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}")
+    for flag, value, low in (("--seeds", args.seeds, 1), ("--seed", args.seed, 0), ("--memory", args.memory, 1),
+                             ("--workers", args.workers, 1)):
+        if value < low:
+            raise UsageError(f"{flag} must be at least {low}, got {value}")
+    if args.ablate:
+        methods += [f"trc-no-{part}" for part in ABLATIONS]
+    import numpy as np
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from agent.learner.continual import ContinualConfig, run_benchmark
+    from launch.display import stdout_console
+
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    started = time.perf_counter()
+    columns = (TextColumn(f"[bold]{args.benchmark}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
+               TextColumn("{task.fields[last]}"), TimeElapsedColumn())
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("runs", total=len(methods) * len(seeds), last="")
+        runs = run_benchmark(args.benchmark, methods, seeds, ContinualConfig(memory=args.memory), args.workers,
+                             progress=lambda name, r: bar.update(task, advance=1, last=f"{name} seed {r['seed']}: "
+                                                                                     f"{r['acc']:.1%}"))
+    elapsed = time.perf_counter() - started
+    results = {}
+    for name, rs in runs.items():
+        results[name] = {key: float(np.mean([r[key] for r in rs])) for key in ("acc", "bwt", "forgetting", "forgetting_auc")}
+        results[name] |= {f"{key}_std": float(np.std([r[key] for r in rs], ddof=1)) if len(rs) > 1 else 0.0
+                          for key in ("acc", "bwt", "forgetting")}
+        results[name] |= {"matrix": np.mean([r["matrix"] for r in rs], axis=0).tolist(),
+                          "seconds_per_run": float(np.mean([r["seconds"] for r in rs])),
+                          "seeds": [r["seed"] for r in rs], "runs": [r["acc"] for r in rs]}
+    table = Table("method", "ACC %", "BWT %", "forgetting %", "AUC forgetting %", "s / run",
+                  title=f"{args.benchmark}, memory {args.memory}, seeds {seeds[0]}–{seeds[-1]} (mean ± std)",
+                  title_justify="left")
+    for name, r in results.items():
+        table.add_row(name, f"{100 * r['acc']:.1f} ± {100 * r['acc_std']:.1f}",
+                      f"{100 * r['bwt']:.1f} ± {100 * r['bwt_std']:.1f}",
+                      f"{100 * r['forgetting']:.1f} ± {100 * r['forgetting_std']:.1f}",
+                      f"{100 * r['forgetting_auc']:.1f}", f"{r['seconds_per_run']:.1f}")
+    console = stdout_console()
+    console.print(table)
+    console.print(f"{len(methods) * len(seeds)} runs in {elapsed:.0f} s on {args.workers} processes")
+    if args.json:
+        args.json.write_text(json.dumps({"benchmark": args.benchmark, "memory": args.memory, "seeds": seeds,
+                                         "seconds": elapsed, "results": results}, indent=1))
+    return 0
