@@ -28,6 +28,7 @@ from agent.learner.columns import ColumnConfig, ColumnNet
 from agent.learner.forgetting import forgetting_report
 from agent.learner.spectral import ColumnSpectra, SpectralMemory
 from envs.digits import DigitsTask, digits_tasks
+from memory import LearnerMemory, MemoryBlock
 
 METHODS = ("trc", "naive", "ewc", "er", "derpp", "gpm", "joint")
 ABLATIONS = ("router", "spectral", "cache")
@@ -232,18 +233,49 @@ class TRC:
     def end_task(self, task: int, data: DigitsTask, rng: np.random.Generator) -> None:
         self.spectral.consolidate()
 
+    def memory_blocks(self) -> tuple[MemoryBlock, list[MemoryBlock]]:
+        """The cache and, per column, its three layers' spectral memories, for the run store."""
+        arrays, attrs = self.cache.to_arrays()
+        columns = []
+        for m in range(self.net.cfg.columns):
+            layers = {act: mems[m] for act, mems in self.spectral.memories.items()}
+            parts = {act: mem.to_arrays() for act, mem in layers.items()}
+            columns.append(MemoryBlock(
+                arrays={f"{act}_{name}": a for act, (arr, _) in parts.items() for name, a in arr.items()},
+                attrs={"rank": sum(mem.basis.shape[1] for mem in layers.values()),
+                       "dim": sum(mem.dim for mem in layers.values()),
+                       "energy_captured": float(np.mean([mem.energy_captured for mem in layers.values()])),
+                       "consolidation": self.strength, "updates": layers["x"].updates,
+                       "layers": {act: at for act, (_, at) in parts.items()}}))
+        return MemoryBlock(arrays, attrs), columns
+
+    def load_memory(self, saved: LearnerMemory) -> None:
+        """Restore the cache and spectral memories from ``memory_blocks`` output read back from the store."""
+        self.cache.load_arrays(saved.cache.arrays, saved.cache.attrs)
+        for m, block in enumerate(saved.spectral):
+            for act, mems in self.spectral.memories.items():
+                arrays = {name.removeprefix(f"{act}_"): a for name, a in block.arrays.items() if name.startswith(f"{act}_")}
+                mems[m].load_arrays(arrays, block.attrs["layers"][act])
+            self.strength = float(block.attrs["consolidation"])
+        self.spectral.restack()
+
     @torch.no_grad()
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """A test set played as a stream from a fresh context, ``eval_batch`` samples a step."""
-        total, mass, out, start = torch.zeros_like(self.context_sum), 0.0, [], 0
-        while start < len(x):  # steps of 1, 2, 4, then eval_batch samples: a cold start costs little
+    def stream(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Samples played as a stream from a fresh context, in steps of 1, 2, 4, then ``eval_batch``
+        samples (a cold start costs little): logits [N, classes] and the routing weights [N, M]
+        each sample got, from the steps before its own."""
+        total, mass, out, routes, start = torch.zeros_like(self.context_sum), 0.0, [], [], 0
+        while start < len(x):
             chunk = x[start: start + min(self.cfg.eval_batch, 2 ** len(out))]
             start += len(chunk)
-            context = total / max(mass, 1e-12)
-            logits, _ = self.net(chunk, self.route(context.expand(len(chunk), -1))[0])
-            out.append(logits)
+            weights = self.route((total / max(mass, 1e-12)).expand(len(chunk), -1))[0]
+            out.append(self.net(chunk, weights)[0])
+            routes.append(weights)
             total, mass = _ema(total, mass, chunk, self.cfg.context_decay)
-        return torch.cat(out)
+        return torch.cat(out), torch.cat(routes)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stream(x)[0]
 
 
 def _ema(total: torch.Tensor, mass: float, x: torch.Tensor, decay: float) -> tuple[torch.Tensor, float]:

@@ -96,12 +96,12 @@ class ColumnSpectra:
         dims = {"x": cfg.in_dim, "h1": cfg.hidden, "h2": cfg.hidden}
         self.memories = {act: [SpectralMemory(dims[act], threshold) for _ in range(cfg.columns)]
                          for _, act in self.LAYERS}
-        self._stack()
+        self.restack()
 
     def columns(self) -> list[SpectralMemory]:
         return [s for mems in self.memories.values() for s in mems]
 
-    def _stack(self) -> None:
+    def restack(self) -> None:
         """Bases padded to one rank and stacked [M, D, R], so one bmm projects every column."""
         self.stacked = {act: _padded([s.basis for s in mems]) for act, mems in self.memories.items()}
 
@@ -130,7 +130,7 @@ class ColumnSpectra:
     def consolidate(self) -> None:
         for s in self.columns():
             s.consolidate()
-        self._stack()
+        self.restack()
 
 
 def _padded(bases: list[torch.Tensor]) -> torch.Tensor:

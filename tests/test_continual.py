@@ -1,0 +1,167 @@
+"""The continual learner: its router is causal, its memories behave as documented, it learns a task
+sequence without forgetting it, and its memories come back from the run store after a SIGKILL."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from agent.learner.cache import CacheMemory
+from agent.learner.continual import TRC, ContinualConfig, run_method
+from agent.learner.forgetting import forgetting_report
+from agent.learner.spectral import SpectralMemory
+from envs.digits import digits_tasks
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _trained_trc(steps: int = 30, seed: int = 0) -> TRC:
+    torch.manual_seed(seed)
+    learner = TRC(ContinualConfig(), seed)
+    task = digits_tasks("split-digits")[0]
+    x, y = torch.as_tensor(task.train_x), torch.as_tensor(task.train_y)
+    learner.begin_task(0)
+    for i in range(steps):
+        idx = torch.arange(i * 8, i * 8 + 32) % len(x)
+        learner.step(x[idx], y[idx], 0, True)
+    return learner
+
+
+def test_router_is_causal():
+    """Outputs up to step t do not change when inputs after t change, and the route a sample takes
+    does not depend on the sample itself (only on completed steps)."""
+    learner = _trained_trc()
+    x = torch.as_tensor(digits_tasks("permuted-digits")[3].test_x[:60])
+    logits, routes = learner.stream(x)
+    for t in (0, 1, 6, 29):
+        future = x.clone()
+        future[t + 1:] = torch.rand_like(future[t + 1:])
+        logits2, routes2 = learner.stream(future)
+        assert torch.equal(logits2[: t + 1], logits[: t + 1]) and torch.equal(routes2[: t + 1], routes[: t + 1])
+        assert not torch.equal(routes2, routes)  # the later routes do follow the changed stream
+        present = x.clone()
+        present[t] = torch.rand_like(present[t])
+        assert torch.equal(learner.stream(present)[1][: t + 1], routes[: t + 1])
+
+
+def test_training_routes_on_completed_steps_only():
+    learner = _trained_trc()
+    before = learner.context.clone()
+    learner.step(torch.rand(32, 64), torch.randint(0, 10, (32,)), 0, True)
+    stashed = learner.cache.data["keys"][: learner.cache.size]
+    assert (stashed == before).all(-1).any()  # the step was routed (and cached) on the context before it
+
+
+def test_cache_stash_is_invisible_until_flush_and_reservoir_is_uniform():
+    cache = CacheMemory(100, seed=0)
+    for step in range(50):
+        x = torch.full((20, 1), float(step))
+        cache.stash(keys=x, x=x, labels=torch.zeros(20, dtype=torch.long), task=torch.full((20,), step // 10))
+        if step == 0:
+            assert cache.size == 0 and cache.sample(4) is None
+        cache.flush()
+    assert cache.size == 100 and cache.offered == 1000 and cache.evictions > 0
+    counts = torch.bincount(cache.data["task"], minlength=5)
+    assert counts.min() >= 8, counts  # each fifth of the stream keeps about 20 of 100 slots
+    near = cache.nearest(torch.tensor([7.0]), 3)
+    assert near["keys"].shape == (3, 1) and (near["keys"] > 0).all()
+
+
+def test_spectral_projection_keeps_old_outputs():
+    torch.manual_seed(0)
+    old = torch.randn(200, 3) @ torch.randn(3, 16)  # old inputs span 3 directions
+    mem = SpectralMemory(16, threshold=0.999)
+    mem.observe(old)
+    mem.consolidate()
+    assert mem.basis.shape[1] == 3 and mem.energy_captured > 0.999
+    assert mem.novelty(old).max() < 1e-4 and mem.novelty(torch.randn(5, 16)).min() > 0.2
+    w = torch.randn(16, 4)
+    grad = torch.randn(16, 4)
+    moved = w - 0.5 * mem.project(grad, 1.0)
+    assert torch.allclose(old @ moved, old @ w, atol=1e-3)  # what old inputs produce is kept
+    assert not torch.allclose(moved, w)  # while the layer still learns elsewhere
+
+
+def test_forgetting_report_numbers():
+    r = forgetting_report([[0.9, 0.1, 0.0], [0.6, 0.95, 0.1], [0.5, 0.9, 0.8]])
+    assert r.average == pytest.approx((0.5 + 0.9 + 0.8) / 3)
+    assert r.backward_transfer == pytest.approx(((0.5 - 0.9) + (0.9 - 0.95)) / 2)
+    assert r.forgetting == pytest.approx((0.4 + 0.05) / 2)
+    assert r.forgetting_auc == pytest.approx((0.3 + 0.225) / 2)
+
+
+def test_trc_keeps_what_naive_fine_tuning_forgets():
+    """Class-incremental split digits, a short schedule: trc remembers earlier tasks, naive does not."""
+    cfg = ContinualConfig(epochs=4)
+    trc, naive = run_method("split-digits", "trc", cfg, 0), run_method("split-digits", "naive", cfg, 0)
+    assert naive["acc"] < 0.3 and naive["forgetting"] > 0.8
+    assert trc["acc"] > 0.85 and trc["forgetting"] < 0.1, (trc["acc"], trc["forgetting"])
+
+
+WRITER = """
+import json, sys, torch
+from pathlib import Path
+from memory import save_learner_memory
+sys.path.insert(0, {tests!r})
+from test_continual import _trained_trc, _reads
+learner = _trained_trc(steps=5)
+run_dir = Path(sys.argv[1])
+step = 0
+while True:
+    for _ in range(3):
+        learner.step(torch.rand(32, 64), torch.randint(0, 10, (32,)), 0, True)
+    learner.spectral.consolidate()
+    step += 1
+    cache, columns = learner.memory_blocks()
+    save_learner_memory(run_dir, cache, columns, step)
+    print(json.dumps({{"step": step, "reads": _reads(learner)}}), flush=True)
+"""
+
+
+def _reads(learner: TRC) -> dict:
+    """What the memories answer: nearest entries to a fixed query, a seeded sample, novelty of fixed inputs."""
+    probe = torch.linspace(0, 1, 64)
+    nearest = learner.cache.nearest(probe, 5)
+    state = learner.cache.rng.bit_generator.state
+    sample = learner.cache.sample(6)
+    learner.cache.rng.bit_generator.state = state
+    novelty = [mems[m].novelty(torch.ones(1, mems[m].dim)).item()
+               for mems in learner.spectral.memories.values() for m in (0, 3)]
+    return {"nearest": nearest["labels"].tolist(), "nearest_x": nearest["x"].sum().item(),
+            "sample": sample["x"].sum().item(), "size": learner.cache.size, "novelty": novelty,
+            "ranks": [mem.basis.shape[1] for mem in learner.spectral.columns()]}
+
+
+def test_sigkilled_learner_memory_comes_back_from_zarr_with_the_same_reads(tmp_path):
+    from memory import load_learner_memory
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-c", WRITER.format(tests=str(ROOT / "tests")), str(tmp_path)],
+                            stdout=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    seen = {}
+    deadline = time.time() + 120
+    while len(seen) < 4 and time.time() < deadline:
+        line = proc.stdout.readline()
+        if line.startswith("{"):
+            rec = json.loads(line)
+            seen[rec["step"]] = rec["reads"]
+    time.sleep(0.15)  # land the kill somewhere inside a later save
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    for line in proc.stdout:
+        if line.startswith("{"):
+            rec = json.loads(line)
+            seen[rec["step"]] = rec["reads"]
+    saved = load_learner_memory(tmp_path)
+    assert saved is not None and saved.step in seen, (saved and saved.step, sorted(seen))
+    resumed = TRC(ContinualConfig(), seed=99)  # a fresh learner: everything read comes from the store
+    resumed.load_memory(saved)
+    assert _reads(resumed) == seen[saved.step]
