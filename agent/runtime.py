@@ -103,7 +103,8 @@ class Agent:
                                       cfg.device, cfg.captioner, cfg.num_envs, num_gpus=gpu)
         percept_dim = spec["state_dim"] + cfg.perception.frame_features
         self.learner = self._spawn(LearnerActor, percept_dim, spec["action_dim"], cfg.learner, cfg.seed,
-                                   cfg.device, num_gpus=gpu)
+                                   cfg.device, str(run_dir) if run_dir is not None else None,
+                                   num_gpus=gpu, here=run_dir is not None)  # it writes into the run store
         ppo = cfg.ppo or replace(PPOConfig.for_actions(spec["discrete"]), anneal_lr=self.sequence is None)
         self.policy = self._spawn(PolicyActor, percept_dim, spec, cfg.num_envs, ppo, cfg.steps,
                                   cfg.seed, self.learner)
@@ -169,6 +170,7 @@ class Agent:
         for task in range(self.sequence.n_tasks):
             if task:
                 obs = self._call(self.env, "switch_task", task)
+                self._get(self._call(self.learner, "task_boundary", task), "learner")
             self._loop(obs, self.batches_per_task, started, on_progress, progress_every_s)
             path = self._save_checkpoint(f"task_{task}.pt", task=task, task_name=self.sequence.names[task])
             if path is not None:

@@ -1,4 +1,8 @@
-"""LearnerActor: trains the world model in its own thread, off the per-step hot path."""
+"""LearnerActor: trains the world model in its own thread, off the per-step hot path.
+
+With ``method="trc"`` (the default) the world model is the continual learner, whose cache and
+spectral memories are committed to the run store every ``save_every_s`` and at task boundaries.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,7 @@ from typing import Any
 import torch
 
 from agent.channels import Channel, LatencyMeter, Overflow
+from agent.learner.continual_world import ContinualTrainer
 from agent.learner.world_model import LearnerConfig, WorldModelTrainer
 from agent.messages import Transitions, decode
 
@@ -17,9 +22,15 @@ class LearnerActor:
     """``push`` only validates and queues (drop-oldest inbox); a background thread trains."""
 
     def __init__(self, percept_dim: int, action_dim: int, cfg: LearnerConfig, seed: int,
-                 device: str = "cpu", inbox_capacity: int = 32) -> None:
+                 device: str = "cpu", run_dir: str | None = None, inbox_capacity: int = 32) -> None:
         torch.set_num_threads(1)
-        self.trainer = WorldModelTrainer(percept_dim, action_dim, cfg, seed=seed, device=device)
+        if cfg.method == "trc":
+            self.trainer: Any = ContinualTrainer(percept_dim, action_dim, cfg, seed=seed, run_dir=run_dir)
+        elif cfg.method == "mlp":
+            self.trainer = WorldModelTrainer(percept_dim, action_dim, cfg, seed=seed, device=device)
+        else:
+            raise ValueError(f"learner method must be 'trc' or 'mlp', got {cfg.method!r}")
+        self.lock = threading.Lock()  # the training thread and actor calls take turns on the trainer
         self.inbox: Channel[Transitions] = Channel("learner inbox", inbox_capacity, Overflow.DROP_OLDEST)
         self.hop = LatencyMeter()
         self.error: str | None = None
@@ -34,12 +45,17 @@ class LearnerActor:
 
     def _loop(self) -> None:
         period = 1.0 / self.trainer.cfg.max_updates_per_s
+        saved = time.monotonic()
         try:
             while not self._stop.is_set():
-                for msg in self.inbox.get_all():
-                    self.trainer.add(msg.percept, msg.action, msg.reward, msg.next_percept, msg.done)
                 started = time.monotonic()
-                self.trainer.train_step()
+                with self.lock:
+                    for msg in self.inbox.get_all():
+                        self.trainer.add(msg.percept, msg.action, msg.reward, msg.next_percept, msg.done)
+                    self.trainer.train_step()
+                    if started - saved >= self.trainer.cfg.save_every_s:
+                        self.trainer.save()
+                        saved = started
                 self._stop.wait(max(0.0, period - (time.monotonic() - started)))
         except Exception as exc:  # reported through stats(); the actor itself stays up
             self.error = f"{type(exc).__name__}: {exc}"
@@ -49,10 +65,18 @@ class LearnerActor:
                 "replay": self.trainer.size, **self.trainer.losses, "error": self.error,
                 "channel_inbox": self.inbox.stats().to_dict()}
 
+    def task_boundary(self, task: int) -> None:
+        """The run moves to ``task`` (consolidate and commit the memories of the last one)."""
+        with self.lock:
+            self.trainer.task_boundary(task)
+
     def close(self) -> dict[str, Any]:
         self._stop.set()
         self._thread.join(timeout=10)
+        with self.lock:
+            self.trainer.save()
         return self.stats()
 
     def state_dict(self) -> dict[str, Any]:
-        return {"model": self.trainer.model.state_dict()}
+        with self.lock:
+            return {"model": self.trainer.model.state_dict()}

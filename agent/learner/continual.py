@@ -131,9 +131,13 @@ class Baseline:
 class TRC:
     """Routed columns + cache memory + spectral memories + a replay controller."""
 
-    def __init__(self, cfg: ContinualConfig, seed: int) -> None:
-        self.cfg = cfg
-        self.net = ColumnNet(ColumnConfig(columns=cfg.columns, top_k=cfg.top_k, hidden=cfg.column_hidden))
+    def __init__(self, cfg: ContinualConfig, seed: int, in_dim: int = 64, out_dim: int = 10,
+                 regression: bool = False) -> None:
+        """Classifies ``in_dim`` inputs into ``out_dim`` classes, or with ``regression`` predicts
+        ``out_dim`` targets (squared error); the same routing, memories and controller either way."""
+        self.cfg, self.regression = cfg, regression
+        self.net = ColumnNet(ColumnConfig(in_dim=in_dim, n_classes=out_dim, columns=cfg.columns, top_k=cfg.top_k,
+                                          hidden=cfg.column_hidden))
         c = self.net.cfg
         self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr)
         self.cache = CacheMemory(cfg.memory, seed)
@@ -162,7 +166,8 @@ class TRC:
         self.opt = torch.optim.SGD(self.net.parameters(), lr=self.cfg.lr)
         self.task, self.best_old = task, 0.0
 
-    def step(self, x: torch.Tensor, y: torch.Tensor, task: int, first_epoch: bool) -> None:
+    def step(self, x: torch.Tensor, y: torch.Tensor, task: int, first_epoch: bool) -> float:
+        """One step on a batch of the stream; returns the batch's task loss (before the update)."""
         cfg = self.cfg
         n, m = len(x), self.net.cfg.columns
         summary = self.context.expand(n, -1)  # completed steps only: this batch is not in it
@@ -179,12 +184,12 @@ class TRC:
         gain[:n] += cfg.surprise_gain * min(surprise, 1.0)  # replayed samples route as they did
         weights, probs, router_logits = self.route(summary, gain)
         logits, acts = self.net(x_all, weights)
-        ce = F.cross_entropy(logits[:n], y)
+        ce = self._loss(logits[:n], y)
         loss = ce + cfg.balance * m * (self.usage * probs[:n].mean(0)).sum()
         if replay is not None:  # replay the stored logits and labels, and where each sample was routed
             out = logits[n:]
             loss = loss + self.replay_scale * (cfg.replay_alpha * F.mse_loss(out, replay["logits"])
-                                               + cfg.replay_beta * F.cross_entropy(out, replay["labels"]))
+                                               + cfg.replay_beta * self._loss(out, replay["labels"]))
             if cfg.ablate != "router":
                 loss = loss + cfg.route_replay * F.cross_entropy(router_logits[n:], replay["route"].argmax(-1))
         self.opt.zero_grad()
@@ -196,7 +201,7 @@ class TRC:
             self.spectral.observe({k: v[:n] for k, v in acts.items()}, weights[:n])
         if cfg.ablate != "cache":  # written after the backward pass, as stashed during the forward
             self.cache.stash(keys=summary[:n], x=x, labels=y, logits=logits[:n], route=weights[:n],
-                             task=torch.full_like(y, task))
+                             task=torch.full((n,), task, dtype=torch.int32))
             self.cache.flush()
         shift = ce.item() > 2 * self.loss_slow  # a surprise this large: the stream changed, forget the old context
         decay = 0.0 if shift else cfg.context_decay
@@ -211,17 +216,23 @@ class TRC:
         self.steps += 1
         if self.steps % 50 == 0 and task > 0 and cfg.ablate != "cache":
             self._control(task)
+        return ce.item()
+
+    def _loss(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(out, target) if self.regression else F.cross_entropy(out, target)
 
     @torch.no_grad()
     def _control(self, task: int) -> None:
-        """Replay controller: when accuracy on cached samples of earlier tasks falls below its best
-        in this task by 2 points, raise consolidation and replay; otherwise relax toward the base."""
+        """Replay controller: when accuracy (for regression 1 / (1 + MSE)) on cached samples of earlier
+        tasks falls below its best in this task by 2 points, raise consolidation and replay; otherwise
+        relax toward the base."""
         old = self.cache.data["task"][: self.cache.size] < task
         if not old.any():
             return
         keys, x, y = (self.cache.data[k][: self.cache.size][old] for k in ("keys", "x", "labels"))
         out, _ = self.net(x, self.route(keys)[0])
-        acc = float((out.argmax(-1) == y).float().mean())
+        acc = (1 / (1 + float(F.mse_loss(out, y))) if self.regression
+               else float((out.argmax(-1) == y).float().mean()))
         self.best_old = max(self.best_old, acc)
         if acc < self.best_old - 0.02:
             self.strength = min(1.0, self.strength + 0.1)

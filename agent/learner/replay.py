@@ -27,7 +27,10 @@ from typing import Any
 import gymnasium
 import numpy as np
 import torch
+from torch import nn
 
+from agent.learner.continual import ContinualConfig
+from agent.learner.continual_world import ContinualWorldModel
 from agent.learner.forgetting import ForgettingReport, forgetting_report
 from agent.learner.world_model import LearnerConfig, WorldModel
 from agent.perception.encoder import PerceptionConfig, PerceptionModel
@@ -63,7 +66,7 @@ class _Models:
 
     perception: PerceptionModel
     policy: ActorCritic
-    world_model: WorldModel
+    world_model: nn.Module  # WorldModel or ContinualWorldModel: (percept, action) → (next percept, reward)
     action_dim: int  # the world model's action input: a one-hot of the discrete action, or the action
 
 
@@ -149,7 +152,11 @@ def _rebuild(state: dict[str, Any], config: dict[str, Any], state_dim: int, spac
     ppo = PPOConfig(**config["ppo"]) if config.get("ppo") else PPOConfig.for_actions(discrete)
     policy = ActorCritic(perception.dim, action_dim, discrete, ppo.hidden)
     policy.load_state_dict(state["policy"]["net"])
-    world_model = WorldModel(perception.dim, action_dim, LearnerConfig(**config["learner"]).hidden)
+    learner = LearnerConfig(**{"method": "mlp", **config["learner"]})  # runs from before trc had no method
+    if learner.method == "trc":
+        world_model: nn.Module = ContinualWorldModel(perception.dim, action_dim, ContinualConfig(lr=learner.continual_lr))
+    else:
+        world_model = WorldModel(perception.dim, action_dim, learner.hidden)
     world_model.load_state_dict(state["learner"]["model"])
     return _Models(perception, policy.eval(), world_model.eval(), action_dim)
 

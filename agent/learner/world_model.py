@@ -22,6 +22,10 @@ class LearnerConfig:
     batch_size: int = 256
     replay_capacity: int = 50_000  # transitions kept for training (oldest overwritten)
     max_updates_per_s: float = 20.0  # caps the learner's CPU share so it never starves acting
+    method: str = "trc"  # "trc": the continual learner (continual_world.py); "mlp": this file's replay-trained MLP
+    continual_lr: float = 0.05  # trc's SGD step size
+    consolidate_every: int = 500  # trc steps between spectral consolidations when no task boundary comes
+    save_every_s: float = 10.0  # how often trc's memories are committed to the run store
 
 
 class WorldModel(nn.Module):
@@ -89,3 +93,9 @@ class WorldModelTrainer:
         self.updates += 1
         self.losses = {"next_percept_mse": next_loss.item(), "reward_mse": reward_loss.item()}
         return True
+
+    def task_boundary(self, task: int) -> None:
+        """Nothing to consolidate: this learner keeps no memories across tasks."""
+
+    def save(self) -> None:
+        """Nothing to commit: this learner keeps no memories in the run store."""
