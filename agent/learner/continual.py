@@ -318,13 +318,13 @@ def run_method(sequence: str, method: str, cfg: ContinualConfig, seed: int) -> d
         union = DigitsTask("all", np.concatenate([t.train_x for t in tasks]), np.concatenate([t.train_y for t in tasks]),
                            tasks[0].test_x, tasks[0].test_y, tuple(range(10)))
         epochs = cfg.epochs * sum(len(t.train_x) for t in tasks) // len(union.train_x)
-        _train_task(learner, union, 0, replace(cfg, epochs=max(1, epochs)), rng)
+        train_task(learner, union, 0, replace(cfg, epochs=max(1, epochs)), rng)
         row = [_accuracy(learner, t, task_il) for t in tasks]
         matrix = [row for _ in tasks]
     else:
         matrix = []
         for i, task in enumerate(tasks):
-            _train_task(learner, task, i, cfg, rng)
+            train_task(learner, task, i, cfg, rng)
             matrix.append([_accuracy(learner, t, task_il) for t in tasks])
     report = forgetting_report(matrix)
     return {"method": method, "seed": seed, "seconds": time.perf_counter() - started,
@@ -332,7 +332,9 @@ def run_method(sequence: str, method: str, cfg: ContinualConfig, seed: int) -> d
             "forgetting_auc": report.forgetting_auc, "matrix": report.matrix}
 
 
-def _train_task(learner, task: DigitsTask, index: int, cfg: ContinualConfig, rng: np.random.Generator) -> None:
+def train_task(learner: Baseline | TRC, task: DigitsTask, index: int, cfg: ContinualConfig,
+               rng: np.random.Generator) -> None:
+    """``cfg.epochs`` shuffled passes over one task's training split, then the task's end."""
     x, y = torch.as_tensor(task.train_x), torch.as_tensor(task.train_y)
     learner.begin_task(index)
     for epoch in range(cfg.epochs):
@@ -365,4 +367,4 @@ def run_benchmark(sequence: str, methods: list[str], seeds: list[int], cfg: Cont
     return results
 
 
-__all__ = ["ABLATIONS", "METHODS", "ContinualConfig", "run_benchmark", "run_method"]
+__all__ = ["ABLATIONS", "METHODS", "TRC", "Baseline", "ContinualConfig", "run_benchmark", "run_method", "train_task"]
