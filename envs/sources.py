@@ -26,11 +26,13 @@ class SourceError(ValueError):
 
 @dataclass
 class Frame:
-    """One frame as read: RGB uint8 (H, W, 3), its index in the source and its time in seconds."""
+    """One frame as read: RGB uint8 (H, W, 3), its index in the source, its time in seconds (on the
+    source's clock) and ``captured``, the ``time.monotonic()`` at which it was read (for latency)."""
 
     index: int
     t: float
     rgb: np.ndarray
+    captured: float = 0.0
 
 
 class _Reader:
@@ -66,7 +68,7 @@ class _Reader:
                 with self._cond:
                     if len(self._queue) == self._queue.maxlen:
                         self.dropped += 1  # the consumer fell behind: the oldest frame goes
-                    self._queue.append(Frame(i, i / self.fps, rgb))
+                    self._queue.append(Frame(i, i / self.fps, rgb, time.monotonic()))
                     self.read += 1
                     self._cond.notify()
         except Exception as exc:  # reported to the consumer, which owns the error message
