@@ -66,7 +66,7 @@ def measure_hops(n: int = 300, timeout_s: float = 30.0) -> dict[str, dict[str, f
 
     remote = ray.remote(num_cpus=0)(Echo)
     a, b = remote.remote(), remote.remote()
-    ray.get([a.echo.remote(b""), b.echo.remote(b"")], timeout=timeout_s)
+    ray.get([a.echo.remote(_payload((64,))), b.echo.remote(_payload((64,)))], timeout=timeout_s)
     with InputNode() as inp:
         graph = b.echo.bind(a.echo.bind(inp)).experimental_compile()
     local = Echo()
