@@ -61,5 +61,7 @@ def camera_to_action(seconds: float = 10.0, fps: float = 30.0, frame_size: int =
         for actor in (perception, policy):
             ray.kill(actor)
     ms = np.asarray(latencies) * 1000
+    slow = np.flatnonzero(ms > 1000 / fps)
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)),
-            "frames": n, "dropped": source.dropped, "fps": fps}
+            "frames": n, "dropped": source.dropped, "fps": fps, "late_frames": int(len(slow)),
+            "late_at": (slow + 10).tolist()[:20]}  # which frames (the first 20) missed 1 / fps

@@ -16,6 +16,7 @@ import envs
 from agent.channels import LatencyMeter
 from agent.messages import Action, Episode, Observation, decode, encode
 from agent.outbox import Outbox
+from envs.mujoco_render import is_mujoco
 from envs.tasks import task_sequence
 from memory import ArraySpec
 
@@ -92,7 +93,8 @@ class EnvActor:
         space = env.action_space
         out = {"state_dim": int(env.observation_space["state"].shape[0]),
                "frame_shape": tuple(env.observation_space["frame"].shape),
-               "discrete": self.discrete, "targets": self.targets}
+               "discrete": self.discrete, "targets": self.targets,
+               "gl": is_mujoco(env.unwrapped)}  # its camera is an OpenGL context, current on one thread
         if self.discrete:
             out.update(action_dim=int(space.n), action_shape=())
         else:

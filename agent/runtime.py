@@ -57,6 +57,8 @@ class AgentConfig:
     device: str = "cpu"  # where perception, learner and policy models run
     depth: int = 2  # batched steps the driver submits ahead (the env-step channel's window)
     hop_timeout_s: float = 60.0  # a peer silent this long is reported as stalled
+    transport: str = "auto"  # hot path: "compiled" (Ray Compiled Graph, shared-memory channels), "actor"
+    # (plain actor calls, ObjectRefs chained); "auto": compiled on a one-node cluster, actor calls across nodes
     captioner: str | None = None  # a captioner checkpoint: perception captions every frame, stored per step
     ppo: PPOConfig | None = None  # None: PPOConfig.for_actions(the env's action type), without
     # learning-rate annealing over a task sequence (a continual learner has no known end)
@@ -109,6 +111,7 @@ class Agent:
         self.policy = self._spawn(PolicyActor, percept_dim, spec, cfg.num_envs, ppo, cfg.steps,
                                   cfg.seed, self.learner)
         self.spec = spec
+        self.graph = self._compile_hot_path()
 
     # -- calls that work the same over Ray and in-process ---------------------------------------
     def _spawn(self, cls: type, *args: Any, num_gpus: float = 0, here: bool = False) -> Any:
@@ -161,6 +164,9 @@ class Agent:
         except KeyboardInterrupt:  # Ctrl-C: stop stepping, still commit what was seen
             interrupted = True
         elapsed = time.perf_counter() - started
+        if self.graph is not None:
+            self.graph.teardown()
+            self.graph = None
         env_stats = self._get(self._call(self.env, "finish"), "env")
         return {**self._summary(env_stats, elapsed), "interrupted": interrupted}
 
@@ -176,6 +182,33 @@ class Agent:
             if path is not None:
                 self.checkpoints.append(path)
 
+    def _compile_hot_path(self) -> Any:
+        """obs → perception → policy → env → next obs as one Ray Compiled Graph (None: actor calls)."""
+        transport = self.cfg.transport
+        if transport not in ("auto", "compiled", "actor"):
+            raise ValueError(f"transport must be auto, compiled or actor, got {transport!r}")
+        if not self.use_ray or transport == "actor":
+            return None
+        # auto: not across nodes, and not for MuJoCo envs, whose EGL context is current on the actor's
+        # main thread while compiled-graph tasks run on another
+        if transport == "auto" and (self.spec["gl"] or len([n for n in ray.nodes() if n["Alive"]]) > 1):
+            return None
+        from ray.dag import InputNode
+
+        with InputNode() as inp:
+            dag = self.env.step.bind(self.policy.act.bind(self.perception.encode.bind(inp)))
+        return dag.experimental_compile()
+
+    def _graph_step(self, obs: bytes) -> bytes:
+        try:
+            return self.graph.execute(obs).get(timeout=self.cfg.hop_timeout_s)
+        except ray.exceptions.RayChannelTimeoutError:
+            raise ChannelTimeout(f"an env step did not complete in {self.cfg.hop_timeout_s:.0f} s: "
+                                 "an actor on the hot path has stalled") from None
+        except ray.exceptions.RayTaskError as exc:
+            cause = exc.cause if getattr(exc, "cause", None) is not None else exc
+            raise ActorFailed(f"a hot-path actor failed: {type(cause).__name__}: {cause}") from None
+
     def _loop(self, obs: Any, n_batches: int | None, started: float,
               on_progress: Callable[[dict[str, Any]], None] | None, progress_every_s: float) -> None:
         """Step ``n_batches`` batches from the observation batch ``obs`` (None: until the episode
@@ -184,12 +217,17 @@ class Agent:
         in_flight: collections.deque[Any] = collections.deque()
         last_report = started
         k = 0
+        if self.graph is not None:
+            obs = self._get(obs, "env")
         while n_batches is None or k < n_batches:
-            percept = self._call(self.perception, "encode", obs)
-            action = self._call(self.policy, "act", percept)
-            obs = self._call(self.env, "step", action)
             k += 1
-            if self.use_ray:
+            if self.graph is not None:
+                obs = self._graph_step(obs)
+            else:
+                percept = self._call(self.perception, "encode", obs)
+                action = self._call(self.policy, "act", percept)
+                obs = self._call(self.env, "step", action)
+            if self.use_ray and self.graph is None:
                 in_flight.append(obs)
                 if len(in_flight) > cfg.depth:
                     ready, _ = ray.wait([in_flight.popleft()], timeout=cfg.hop_timeout_s, fetch_local=False)
@@ -209,7 +247,8 @@ class Agent:
                     on_progress(progress)
                 if cfg.episodes is not None and progress["episodes"] >= cfg.episodes:
                     break
-        self._get(obs, "env")
+        if self.graph is None:
+            self._get(obs, "env")
 
     def _summary(self, env_stats: dict[str, Any], elapsed: float) -> dict[str, Any]:
         perception = self._get(self._call(self.perception, "stats"), "perception")
@@ -266,7 +305,10 @@ class Agent:
         return path
 
     def shutdown(self) -> None:
-        """Kill the actors (a no-op in-process)."""
+        """Tear the compiled hot path down and kill the actors (a no-op in-process)."""
+        if self.graph is not None:
+            self.graph.teardown()
+            self.graph = None
         if self.use_ray:
             for actor in (self.env, self.perception, self.policy, self.learner, self.recorder):
                 if actor is not None:

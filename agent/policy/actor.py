@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -15,15 +16,16 @@ from agent.policy.ppo import PPO, PPOConfig
 
 class PolicyActor:
     """Runs :class:`PPO` on the percept stream; every ``feed_every`` steps sends the learner a
-    batch of transitions (dropped, and counted, if the learner is behind)."""
+    batch of transitions (dropped, and counted, if the learner is behind). PPO updates run on a
+    background thread, so an update never delays an action (acting uses the last finished update)."""
 
     def __init__(self, percept_dim: int, spec: dict[str, Any], num_envs: int, cfg: PPOConfig,
                  total_steps: int | None, seed: int, learner: Any = None, feed_every: int = 16) -> None:
         torch.set_num_threads(1)
         self.discrete = spec["discrete"]
         self.action_dim = spec["action_dim"]
-        self.ppo = PPO(percept_dim, self.action_dim, self.discrete, num_envs, cfg, total_steps,
-                       spec.get("action_low"), spec.get("action_high"), seed=seed)
+        self.ppo = PPO(percept_dim, self.action_dim, self.discrete, num_envs, replace(cfg, background_update=True),
+                       total_steps, spec.get("action_low"), spec.get("action_high"), seed=seed)
         self.hop = LatencyMeter()
         self.learner = (Outbox("policy→learner", learner, "push", window=4, overflow=Overflow.DROP_NEWEST)
                         if learner is not None else None)
@@ -52,10 +54,12 @@ class PolicyActor:
                                                  next_percept=cols[3], done=cols[4])))
 
     def stats(self) -> dict[str, Any]:
+        self.ppo.wait()
         return {"hop_perception_policy": self.hop.summary(), "updates": self.ppo.updates,
                 **self.ppo.last_losses,
                 "channel_learner": self.learner.stats().to_dict() if self.learner else None}
 
     def state_dict(self) -> dict[str, Any]:
+        self.ppo.wait()
         return {"net": self.ppo.net.state_dict(), "optimizer": self.ppo.opt.state_dict(),
                 "updates": self.ppo.updates}

@@ -9,6 +9,9 @@ serves an actor fed by a channel and a plain in-process loop.
 
 from __future__ import annotations
 
+import copy
+import threading
+
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +37,7 @@ class PPOConfig:
     max_grad_norm: float = 0.5
     hidden: int = 64
     normalize_reward: bool = False  # scale rewards by a running std of the return (continuous control)
+    background_update: bool = False  # update on a thread from a copy, so acting never waits for it
 
     @classmethod
     def for_actions(cls, discrete: bool) -> "PPOConfig":
@@ -119,7 +123,11 @@ class PPO:
         torch.manual_seed(seed)
         self.num_envs, self.discrete = num_envs, discrete
         self.net = ActorCritic(obs_dim, action_dim, discrete, cfg.hidden)
-        self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        # the net that learns: the acting net itself, or a copy whose weights are swapped in after each update
+        self.train_net = copy.deepcopy(self.net) if cfg.background_update else self.net
+        self.opt = torch.optim.Adam(self.train_net.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        self.lock = threading.Lock()  # acting and the weight swap take turns
+        self.thread: threading.Thread | None = None
         self.num_updates = (
             max(1, total_steps // (cfg.num_steps * num_envs)) if total_steps else None
         )
@@ -158,15 +166,21 @@ class PPO:
             self.rewards[self.t - 1] = r
         self.next_done = torch.as_tensor(np.asarray(done, dtype=np.float32))
         if self.t == self.cfg.num_steps:
-            with torch.enable_grad():
-                self._update(obs_t)
+            rollout = self._rollout(obs_t)
+            if self.cfg.background_update:
+                self.wait()  # one update at a time; the previous one had a whole rollout's time
+                self.thread = threading.Thread(target=self._update, args=(rollout,), name="ppo-update", daemon=True)
+                self.thread.start()
+            else:
+                self._update(rollout)
             self.t = 0
-        d = self.net.dist(obs_t)
-        action = d.sample()
+        with self.lock:
+            d = self.net.dist(obs_t)
+            action = d.sample()
+            self.logprobs[self.t] = self.net.log_prob(d, action)
+            self.values[self.t] = self.net.value(obs_t)
         self.obs[self.t], self.dones[self.t] = obs_t, self.next_done
         self.actions[self.t] = action
-        self.logprobs[self.t] = self.net.log_prob(d, action)
-        self.values[self.t] = self.net.value(obs_t)
         self.t += 1
         if self.discrete:
             return action.numpy().astype(np.int64)
@@ -174,48 +188,64 @@ class PPO:
             action = torch.maximum(torch.minimum(action, self.high), self.low)
         return action.numpy().astype(np.float32)
 
-    def _update(self, next_obs: torch.Tensor) -> None:
-        cfg, T = self.cfg, self.cfg.num_steps
+    def _rollout(self, next_obs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """A copy of the finished rollout (the buffers are refilled while it is learned from)."""
+        names = ("obs", "actions", "logprobs", "values", "rewards", "dones", "next_done")
+        return {name: getattr(self, name).clone() for name in names} | {"next_obs": next_obs}
+
+    def wait(self) -> None:
+        """Return once no background update is running."""
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+
+    @torch.enable_grad()
+    def _update(self, ro: dict[str, torch.Tensor]) -> None:
+        cfg, T, net = self.cfg, self.cfg.num_steps, self.train_net
         if cfg.anneal_lr and self.num_updates:
             frac = max(0.0, 1.0 - self.updates / self.num_updates)
             self.opt.param_groups[0]["lr"] = frac * cfg.learning_rate
-        with torch.no_grad():  # generalized advantage estimation
-            next_value = self.net.value(next_obs)
-            adv = torch.zeros_like(self.rewards)
+        with torch.no_grad():  # generalized advantage estimation, with the values the rollout was acted on
+            next_value = net.value(ro["next_obs"])
+            adv = torch.zeros_like(ro["rewards"])
             last = torch.zeros(self.num_envs)
             for t in reversed(range(T)):
                 if t == T - 1:
-                    nonterminal, next_v = 1.0 - self.next_done, next_value
+                    nonterminal, next_v = 1.0 - ro["next_done"], next_value
                 else:
-                    nonterminal, next_v = 1.0 - self.dones[t + 1], self.values[t + 1]
-                delta = self.rewards[t] + cfg.gamma * next_v * nonterminal - self.values[t]
+                    nonterminal, next_v = 1.0 - ro["dones"][t + 1], ro["values"][t + 1]
+                delta = ro["rewards"][t] + cfg.gamma * next_v * nonterminal - ro["values"][t]
                 last = delta + cfg.gamma * cfg.gae_lambda * nonterminal * last
                 adv[t] = last
-            returns = adv + self.values
-        b_obs = self.obs.flatten(0, 1)
-        b_act = self.actions.flatten(0, 1)
-        b_logp, b_adv = self.logprobs.flatten(), adv.flatten()
-        b_ret, b_val = returns.flatten(), self.values.flatten()
+            returns = adv + ro["values"]
+        b_obs = ro["obs"].flatten(0, 1)
+        b_act = ro["actions"].flatten(0, 1)
+        b_logp, b_adv = ro["logprobs"].flatten(), adv.flatten()
+        b_ret, b_val = returns.flatten(), ro["values"].flatten()
         batch = b_obs.shape[0]
         mb = batch // cfg.num_minibatches
         for _ in range(cfg.update_epochs):
             perm = torch.randperm(batch)
             for start in range(0, batch, mb):
                 idx = perm[start : start + mb]
-                d = self.net.dist(b_obs[idx])
-                logp = self.net.log_prob(d, b_act[idx])
+                d = net.dist(b_obs[idx])
+                logp = net.log_prob(d, b_act[idx])
                 ratio = (logp - b_logp[idx]).exp()
                 a = b_adv[idx]
                 a = (a - a.mean()) / (a.std() + 1e-8)
                 pg_loss = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip_coef, 1 + cfg.clip_coef)).mean()
-                v_loss = 0.5 * (self.net.value(b_obs[idx]) - b_ret[idx]).pow(2).mean()
+                v_loss = 0.5 * (net.value(b_obs[idx]) - b_ret[idx]).pow(2).mean()
                 entropy = d.entropy()
                 entropy = (entropy if self.discrete else entropy.sum(-1)).mean()
                 loss = pg_loss - cfg.ent_coef * entropy + cfg.vf_coef * v_loss
                 self.opt.zero_grad()
                 loss.backward()
-                nn.utils.clip_grad_norm_(self.net.parameters(), cfg.max_grad_norm)
+                nn.utils.clip_grad_norm_(net.parameters(), cfg.max_grad_norm)
                 self.opt.step()
+        if net is not self.net:  # swap the learned weights in for acting
+            with self.lock, torch.no_grad():
+                for acting, learned in zip(self.net.parameters(), net.parameters()):
+                    acting.copy_(learned)
         self.updates += 1
         with torch.no_grad():
             explained = 1 - (b_ret - b_val).var() / (b_ret.var() + 1e-8)
