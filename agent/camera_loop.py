@@ -31,6 +31,7 @@ def camera_to_action(seconds: float = 10.0, fps: float = 30.0, frame_size: int =
     perception = ray.remote(num_cpus=0)(PerceptionActor).remote(1, cfg, seed)
     policy = ray.remote(num_cpus=0)(PolicyActor).remote(1 + cfg.frame_features, spec, 1,
                                                          PPOConfig.for_actions(True), None, seed)
+    ray.get([perception.stats.remote(), policy.stats.remote()], timeout=timeout_s)  # started before the clock
     graph = None
     if compiled:
         with InputNode() as inp:
