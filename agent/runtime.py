@@ -112,6 +112,7 @@ class Agent:
                                   cfg.seed, self.learner)
         self.spec = spec
         self.graph = self._compile_hot_path()
+        self.compiled = self.graph is not None
 
     # -- calls that work the same over Ray and in-process ---------------------------------------
     def _spawn(self, cls: type, *args: Any, num_gpus: float = 0, here: bool = False) -> Any:
@@ -122,7 +123,21 @@ class Agent:
         if here:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
                 ray.get_runtime_context().get_node_id(), soft=False)
+        elif len([n for n in ray.nodes() if n["Alive"]]) > 1:  # a cluster: spread over its nodes
+            options["scheduling_strategy"] = "SPREAD"
         return ray.remote(**options)(cls).remote(*args)
+
+    def placement(self) -> dict[str, str]:
+        """The node each actor runs on, as ``IP/node-id prefix`` ({} in-process)."""
+        if not self.use_ray:
+            return {}
+        ips = {n["NodeID"]: n["NodeManagerAddress"] for n in ray.nodes()}
+        actors = {"env": self.env, "perception": self.perception, "policy": self.policy,
+                  "learner": self.learner, "recorder": self.recorder}
+        where = {name: a.__ray_call__.remote(lambda _: ray.get_runtime_context().get_node_id())
+                 for name, a in actors.items() if a is not None}
+        nodes = {name: self._get(ref, name) for name, ref in where.items()}
+        return {name: f"{ips.get(node, '?')}/{node[:8]}" for name, node in nodes.items()}
 
     def _call(self, actor: Any, method: str, *args: Any) -> Any:
         return getattr(actor, method).remote(*args) if self.use_ray else getattr(actor, method)(*args)
@@ -275,6 +290,8 @@ class Agent:
         return {
             "env": self.cfg.tasks or self.cfg.env_id,
             "captioner": self.cfg.captioner,
+            "transport": "compiled" if self.compiled else "actor" if self.use_ray else "inprocess",
+            "placement": self.placement(),
             "episodes": env_stats["episodes"],
             "steps": env_stats["steps"],
             "mean_return_last20": env_stats["mean_return_last20"],

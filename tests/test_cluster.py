@@ -1,0 +1,74 @@
+"""An agent on a real two-node Ray cluster: a head and a second node on loopback, each with its own ports."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+from memory import open_store
+
+RAY = str(Path(sys.executable).with_name("ray"))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args: list[str], log: Path) -> subprocess.Popen:
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
+    return subprocess.Popen([RAY, "start", "--block", "--num-cpus=2", "--object-store-memory=134217728", *args],
+                            stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
+
+
+def _alive_nodes(address: str) -> int:
+    code = ("import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
+            "print(sum(n['Alive'] for n in ray.nodes()))" % address)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         env={**os.environ, "RAY_AUTH_MODE": "disabled"})
+    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
+
+
+@pytest.fixture()
+def two_nodes(tmp_path):
+    port = _free_port()
+    address = f"127.0.0.1:{port}"
+    temp = Path("/tmp") / f"thalamus-2n-{os.getpid()}"
+    procs = [_start(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}",
+                     f"--node-manager-port={_free_port()}", f"--object-manager-port={_free_port()}"],
+                    tmp_path / "head.log")]
+    try:
+        deadline = time.time() + 60
+        while _alive_nodes(address) < 1 and time.time() < deadline:
+            time.sleep(1)
+        procs.append(_start([f"--address={address}", f"--node-manager-port={_free_port()}",
+                             f"--object-manager-port={_free_port()}"], tmp_path / "worker.log"))
+        while _alive_nodes(address) < 2 and time.time() < deadline:
+            time.sleep(1)
+        assert _alive_nodes(address) == 2, (tmp_path / "worker.log").read_text()[-2000:]
+        yield address
+    finally:
+        for proc in reversed(procs):  # `ray start --block` stops its node's processes on SIGTERM
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=60)
+
+
+def test_an_agent_spans_both_nodes_and_records_every_step(two_nodes, tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli("run", "--address", two_nodes, "--steps", "600", "--num-envs", "2", "--captioner", "off",
+                   "--run-dir", str(run_dir), "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    nodes = {where.split("/")[1] for where in summary["placement"].values()}
+    assert len(nodes) == 2, summary["placement"]  # the actors are spread over the cluster
+    assert summary["placement"]["recorder"] == summary["placement"]["learner"]  # both write the local run store
+    assert summary["transport"] == "actor"  # across nodes, the portable transport
+    assert open_store(run_dir).n_steps == summary["steps"] == 600
