@@ -111,6 +111,15 @@ class EnvActor:
                                   reward=np.zeros(n, np.float32), terminated=np.zeros(n, bool),
                                   truncated=np.zeros(n, bool)))
 
+    def current(self) -> bytes:
+        """The latest observation batch again (after a perception or policy actor was restarted, the
+        agent goes on from here; the latest step's reward and done flags come with it)."""
+        n = len(self.envs)
+        last = self.last or Observation(step=self.batch_step, state=self.state, frame=self.frame,
+                                        reward=np.zeros(n, np.float32), terminated=np.zeros(n, bool),
+                                        truncated=np.zeros(n, bool))
+        return encode(last)
+
     def _reset_envs(self) -> None:
         obs = [env.reset()[0] for env in self.envs]
         self.state = np.stack([o["state"] for o in obs])

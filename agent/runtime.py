@@ -69,6 +69,11 @@ class AgentConfig:
         return asdict(self)
 
 
+MAX_RESTARTS = 3  # per restartable actor (perception, policy, learner); the env and recorder hold the run's state
+
+_DIED = (ray.exceptions.RayActorError, ray.exceptions.RayChannelError)  # how a dead actor shows on the hot path
+
+
 class ActorFailed(RuntimeError):
     """An actor raised; the message names the actor and its error in one line."""
 
@@ -102,24 +107,26 @@ class Agent:
         if self.recorder is not None:
             self._get(self._call(self.env, "attach_recorder", self.recorder), "env")
         self.perception = self._spawn(PerceptionActor, spec["state_dim"], cfg.perception, cfg.seed,
-                                      cfg.device, cfg.captioner, cfg.num_envs, num_gpus=gpu)
+                                      cfg.device, cfg.captioner, cfg.num_envs, num_gpus=gpu, restart=True)
         percept_dim = spec["state_dim"] + cfg.perception.frame_features
         self.learner = self._spawn(LearnerActor, percept_dim, spec["action_dim"], cfg.learner, cfg.seed,
                                    cfg.device, str(run_dir) if run_dir is not None else None,
-                                   num_gpus=gpu, here=run_dir is not None)  # it writes into the run store
+                                   num_gpus=gpu, here=run_dir is not None, restart=True)  # writes into the run store
         ppo = cfg.ppo or replace(PPOConfig.for_actions(spec["discrete"]), anneal_lr=self.sequence is None)
         self.policy = self._spawn(PolicyActor, percept_dim, spec, cfg.num_envs, ppo, cfg.steps,
-                                  cfg.seed, self.learner)
+                                  cfg.seed, self.learner, restart=True)
         self.spec = spec
         self.graph = self._compile_hot_path()
         self.compiled = self.graph is not None
+        self.restarts = 0
 
     # -- calls that work the same over Ray and in-process ---------------------------------------
-    def _spawn(self, cls: type, *args: Any, num_gpus: float = 0, here: bool = False) -> Any:
-        """Create an actor (``here``: on the driver's node, e.g. the writer of a local path)."""
+    def _spawn(self, cls: type, *args: Any, num_gpus: float = 0, here: bool = False, restart: bool = False) -> Any:
+        """Create an actor (``here``: on the driver's node, e.g. the writer of a local path;
+        ``restart``: Ray restarts it if its process dies, and the run goes on)."""
         if not self.use_ray:
             return cls(*args)
-        options: dict[str, Any] = {"num_cpus": 0, "num_gpus": num_gpus}
+        options: dict[str, Any] = {"num_cpus": 0, "num_gpus": num_gpus, "max_restarts": MAX_RESTARTS if restart else 0}
         if here:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
                 ray.get_runtime_context().get_node_id(), soft=False)
@@ -179,9 +186,7 @@ class Agent:
         except KeyboardInterrupt:  # Ctrl-C: stop stepping, still commit what was seen
             interrupted = True
         elapsed = time.perf_counter() - started
-        if self.graph is not None:
-            self.graph.teardown()
-            self.graph = None
+        self._teardown_graph()
         env_stats = self._get(self._call(self.env, "finish"), "env")
         return {**self._summary(env_stats, elapsed), "interrupted": interrupted}
 
@@ -214,6 +219,45 @@ class Agent:
             dag = self.env.step.bind(self.policy.act.bind(self.perception.encode.bind(inp)))
         return dag.experimental_compile()
 
+    def _recover(self, exc: BaseException) -> Any:
+        """A hot-path actor died: Ray restarts it (perception, policy); go on from the env's latest
+        observation. The env and recorder are not restarted: they hold the run's episodes."""
+        self.restarts += 1
+        if self.restarts > MAX_RESTARTS:
+            raise ActorFailed(f"actors on the hot path died {self.restarts} times; the last: "
+                              f"{_last_error_line(exc)}") from None
+        self._teardown_graph()
+        obs = self._get(self._call(self.env, "current"), "env")  # a dead env ends the run here, clearly
+        deadline = time.monotonic() + self.cfg.hop_timeout_s
+        for name, actor in (("perception", self.perception), ("policy", self.policy)):
+            while True:  # answered once Ray has restarted it
+                try:
+                    ray.get(actor.stats.remote(), timeout=self.cfg.hop_timeout_s)
+                    break
+                except ray.exceptions.RayActorError:
+                    if time.monotonic() > deadline:
+                        raise ActorFailed(f"the {name} actor did not come back within "
+                                          f"{self.cfg.hop_timeout_s:.0f} s of dying") from None
+                    time.sleep(0.2)
+        self.graph = self._compile_hot_path()
+        return obs
+
+    def _teardown_graph(self) -> None:
+        """Stop the compiled hot path; one whose actor died may not stop cleanly, and need not."""
+        if self.graph is not None:
+            try:
+                self.graph.teardown()
+            except ray.exceptions.RayError:
+                pass
+            self.graph = None
+
+    def _caption_now(self) -> str | None:
+        """Env 0's latest caption for the display (None while the perception actor restarts)."""
+        try:
+            return self._get(self._call(self.perception, "caption_now"), "perception")
+        except ActorFailed:
+            return None
+
     def _graph_step(self, obs: bytes) -> bytes:
         try:
             return self.graph.execute(obs).get(timeout=self.cfg.hop_timeout_s)
@@ -234,28 +278,34 @@ class Agent:
         k = 0
         if self.graph is not None:
             obs = self._get(obs, "env")
+        base = self._get(self._call(self.env, "progress"), "env")["steps"]  # the budget counts env steps taken
         while n_batches is None or k < n_batches:
             k += 1
-            if self.graph is not None:
-                obs = self._graph_step(obs)
-            else:
-                percept = self._call(self.perception, "encode", obs)
-                action = self._call(self.policy, "act", percept)
-                obs = self._call(self.env, "step", action)
-            if self.use_ray and self.graph is None:
-                in_flight.append(obs)
-                if len(in_flight) > cfg.depth:
-                    ready, _ = ray.wait([in_flight.popleft()], timeout=cfg.hop_timeout_s, fetch_local=False)
-                    if not ready:
-                        raise ChannelTimeout(f"an env step did not complete in {cfg.hop_timeout_s:.0f} s: "
-                                             "an actor on the hot path has stalled")
+            try:
+                if self.graph is not None:
+                    obs = self._graph_step(obs)
+                else:
+                    percept = self._call(self.perception, "encode", obs)
+                    action = self._call(self.policy, "act", percept)
+                    obs = self._call(self.env, "step", action)
+                if self.use_ray and self.graph is None:
+                    in_flight.append(obs)
+                    if len(in_flight) > cfg.depth:
+                        ray.get(in_flight.popleft(), timeout=cfg.hop_timeout_s)
+            except ray.exceptions.GetTimeoutError:
+                raise ChannelTimeout(f"an env step did not complete in {cfg.hop_timeout_s:.0f} s: "
+                                     "an actor on the hot path has stalled") from None
+            except _DIED as exc:
+                in_flight.clear()
+                obs = self._recover(exc)
+                k = (self._get(self._call(self.env, "progress"), "env")["steps"] - base) // cfg.num_envs
             now = time.perf_counter()
             every = progress_every_s if cfg.episodes is None else min(progress_every_s, 0.1)
             if now - last_report >= every:
                 last_report = now
                 progress = self._get(self._call(self.env, "progress"), "env")
                 progress["elapsed_s"] = now - started
-                progress["caption"] = self._get(self._call(self.perception, "caption_now"), "perception")
+                progress["caption"] = self._caption_now()
                 if self.sequence is not None:
                     progress["task_name"] = f"task {progress['task']}: {self.sequence.names[progress['task']]}"
                 if on_progress is not None:
@@ -292,6 +342,7 @@ class Agent:
             "captioner": self.cfg.captioner,
             "transport": "compiled" if self.compiled else "actor" if self.use_ray else "inprocess",
             "placement": self.placement(),
+            "restarts": self.restarts,
             "episodes": env_stats["episodes"],
             "steps": env_stats["steps"],
             "mean_return_last20": env_stats["mean_return_last20"],
@@ -323,9 +374,7 @@ class Agent:
 
     def shutdown(self) -> None:
         """Tear the compiled hot path down and kill the actors (a no-op in-process)."""
-        if self.graph is not None:
-            self.graph.teardown()
-            self.graph = None
+        self._teardown_graph()
         if self.use_ray:
             for actor in (self.env, self.perception, self.policy, self.learner, self.recorder):
                 if actor is not None:

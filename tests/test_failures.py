@@ -1,0 +1,56 @@
+"""Actors that die mid-run are restarted and the run goes on; no committed step is lost."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import ray
+
+from memory import open_store
+
+
+def _alive_pid(class_name: str, timeout: float = 120) -> int:
+    """The pid of the live actor of ``class_name``, once there is one."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for actor in ray._private.state.actors().values():
+            if actor["ActorClassName"] == class_name and actor["State"] == "ALIVE":
+                return int(actor["Pid"])
+        time.sleep(0.5)
+    raise AssertionError(f"no live {class_name} actor within {timeout:.0f} s")
+
+
+def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_step(ray_address, tmp_path):
+    run_dir = tmp_path / "run"
+    before = {a["Pid"] for a in ray._private.state.actors().values() if a["State"] == "ALIVE"}
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--address", ray_address, "--steps", "6000",
+                             "--num-envs", "2", "--captioner", "off", "--run-dir", str(run_dir), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        for name in ("PerceptionActor", "PolicyActor"):
+            pid = _alive_pid(name)
+            assert pid not in before
+            time.sleep(4)  # let it step a while
+            os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lines = [ln for ln in out.splitlines() if ln.startswith("{")]  # Ray may print a worker-death notice too
+    assert lines, (out[-2000:], err[-2000:])
+    summary = json.loads(lines[-1])
+    assert summary["restarts"] >= 2, summary["restarts"]
+    store = open_store(run_dir)
+    assert store.n_steps == summary["steps"] == 6000  # the whole budget was stepped and committed, none twice
+    ends = store.episode_ends
+    assert np.all(np.diff(ends) > 0)
+    for i in range(store.n_episodes):
+        ep = store.get_episode(i)
+        done = ep["terminated"] | ep["truncated"]
+        assert done[-1] and not done[:-1].any()  # each episode whole: one end, at its last step
