@@ -37,20 +37,22 @@ class LatencyMeter:
     """Per-hop latency samples (ms) over a sliding window, summarised as p50/p99."""
 
     def __init__(self, window: int = 50_000) -> None:
-        self._samples: collections.deque[float] = collections.deque(maxlen=window)
+        self._samples: collections.deque[tuple[int, float]] = collections.deque(maxlen=window)
         self.count = 0
 
     def add_ns(self, sent_ns: int, received_ns: int | None = None) -> None:
         """Record one hop that was sent at ``sent_ns`` (wall clock) and received now."""
         received = time.time_ns() if received_ns is None else received_ns
-        self._samples.append(max(0, received - sent_ns) / 1e6)
+        self._samples.append((received, max(0, received - sent_ns) / 1e6))
         self.count += 1
 
-    def summary(self) -> dict[str, float]:
-        """``{"p50_ms", "p99_ms", "count"}``; NaN percentiles when nothing was measured."""
-        if not self._samples:
+    def summary(self, recent_s: float | None = None) -> dict[str, float]:
+        """``{"p50_ms", "p99_ms", "count"}`` over the window (or its last ``recent_s`` seconds);
+        NaN percentiles when nothing was measured."""
+        since = time.time_ns() - int(recent_s * 1e9) if recent_s is not None else 0
+        arr = np.fromiter((ms for t, ms in self._samples if t >= since), dtype=np.float64)
+        if not len(arr):
             return {"p50_ms": float("nan"), "p99_ms": float("nan"), "count": 0}
-        arr = np.fromiter(self._samples, dtype=np.float64)
         p50, p99 = np.percentile(arr, [50, 99])
         return {"p50_ms": float(p50), "p99_ms": float(p99), "count": self.count}
 

@@ -237,10 +237,10 @@ class EnvActor:
             env.close()
         return self.progress()
 
-    def progress(self) -> dict[str, Any]:
-        """Counters for the live display and the summary."""
+    def progress(self, recent_s: float | None = None) -> dict[str, Any]:
+        """Counters for the live display and the summary (latency over the last ``recent_s`` seconds)."""
         return {"steps": self.steps, "episodes": self.episodes, "task": self.task,
                 "task_returns": list(self.task_returns),
                 "mean_return_last20": float(np.mean(self.returns)) if self.returns else float("nan"),
-                "hop_policy_env": self.hop.summary(),
+                "hop_policy_env": self.hop.summary(recent_s),
                 "channel_recorder": self.recorder.stats().to_dict() if self.recorder else None}

@@ -118,7 +118,7 @@ class Agent:
         self.spec = spec
         self.graph = self._compile_hot_path()
         self.compiled = self.graph is not None
-        self.restarts = 0
+        self.recoveries = 0  # times the hot path was rebuilt after an actor died
 
     # -- calls that work the same over Ray and in-process ---------------------------------------
     def _spawn(self, cls: type, *args: Any, num_gpus: float = 0, here: bool = False, restart: bool = False) -> Any:
@@ -222,25 +222,31 @@ class Agent:
     def _recover(self, exc: BaseException) -> Any:
         """A hot-path actor died: Ray restarts it (perception, policy); go on from the env's latest
         observation. The env and recorder are not restarted: they hold the run's episodes."""
-        self.restarts += 1
-        if self.restarts > MAX_RESTARTS:
-            raise ActorFailed(f"actors on the hot path died {self.restarts} times; the last: "
+        self.recoveries += 1
+        if self.recoveries > MAX_RESTARTS:
+            raise ActorFailed(f"actors on the hot path died {self.recoveries} times; the last: "
                               f"{_last_error_line(exc)}") from None
-        self._teardown_graph()
-        obs = self._get(self._call(self.env, "current"), "env")  # a dead env ends the run here, clearly
         deadline = time.monotonic() + self.cfg.hop_timeout_s
-        for name, actor in (("perception", self.perception), ("policy", self.policy)):
-            while True:  # answered once Ray has restarted it
-                try:
-                    ray.get(actor.stats.remote(), timeout=self.cfg.hop_timeout_s)
-                    break
-                except ray.exceptions.RayActorError:
-                    if time.monotonic() > deadline:
-                        raise ActorFailed(f"the {name} actor did not come back within "
-                                          f"{self.cfg.hop_timeout_s:.0f} s of dying") from None
-                    time.sleep(0.2)
-        self.graph = self._compile_hot_path()
-        return obs
+        while True:  # another actor may die, or still be restarting, while this one is brought back
+            try:
+                self._teardown_graph()
+                obs = self._get(self._call(self.env, "current"), "env")  # a dead env ends the run, clearly
+                for actor in (self.perception, self.policy):
+                    ray.get(actor.stats.remote(), timeout=self.cfg.hop_timeout_s)  # once Ray restarted it
+                self.graph = self._compile_hot_path()
+                return obs
+            except _DIED as again:
+                if time.monotonic() > deadline:
+                    raise ActorFailed(f"the hot-path actors did not come back within {self.cfg.hop_timeout_s:.0f} s: "
+                                      f"{_last_error_line(again)}") from None
+                time.sleep(0.2)
+
+    def _restarts(self) -> int:
+        """How many times Ray restarted this run's actors (0 in-process)."""
+        if not self.use_ray:
+            return 0
+        actors = (self.perception, self.policy, self.learner)
+        return sum(int(ray._private.state.actors(a._actor_id.hex()).get("NumRestarts", 0)) for a in actors)
 
     def _teardown_graph(self) -> None:
         """Stop the compiled hot path; one whose actor died may not stop cleanly, and need not."""
@@ -342,7 +348,7 @@ class Agent:
             "captioner": self.cfg.captioner,
             "transport": "compiled" if self.compiled else "actor" if self.use_ray else "inprocess",
             "placement": self.placement(),
-            "restarts": self.restarts,
+            "restarts": self._restarts(),
             "episodes": env_stats["episodes"],
             "steps": env_stats["steps"],
             "mean_return_last20": env_stats["mean_return_last20"],
