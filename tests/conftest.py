@@ -1,6 +1,7 @@
 """Test session set-up: headless, quiet env vars before anything imports triton/mujoco/ray, and
 one Ray cluster for the whole session (CLI runs join it with --address)."""
 
+import hashlib
 import os
 
 for _key, _value in (("TRITON_INTERPRET", "1"), ("MUJOCO_GL", "egl"), ("RAY_AUTH_MODE", "disabled"),
@@ -36,3 +37,21 @@ def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None) -> subpro
     """Run the real `thalamus` command line in a subprocess."""
     return subprocess.run([sys.executable, "-m", "launch.cli", *args], capture_output=True, text=True,
                           timeout=timeout, cwd=cwd)
+
+
+def one_clear_line(proc: subprocess.CompletedProcess, expect: str) -> None:
+    """A bad input's contract: non-zero exit, no traceback, exactly one stderr line saying ``expect``."""
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, proc.stderr
+    assert expect in lines[0], lines[0]
+
+
+def tree_digest(root: Path) -> str:
+    """A digest of every file's path and bytes under ``root``: proves nothing was changed."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(str(path.relative_to(root)).encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()

@@ -1,6 +1,5 @@
 """The `thalamus` command line, run for real in subprocesses that join the session's Ray cluster."""
 
-import hashlib
 import json
 import os
 import random
@@ -14,25 +13,8 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import run_cli
+from conftest import one_clear_line, run_cli, tree_digest
 from memory import open_store
-
-
-def _tree_digest(root: Path) -> str:
-    """A digest of every file's path and bytes under ``root``: proves nothing was changed."""
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(path.relative_to(root)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def _one_clear_line(proc: subprocess.CompletedProcess, expect: str) -> None:
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert expect in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")
@@ -137,8 +119,8 @@ def test_reacher_stores_mujoco_frames(ray_address, tmp_path):
     (["run", "--captioner", "/nonexistent.pt"], "--captioner /nonexistent.pt: no such file"),
     (["run", "--captioner", "pyproject.toml"], "is not a thalamus captioner checkpoint"),
 ])
-def test_bad_input_gets_one_clear_line(argv, expect):
-    _one_clear_line(run_cli(*argv), expect)
+def test_bad_input_getsone_clear_line(argv, expect):
+    one_clear_line(run_cli(*argv), expect)
 
 
 def test_corrupt_and_newer_stores_are_refused_untouched(cartpole_run, tmp_path):
@@ -154,12 +136,12 @@ def test_corrupt_and_newer_stores_are_refused_untouched(cartpole_run, tmp_path):
     meta.write_text(json.dumps(body))
     (corrupt / "store.zarr" / "zarr.json").write_text("{ not json")
     for path, expect in ((newer, "newer thalamus"), (corrupt, "corrupt")):
-        before = _tree_digest(path)
-        _one_clear_line(run_cli("memory", "inspect", str(path)), expect)
-        assert _tree_digest(path) == before
-    before = _tree_digest(run_dir)
-    _one_clear_line(run_cli("run", "--run-dir", str(run_dir)), "already holds a run")
-    assert _tree_digest(run_dir) == before
+        before = tree_digest(path)
+        one_clear_line(run_cli("memory", "inspect", str(path)), expect)
+        assert tree_digest(path) == before
+    before = tree_digest(run_dir)
+    one_clear_line(run_cli("run", "--run-dir", str(run_dir)), "already holds a run")
+    assert tree_digest(run_dir) == before
 
 
 def test_sigkill_mid_run_keeps_every_committed_episode(ray_address, tmp_path):

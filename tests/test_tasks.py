@@ -1,6 +1,5 @@
 """Task sequences (envs/tasks.py), `thalamus run --tasks` and `thalamus replay`, run for real."""
 
-import hashlib
 import json
 import shutil
 import subprocess
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import one_clear_line, run_cli, tree_digest
 from gymnasium.utils.env_checker import check_env
 
 from envs.tasks import (
@@ -21,22 +20,6 @@ from envs.tasks import (
 from memory import open_store
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-
-
-def _one_clear_line(proc: subprocess.CompletedProcess, expect: str) -> None:
-    assert proc.returncode != 0
-    assert "Traceback" not in proc.stderr and "Traceback" not in proc.stdout
-    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, proc.stderr
-    assert expect in lines[0], lines[0]
-
-
-def _tree_digest(root: Path) -> str:
-    h = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(str(path.relative_to(root)).encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
 
 
 def _rollout(env, actions, seed):
@@ -136,7 +119,7 @@ def test_run_over_tasks_checkpoints_every_boundary_and_stores_task_ids_in_order(
 
 def test_replay_writes_a_finite_loss_matrix_and_a_png_and_changes_nothing_else(cartpole_tasks, tmp_path):
     run_dir, _ = cartpole_tasks
-    before = _tree_digest(run_dir)
+    before = tree_digest(run_dir)
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
     proc = run_cli("replay", str(run_dir), "--json", str(out_json), "--png", str(out_png))
     assert proc.returncode == 0, proc.stderr
@@ -149,7 +132,7 @@ def test_replay_writes_a_finite_loss_matrix_and_a_png_and_changes_nothing_else(c
     for key in ("average", "backward_transfer", "forgetting", "forgetting_auc"):
         assert np.isfinite(report[key])
     assert out_png.read_bytes()[:8] == PNG_MAGIC and out_png.stat().st_size > 5000
-    assert _tree_digest(run_dir) == before
+    assert tree_digest(run_dir) == before
 
 
 def test_digits_run_stores_targets_and_replays_to_an_accuracy_matrix(ray_address, tmp_path):
@@ -185,13 +168,13 @@ def test_runs_without_task_checkpoints_or_a_sequence_are_refused_untouched(cartp
     manifest["config"].update(env_id="CartPole-v1", tasks=None)
     (plain / "run.json").write_text(json.dumps(manifest))
     for path, expect in ((bare, "has no task checkpoints"), (plain, "is a run of CartPole-v1 (--env)")):
-        before = _tree_digest(path)
-        _one_clear_line(run_cli("replay", str(path)), expect)
-        assert _tree_digest(path) == before
+        before = tree_digest(path)
+        one_clear_line(run_cli("replay", str(path)), expect)
+        assert tree_digest(path) == before
 
 
-def test_replay_of_no_run_gets_one_clear_line():
-    _one_clear_line(run_cli("replay", "/nonexistent/run"), "no run at '/nonexistent/run'")
+def test_replay_of_no_run_getsone_clear_line():
+    one_clear_line(run_cli("replay", "/nonexistent/run"), "no run at '/nonexistent/run'")
 
 
 @pytest.mark.parametrize("argv, expect", [
@@ -203,7 +186,7 @@ def test_replay_of_no_run_gets_one_clear_line():
     (["run", "--tasks", "cartpole-physics", "--steps", "3"], "less than one step for each"),
     (["run", "--tasks", "split-digits", "--steps-per-task", "0"], "--steps-per-task must be between 1"),
 ])
-def test_bad_task_flags_get_one_clear_line(argv, expect, capsys):
+def test_bad_task_flags_getone_clear_line(argv, expect, capsys):
     """The same `thalamus` entry point, called in this process: each case fails on its flags before
     anything starts, so a subprocess (~3 s each, on 2 cores) would only time Python's start-up."""
     from launch.cli import main
