@@ -55,3 +55,14 @@ def tree_digest(root: Path) -> str:
         h.update(str(path.relative_to(root)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()
+
+
+def one_line_store_error(call, *args: object, **kwargs: object) -> str:
+    """The StoreError ``call`` raises, checked to be one line; returns its message."""
+    from memory import StoreError
+
+    with pytest.raises(StoreError) as info:
+        call(*args, **kwargs)
+    message = str(info.value)
+    assert "\n" not in message
+    return message

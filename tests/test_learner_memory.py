@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import zarr
 
+from conftest import one_line_store_error
 from memory import (
     ArraySpec,
     LearnerMemory,
@@ -94,14 +95,6 @@ def save_dirs(run_dir: Path) -> dict[str, list[str]]:
             for p in parents if p.is_dir()}
 
 
-def _one_line_error(call, *args: object, **kwargs: object) -> str:
-    with pytest.raises(StoreError) as info:
-        call(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
-
-
 # ---------------------------------------------------------------- round trip
 
 
@@ -169,9 +162,9 @@ def test_bad_input_is_refused_and_writes_nothing(tmp_path: Path) -> None:
         ({"keys": arrays["keys"]}, "cache is a dict, expected a MemoryBlock"),
     ]
     for bad, expect in cases:
-        assert expect in _one_line_error(save_learner_memory, tmp_path, bad, good.spectral, 1), expect
-    assert "step must be an integer >= 0" in _one_line_error(save_learner_memory, tmp_path, cache, [], -1)
-    assert "spectral column 1 attrs" in _one_line_error(
+        assert expect in one_line_store_error(save_learner_memory, tmp_path, bad, good.spectral, 1), expect
+    assert "step must be an integer >= 0" in one_line_store_error(save_learner_memory, tmp_path, cache, [], -1)
+    assert "spectral column 1 attrs" in one_line_store_error(
         save_learner_memory, tmp_path, None, [good.spectral[0], MemoryBlock({}, {"x": object()})], 1)
     assert not (tmp_path / "store.zarr").exists()  # refused before anything was written
     assert load_learner_memory(tmp_path) is None
@@ -272,26 +265,26 @@ def test_corrupt_commit_record_or_save_is_refused(tmp_path: Path) -> None:
     corrupt = f"'{tmp_path / 'store.zarr'}' is corrupt: the learner memory's commit record learner/zarr.json "
 
     record.write_text("{not json")
-    assert _one_line_error(load_learner_memory, tmp_path).startswith(corrupt + "is not JSON")
+    assert one_line_store_error(load_learner_memory, tmp_path).startswith(corrupt + "is not JSON")
     meta = json.loads(good)
     for field, value, expect in [("save", "../../etc", "names the save '../../etc'"),
                                  ("step", "3", "has step '3'"),
                                  ("cache", {"keys": "crc"}, "has a 'cache'"),
                                  ("spectral", None, "has a 'spectral'")]:
         record.write_text(json.dumps({**meta, "attributes": {**meta["attributes"], field: value}}))
-        assert _one_line_error(load_learner_memory, tmp_path).startswith(corrupt + expect)
+        assert one_line_store_error(load_learner_memory, tmp_path).startswith(corrupt + expect)
     record.write_text(json.dumps([1]))
-    assert "not the metadata of a zarr group" in _one_line_error(load_learner_memory, tmp_path)
+    assert "not the metadata of a zarr group" in one_line_store_error(load_learner_memory, tmp_path)
 
     crcs = meta["attributes"]["cache"]
     record.write_text(json.dumps({**meta, "attributes": {**meta["attributes"], "cache": {**crcs, "keys": 1}}}))
-    assert "cache/" in (msg := _one_line_error(load_learner_memory, tmp_path)) and "does not match its CRC-32" in msg
+    assert "cache/" in (msg := one_line_store_error(load_learner_memory, tmp_path)) and "does not match its CRC-32" in msg
     record.write_text(json.dumps({**meta, "attributes": {**meta["attributes"], "cache": {**crcs, "gone": 1}}}))
-    assert "is damaged" in _one_line_error(load_learner_memory, tmp_path)
+    assert "is damaged" in one_line_store_error(load_learner_memory, tmp_path)
     record.write_text(good)
     chunk = next((tmp_path / "store.zarr/spectral/column_1").glob("*/basis/c.0.0"))
     chunk.write_bytes(b"garbage")
-    assert "is damaged: spectral/column_1/" in _one_line_error(load_learner_memory, tmp_path)
+    assert "is damaged: spectral/column_1/" in one_line_store_error(load_learner_memory, tmp_path)
 
     save(tmp_path, make_memory(3))  # a new save replaces the damaged one
     assert_same(load_learner_memory(tmp_path), make_memory(3))
@@ -306,8 +299,8 @@ def test_newer_store_is_refused_untouched(tmp_path: Path) -> None:
     before = sorted((p.as_posix(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
     newer = (f"'{tmp_path / 'store.zarr'}' was written by a newer thalamus (store version 2, this one reads up to 1): "
              "upgrade thalamus to read it")
-    assert _one_line_error(load_learner_memory, tmp_path) == newer
-    assert _one_line_error(save, tmp_path, make_memory(2)) == newer
+    assert one_line_store_error(load_learner_memory, tmp_path) == newer
+    assert one_line_store_error(save, tmp_path, make_memory(2)) == newer
     assert sorted((p.as_posix(), p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
 
 
@@ -340,10 +333,10 @@ def test_episodes_and_learner_memory_share_a_store(tmp_path: Path) -> None:
     save(memory_first, make_memory(5))
     store = open_store(memory_first)
     assert (store.n_episodes, store.n_steps, store.keys, store.arrays()) == (0, 0, [], [])
-    assert "holds no episodes yet" in _one_line_error(open_store, memory_first, mode="a")
+    assert "holds no episodes yet" in one_line_store_error(open_store, memory_first, mode="a")
     with create_store(memory_first, SPECS) as writer:  # adds episodes/ to the store
         writer.add_episode(_episode(3))
-    assert "already exists" in _one_line_error(create_store, memory_first, SPECS)
+    assert "already exists" in one_line_store_error(create_store, memory_first, SPECS)
     store = open_store(memory_first)
     assert store.n_episodes == 1
     np.testing.assert_array_equal(store.get_episode(0)["reward"], _episode(3)["reward"])

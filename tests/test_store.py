@@ -14,6 +14,7 @@ import pytest
 import zarr
 import zarr.storage._local as zarr_local
 
+from conftest import one_line_store_error
 from memory import (
     STORE_FORMAT,
     STORE_VERSION,
@@ -357,7 +358,7 @@ def test_damaged_ends_chunk_falls_back_to_earlier_chunks(tmp_path: Path) -> None
     np.testing.assert_array_equal(store.get_episode(1023)["reward"], np.full(2, 1023, np.float32))
 
     (tmp_path / "store.zarr/episodes/data/reward/c/0").write_bytes(b"garbage")  # inside the commit
-    assert "is damaged" in _one_line_error(open_store(tmp_path).get_episode, 0)
+    assert "is damaged" in one_line_store_error(open_store(tmp_path).get_episode, 0)
 
 
 def test_resume_clears_stale_ends_beyond_the_commit(tmp_path: Path) -> None:
@@ -381,22 +382,14 @@ def test_resume_clears_stale_ends_beyond_the_commit(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- errors
 
 
-def _one_line_error(call, *args: object, **kwargs: object) -> str:
-    with pytest.raises(StoreError) as info:
-        call(*args, **kwargs)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
-
-
 def test_open_errors_say_what_is_wrong(tmp_path: Path) -> None:
     missing = tmp_path / "nope"
-    assert _one_line_error(open_store, missing) == (
+    assert one_line_store_error(open_store, missing) == (
         f"no run at '{missing}': the directory does not exist (run `thalamus run --run-dir {missing}` to create one)"
     )
     empty = tmp_path / "empty"
     empty.mkdir()
-    assert _one_line_error(open_store, empty) == f"'{empty}' is not a thalamus run: store.zarr is missing"
+    assert one_line_store_error(open_store, empty) == f"'{empty}' is not a thalamus run: store.zarr is missing"
 
     run = tmp_path / "run"
     write_episodes(run, 2)
@@ -411,23 +404,23 @@ def test_open_errors_say_what_is_wrong(tmp_path: Path) -> None:
         f"'{run / 'store.zarr'}' was written by a newer thalamus (store version 2, this one reads up to 1): "
         "upgrade thalamus to read it"
     )
-    assert _one_line_error(open_store, run) == newer
-    assert _one_line_error(open_store, run, mode="a") == newer
+    assert one_line_store_error(open_store, run) == newer
+    assert one_line_store_error(open_store, run, mode="a") == newer
 
     corrupt = f"'{run / 'store.zarr'}' is corrupt or not a thalamus store: "
     root_json.write_text("{not json")
-    assert _one_line_error(open_store, run).startswith(corrupt + "cannot read zarr.json")
-    assert _one_line_error(open_store, run, mode="a").startswith(corrupt)
+    assert one_line_store_error(open_store, run).startswith(corrupt + "cannot read zarr.json")
+    assert one_line_store_error(open_store, run, mode="a").startswith(corrupt)
     del meta["attributes"]["format"]
     root_json.write_text(json.dumps(meta))
-    assert "format=None" in _one_line_error(open_store, run)
+    assert "format=None" in one_line_store_error(open_store, run)
     root_json.unlink()
-    assert _one_line_error(open_store, run) == corrupt + "zarr.json is missing"
+    assert one_line_store_error(open_store, run) == corrupt + "zarr.json is missing"
     root_json.write_text(good)
 
     ends_json = run / "store.zarr/episodes/meta/episode_ends/zarr.json"
     ends_json.rename(ends_json.with_suffix(".bak"))
-    assert _one_line_error(open_store, run) == corrupt + "episodes/meta/episode_ends is missing"
+    assert one_line_store_error(open_store, run) == corrupt + "episodes/meta/episode_ends is missing"
     ends_json.with_suffix(".bak").rename(ends_json)
 
     with pytest.raises(ValueError, match="mode"):
@@ -438,23 +431,23 @@ def test_open_errors_say_what_is_wrong(tmp_path: Path) -> None:
 def test_writer_errors_name_the_key_and_buffer_nothing(tmp_path: Path) -> None:
     writer = create_store(tmp_path, SPECS)
     episode = make_episode(3)
-    message = _one_line_error(writer.add_episode, {k: v for k, v in episode.items() if k != "reward"})
+    message = one_line_store_error(writer.add_episode, {k: v for k, v in episode.items() if k != "reward"})
     assert "'reward'" in message and "missing" in message
-    assert "'extra'" in _one_line_error(writer.add_episode, {**episode, "extra": episode["action"]})
+    assert "'extra'" in one_line_store_error(writer.add_episode, {**episode, "extra": episode["action"]})
     length = len(episode["action"])
-    message = _one_line_error(writer.add_episode, {**episode, "terminated": episode["terminated"][:-1]})
+    message = one_line_store_error(writer.add_episode, {**episode, "terminated": episode["terminated"][:-1]})
     assert "'terminated'" in message and str(length - 1) in message and str(length) in message
-    message = _one_line_error(writer.add_episode, {**episode, "obs": episode["obs"][:, :3]})
+    message = one_line_store_error(writer.add_episode, {**episode, "obs": episode["obs"][:, :3]})
     assert "'obs'" in message and str((length, 3)) in message and "(L, 4)" in message
-    assert "'frame'" in _one_line_error(writer.add_episode, {**episode, "frame": episode["frame"][:0]})
-    assert "'action'" in _one_line_error(writer.add_episode, {**episode, "action": episode["action"] + 0.5})
-    assert "int32" in _one_line_error(writer.add_episode, episode, task=2**31)
+    assert "'frame'" in one_line_store_error(writer.add_episode, {**episode, "frame": episode["frame"][:0]})
+    assert "'action'" in one_line_store_error(writer.add_episode, {**episode, "action": episode["action"] + 0.5})
+    assert "int32" in one_line_store_error(writer.add_episode, episode, task=2**31)
 
     writer.add_episode(episode)
-    assert "already open for writing" in _one_line_error(open_store, tmp_path, mode="a")
-    assert "already exists" in _one_line_error(create_store, tmp_path, SPECS)
+    assert "already open for writing" in one_line_store_error(open_store, tmp_path, mode="a")
+    assert "already exists" in one_line_store_error(create_store, tmp_path, SPECS)
     writer.close()
-    assert "closed" in _one_line_error(writer.add_episode, episode)
+    assert "closed" in one_line_store_error(writer.add_episode, episode)
     store = open_store(tmp_path)
     assert store.n_episodes == 1  # the rejected episodes left nothing behind
     np.testing.assert_array_equal(store.get_episode(0)["obs"], episode["obs"])
@@ -471,13 +464,13 @@ def test_manifest_write_read_update(tmp_path: Path) -> None:
     assert update_manifest(run, status="done", end=12.5) == {"status": "done", "config": {"lr": 0.001}, "end": 12.5}
     assert read_manifest(run)["status"] == "done"
 
-    message = _one_line_error(write_manifest, run, {"bad": object()})
+    message = one_line_store_error(write_manifest, run, {"bad": object()})
     assert "not plain JSON" in message
     assert read_manifest(run)["status"] == "done"  # a failed write leaves the old manifest
     assert [p.name for p in run.iterdir()] == ["run.json"]  # and no temporary files
 
     (run / "run.json").write_text('{"status": "runn')
-    assert _one_line_error(read_manifest, run).startswith(f"'{run / 'run.json'}' is corrupt")
+    assert one_line_store_error(read_manifest, run).startswith(f"'{run / 'run.json'}' is corrupt")
     (run / "run.json").write_text("[1, 2]")
-    assert "expected a JSON object" in _one_line_error(update_manifest, run, status="x")
-    assert _one_line_error(read_manifest, tmp_path).startswith(f"no manifest at '{tmp_path / 'run.json'}'")
+    assert "expected a JSON object" in one_line_store_error(update_manifest, run, status="x")
+    assert one_line_store_error(read_manifest, tmp_path).startswith(f"no manifest at '{tmp_path / 'run.json'}'")
