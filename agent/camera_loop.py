@@ -1,26 +1,31 @@
 """Camera to action: a paced camera source feeding perception and policy actors, timed per frame.
 
 The latency of a frame is from the moment its reader thread had it (``Frame.captured``) to the moment
-the policy's action for it is back in the driver, through a Ray Compiled Graph (``ours``) or plain
-actor calls (``actor_call``). Frames the loop could not keep up with are dropped by the source and
-counted, so a slow loop shows as drops, not as an ever-growing latency.
+the policy's action for it is back in the driver, through the agent's pipes (``ours``), a Ray
+Compiled Graph (``compiled``) or plain actor calls (``actor_call``). Frames the loop could not keep
+up with are dropped by the source and counted, so a slow loop shows as drops, not as an ever-growing
+latency.
 """
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import numpy as np
 
 from agent.messages import Observation, encode
 from agent.perception.actor import PerceptionActor
 from agent.perception.encoder import PerceptionConfig
+from agent.pipes import PipeRing, serve_method
 from agent.policy.actor import PolicyActor
 from agent.policy.ppo import PPOConfig
 from envs.sources import open_source
 
+TRANSPORTS = ("ours", "compiled", "actor_call")
 
-def camera_to_action(seconds: float = 10.0, fps: float = 30.0, frame_size: int = 64, compiled: bool = True,
+
+def camera_to_action(seconds: float = 10.0, fps: float = 30.0, frame_size: int = 64, transport: str = "ours",
                      seed: int = 0, timeout_s: float = 30.0) -> dict[str, float]:
     """p50/p99 camera-to-action latency (ms) over ``seconds`` of a ``fps`` synthetic camera."""
     import ray
@@ -32,13 +37,20 @@ def camera_to_action(seconds: float = 10.0, fps: float = 30.0, frame_size: int =
     policy = ray.remote(num_cpus=0)(PolicyActor).remote(1 + cfg.frame_features, spec, 1,
                                                          PPOConfig.for_actions(True), None, seed)
     ray.get([perception.stats.remote(), policy.stats.remote()], timeout=timeout_s)  # started before the clock
-    graph = None
-    if compiled:
+    graph: Any = None
+    if transport == "compiled":
         with InputNode() as inp:
             graph = policy.act.bind(perception.encode.bind(inp)).experimental_compile()
+    elif transport == "ours":
+        def start(actor: Any, method: str, inp: str, out: str) -> None:
+            ray.get(actor.__ray_call__.remote(serve_method, method, inp, out, timeout_s), timeout=timeout_s)
+
+        graph = PipeRing([(perception, "encode"), (policy, "act")], start, timeout_s)
 
     def act(obs: bytes) -> bytes:
-        if graph is not None:
+        if transport == "ours":
+            return graph.execute(obs)
+        if transport == "compiled":
             return graph.execute(obs).get(timeout=timeout_s)
         return ray.get(policy.act.remote(perception.encode.remote(obs)), timeout=timeout_s)
 

@@ -75,6 +75,12 @@ class EnvActor:
         self.last: Observation | None = None  # the latest step's observation batch
         self.steps = self.episodes = self.batch_step = 0
 
+    def continue_from(self, steps: int, episodes: int, started: float) -> None:
+        """A resumed run: count on from the ``steps`` and ``episodes`` its store holds, and stamp
+        rows with seconds since the run first ``started`` (wall clock), as its first rows were."""
+        self.steps, self.episodes, self.t0 = steps, episodes, started
+        self.batch_step = steps // self.num_envs
+
     def _make_envs(self) -> list[Any]:
         """The envs of ``self.task`` (of the sequence), or of ``env_id``."""
         if self.sequence is None:

@@ -5,7 +5,8 @@ payloads (``small``: a 64-byte action-sized message; ``frame64``: a 64×64 RGB f
 640×480 RGB frame) through a chain of two echo actors, driver → A → B → driver, and a hop's time is
 the round trip divided by the three hops it took:
 
-- ``ours``: a Ray Compiled Graph (pre-allocated shared-memory channels between co-located processes);
+- ``ours``: the agent's hot-path transport, named pipes between the actors' loop threads (agent/pipes.py);
+- ``compiled``: a Ray Compiled Graph (shared-memory channels between co-located processes, busy-polled);
 - ``actor_call``: plain Ray actor calls, each ObjectRef handed to the next actor;
 - ``queue``: ``ray.util.queue.Queue`` between the driver and an actor that echoes back;
 - ``inprocess``: the same decode and a function call, no process boundary.
@@ -19,6 +20,8 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+
+from agent.pipes import PipeRing, serve_method
 
 PAYLOADS: dict[str, tuple[int, ...]] = {"small": (64,), "frame64": (64, 64, 3), "frame480": (480, 640, 3)}
 
@@ -75,8 +78,16 @@ def measure_hops(n: int = 300, timeout_s: float = 30.0) -> dict[str, dict[str, f
         for name, shape in PAYLOADS.items():
             payload = _payload(shape)
             out[f"inprocess/{name}"] = _time(lambda p: local.echo(local.echo(p)), payload, n, 2)
-            out[f"ours/{name}"] = _time(lambda p: graph.execute(p).get(timeout=timeout_s), payload, n, 3)
+            out[f"compiled/{name}"] = _time(lambda p: graph.execute(p).get(timeout=timeout_s), payload, n, 3)
         graph.teardown()
+
+        def start(actor: Any, method: str, inp: str, out_path: str) -> None:
+            ray.get(actor.__ray_call__.remote(serve_method, method, inp, out_path, timeout_s), timeout=timeout_s)
+
+        ring = PipeRing([(a, "echo"), (b, "echo")], start, timeout_s)
+        for name, shape in PAYLOADS.items():
+            out[f"ours/{name}"] = _time(ring.execute, _payload(shape), n, 3)
+        ring.teardown()
         for name, shape in PAYLOADS.items():
             payload = _payload(shape)
             out[f"actor_call/{name}"] = _time(

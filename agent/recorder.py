@@ -5,16 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from agent.background import run_in_background_priority
 from agent.channels import LatencyMeter
 from agent.messages import Episode, decode
-from memory import ArraySpec, create_store
+from agent.resume import has_episodes
+from memory import ArraySpec, create_store, open_store
 
 
 class RecorderActor:
-    """Receives finished :class:`Episode` messages and commits them to ``RUN_DIR/store.zarr``."""
+    """Receives finished :class:`Episode` messages and commits them to ``RUN_DIR/store.zarr``
+    (a new store; with ``resume``, appended to the run's existing one)."""
 
-    def __init__(self, run_dir: str, specs: dict[str, ArraySpec]) -> None:
-        self.writer = create_store(Path(run_dir), specs)
+    def __init__(self, run_dir: str, specs: dict[str, ArraySpec], resume: bool = False) -> None:
+        run_in_background_priority()  # the thread that runs this actor's calls
+        path = Path(run_dir)
+        self.writer = open_store(path, mode="a") if resume and has_episodes(path) else create_store(path, specs)
         self.hop = LatencyMeter()
 
     def add(self, payload: bytes) -> None:

@@ -21,13 +21,14 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 import time
+import uuid
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
 import ray
-import torch
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from agent.channels import ChannelTimeout
@@ -36,9 +37,11 @@ from agent.learner.actor import LearnerActor
 from agent.learner.world_model import LearnerConfig
 from agent.perception.actor import PerceptionActor
 from agent.perception.encoder import PerceptionConfig
+from agent.pipes import PeerClosed, PipeRing, StageFailed, serve_method
 from agent.policy.actor import PolicyActor
 from agent.policy.ppo import PPOConfig
 from agent.recorder import RecorderActor
+from agent.resume import ResumePoint, load_checkpoint, save_checkpoint
 from envs.tasks import TaskSequence, task_sequence
 
 
@@ -57,8 +60,10 @@ class AgentConfig:
     device: str = "cpu"  # where perception, learner and policy models run
     depth: int = 2  # batched steps the driver submits ahead (the env-step channel's window)
     hop_timeout_s: float = 60.0  # a peer silent this long is reported as stalled
-    transport: str = "auto"  # hot path: "compiled" (Ray Compiled Graph, shared-memory channels), "actor"
-    # (plain actor calls, ObjectRefs chained); "auto": compiled on a one-node cluster, actor calls across nodes
+    checkpoint_every_s: float = 30.0  # how often the models are saved to checkpoints/latest.pt (for --resume)
+    transport: str = "auto"  # hot path: "pipes" (named pipes between the actors' loop threads, agent/pipes.py),
+    # "compiled" (a Ray Compiled Graph: shared-memory channels, busy-polled), "actor" (plain actor calls,
+    # ObjectRefs chained); "auto": pipes on a one-node cluster, actor calls across nodes
     captioner: str | None = None  # a captioner checkpoint: perception captions every frame, stored per step
     ppo: PPOConfig | None = None  # None: PPOConfig.for_actions(the env's action type), without
     # learning-rate annealing over a task sequence (a continual learner has no known end)
@@ -68,10 +73,31 @@ class AgentConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AgentConfig:
+        """The config ``to_dict`` wrote (run.json's ``config``); ValueError naming the first field this
+        version does not know (a run from a newer thalamus) or a value of the wrong kind."""
+        nested = {"ppo": PPOConfig, "perception": PerceptionConfig, "learner": LearnerConfig}
+        kwargs: dict[str, Any] = {}
+        for name, value in d.items():
+            if name not in cls.__dataclass_fields__:
+                raise ValueError(f"unknown config field {name!r} (written by a newer thalamus?)")
+            if name in nested and value is not None:
+                if not isinstance(value, dict):
+                    raise ValueError(f"config field {name!r} is not an object")
+                unknown = set(value) - set(nested[name].__dataclass_fields__)
+                if unknown:
+                    raise ValueError(f"unknown config field '{name}.{min(unknown)}' (written by a newer thalamus?)")
+                value = nested[name](**value)
+            kwargs[name] = value
+        return cls(**kwargs)
+
 
 MAX_RESTARTS = 3  # per restartable actor (perception, policy, learner); the env and recorder hold the run's state
 
-_DIED = (ray.exceptions.RayActorError, ray.exceptions.RayChannelError)  # how a dead actor shows on the hot path
+# how a dead actor shows on the hot path
+_DIED = (ray.exceptions.RayActorError, ray.exceptions.RayChannelError, PeerClosed)
+TRANSPORTS = ("auto", "pipes", "compiled", "actor")
 
 
 class ActorFailed(RuntimeError):
@@ -87,8 +113,10 @@ def _last_error_line(exc: BaseException) -> str:
 class Agent:
     """Creates the actors for one run and drives them; ``run`` returns the summary."""
 
-    def __init__(self, cfg: AgentConfig, run_dir: Path | None, use_ray: bool = True) -> None:
-        self.cfg, self.run_dir, self.use_ray = cfg, run_dir, use_ray
+    def __init__(self, cfg: AgentConfig, run_dir: Path | None, use_ray: bool = True,
+                 resume: ResumePoint | None = None) -> None:
+        """``resume``: go on with the stopped run in ``run_dir`` from this point (see agent/resume.py)."""
+        self.cfg, self.run_dir, self.use_ray, self.resume = cfg, run_dir, use_ray, resume
         self.sequence: TaskSequence | None = task_sequence(cfg.tasks) if cfg.tasks is not None else None
         if self.sequence is not None and (cfg.steps is None or cfg.episodes is not None):
             raise ValueError("a task sequence's budget is steps: set steps and leave episodes None")
@@ -99,34 +127,53 @@ class Agent:
             from agent.perception.train import checkpoint_config
 
             self.caption_len = checkpoint_config(Path(cfg.captioner)).max_len
-        self.env = self._spawn(EnvActor, cfg.env_id, cfg.num_envs, cfg.frame_size, cfg.seed,
-                               0, cfg.episodes, self.caption_len, cfg.tasks)
+        # a resumed run's envs are seeded past the original ones, so its new episodes are new
+        env_seed = cfg.seed + (resume.steps if resume else 0)
+        self.env = self._spawn(EnvActor, cfg.env_id, cfg.num_envs, cfg.frame_size, env_seed,
+                               resume.task if resume else 0, cfg.episodes, self.caption_len, cfg.tasks)
+        if resume is not None:
+            self._get(self._call(self.env, "continue_from", resume.steps, resume.episodes, resume.started), "env")
         spec = self._get(self._call(self.env, "spec"), "env")
-        self.recorder = (self._spawn(RecorderActor, str(run_dir), store_specs(spec, self.caption_len), here=True)
+        self.recorder = (self._spawn(RecorderActor, str(run_dir), store_specs(spec, self.caption_len),
+                                     resume is not None, here=True)
                          if run_dir is not None else None)
         if self.recorder is not None:
             self._get(self._call(self.env, "attach_recorder", self.recorder), "env")
         self.perception = self._spawn(PerceptionActor, spec["state_dim"], cfg.perception, cfg.seed,
                                       cfg.device, cfg.captioner, cfg.num_envs, num_gpus=gpu, restart=True)
         percept_dim = spec["state_dim"] + cfg.perception.frame_features
+        learner_name = f"thalamus-learner-{uuid.uuid4().hex[:12]}"
         self.learner = self._spawn(LearnerActor, percept_dim, spec["action_dim"], cfg.learner, cfg.seed,
                                    cfg.device, str(run_dir) if run_dir is not None else None,
-                                   num_gpus=gpu, here=run_dir is not None, restart=True)  # writes into the run store
+                                   num_gpus=gpu, here=run_dir is not None, restart=True,  # writes into the run store
+                                   name=learner_name)
         ppo = cfg.ppo or replace(PPOConfig.for_actions(spec["discrete"]), anneal_lr=self.sequence is None)
+        # the policy finds the learner by name: a handle would be a constructor argument kept in the
+        # object store, which Ray warns a restart may not find
         self.policy = self._spawn(PolicyActor, percept_dim, spec, cfg.num_envs, ppo, cfg.steps,
-                                  cfg.seed, self.learner, restart=True)
+                                  cfg.seed, learner_name if use_ray else self.learner, restart=True)
         self.spec = spec
+        self.state: dict[str, Any] | None = None  # the newest checkpoint, put back into a restarted actor
+        if resume is not None and resume.checkpoint is not None:
+            self.state = load_checkpoint(resume.checkpoint)
+            self._load_state(("perception", "policy", "learner"))
+        self.pids = self._pids()
+        self.restarts = 0  # actor processes found replaced by Ray after a death
         self.graph = self._compile_hot_path()
-        self.compiled = self.graph is not None
+        self.transport = ("inprocess" if not use_ray else "pipes" if isinstance(self.graph, PipeRing)
+                          else "compiled" if self.graph is not None else "actor")
         self.recoveries = 0  # times the hot path was rebuilt after an actor died
+        self.checkpointed = time.perf_counter()
 
     # -- calls that work the same over Ray and in-process ---------------------------------------
-    def _spawn(self, cls: type, *args: Any, num_gpus: float = 0, here: bool = False, restart: bool = False) -> Any:
+    def _spawn(self, cls: type, *args: Any, num_gpus: float = 0, here: bool = False, restart: bool = False,
+               name: str | None = None) -> Any:
         """Create an actor (``here``: on the driver's node, e.g. the writer of a local path;
-        ``restart``: Ray restarts it if its process dies, and the run goes on)."""
+        ``restart``: Ray restarts it if its process dies, and the run goes on; ``name``: others find it so)."""
         if not self.use_ray:
             return cls(*args)
-        options: dict[str, Any] = {"num_cpus": 0, "num_gpus": num_gpus, "max_restarts": MAX_RESTARTS if restart else 0}
+        options: dict[str, Any] = {"num_cpus": 0, "num_gpus": num_gpus, "max_restarts": MAX_RESTARTS if restart else 0,
+                                   "name": name}
         if here:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
                 ray.get_runtime_context().get_node_id(), soft=False)
@@ -145,6 +192,34 @@ class Agent:
                  for name, a in actors.items() if a is not None}
         nodes = {name: self._get(ref, name) for name, ref in where.items()}
         return {name: f"{ips.get(node, '?')}/{node[:8]}" for name, node in nodes.items()}
+
+    def _actors(self) -> dict[str, Any]:
+        """The restartable actors (those that hold no run state), by name."""
+        return {"perception": self.perception, "policy": self.policy, "learner": self.learner}
+
+    def _load_state(self, names: tuple[str, ...]) -> None:
+        """Put the newest checkpoint's weights back into the named actors."""
+        assert self.state is not None
+        task = self._get(self._call(self.env, "progress"), "env")["task"]
+        for name in names:
+            args = (self.state[name], task) if name == "learner" else (self.state[name],)
+            self._get(self._call(self._actors()[name], "load_state_dict", *args), name)
+
+    def _pids(self) -> dict[str, int]:
+        """The process id of each restartable actor ({} in-process)."""
+        if not self.use_ray:
+            return {}
+        names = list(self._actors())
+        refs = [a.__ray_call__.remote(lambda _: os.getpid()) for a in self._actors().values()]
+        return dict(zip(names, ray.get(refs, timeout=self.cfg.hop_timeout_s)))  # a dead actor raises, as in _recover
+
+    def _count_restarts(self) -> list[str]:
+        """Actors whose process changed since last looked at (Ray restarted them); counts them."""
+        now = self._pids()
+        restarted = [name for name, pid in now.items() if self.pids.get(name) != pid]
+        self.pids = now
+        self.restarts += len(restarted)
+        return restarted
 
     def _call(self, actor: Any, method: str, *args: Any) -> Any:
         return getattr(actor, method).remote(*args) if self.use_ray else getattr(actor, method)(*args)
@@ -179,7 +254,8 @@ class Agent:
         try:
             obs = self._call(self.env, "reset")
             if self.sequence is None:
-                n_batches = math.ceil(cfg.steps / cfg.num_envs) if cfg.steps is not None else None
+                left = cfg.steps - (self.resume.steps if self.resume else 0) if cfg.steps is not None else None
+                n_batches = math.ceil(left / cfg.num_envs) if left is not None else None
                 self._loop(obs, n_batches, started, on_progress, progress_every_s)
             else:
                 self._run_tasks(obs, started, on_progress, progress_every_s)
@@ -192,32 +268,46 @@ class Agent:
 
     def _run_tasks(self, obs: Any, started: float, on_progress: Callable[[dict[str, Any]], None] | None,
                    progress_every_s: float) -> None:
-        """Each task in turn; after its last step (the in-flight window drained), its checkpoint."""
-        for task in range(self.sequence.n_tasks):
-            if task:
+        """Each task in turn (a resumed run: from its task, less the steps done); after a task's last
+        step (the in-flight window drained), its checkpoint."""
+        first = self.resume.task if self.resume else 0
+        done = self.resume.task_steps if self.resume else 0
+        for task in range(first, self.sequence.n_tasks):
+            batches = self.batches_per_task
+            if task > first:
                 obs = self._call(self.env, "switch_task", task)
                 self._get(self._call(self.learner, "task_boundary", task), "learner")
-            self._loop(obs, self.batches_per_task, started, on_progress, progress_every_s)
+            else:
+                batches = math.ceil((batches * self.cfg.num_envs - done) / self.cfg.num_envs)
+            self._loop(obs, batches, started, on_progress, progress_every_s)
             path = self._save_checkpoint(f"task_{task}.pt", task=task, task_name=self.sequence.names[task])
             if path is not None:
                 self.checkpoints.append(path)
 
     def _compile_hot_path(self) -> Any:
-        """obs → perception → policy → env → next obs as one Ray Compiled Graph (None: actor calls)."""
+        """obs → perception → policy → env → next obs as a ring of pipes or a Ray Compiled Graph
+        (None: actor calls); see ``AgentConfig.transport``."""
         transport = self.cfg.transport
-        if transport not in ("auto", "compiled", "actor"):
-            raise ValueError(f"transport must be auto, compiled or actor, got {transport!r}")
+        if transport not in TRANSPORTS:
+            raise ValueError(f"transport must be one of {', '.join(TRANSPORTS)}, got {transport!r}")
         if not self.use_ray or transport == "actor":
             return None
-        # auto: not across nodes, and not for MuJoCo envs, whose EGL context is current on the actor's
-        # main thread while compiled-graph tasks run on another
+        # auto: not across nodes (pipes are local), and not for MuJoCo envs, whose EGL context is
+        # current on the actor's main thread while pipe or compiled-graph stages run on another
         if transport == "auto" and (self.spec["gl"] or len([n for n in ray.nodes() if n["Alive"]]) > 1):
             return None
-        from ray.dag import InputNode
+        if transport == "compiled":
+            from ray.dag import InputNode
 
-        with InputNode() as inp:
-            dag = self.env.step.bind(self.policy.act.bind(self.perception.encode.bind(inp)))
-        return dag.experimental_compile()
+            with InputNode() as inp:
+                dag = self.env.step.bind(self.policy.act.bind(self.perception.encode.bind(inp)))
+            return dag.experimental_compile()
+        timeout = self.cfg.hop_timeout_s
+
+        def start(actor: Any, method: str, inp: str, out: str) -> None:
+            ray.get(actor.__ray_call__.remote(serve_method, method, inp, out, timeout), timeout=timeout)
+
+        return PipeRing([(self.perception, "encode"), (self.policy, "act"), (self.env, "step")], start, timeout)
 
     def _recover(self, exc: BaseException) -> Any:
         """A hot-path actor died: Ray restarts it (perception, policy); go on from the env's latest
@@ -233,6 +323,9 @@ class Agent:
                 obs = self._get(self._call(self.env, "current"), "env")  # a dead env ends the run, clearly
                 for actor in (self.perception, self.policy):
                     ray.get(actor.stats.remote(), timeout=self.cfg.hop_timeout_s)  # once Ray restarted it
+                restarted = self._count_restarts()
+                if self.state is not None:  # a restarted actor starts from scratch: give it the newest weights
+                    self._load_state(tuple(restarted))
                 self.graph = self._compile_hot_path()
                 return obs
             except _DIED as again:
@@ -241,15 +334,8 @@ class Agent:
                                       f"{_last_error_line(again)}") from None
                 time.sleep(0.2)
 
-    def _restarts(self) -> int:
-        """How many times Ray restarted this run's actors (0 in-process)."""
-        if not self.use_ray:
-            return 0
-        actors = (self.perception, self.policy, self.learner)
-        return sum(int(ray._private.state.actors(a._actor_id.hex()).get("NumRestarts", 0)) for a in actors)
-
     def _teardown_graph(self) -> None:
-        """Stop the compiled hot path; one whose actor died may not stop cleanly, and need not."""
+        """Stop the pipes or compiled graph; one whose actor died may not stop cleanly, and need not."""
         if self.graph is not None:
             try:
                 self.graph.teardown()
@@ -265,6 +351,11 @@ class Agent:
             return None
 
     def _graph_step(self, obs: bytes) -> bytes:
+        if isinstance(self.graph, PipeRing):
+            try:
+                return self.graph.execute(obs)
+            except StageFailed as exc:
+                raise ActorFailed(f"a hot-path actor failed: {exc}") from None
         try:
             return self.graph.execute(obs).get(timeout=self.cfg.hop_timeout_s)
         except ray.exceptions.RayChannelTimeoutError:
@@ -316,6 +407,9 @@ class Agent:
                     progress["task_name"] = f"task {progress['task']}: {self.sequence.names[progress['task']]}"
                 if on_progress is not None:
                     on_progress(progress)
+                if self.run_dir is not None and now - self.checkpointed >= cfg.checkpoint_every_s:
+                    self.checkpointed = now
+                    self._save_latest(progress)
                 if cfg.episodes is not None and progress["episodes"] >= cfg.episodes:
                     break
         if self.graph is None:
@@ -337,7 +431,13 @@ class Agent:
             latency["env→recorder"] = recorder["hop_env_recorder"]
         channels = [c for c in (env_stats["channel_recorder"], policy["channel_learner"],
                                 learner["channel_inbox"]) if c]
-        self._save_checkpoint("final.pt")
+        self._save_checkpoint("final.pt", steps=env_stats["steps"], task=env_stats["task"])
+        if self.use_ray:
+            self._count_restarts()  # e.g. a learner that died off the hot path
+        start = self.resume.steps if self.resume else 0
+        resumed = None if self.resume is None else {
+            "steps": self.resume.steps, "episodes": self.resume.episodes, "task": self.resume.task,
+            "checkpoint": self.resume.checkpoint.name if self.resume.checkpoint else None}
         tasks = {} if self.sequence is None else {
             "tasks": self.sequence.name, "task_names": list(self.sequence.names),
             "steps_per_task": self.batches_per_task * self.cfg.num_envs,
@@ -346,13 +446,14 @@ class Agent:
         return {
             "env": self.cfg.tasks or self.cfg.env_id,
             "captioner": self.cfg.captioner,
-            "transport": "compiled" if self.compiled else "actor" if self.use_ray else "inprocess",
+            "transport": self.transport,
             "placement": self.placement(),
-            "restarts": self._restarts(),
+            "restarts": self.restarts,
             "episodes": env_stats["episodes"],
             "steps": env_stats["steps"],
             "mean_return_last20": env_stats["mean_return_last20"],
-            "steps_per_s": env_stats["steps"] / elapsed if elapsed > 0 else 0.0,
+            "steps_per_s": (env_stats["steps"] - start) / elapsed if elapsed > 0 else 0.0,
+            "resumed_from": resumed,
             "elapsed_s": elapsed,
             "run_dir": str(self.run_dir) if self.run_dir is not None else None,
             "latency_ms": latency,
@@ -367,16 +468,22 @@ class Agent:
         }
 
     def _save_checkpoint(self, name: str, **meta: Any) -> Path | None:
-        """Save the perception, policy and learner weights (plus ``meta``) to ``checkpoints/NAME``."""
+        """Save the perception, policy and learner weights (plus ``meta``) to ``checkpoints/NAME``;
+        they are also kept here, to put back into an actor that Ray restarts."""
         if self.run_dir is None:
             return None
         path = self.run_dir / "checkpoints" / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        state = {name: self._get(self._call(actor, "state_dict"), name)
-                 for name, actor in (("perception", self.perception), ("policy", self.policy),
-                                     ("learner", self.learner))}
-        torch.save({**state, **meta}, path)
+        self.state = {name: self._get(self._call(actor, "state_dict"), name) for name, actor in self._actors().items()}
+        save_checkpoint(path, {**self.state, **meta})
         return path
+
+    def _save_latest(self, progress: dict[str, Any]) -> None:
+        """The periodic ``latest.pt`` that ``--resume`` goes on from; skipped (the next one will come)
+        while an actor is down, which the hot path is already handling."""
+        try:
+            self._save_checkpoint("latest.pt", steps=progress["steps"], task=progress["task"])
+        except ActorFailed:
+            pass
 
     def shutdown(self) -> None:
         """Tear the compiled hot path down and kill the actors (a no-op in-process)."""

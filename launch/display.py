@@ -19,8 +19,9 @@ def stdout_console() -> Console:
 class RunDisplay:
     """A rich progress bar over steps (or episodes) with the live return and throughput."""
 
-    def __init__(self, total: int, unit: str, enabled: bool = True) -> None:
-        self.unit = unit
+    def __init__(self, total: int, unit: str, enabled: bool = True, start_steps: int = 0) -> None:
+        """``start_steps``: steps a resumed run already had, left out of the rate."""
+        self.unit, self.start_steps = unit, start_steps
         self.progress = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} " + unit),
             TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[ret]}"), TimeElapsedColumn(),
@@ -37,7 +38,7 @@ class RunDisplay:
         self.progress.stop()
 
     def update(self, p: dict[str, Any]) -> None:
-        rate = p["steps"] / p["elapsed_s"] if p.get("elapsed_s") else 0.0
+        rate = (p["steps"] - self.start_steps) / p["elapsed_s"] if p.get("elapsed_s") else 0.0
         ret = p.get("mean_return_last20", float("nan"))
         self.progress.update(
             self.task, description=p.get("task_name", "run"),
@@ -65,7 +66,12 @@ def summary_table(s: dict[str, Any]) -> Table:
         ("frames dropped", str(s["frames_dropped"])),
         ("captions", f"every step, by {s['captioner']}" if s.get("captioner") else "off"),
         ("store", f"{s['store_bytes'] / 2**20:.2f} MiB in {s['run_dir']}"),
+        ("transport", f"{s['transport']}, {s['restarts']} actor restart{'' if s['restarts'] == 1 else 's'}"),
     ]
+    if s.get("resumed_from"):
+        r = s["resumed_from"]
+        models = f"models from {r['checkpoint']}" if r["checkpoint"] else "models from scratch (no checkpoint yet)"
+        rows.append(("resumed", f"at {r['steps']:,} committed steps, {models}"))
     if s.get("tasks"):
         returns = ", ".join("n/a" if r is None else f"{r:.1f}" for r in s["task_returns"])
         done = f"{len(s['checkpoints'])} of {len(s['task_names'])} done"

@@ -3,10 +3,11 @@
     thalamus bench pipeline
     thalamus bench pipeline --json pipeline.json --address auto
 
-Per-hop p50/p99 of a small message, a 64×64 frame and a 640×480 frame over each transport — ours (a
-Ray Compiled Graph: shared-memory channels), plain actor calls, `ray.util.queue` — and in-process;
-steps/s of the whole agent (CartPole-v1, captions off) with 1, 4 and 8 envs; and camera-to-action
-latency with a 30 Hz camera, over ours and over plain actor calls.
+Per-hop p50/p99 of a small message, a 64×64 frame and a 640×480 frame over each transport — ours
+(named pipes between the actors' loop threads), a Ray Compiled Graph (shared-memory channels, busy-
+polled), plain actor calls, `ray.util.queue` — and in-process; steps/s of the whole agent
+(CartPole-v1, captions off) with 1, 4 and 8 envs; and camera-to-action latency with a 30 Hz camera
+over ours, the compiled graph and plain actor calls.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--hops must be ≥ 20, --steps ≥ 100 and --camera-seconds ≥ 2")
     from rich.table import Table
 
-    from agent.camera_loop import camera_to_action
+    from agent.camera_loop import TRANSPORTS, camera_to_action
     from agent.hops import measure_hops
     from agent.runtime import Agent, AgentConfig
     from launch import ray_session
@@ -57,8 +58,7 @@ def main(args: argparse.Namespace) -> int:
             finally:
                 agent.shutdown()
     console.print("camera to action at 30 Hz ...")
-    camera = {"ours": camera_to_action(args.camera_seconds, compiled=True),
-              "actor_call": camera_to_action(args.camera_seconds, compiled=False)}
+    camera = {name: camera_to_action(args.camera_seconds, transport=name) for name in TRANSPORTS}
     table = Table("hop", "p50 ms", "p99 ms", title="per hop (receiver decodes)", title_justify="left")
     for name, h in hops.items():
         table.add_row(name, f"{h['p50_ms']:.3f}", f"{h['p99_ms']:.3f}")

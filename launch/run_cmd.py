@@ -5,6 +5,11 @@
     thalamus run --env Reacher-v5 --steps 2000 --run-dir runs/reacher --json
     thalamus run --tasks cartpole-physics --steps 40000  # 4 tasks in turn, a checkpoint after each
     thalamus run --tasks split-digits --steps-per-task 4000
+    thalamus run --resume runs/reacher             # go on with a stopped run (Ctrl-C, crash, kill)
+    thalamus run --resume runs/reacher --steps 50000   # ... to a larger budget
+
+A resumed run keeps every episode its store committed, steps on from there to the run's budget and
+takes its models from the newest checkpoint (saved every 30 s, at task boundaries and at the end).
 """
 
 from __future__ import annotations
@@ -23,6 +28,8 @@ from typing import TYPE_CHECKING, Any
 from launch.errors import UsageError
 
 if TYPE_CHECKING:
+    from agent.resume import ResumePoint
+    from agent.runtime import AgentConfig
     from envs.tasks import TaskSequence
 
 DEFAULT_ENV = "CartPole-v1"
@@ -33,6 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run an agent against an environment, recording every step",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     source = p.add_mutually_exclusive_group()
+    source.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                        help="go on with a stopped run from its store and newest checkpoint, with its own "
+                             "settings (give only --steps, --device, --address, --json, --checkpoint-every)")
     source.add_argument("--env", metavar="ID",
                         help="Gymnasium id, e.g. CartPole-v1, Acrobot-v1, Pendulum-v1, Reacher-v5, "
                              f"InvertedPendulum-v5, HalfCheetah-v5 (default: {DEFAULT_ENV})")
@@ -47,19 +57,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     budget.add_argument("--steps-per-task", type=int, metavar="N", help="with --tasks: env steps of each task")
     p.add_argument("--run-dir", type=Path, metavar="DIR",
                    help="where run.json and store.zarr go (default: runs/ENV-TIMESTAMP)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of envs and models (default: 0)")
-    p.add_argument("--num-envs", type=int, default=8, metavar="N",
+    p.add_argument("--seed", type=int, metavar="S", help="seed of envs and models (default: 0)")
+    p.add_argument("--num-envs", type=int, metavar="N",
                    help="envs stepped in parallel, batched through perception and policy (default: 8)")
-    p.add_argument("--frame-size", type=int, default=64, metavar="PX", help="camera frame side (default: 64)")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
-                   help="where perception, learner and policy run (default: cpu)")
-    p.add_argument("--captioner", default="auto", metavar="auto|off|PT",
+    p.add_argument("--frame-size", type=int, metavar="PX", help="camera frame side (default: 64)")
+    p.add_argument("--device", choices=["cpu", "cuda"],
+                   help="where perception, learner and policy run (default: cpu; with --resume, the run's)")
+    p.add_argument("--captioner", metavar="auto|off|PT",
                    help="captioner checkpoint whose captions of every frame are shown live and stored per step; "
                         "auto (default): the shipped one trained on this env, if any (CartPole-v1)")
+    p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
+                   help="how often the models are saved to RUN_DIR/checkpoints/latest.pt, which --resume "
+                        "goes on from (default: 30)")
     p.add_argument("--address", metavar="ADDR",
                    help="join a running Ray cluster: 'auto' or HOST:PORT (default: start a local one)")
     p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
     p.set_defaults(func=main)
+
+
+_ONLY_NEW = ("env", "tasks", "episodes", "steps_per_task", "run_dir", "seed", "num_envs", "frame_size", "captioner")
 
 
 def _validate(args: argparse.Namespace) -> None:
@@ -69,6 +85,8 @@ def _validate(args: argparse.Namespace) -> None:
                                    ("--seed", args.seed, 0, 2**31 - 1)):
         if value is not None and not low <= value <= high:
             raise UsageError(f"{flag} must be between {low:,} and {high:,}, got {value}")
+    if not 0.1 <= args.checkpoint_every <= 86_400:
+        raise UsageError(f"--checkpoint-every must be between 0.1 and 86,400 seconds, got {args.checkpoint_every}")
     if args.tasks is None and args.steps_per_task is not None:
         raise UsageError("--steps-per-task needs --tasks NAME; for one env give --steps")
     if args.tasks is not None and args.episodes is not None:
@@ -79,8 +97,19 @@ def _validate(args: argparse.Namespace) -> None:
 
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: torch sees no CUDA GPU on this machine; use --device cpu")
+    if args.resume is not None:
+        given = [name for name in _ONLY_NEW if getattr(args, name) is not None]
+        if given:
+            raise UsageError(f"--resume goes on with the run's own settings: leave out --{given[0].replace('_', '-')} "
+                             "(with --resume give only --steps, --device, --address, --json, --checkpoint-every)")
+        return
     if args.run_dir is not None and (args.run_dir / "store.zarr").exists():
-        raise UsageError(f"--run-dir {args.run_dir} already holds a run; choose a new directory")
+        raise UsageError(f"--run-dir {args.run_dir} already holds a run; choose a new directory, "
+                         f"or go on with it: thalamus run --resume {args.run_dir}")
+    defaults = {"seed": 0, "num_envs": 8, "frame_size": 64, "device": "cpu", "captioner": "auto"}
+    for name, value in defaults.items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
 
 
 def _caption_vocab(captioner: Path | None) -> list[str] | None:
@@ -160,24 +189,28 @@ def _task_sequence(args: argparse.Namespace) -> TaskSequence:
     return seq
 
 
+def _probe(name: str, seq: TaskSequence | None, frame_size: int) -> None:
+    """Make, reset and close one env: unknown ids fail here, before Ray starts, and so does a
+    renderer that cannot start."""
+    import envs
+
+    probe = envs.make(name, frame_size=frame_size) if seq is None else seq.make(0, frame_size=frame_size)
+    probe.reset()
+    probe.close()
+
+
 def main(args: argparse.Namespace) -> int:
     _validate(args)
+    if args.resume is not None:
+        return _resume(args)
     seq = _task_sequence(args) if args.tasks is not None else None
     name = seq.name if seq is not None else (args.env or DEFAULT_ENV)
     # --captioner auto over tasks: the captioner of the env the tasks vary, if any (none for digits)
     captioner = _captioner(args.captioner, name if seq is None else seq.base_env or seq.name)
-    import envs  # heavy imports after the flags are known to be good
+    _probe(name, seq, args.frame_size)
 
-    # unknown ids fail here, before Ray starts, and so does a renderer that cannot start
-    probe = (envs.make(name, frame_size=args.frame_size) if seq is None
-             else seq.make(0, frame_size=args.frame_size))
-    probe.reset()
-    probe.close()
-
-    from agent.runtime import Agent, AgentConfig
-    from launch import ray_session
-    from launch.display import RunDisplay, stdout_console, summary_table
-    from memory import update_manifest, write_manifest
+    from agent.runtime import AgentConfig
+    from memory import write_manifest
 
     steps = None if args.episodes is not None else (args.steps or DEFAULT_STEPS)
     sequence = {}
@@ -188,7 +221,7 @@ def main(args: argparse.Namespace) -> int:
         sequence = {"sequence": seq.name, "task_names": list(seq.names), "steps_per_task": per_task}
     cfg = replace(AgentConfig(), env_id=name, tasks=args.tasks, steps=steps, episodes=args.episodes,
                   num_envs=args.num_envs, frame_size=args.frame_size, seed=args.seed, device=args.device,
-                  captioner=str(captioner) if captioner else None)
+                  captioner=str(captioner) if captioner else None, checkpoint_every_s=args.checkpoint_every)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = (args.run_dir or Path("runs") / f"{name}-{stamp}").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -196,11 +229,75 @@ def main(args: argparse.Namespace) -> int:
                              "caption_vocab": _caption_vocab(captioner),
                              "versions": _versions(), "git_commit": _git_commit(),
                              "started": _now(), "ended": None, "status": "running"})
-    ray_session.connect(args.address)
-    agent = Agent(cfg, run_dir, use_ray=True)
-    total, unit = (steps, "steps") if steps is not None else (args.episodes, "episodes")
+    return _drive(args, cfg, run_dir, None)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    """``--resume RUN_DIR``: the run's config from run.json, where its store stopped, and go on."""
+    from agent.resume import resume_point
+    from agent.runtime import AgentConfig
+    from memory import StoreBusy, StoreError, read_manifest, update_manifest
+
+    run_dir = args.resume.resolve()
     try:
-        with RunDisplay(total, unit, enabled=not args.json) as display:
+        manifest = read_manifest(run_dir)
+    except StoreError as exc:
+        raise UsageError(f"--resume: {exc}") from None
+    try:
+        cfg = AgentConfig.from_dict(manifest.get("config") or {})
+        started = dt.datetime.fromisoformat(manifest["started"]).timestamp()
+    except (ValueError, TypeError, KeyError) as exc:
+        raise UsageError(f"--resume: {run_dir / 'run.json'} holds no config this version can run: {exc}") from None
+    seq = _task_sequence(argparse.Namespace(tasks=cfg.tasks, steps=cfg.steps)) if cfg.tasks else None
+    per_task = manifest.get("steps_per_task") if seq is not None else None
+    if seq is not None and args.steps is not None:
+        raise UsageError(f"--steps: a task sequence's budget is fixed ({per_task} steps per task); "
+                         f"resume it without --steps")
+    if args.steps is not None:  # a new total budget, in steps
+        cfg = replace(cfg, steps=args.steps, episodes=None)
+    if args.device is not None:
+        cfg = replace(cfg, device=args.device)
+    cfg = replace(cfg, checkpoint_every_s=args.checkpoint_every)
+    if cfg.captioner is not None and not Path(cfg.captioner).is_file():
+        raise UsageError(f"--resume: the run's captioner checkpoint {cfg.captioner} is gone; put it back "
+                         "to go on with this run")
+    try:
+        point = resume_point(run_dir, started, per_task)
+    except StoreBusy:
+        raise UsageError(f"--resume: {run_dir} is still being written by a running `thalamus run`; "
+                         "stop that run (Ctrl-C) first") from None
+    except StoreError as exc:
+        raise UsageError(f"--resume: {exc}") from None
+    if seq is not None and point.task >= seq.n_tasks:
+        raise UsageError(f"--resume: {run_dir} has finished all {seq.n_tasks} tasks of {seq.name}; nothing to do")
+    if cfg.steps is not None and point.steps >= cfg.steps:
+        raise UsageError(f"--resume: {run_dir} already holds {point.steps:,} of its {cfg.steps:,} steps; "
+                         f"give --steps N (more than {point.steps:,}) to go on")
+    if cfg.episodes is not None and point.episodes >= cfg.episodes:
+        raise UsageError(f"--resume: {run_dir} already holds {point.episodes:,} of its {cfg.episodes:,} episodes; "
+                         f"give --steps N to go on for N steps in all")
+    if cfg.captioner is not None:
+        _captioner(cfg.captioner, cfg.env_id)  # checks it (and imports triton before any MuJoCo render)
+    _probe(cfg.env_id, seq, cfg.frame_size)
+    resumes = manifest.get("resumes", []) + [{
+        "at": _now(), "command": sys.argv, "from_steps": point.steps, "from_episodes": point.episodes,
+        "task": point.task, "checkpoint": point.checkpoint.name if point.checkpoint else None}]
+    update_manifest(run_dir, config=cfg.to_dict(), resumes=resumes, ended=None, status="running")
+    return _drive(args, cfg, run_dir, point)
+
+
+def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: ResumePoint | None) -> int:
+    """Start the actors, run with a live display, record how it ended in run.json, print the summary."""
+    from agent.runtime import Agent
+    from launch import ray_session
+    from launch.display import RunDisplay, stdout_console, summary_table
+    from memory import update_manifest
+
+    ray_session.connect(args.address)
+    agent = Agent(cfg, run_dir, use_ray=True, resume=resume)
+    total, unit = (cfg.steps, "steps") if cfg.steps is not None else (cfg.episodes, "episodes")
+    try:
+        with RunDisplay(total, unit, enabled=not args.json, start_steps=resume.steps if resume else 0) as display:
             summary = agent.run(on_progress=display.update)
     except BaseException:
         update_manifest(run_dir, ended=_now(), status="failed")

@@ -4,7 +4,7 @@ Layout and names: layout.py. Crash-safety guarantees: writer.py. What a reader t
 The learner's cache and spectral memories: learner_memory.py.
 """
 
-from memory.errors import StoreError
+from memory.errors import StoreBusy, StoreError
 from memory.layout import STORE_FORMAT, STORE_VERSION, ArraySpec
 from memory.learner_memory import LearnerMemory, MemoryBlock, load_learner_memory, save_learner_memory
 from memory.manifest import read_manifest, update_manifest, write_manifest
@@ -20,6 +20,7 @@ __all__ = [
     "EpisodeWriter",
     "LearnerMemory",
     "MemoryBlock",
+    "StoreBusy",
     "StoreError",
     "create_store",
     "load_learner_memory",

@@ -5,6 +5,10 @@ class StoreError(Exception):
     """A run store or manifest is missing, damaged, too new, or used wrongly; the message says what to do."""
 
 
+class StoreBusy(StoreError):
+    """Another process holds the store's writer lock (a run that is still going, or still exiting)."""
+
+
 def reason(exc: BaseException) -> str:
     """A short one-line description of an exception, to end an error message with."""
     lines = str(exc).strip().splitlines()

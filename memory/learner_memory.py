@@ -266,7 +266,7 @@ def _collect(path: Path, record: _Record) -> None:
                 _remove_saves(entry, record.save)
             else:
                 shutil.rmtree(entry, ignore_errors=True)
-    for folder in (path / LEARNER, spectral):
+    for folder in (path, path / LEARNER, spectral):  # the root too: creating a group rewrites its zarr.json
         _remove_saves(folder, None)
 
 

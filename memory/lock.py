@@ -6,7 +6,7 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
-from memory.errors import StoreError
+from memory.errors import StoreBusy, StoreError
 
 
 class WriterLock:
@@ -22,7 +22,7 @@ class WriterLock:
         except BlockingIOError:
             os.close(self._fd)
             self._fd = None
-            raise StoreError(
+            raise StoreBusy(
                 f"'{path}' is already open for writing by another process (one writer per store): "
                 "close that writer first, or open the store read-only"
             ) from None

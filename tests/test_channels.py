@@ -52,3 +52,21 @@ def test_latency_meter_percentiles():
     assert s["count"] == 100
     assert s["p50_ms"] == pytest.approx(np.percentile(np.arange(1, 101), 50))
     assert 98 <= s["p99_ms"] <= 100
+
+
+def test_latency_meter_window_keeps_only_the_latest_samples():
+    m = LatencyMeter(window=10)
+    for ms in range(1, 26):  # the ring wraps twice: samples 16..25 remain
+        m.add_ns(0, ms * 1_000_000)
+    s = m.summary()
+    assert s["count"] == 25
+    assert s["p50_ms"] == pytest.approx(np.percentile(np.arange(16, 26), 50))
+
+
+def test_latency_meter_recent_counts_only_recent_arrivals():
+    m = LatencyMeter()
+    now = time.time_ns()
+    m.add_ns(now - 2_000_000_000 - 500_000_000, now - 2_000_000_000)  # 500 ms, two seconds ago
+    m.add_ns(now - 1_000_000, now)  # 1 ms, now
+    assert m.summary(recent_s=1.0)["p99_ms"] == pytest.approx(1.0)
+    assert m.summary()["p99_ms"] > 400

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from agent.background import run_in_background_priority
 from agent.channels import Channel, LatencyMeter, Overflow
 from agent.learner.continual_world import ContinualTrainer
 from agent.learner.world_model import LearnerConfig, WorldModelTrainer
@@ -25,7 +26,7 @@ class LearnerActor:
                  device: str = "cpu", run_dir: str | None = None, inbox_capacity: int = 32) -> None:
         torch.set_num_threads(1)
         if cfg.method == "trc":
-            self.trainer: Any = ContinualTrainer(percept_dim, action_dim, cfg, seed=seed, run_dir=run_dir)
+            self.trainer: Any = ContinualTrainer(percept_dim, action_dim, cfg, seed=seed, run_dir=run_dir, device=device)
         elif cfg.method == "mlp":
             self.trainer = WorldModelTrainer(percept_dim, action_dim, cfg, seed=seed, device=device)
         else:
@@ -44,6 +45,7 @@ class LearnerActor:
         self.inbox.put(msg)
 
     def _loop(self) -> None:
+        run_in_background_priority()
         period = 1.0 / self.trainer.cfg.max_updates_per_s
         saved = time.monotonic()
         try:
@@ -61,7 +63,8 @@ class LearnerActor:
             self.error = f"{type(exc).__name__}: {exc}"
 
     def stats(self) -> dict[str, Any]:
-        return {"hop_policy_learner": self.hop.summary(), "updates": self.trainer.updates,
+        return {"hop_policy_learner": self.hop.summary(), "device": str(self.trainer.device),
+                "updates": self.trainer.updates,
                 "replay": self.trainer.size, **self.trainer.losses, "error": self.error,
                 "channel_inbox": self.inbox.stats().to_dict()}
 
@@ -79,4 +82,12 @@ class LearnerActor:
 
     def state_dict(self) -> dict[str, Any]:
         with self.lock:
-            return {"model": self.trainer.model.state_dict()}
+            weights = {k: v.detach().cpu() for k, v in self.trainer.model.state_dict().items()}
+            return {"model": weights, "updates": self.trainer.updates}
+
+    def load_state_dict(self, state: dict[str, Any], task: int = 0) -> None:
+        """Continue from a :meth:`state_dict` at ``task`` of the run (a resumed run; trc's cache and
+        spectral memories come back from the run store on their own)."""
+        with self.lock:
+            self.trainer.model.load_state_dict(state["model"])
+            self.trainer.resume_at(task)

@@ -18,8 +18,8 @@ class CacheMemory:
 
     FIELDS = ("keys", "x", "labels", "logits", "task")
 
-    def __init__(self, capacity: int, seed: int) -> None:
-        self.capacity = capacity
+    def __init__(self, capacity: int, seed: int, device: str | torch.device = "cpu") -> None:
+        self.capacity, self.device = capacity, torch.device(device)
         self.rng = np.random.default_rng(seed)
         self.data: dict[str, torch.Tensor] = {}
         self.size = self.offered = self.writes = self.evictions = 0
@@ -48,7 +48,8 @@ class CacheMemory:
 
     def _put(self, slots: torch.Tensor, rows: dict[str, torch.Tensor]) -> None:
         if not self.data:
-            self.data = {k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype) for k, v in rows.items()}
+            self.data = {k: torch.zeros((self.capacity, *v.shape[1:]), dtype=v.dtype, device=self.device)
+                         for k, v in rows.items()}
         for k, v in rows.items():
             self.data[k][slots] = v
         self.writes += len(slots)
@@ -71,7 +72,7 @@ class CacheMemory:
 
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         """What the run store keeps: the filled rows and the counters."""
-        arrays = {k: v[: self.size].numpy() for k, v in self.data.items()}
+        arrays = {k: v[: self.size].cpu().numpy() for k, v in self.data.items()}
         attrs = {"capacity": self.capacity, "size": self.size, "offered": self.offered, "writes": self.writes,
                  "evictions": self.evictions, "policy": "reservoir",
                  "rng": self.rng.bit_generator.state}
@@ -84,6 +85,6 @@ class CacheMemory:
         self.rng.bit_generator.state = attrs["rng"]
         self.data = {}
         for k, v in arrays.items():
-            full = torch.zeros((self.capacity, *v.shape[1:]), dtype=torch.from_numpy(v).dtype)
-            full[: self.size] = torch.from_numpy(v)
+            full = torch.zeros((self.capacity, *v.shape[1:]), dtype=torch.from_numpy(v).dtype, device=self.device)
+            full[: self.size] = torch.from_numpy(v).to(self.device)
             self.data[k] = full

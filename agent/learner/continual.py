@@ -132,19 +132,20 @@ class TRC:
     """Routed columns + cache memory + spectral memories + a replay controller."""
 
     def __init__(self, cfg: ContinualConfig, seed: int, in_dim: int = 64, out_dim: int = 10,
-                 regression: bool = False) -> None:
+                 regression: bool = False, device: str | torch.device = "cpu") -> None:
         """Classifies ``in_dim`` inputs into ``out_dim`` classes, or with ``regression`` predicts
-        ``out_dim`` targets (squared error); the same routing, memories and controller either way."""
-        self.cfg, self.regression = cfg, regression
+        ``out_dim`` targets (squared error); the same routing, memories and controller either way.
+        Everything it keeps lives on ``device``; its inputs must be there too."""
+        self.cfg, self.regression, self.device = cfg, regression, torch.device(device)
         self.net = ColumnNet(ColumnConfig(in_dim=in_dim, n_classes=out_dim, columns=cfg.columns, top_k=cfg.top_k,
-                                          hidden=cfg.column_hidden))
+                                          hidden=cfg.column_hidden)).to(self.device)
         c = self.net.cfg
         self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr)
-        self.cache = CacheMemory(cfg.memory, seed)
-        self.spectral = ColumnSpectra(c, cfg.spectral_threshold)
-        self.context_sum, self.context_mass = torch.zeros(c.in_dim), 0.0
-        self.usage = torch.full((c.columns,), 1 / c.columns)
-        self.free = torch.ones(c.columns, dtype=torch.bool)  # columns no context has recruited yet
+        self.cache = CacheMemory(cfg.memory, seed, self.device)
+        self.spectral = ColumnSpectra(c, cfg.spectral_threshold, self.device)
+        self.context_sum, self.context_mass = torch.zeros(c.in_dim, device=self.device), 0.0
+        self.usage = torch.full((c.columns,), 1 / c.columns, device=self.device)
+        self.free = torch.ones(c.columns, dtype=torch.bool, device=self.device)  # columns no context has recruited yet
         self.loss_fast = self.loss_slow = 1.0
         self.strength, self.replay_scale = cfg.consolidation, 1.0
         self.best_old, self.steps, self.task = 0.0, 0, 0
@@ -158,7 +159,7 @@ class TRC:
         """Routing weights [N, M], routing probabilities and logits; without the router, every column equally."""
         if self.cfg.ablate == "router":
             m = self.net.cfg.columns
-            uniform = torch.full((len(summary), m), 1 / m)
+            uniform = torch.full((len(summary), m), 1 / m, device=summary.device)
             return uniform, uniform, torch.zeros_like(uniform)
         return self.net.router(summary, gain)
 
@@ -180,7 +181,7 @@ class TRC:
             x_all = torch.cat([x, replay["x"]])
         else:
             x_all = x
-        gain = torch.ones(len(summary), 1)
+        gain = torch.ones(len(summary), 1, device=summary.device)
         gain[:n] += cfg.surprise_gain * min(surprise, 1.0)  # replayed samples route as they did
         weights, probs, router_logits = self.route(summary, gain)
         logits, acts = self.net(x_all, weights)
@@ -201,7 +202,7 @@ class TRC:
             self.spectral.observe({k: v[:n] for k, v in acts.items()}, weights[:n])
         if cfg.ablate != "cache":  # written after the backward pass, as stashed during the forward
             self.cache.stash(keys=summary[:n], x=x, labels=y, logits=logits[:n], route=weights[:n],
-                             task=torch.full((n,), task, dtype=torch.int32))
+                             task=torch.full((n,), task, dtype=torch.int32, device=x.device))
             self.cache.flush()
         shift = ce.item() > 2 * self.loss_slow  # a surprise this large: the stream changed, forget the old context
         decay = 0.0 if shift else cfg.context_decay

@@ -24,10 +24,12 @@ from memory import load_learner_memory, save_learner_memory
 class ContinualWorldModel(nn.Module):
     """[percept, action] → (next percept, reward) through routed columns; a batch is read as a stream."""
 
-    def __init__(self, percept_dim: int, action_dim: int, cfg: ContinualConfig, seed: int = 0) -> None:
+    def __init__(self, percept_dim: int, action_dim: int, cfg: ContinualConfig, seed: int = 0,
+                 device: str = "cpu") -> None:
         super().__init__()
         torch.manual_seed(seed)
-        self.trc = TRC(cfg, seed, in_dim=percept_dim + action_dim, out_dim=percept_dim + 1, regression=True)
+        self.trc = TRC(cfg, seed, in_dim=percept_dim + action_dim, out_dim=percept_dim + 1, regression=True,
+                       device=device)
         self.net = self.trc.net  # its weights are this module's (state_dict, load_state_dict)
 
     def forward(self, percept: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,9 +42,9 @@ class ContinualTrainer:
     :class:`WorldModelTrainer`, so the LearnerActor runs either."""
 
     def __init__(self, percept_dim: int, action_dim: int, cfg, seed: int = 0, run_dir: str | None = None,
-                 backlog: int = 16_384) -> None:
-        self.cfg = cfg
-        self.model = ContinualWorldModel(percept_dim, action_dim, ContinualConfig(lr=cfg.continual_lr), seed)
+                 backlog: int = 16_384, device: str = "cpu") -> None:
+        self.cfg, self.device = cfg, torch.device(device)
+        self.model = ContinualWorldModel(percept_dim, action_dim, ContinualConfig(lr=cfg.continual_lr), seed, device)
         self.trc = self.model.trc
         self.run_dir = Path(run_dir) if run_dir else None
         self.pending: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque(maxlen=backlog)
@@ -70,8 +72,8 @@ class ContinualTrainer:
         if len(self.pending) < n:
             return False
         rows = [self.pending.popleft() for _ in range(n)]
-        x = torch.from_numpy(np.stack([r[0] for r in rows]))
-        y = torch.from_numpy(np.stack([r[1] for r in rows]))
+        x = torch.from_numpy(np.stack([r[0] for r in rows])).to(self.device)
+        y = torch.from_numpy(np.stack([r[1] for r in rows])).to(self.device)
         loss = self.trc.step(x, y, self.task, True)
         self.updates += 1
         if self.updates % self.cfg.consolidate_every == 0:
@@ -88,6 +90,11 @@ class ContinualTrainer:
         self.trc.begin_task(task)
         self.task = task
         self.save()
+
+    def resume_at(self, task: int) -> None:
+        """A resumed run goes on in ``task`` (its memories were reloaded from the store)."""
+        self.trc.begin_task(task)
+        self.task = task
 
     def save(self) -> None:
         """Commit the cache and spectral memories to the run store (crash-safe)."""

@@ -19,11 +19,11 @@ from torch import nn
 class SpectralMemory:
     """The protected basis ``U`` [D, r] of one layer's input space and the sketch since consolidation."""
 
-    def __init__(self, dim: int, threshold: float = 0.97) -> None:
-        self.dim, self.threshold = dim, threshold
-        self.basis = torch.zeros(dim, 0)
-        self.singular_values = torch.zeros(0)
-        self.sketch = torch.zeros(dim, dim)
+    def __init__(self, dim: int, threshold: float = 0.97, device: str | torch.device = "cpu") -> None:
+        self.dim, self.threshold, self.device = dim, threshold, torch.device(device)
+        self.basis = torch.zeros(dim, 0, device=self.device)
+        self.singular_values = torch.zeros(0, device=self.device)
+        self.sketch = torch.zeros(dim, dim, device=self.device)
         self.updates = 0
         self.energy_captured = 0.0
 
@@ -41,7 +41,7 @@ class SpectralMemory:
         if total <= 0:
             return
         u = self.basis
-        outside = torch.eye(self.dim) - u @ u.T  # the part of the input space not yet protected
+        outside = torch.eye(self.dim, device=self.device) - u @ u.T  # the part of the input space not yet protected
         residual = outside @ self.sketch @ outside
         inside = total - torch.trace(residual)
         evals, evecs = torch.linalg.eigh(residual)
@@ -72,16 +72,16 @@ class SpectralMemory:
         return 1 - inside / x.pow(2).sum(-1).clamp_min(1e-12)
 
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
-        arrays = {"basis": self.basis.numpy().astype(np.float32),
-                  "singular_values": self.singular_values.numpy().astype(np.float32),
-                  "sketch": self.sketch.numpy().astype(np.float32)}
+        arrays = {"basis": self.basis.cpu().numpy().astype(np.float32),
+                  "singular_values": self.singular_values.cpu().numpy().astype(np.float32),
+                  "sketch": self.sketch.cpu().numpy().astype(np.float32)}
         return arrays, {"rank": int(self.basis.shape[1]), "dim": self.dim, "threshold": self.threshold,
                         "energy_captured": self.energy_captured, "updates": self.updates}
 
     def load_arrays(self, arrays: dict[str, np.ndarray], attrs: dict) -> None:
-        self.basis = torch.from_numpy(np.array(arrays["basis"], np.float32))
-        self.singular_values = torch.from_numpy(np.array(arrays["singular_values"], np.float32))
-        self.sketch = torch.from_numpy(np.array(arrays["sketch"], np.float32))
+        self.basis = torch.from_numpy(np.array(arrays["basis"], np.float32)).to(self.device)
+        self.singular_values = torch.from_numpy(np.array(arrays["singular_values"], np.float32)).to(self.device)
+        self.sketch = torch.from_numpy(np.array(arrays["sketch"], np.float32)).to(self.device)
         self.dim, self.threshold = int(attrs["dim"]), float(attrs["threshold"])
         self.energy_captured, self.updates = float(attrs["energy_captured"]), int(attrs["updates"])
 
@@ -92,9 +92,9 @@ class ColumnSpectra:
 
     LAYERS = (("w1", "x"), ("w2", "h1"), ("w3", "h2"))  # weight, the activations it reads
 
-    def __init__(self, cfg, threshold: float) -> None:
+    def __init__(self, cfg, threshold: float, device: str | torch.device = "cpu") -> None:
         dims = {"x": cfg.in_dim, "h1": cfg.hidden, "h2": cfg.hidden}
-        self.memories = {act: [SpectralMemory(dims[act], threshold) for _ in range(cfg.columns)]
+        self.memories = {act: [SpectralMemory(dims[act], threshold, device) for _ in range(cfg.columns)]
                          for _, act in self.LAYERS}
         self.restack()
 
@@ -135,7 +135,7 @@ class ColumnSpectra:
 
 def _padded(bases: list[torch.Tensor]) -> torch.Tensor:
     rank = max(b.shape[1] for b in bases)
-    out = torch.zeros(len(bases), bases[0].shape[0], rank)
+    out = torch.zeros(len(bases), bases[0].shape[0], rank, device=bases[0].device)
     for i, b in enumerate(bases):
         out[i, :, : b.shape[1]] = b
     return out

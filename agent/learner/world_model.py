@@ -97,5 +97,8 @@ class WorldModelTrainer:
     def task_boundary(self, task: int) -> None:
         """Nothing to consolidate: this learner keeps no memories across tasks."""
 
+    def resume_at(self, task: int) -> None:
+        """Nothing to restore beyond the weights: this learner's replay is not kept."""
+
     def save(self) -> None:
         """Nothing to commit: this learner keeps no memories in the run store."""

@@ -56,3 +56,7 @@ class PerceptionActor:
 
     def state_dict(self) -> dict[str, Any]:
         return self.model.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` (a resumed run)."""
+        self.model.load_state_dict(state)

@@ -85,5 +85,13 @@ class PerceptionModel:
         return np.concatenate([s, f.cpu().numpy()], axis=1).astype(np.float32)
 
     def state_dict(self) -> dict:
-        return {"frames": self.frames.state_dict(), "norm_mean": self.norm.mean,
-                "norm_var": self.norm.var, "norm_count": self.norm.count}
+        """The CNN's weights and the running state normalization (arrays copied, not shared)."""
+        return {"frames": {k: v.detach().cpu() for k, v in self.frames.state_dict().items()},
+                "norm_mean": self.norm.mean.copy(),
+                "norm_var": self.norm.var.copy(), "norm_count": self.norm.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a :meth:`state_dict` (a resumed run)."""
+        self.frames.load_state_dict(state["frames"])
+        self.norm.mean, self.norm.var = np.array(state["norm_mean"]), np.array(state["norm_var"])
+        self.norm.count = float(state["norm_count"])

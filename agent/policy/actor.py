@@ -6,8 +6,10 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import ray
 import torch
 
+from agent.background import hand_over_gil_quickly
 from agent.channels import LatencyMeter, Overflow
 from agent.messages import Action, Percept, Transitions, decode, encode
 from agent.outbox import Outbox
@@ -15,18 +17,22 @@ from agent.policy.ppo import PPO, PPOConfig
 
 
 class PolicyActor:
-    """Runs :class:`PPO` on the percept stream; every ``feed_every`` steps sends the learner a
-    batch of transitions (dropped, and counted, if the learner is behind). PPO updates run on a
-    background thread, so an update never delays an action (acting uses the last finished update)."""
+    """Runs :class:`PPO` on the percept stream; every ``feed_every`` steps sends the learner (a
+    LearnerActor, or its Ray actor name) a batch of transitions (dropped, and counted, if the learner
+    is behind). PPO updates run on a background thread, so an update never delays an action (acting
+    uses the last finished update)."""
 
     def __init__(self, percept_dim: int, spec: dict[str, Any], num_envs: int, cfg: PPOConfig,
                  total_steps: int | None, seed: int, learner: Any = None, feed_every: int = 16) -> None:
         torch.set_num_threads(1)
+        hand_over_gil_quickly()  # act() must not wait 5 ms for the GIL while an update runs
         self.discrete = spec["discrete"]
         self.action_dim = spec["action_dim"]
         self.ppo = PPO(percept_dim, self.action_dim, self.discrete, num_envs, replace(cfg, background_update=True),
                        total_steps, spec.get("action_low"), spec.get("action_high"), seed=seed)
         self.hop = LatencyMeter()
+        if isinstance(learner, str):  # the LearnerActor's Ray name
+            learner = ray.get_actor(learner)
         self.learner = (Outbox("policy→learner", learner, "push", window=4, overflow=Overflow.DROP_NEWEST)
                         if learner is not None else None)
         self.feed_every = feed_every
@@ -60,6 +66,9 @@ class PolicyActor:
                 "channel_learner": self.learner.stats().to_dict() if self.learner else None}
 
     def state_dict(self) -> dict[str, Any]:
-        self.ppo.wait()
-        return {"net": self.ppo.net.state_dict(), "optimizer": self.ppo.opt.state_dict(),
-                "updates": self.ppo.updates}
+        """Weights, optimizer state and update count as of the last finished PPO update."""
+        return self.ppo.checkpoint()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` (a resumed run)."""
+        self.ppo.load_checkpoint(state)

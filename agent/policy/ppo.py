@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import copy
 import threading
-
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.distributions import Categorical, Normal
+
+from agent.background import run_in_background_priority
 
 
 @dataclass
@@ -143,6 +145,7 @@ class PPO:
         self.next_done = torch.zeros(N)
         self.updates = 0
         self.last_losses: dict[str, float] = {}
+        self._checkpoint = self._snapshot()
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, reward: np.ndarray, done: np.ndarray,
@@ -169,7 +172,8 @@ class PPO:
             rollout = self._rollout(obs_t)
             if self.cfg.background_update:
                 self.wait()  # one update at a time; the previous one had a whole rollout's time
-                self.thread = threading.Thread(target=self._update, args=(rollout,), name="ppo-update", daemon=True)
+                self.thread = threading.Thread(target=self._update_in_background, args=(rollout,),
+                                               name="ppo-update", daemon=True)
                 self.thread.start()
             else:
                 self._update(rollout)
@@ -193,11 +197,37 @@ class PPO:
         names = ("obs", "actions", "logprobs", "values", "rewards", "dones", "next_done")
         return {name: getattr(self, name).clone() for name in names} | {"next_obs": next_obs}
 
+    def _snapshot(self) -> dict[str, Any]:
+        """Copies of the learning net's weights, the optimizer state and the update count."""
+        return {"net": copy.deepcopy(self.train_net.state_dict()), "optimizer": copy.deepcopy(self.opt.state_dict()),
+                "updates": self.updates}
+
+    def checkpoint(self) -> dict[str, Any]:
+        """The state as of the last finished update: a copy made when it finished, so taking a
+        checkpoint mid-run never waits for (or reads half of) a running update."""
+        with self.lock:
+            return self._checkpoint
+
+    def load_checkpoint(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`checkpoint` (a resumed run)."""
+        self.wait()
+        with self.lock:
+            self.net.load_state_dict(state["net"])
+            self.train_net.load_state_dict(state["net"])
+            self.opt.load_state_dict(state["optimizer"])
+            self.updates = int(state["updates"])
+            self._checkpoint = self._snapshot()
+
     def wait(self) -> None:
         """Return once no background update is running."""
         if self.thread is not None:
             self.thread.join()
             self.thread = None
+
+    def _update_in_background(self, ro: dict[str, torch.Tensor]) -> None:
+        """The update thread's body: at background priority, so acting preempts it."""
+        run_in_background_priority()
+        self._update(ro)
 
     @torch.enable_grad()
     def _update(self, ro: dict[str, torch.Tensor]) -> None:
@@ -247,6 +277,9 @@ class PPO:
                 for acting, learned in zip(self.net.parameters(), net.parameters()):
                     acting.copy_(learned)
         self.updates += 1
+        snapshot = self._snapshot()
+        with self.lock:
+            self._checkpoint = snapshot
         with torch.no_grad():
             explained = 1 - (b_ret - b_val).var() / (b_ret.var() + 1e-8)
         self.last_losses = {

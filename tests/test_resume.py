@@ -1,0 +1,85 @@
+"""`thalamus run --resume`: a killed run goes on from its store and newest checkpoint, losing no
+committed step; bad resumes are one clear line."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from conftest import one_clear_line, run_cli
+
+from memory import open_store, read_manifest
+
+
+def _episodes(run_dir, n):
+    store = open_store(run_dir)
+    return [store.get_episode(i) for i in range(n)]
+
+
+def _wait_for(predicate, timeout: float, what: str) -> None:
+    deadline = time.time() + timeout
+    while not predicate():
+        if time.time() > deadline:
+            raise AssertionError(f"no {what} within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def test_a_killed_run_resumes_keeping_every_committed_step(ray_address, tmp_path):
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "launch.cli", "run", "--address", ray_address, "--steps", "12000",
+           "--num-envs", "4", "--captioner", "off", "--checkpoint-every", "1", "--run-dir", str(run_dir), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        latest = run_dir / "checkpoints" / "latest.pt"
+        _wait_for(lambda: latest.exists() and (run_dir / "store.zarr" / "episodes").exists()
+                  and open_store(run_dir).n_episodes >= 5, 180, "checkpoint and 5 committed episodes")
+        time.sleep(2)
+        proc.send_signal(signal.SIGKILL)  # the driver dies mid-run: no summary, no final checkpoint
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert read_manifest(run_dir)["status"] == "running"
+    before = open_store(run_dir)
+    steps_before, n_before = before.n_steps, before.n_episodes
+    assert 0 < steps_before < 12000
+    kept = _episodes(run_dir, n_before)
+    updates_before = torch.load(latest, weights_only=False)["policy"]["updates"]
+
+    res = run_cli("run", "--resume", str(run_dir), "--address", ray_address, "--json", timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads(res.stdout.strip().splitlines()[-1])
+    assert summary["resumed_from"]["steps"] == steps_before
+    assert summary["resumed_from"]["checkpoint"] == "latest.pt"
+    assert summary["steps"] >= 12000 and summary["steps_recorded"] == summary["steps"]
+    assert summary["policy"]["updates"] > updates_before  # PPO went on counting from the checkpoint
+    store = open_store(run_dir)
+    assert store.n_episodes > n_before
+    for old, new in zip(kept, _episodes(run_dir, n_before)):  # what was committed is untouched
+        assert old.keys() == new.keys()
+        for key in old:
+            np.testing.assert_array_equal(old[key], new[key])
+    times = store.get_episode(n_before)["time"]
+    assert times[0] >= kept[-1]["time"][-1]  # the store's clock counts on from the run's start
+    manifest = read_manifest(run_dir)
+    assert manifest["status"] == "completed" and len(manifest["resumes"]) == 1
+
+    done = run_cli("run", "--resume", str(run_dir))
+    one_clear_line(done, "already holds")
+    assert "--steps" in done.stderr
+
+
+def test_bad_resumes_are_one_clear_line(tmp_path):
+    one_clear_line(run_cli("run", "--resume", str(tmp_path / "nowhere")), "does not exist")
+    one_clear_line(run_cli("run", "--resume", str(tmp_path), "--env", "Acrobot-v1"), "not allowed with argument --resume")
+    one_clear_line(run_cli("run", "--resume", str(tmp_path), "--num-envs", "2"), "leave out --num-envs")
+    (tmp_path / "run.json").write_text("{not json")
+    one_clear_line(run_cli("run", "--resume", str(tmp_path)), "corrupt")
+    (tmp_path / "run.json").write_text(json.dumps({"config": {"env_id": "CartPole-v1", "warp": 9},
+                                                   "started": "2026-11-28T00:00:00+00:00"}))
+    one_clear_line(run_cli("run", "--resume", str(tmp_path)), "newer thalamus")
