@@ -17,7 +17,7 @@ import numpy as np
 from agent.messages import Observation, encode
 from agent.perception.actor import PerceptionActor
 from agent.perception.encoder import PerceptionConfig
-from agent.pipes import PipeRing, serve_method
+from agent.pipes import PipeRing, on_ray_actors
 from agent.policy.actor import PolicyActor
 from agent.policy.ppo import PPOConfig
 from envs.sources import open_source
@@ -42,10 +42,7 @@ def camera_to_action(seconds: float = 10.0, fps: float = 30.0, frame_size: int =
         with InputNode() as inp:
             graph = policy.act.bind(perception.encode.bind(inp)).experimental_compile()
     elif transport == "ours":
-        def start(actor: Any, method: str, inp: str, out: str) -> None:
-            ray.get(actor.__ray_call__.remote(serve_method, method, inp, out, timeout_s), timeout=timeout_s)
-
-        graph = PipeRing([(perception, "encode"), (policy, "act")], start, timeout_s)
+        graph = PipeRing([(perception, "encode"), (policy, "act")], on_ray_actors(timeout_s), timeout_s)
 
     def act(obs: bytes) -> bytes:
         if transport == "ours":

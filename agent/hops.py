@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from agent.pipes import PipeRing, serve_method
+from agent.pipes import PipeRing, on_ray_actors
 
 PAYLOADS: dict[str, tuple[int, ...]] = {"small": (64,), "frame64": (64, 64, 3), "frame480": (480, 640, 3)}
 
@@ -80,11 +80,7 @@ def measure_hops(n: int = 300, timeout_s: float = 30.0) -> dict[str, dict[str, f
             out[f"inprocess/{name}"] = _time(lambda p: local.echo(local.echo(p)), payload, n, 2)
             out[f"compiled/{name}"] = _time(lambda p: graph.execute(p).get(timeout=timeout_s), payload, n, 3)
         graph.teardown()
-
-        def start(actor: Any, method: str, inp: str, out_path: str) -> None:
-            ray.get(actor.__ray_call__.remote(serve_method, method, inp, out_path, timeout_s), timeout=timeout_s)
-
-        ring = PipeRing([(a, "echo"), (b, "echo")], start, timeout_s)
+        ring = PipeRing([(a, "echo"), (b, "echo")], on_ray_actors(timeout_s), timeout_s)
         for name, shape in PAYLOADS.items():
             out[f"ours/{name}"] = _time(ring.execute, _payload(shape), n, 3)
         ring.teardown()

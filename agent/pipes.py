@@ -49,31 +49,34 @@ def open_reader(path: str) -> int:
 
 
 def open_writer(path: str, timeout_s: float) -> int:
-    """Open the write end once its reader has opened the other end (ChannelTimeout after ``timeout_s``)."""
+    """Open the write end once its reader has opened the other end (ChannelTimeout after ``timeout_s``).
+    It stays non-blocking: :func:`write_frame` waits in ``select`` while the pipe is full."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+            return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
         except OSError as exc:
             if exc.errno != errno.ENXIO:  # ENXIO: no reader yet
                 raise
             if time.monotonic() > deadline:
                 raise ChannelTimeout(f"no reader opened {path} within {timeout_s:.0f} s") from None
             time.sleep(0.001)
-            continue
-        os.set_blocking(fd, True)
-        return fd
 
 
-def write_frame(fd: int, payload: bytes, kind: int = DATA) -> None:
-    """Send one frame; PeerClosed if the reader has gone."""
-    try:
-        os.write(fd, _HEAD.pack(len(payload), kind))
-        view = memoryview(payload)
-        while view:
-            view = view[os.write(fd, view):]
-    except BrokenPipeError:
-        raise PeerClosed("the next stage closed its pipe") from None
+def write_frame(fd: int, payload: bytes, kind: int = DATA, timeout_s: float | None = None) -> None:
+    """Send one frame, waiting at most ``timeout_s`` (None: forever) each time the pipe is full;
+    PeerClosed if the reader has gone."""
+    for part in (_HEAD.pack(len(payload), kind), payload):
+        data = memoryview(part)
+        while data:
+            try:
+                data = data[os.write(fd, data):]
+            except BlockingIOError:
+                if not select.select([], [fd], [], timeout_s)[1]:
+                    raise ChannelTimeout(f"the next stage took no message for {timeout_s:.0f} s: "
+                                         "it has stalled") from None
+            except BrokenPipeError:
+                raise PeerClosed("the next stage closed its pipe") from None
 
 
 def _read_exactly(fd: int, n: int, timeout_s: float | None) -> bytearray:
@@ -134,6 +137,17 @@ def serve_method(actor: Any, method: str, inp: str, out: str, timeout_s: float) 
     serve(getattr(actor, method), inp, out, timeout_s)
 
 
+def on_ray_actors(timeout_s: float) -> Callable[[Any, str, str, str], None]:
+    """The ``start`` of a :class:`PipeRing` whose stages are Ray actors (each serves on a thread of its
+    own process; the call returns once the thread is started)."""
+    import ray
+
+    def start(actor: Any, method: str, inp: str, out: str) -> None:
+        ray.get(actor.__ray_call__.remote(serve_method, method, inp, out, timeout_s), timeout=timeout_s)
+
+    return start
+
+
 class PipeRing:
     """The driver's end of a ring of stages (each ``(actor, method name)``, in order, on this node)."""
 
@@ -154,7 +168,7 @@ class PipeRing:
     def execute(self, msg: bytes) -> bytes:
         """Send ``msg`` through every stage; the last stage's result. StageFailed if a method raised,
         PeerClosed if a stage's process has gone, ChannelTimeout if one stalled."""
-        write_frame(self._w, msg)
+        write_frame(self._w, msg, timeout_s=self.timeout_s)
         kind, out = read_frame(self._r, self.timeout_s)
         if kind == ERROR:
             raise StageFailed(out.decode(errors="replace"))

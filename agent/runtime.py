@@ -37,7 +37,7 @@ from agent.learner.actor import LearnerActor
 from agent.learner.world_model import LearnerConfig
 from agent.perception.actor import PerceptionActor
 from agent.perception.encoder import PerceptionConfig
-from agent.pipes import PeerClosed, PipeRing, StageFailed, serve_method
+from agent.pipes import PeerClosed, PipeRing, StageFailed, on_ray_actors
 from agent.policy.actor import PolicyActor
 from agent.policy.ppo import PPOConfig
 from agent.recorder import RecorderActor
@@ -57,7 +57,7 @@ class AgentConfig:
     num_envs: int = 8  # envs stepped together in the EnvActor, batched through perception/policy
     frame_size: int = 64
     seed: int = 0
-    device: str = "cpu"  # where perception, learner and policy models run
+    device: str = "cpu"  # where perception, the captioner and the learner run (PPO stays on the CPU)
     depth: int = 2  # batched steps the driver submits ahead (the env-step channel's window)
     hop_timeout_s: float = 60.0  # a peer silent this long is reported as stalled
     checkpoint_every_s: float = 30.0  # how often the models are saved to checkpoints/latest.pt (for --resume)
@@ -303,11 +303,8 @@ class Agent:
                 dag = self.env.step.bind(self.policy.act.bind(self.perception.encode.bind(inp)))
             return dag.experimental_compile()
         timeout = self.cfg.hop_timeout_s
-
-        def start(actor: Any, method: str, inp: str, out: str) -> None:
-            ray.get(actor.__ray_call__.remote(serve_method, method, inp, out, timeout), timeout=timeout)
-
-        return PipeRing([(self.perception, "encode"), (self.policy, "act"), (self.env, "step")], start, timeout)
+        stages = [(self.perception, "encode"), (self.policy, "act"), (self.env, "step")]
+        return PipeRing(stages, on_ray_actors(timeout), timeout)
 
     def _recover(self, exc: BaseException) -> Any:
         """A hot-path actor died: Ray restarts it (perception, policy); go on from the env's latest

@@ -62,7 +62,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="envs stepped in parallel, batched through perception and policy (default: 8)")
     p.add_argument("--frame-size", type=int, metavar="PX", help="camera frame side (default: 64)")
     p.add_argument("--device", choices=["cpu", "cuda"],
-                   help="where perception, learner and policy run (default: cpu; with --resume, the run's)")
+                   help="where perception, captioner and learner run; PPO stays on the CPU "
+                        "(default: cpu; with --resume, the run's)")
     p.add_argument("--captioner", metavar="auto|off|PT",
                    help="captioner checkpoint whose captions of every frame are shown live and stored per step; "
                         "auto (default): the shipped one trained on this env, if any (CartPole-v1)")
@@ -293,6 +294,9 @@ def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: Re
     from launch.display import RunDisplay, stdout_console, summary_table
     from memory import update_manifest
 
+    summary_out = sys.stdout
+    if args.json:  # Ray's driver prints cluster notices (e.g. a worker that died) on stdout, at any time
+        sys.stdout = sys.stderr  # until exit: --json's stdout is the summary alone
     ray_session.connect(args.address)
     agent = Agent(cfg, run_dir, use_ray=True, resume=resume)
     total, unit = (cfg.steps, "steps") if cfg.steps is not None else (cfg.episodes, "episodes")
@@ -306,7 +310,7 @@ def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: Re
     update_manifest(run_dir, ended=_now(), status="interrupted" if summary["interrupted"] else "completed",
                     summary=summary)
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary), file=summary_out, flush=True)
     else:
         stdout_console().print(summary_table(summary))
     return 130 if summary["interrupted"] else 0

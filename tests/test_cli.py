@@ -30,6 +30,7 @@ def cartpole_run(ray_address, tmp_path_factory):
 def test_run_prints_a_json_summary(cartpole_run):
     run_dir, summary = cartpole_run
     assert summary["steps"] == 1200 and summary["run_dir"] == str(run_dir)
+    assert summary["transport"] == "pipes" and summary["restarts"] == 0  # one node: the hot path is pipes
     assert summary["episodes"] > 10 and summary["steps_per_s"] > 0
     assert 8 <= summary["mean_return_last20"] <= 500
     for hop in ("env→perception", "perception→policy", "policy→env", "env→recorder"):

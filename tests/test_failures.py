@@ -42,9 +42,7 @@ def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_ste
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0, err
-    lines = [ln for ln in out.splitlines() if ln.startswith("{")]  # Ray may print a worker-death notice too
-    assert lines, (out[-2000:], err[-2000:])
-    summary = json.loads(lines[-1])
+    summary = json.loads(out)  # stdout is the summary alone, though Ray reported the deaths meanwhile
     assert summary["restarts"] >= 2, summary["restarts"]
     store = open_store(run_dir)
     assert store.n_steps == summary["steps"] == 6000  # the whole budget was stepped and committed, none twice

@@ -83,3 +83,14 @@ def test_a_killed_stage_process_shows_as_peer_closed_not_a_timeout():
         assert time.monotonic() - started < 5  # noticed at once, long before the 30 s timeout
     finally:
         ring.teardown()
+
+
+def test_a_full_pipe_to_a_stalled_stage_times_out_the_sender():
+    ring = PipeRing([(Stage(b"a"), "slow")], _local, 0.5)
+    try:
+        with pytest.raises(ChannelTimeout):  # the stage sleeps in its first call; 4 MB cannot all fit the pipe
+            ring.execute(b"x")
+        with pytest.raises(ChannelTimeout, match="took no message"):
+            ring.execute(os.urandom(4 * 2**20))
+    finally:
+        ring.teardown()
