@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agent.background import run_in_background_priority
 from agent.channels import LatencyMeter
 from agent.messages import Episode, decode
 from agent.resume import has_episodes
@@ -17,7 +16,6 @@ class RecorderActor:
     (a new store; with ``resume``, appended to the run's existing one)."""
 
     def __init__(self, run_dir: str, specs: dict[str, ArraySpec], resume: bool = False) -> None:
-        run_in_background_priority()  # the thread that runs this actor's calls
         path = Path(run_dir)
         self.writer = open_store(path, mode="a") if resume and has_episodes(path) else create_store(path, specs)
         self.hop = LatencyMeter()

@@ -10,11 +10,13 @@ Given a task sequence (``AgentConfig.tasks``), the agent steps task 0, then task
 boundary the in-flight steps drain, the perception, policy and learner weights are saved to
 ``checkpoints/task_<i>.pt``, and the EnvActor moves its envs to the next task.
 
-With ``use_ray=True`` each box is a Ray actor and each hot-path arrow an actor call whose
-ObjectRef is handed straight to the next actor, so frames never pass through the driver; the
-driver keeps at most ``depth`` batched steps in flight (the env-step channel blocks). With
+With ``use_ray=True`` each box is a Ray actor. On one node each hot-path arrow is a named pipe
+between loop threads in the actors (agent/pipes.py; the driver passes each observation on to
+perception and waits for the next); across nodes it is an actor call whose ObjectRef is handed
+straight to the next actor, with at most ``depth`` batched steps in flight. With
 ``use_ray=False`` the same classes run in one process, which is the baseline the pipeline
-benchmark compares against.
+benchmark compares against. Every ``checkpoint_every_s`` the models are saved to
+``checkpoints/latest.pt``: ``--resume`` goes on from there, and so does an actor Ray restarts.
 """
 
 from __future__ import annotations

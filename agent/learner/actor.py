@@ -12,7 +12,6 @@ from typing import Any
 
 import torch
 
-from agent.background import run_in_background_priority
 from agent.channels import Channel, LatencyMeter, Overflow
 from agent.learner.continual_world import ContinualTrainer
 from agent.learner.world_model import LearnerConfig, WorldModelTrainer
@@ -45,7 +44,6 @@ class LearnerActor:
         self.inbox.put(msg)
 
     def _loop(self) -> None:
-        run_in_background_priority()
         period = 1.0 / self.trainer.cfg.max_updates_per_s
         saved = time.monotonic()
         try:

@@ -19,8 +19,6 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Normal
 
-from agent.background import run_in_background_priority
-
 
 @dataclass
 class PPOConfig:
@@ -172,8 +170,7 @@ class PPO:
             rollout = self._rollout(obs_t)
             if self.cfg.background_update:
                 self.wait()  # one update at a time; the previous one had a whole rollout's time
-                self.thread = threading.Thread(target=self._update_in_background, args=(rollout,),
-                                               name="ppo-update", daemon=True)
+                self.thread = threading.Thread(target=self._update, args=(rollout,), name="ppo-update", daemon=True)
                 self.thread.start()
             else:
                 self._update(rollout)
@@ -223,11 +220,6 @@ class PPO:
         if self.thread is not None:
             self.thread.join()
             self.thread = None
-
-    def _update_in_background(self, ro: dict[str, torch.Tensor]) -> None:
-        """The update thread's body: at background priority, so acting preempts it."""
-        run_in_background_priority()
-        self._update(ro)
 
     @torch.enable_grad()
     def _update(self, ro: dict[str, torch.Tensor]) -> None:
