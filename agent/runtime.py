@@ -122,7 +122,6 @@ class Agent:
         self.sequence: TaskSequence | None = task_sequence(cfg.tasks) if cfg.tasks is not None else None
         if self.sequence is not None and (cfg.steps is None or cfg.episodes is not None):
             raise ValueError("a task sequence's budget is steps: set steps and leave episodes None")
-        self.checkpoints: list[Path] = []
         gpu = 0.25 if cfg.device.startswith("cuda") and use_ray else 0
         self.caption_len = 0
         if cfg.captioner is not None:  # (imports triton, which must come before any MuJoCo render here)
@@ -282,9 +281,7 @@ class Agent:
             else:
                 batches = math.ceil((batches * self.cfg.num_envs - done) / self.cfg.num_envs)
             self._loop(obs, batches, started, on_progress, progress_every_s)
-            path = self._save_checkpoint(f"task_{task}.pt", task=task, task_name=self.sequence.names[task])
-            if path is not None:
-                self.checkpoints.append(path)
+            self._save_checkpoint(f"task_{task}.pt", task=task, task_name=self.sequence.names[task])
 
     def _compile_hot_path(self) -> Any:
         """obs → perception → policy → env → next obs as a ring of pipes or a Ray Compiled Graph
@@ -440,8 +437,10 @@ class Agent:
         tasks = {} if self.sequence is None else {
             "tasks": self.sequence.name, "task_names": list(self.sequence.names),
             "steps_per_task": self.batches_per_task * self.cfg.num_envs,
-            "task_returns": env_stats["task_returns"],
-            "checkpoints": [p.name for p in self.checkpoints]}
+            # a resumed run saw only the tasks from its resume point on: earlier ones are None here
+            "task_returns": [None] * (self.resume.task if self.resume else 0) + env_stats["task_returns"],
+            "checkpoints": [f"task_{t}.pt" for t in range(self.sequence.n_tasks)
+                            if self.run_dir is not None and (self.run_dir / "checkpoints" / f"task_{t}.pt").exists()]}
         return {
             "env": self.cfg.tasks or self.cfg.env_id,
             "captioner": self.cfg.captioner,
@@ -466,15 +465,13 @@ class Agent:
             **tasks,
         }
 
-    def _save_checkpoint(self, name: str, **meta: Any) -> Path | None:
+    def _save_checkpoint(self, name: str, **meta: Any) -> None:
         """Save the perception, policy and learner weights (plus ``meta``) to ``checkpoints/NAME``;
         they are also kept here, to put back into an actor that Ray restarts."""
         if self.run_dir is None:
-            return None
-        path = self.run_dir / "checkpoints" / name
+            return
         self.state = {name: self._get(self._call(actor, "state_dict"), name) for name, actor in self._actors().items()}
-        save_checkpoint(path, {**self.state, **meta})
-        return path
+        save_checkpoint(self.run_dir / "checkpoints" / name, {**self.state, **meta})
 
     def _save_latest(self, progress: dict[str, Any]) -> None:
         """The periodic ``latest.pt`` that ``--resume`` goes on from; skipped (the next one will come)

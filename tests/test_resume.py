@@ -83,3 +83,35 @@ def test_bad_resumes_are_one_clear_line(tmp_path):
     (tmp_path / "run.json").write_text(json.dumps({"config": {"env_id": "CartPole-v1", "warp": 9},
                                                    "started": "2026-11-28T00:00:00+00:00"}))
     one_clear_line(run_cli("run", "--resume", str(tmp_path)), "newer thalamus")
+
+
+def test_a_task_sequence_resumes_in_the_task_it_stopped_in(ray_address, tmp_path):
+    run_dir, per_task = tmp_path / "tasks", 6000
+    cmd = [sys.executable, "-m", "launch.cli", "run", "--address", ray_address, "--tasks", "cartpole-physics",
+           "--steps-per-task", str(per_task), "--num-envs", "4", "--captioner", "off", "--checkpoint-every", "1",
+           "--run-dir", str(run_dir), "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": os.getcwd()})
+    try:
+        _wait_for(lambda: (run_dir / "store.zarr" / "episodes").exists()
+                  and (open_store(run_dir).episode_tasks >= 1).any(), 240, "a committed episode of task 1")
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    stopped_in = int(open_store(run_dir).episode_tasks.max())
+    assert read_manifest(run_dir)["status"] == "running" and 1 <= stopped_in <= 2
+
+    res = run_cli("run", "--resume", str(run_dir), "--address", ray_address, "--json", timeout=400)
+    assert res.returncode == 0, res.stderr[-2000:]
+    summary = json.loads(res.stdout)
+    assert summary["resumed_from"]["task"] == stopped_in
+    assert summary["checkpoints"] == [f"task_{t}.pt" for t in range(4)]
+    assert summary["task_returns"][:stopped_in] == [None] * stopped_in  # tasks it did not see again
+    assert all(r is not None for r in summary["task_returns"][stopped_in:])
+    store = open_store(run_dir)
+    tasks = store.episode_tasks
+    assert np.all(np.diff(tasks) >= 0)  # task ids in order: no task was stepped twice
+    for t in range(4):  # each task got its budget (the resumed one rounded up to whole batches of 4)
+        assert per_task <= store.episode_lengths[tasks == t].sum() < per_task + 4
