@@ -1,6 +1,6 @@
 """The hot path's transport between actors on one node: named pipes (FIFOs) between loop threads.
 
-    driver ─p0─▶ stage 0 ─p1─▶ stage 1 ─p2─▶ … ─pN─▶ driver        (e.g. perception, policy, env)
+    driver ─p0─▶ stage 0 ─p1─▶ stage 1 ─p2─▶ … ─pN─▶ driver     (e.g. perception, policy, env)
 
 Each stage runs one method of an actor on a thread of that actor: read a message, call the method,
 write its result on. A reader sleeps in the kernel until its message arrives and is woken at once,

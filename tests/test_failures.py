@@ -9,7 +9,9 @@ import time
 
 import numpy as np
 import ray
+import torch
 
+from agent.policy.ppo import PPOConfig
 from memory import open_store
 
 
@@ -29,13 +31,24 @@ def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_ste
     before = {a["Pid"] for a in ray._private.state.actors().values() if a["State"] == "ALIVE"}
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--address", ray_address, "--steps", "6000",
-                             "--num-envs", "2", "--captioner", "off", "--run-dir", str(run_dir), "--json"],
+                             "--num-envs", "2", "--captioner", "off", "--checkpoint-every", "1",
+                             "--run-dir", str(run_dir), "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    latest = run_dir / "checkpoints" / "latest.pt"
+
+    def checkpointed_updates() -> int:
+        return torch.load(latest, weights_only=False)["policy"]["updates"] if latest.exists() else 0
+
     try:
         for name in ("PerceptionActor", "PolicyActor"):
             pid = _alive_pid(name)
             assert pid not in before
             time.sleep(4)  # let it step a while
+            if name == "PolicyActor":  # late enough that learning from scratch again would show
+                deadline = time.time() + 120
+                while checkpointed_updates() < 20 and time.time() < deadline:
+                    time.sleep(0.2)
+                updates_at_kill = checkpointed_updates()
             os.kill(pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=300)
     finally:
@@ -44,6 +57,12 @@ def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_ste
     assert proc.returncode == 0, err
     summary = json.loads(out)  # stdout is the summary alone, though Ray reported the deaths meanwhile
     assert summary["restarts"] >= 2, summary["restarts"]
+    # the restarted policy went on from the newest checkpoint (≤ 1 s old), not from scratch: its update
+    # count goes on from there (from scratch it would be short by all the updates before the kill)
+    assert updates_at_kill >= 20
+    rollouts = 6000 / (PPOConfig.for_actions(True).num_steps * 2)
+    updates = summary["policy"]["updates"]
+    assert updates >= rollouts - updates_at_kill / 2, (updates, updates_at_kill)
     store = open_store(run_dir)
     assert store.n_steps == summary["steps"] == 6000  # the whole budget was stepped and committed, none twice
     ends = store.episode_ends

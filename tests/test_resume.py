@@ -76,7 +76,8 @@ def test_a_killed_run_resumes_keeping_every_committed_step(ray_address, tmp_path
 
 def test_bad_resumes_are_one_clear_line(tmp_path):
     one_clear_line(run_cli("run", "--resume", str(tmp_path / "nowhere")), "does not exist")
-    one_clear_line(run_cli("run", "--resume", str(tmp_path), "--env", "Acrobot-v1"), "not allowed with argument --resume")
+    one_clear_line(run_cli("run", "--resume", str(tmp_path), "--env", "Acrobot-v1"),
+                   "not allowed with argument --resume")
     one_clear_line(run_cli("run", "--resume", str(tmp_path), "--num-envs", "2"), "leave out --num-envs")
     (tmp_path / "run.json").write_text("{not json")
     one_clear_line(run_cli("run", "--resume", str(tmp_path)), "corrupt")

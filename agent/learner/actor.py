@@ -25,7 +25,8 @@ class LearnerActor:
                  device: str = "cpu", run_dir: str | None = None, inbox_capacity: int = 32) -> None:
         torch.set_num_threads(1)
         if cfg.method == "trc":
-            self.trainer: Any = ContinualTrainer(percept_dim, action_dim, cfg, seed=seed, run_dir=run_dir, device=device)
+            self.trainer: Any = ContinualTrainer(percept_dim, action_dim, cfg, seed=seed, run_dir=run_dir,
+                                                 device=device)
         elif cfg.method == "mlp":
             self.trainer = WorldModelTrainer(percept_dim, action_dim, cfg, seed=seed, device=device)
         else:
