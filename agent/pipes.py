@@ -42,15 +42,23 @@ class StageFailed(RuntimeError):
     """A stage's method raised; the message is its ``Type: message`` line."""
 
 
+def _ready(fd: int, event: int, timeout_s: float | None) -> bool:
+    """Wait for ``event`` on ``fd`` (or its peer closing) for at most ``timeout_s`` (None: forever);
+    ``poll``, not ``select``, since a Ray worker's descriptors may pass select's limit of 1024."""
+    waiter = select.poll()
+    waiter.register(fd, event)
+    return bool(waiter.poll(None if timeout_s is None else timeout_s * 1000))
+
+
 def open_reader(path: str) -> int:
     """Open the read end without waiting for a writer. It stays non-blocking: :func:`read_frame`
-    waits in ``select``, which reports nothing until a writer has connected and sent, or closed."""
+    waits in ``poll``, which reports nothing until a writer has connected and sent, or closed."""
     return os.open(path, os.O_RDONLY | os.O_NONBLOCK)
 
 
 def open_writer(path: str, timeout_s: float) -> int:
     """Open the write end once its reader has opened the other end (ChannelTimeout after ``timeout_s``).
-    It stays non-blocking: :func:`write_frame` waits in ``select`` while the pipe is full."""
+    It stays non-blocking: :func:`write_frame` waits in ``poll`` while the pipe is full."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -72,7 +80,7 @@ def write_frame(fd: int, payload: bytes, kind: int = DATA, timeout_s: float | No
             try:
                 data = data[os.write(fd, data):]
             except BlockingIOError:
-                if not select.select([], [fd], [], timeout_s)[1]:
+                if not _ready(fd, select.POLLOUT, timeout_s):
                     raise ChannelTimeout(f"the next stage took no message for {timeout_s:.0f} s: "
                                          "it has stalled") from None
             except BrokenPipeError:
@@ -83,7 +91,7 @@ def _read_exactly(fd: int, n: int, timeout_s: float | None) -> bytearray:
     buf = bytearray(n)
     view, got = memoryview(buf), 0
     while got < n:
-        if not select.select([fd], [], [], timeout_s)[0]:
+        if not _ready(fd, select.POLLIN, timeout_s):
             raise ChannelTimeout(f"no message for {timeout_s:.0f} s: a stage on the hot path has stalled")
         try:
             k = os.readv(fd, [view[got:]])
