@@ -249,7 +249,12 @@ def _resume(args: argparse.Namespace) -> int:
         started = dt.datetime.fromisoformat(manifest["started"]).timestamp()
     except (ValueError, TypeError, KeyError) as exc:
         raise UsageError(f"--resume: {run_dir / 'run.json'} holds no config this version can run: {exc}") from None
-    seq = _task_sequence(argparse.Namespace(tasks=cfg.tasks, steps=cfg.steps)) if cfg.tasks else None
+    from envs.tasks import task_sequence
+
+    try:
+        seq = task_sequence(cfg.tasks) if cfg.tasks else None
+    except ValueError as exc:
+        raise UsageError(f"--resume: {run_dir / 'run.json'} names a task sequence this version lacks: {exc}") from None
     per_task = manifest.get("steps_per_task") if seq is not None else None
     if seq is not None and args.steps is not None:
         raise UsageError(f"--steps: a task sequence's budget is fixed ({per_task} steps per task); "
