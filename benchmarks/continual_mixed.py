@@ -12,8 +12,9 @@ import argparse
 import numpy as np
 import torch
 
-from agent.learner.continual import TRC, ContinualConfig, train_task
+from agent.learner.trc import TRC
 from envs.digits import digits_tasks
+from launch.bench.continual import ContinualConfig, train_task
 
 
 def main() -> None:

@@ -39,7 +39,8 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from agent.learner.continual import ABLATIONS, METHODS
+    from agent.learner.trc import ABLATIONS
+    from launch.bench.continual import METHODS
 
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
@@ -55,7 +56,7 @@ def main(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
-    from agent.learner.continual import ContinualConfig, run_benchmark
+    from launch.bench.continual import ContinualConfig, run_benchmark
     from launch.display import stdout_console
 
     seeds = list(range(args.seed, args.seed + args.seeds))

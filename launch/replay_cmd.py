@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from launch.errors import UsageError
 
 if TYPE_CHECKING:
-    from agent.learner.replay import ReplayResult
+    from agent.learner.scoring import RunScore
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -37,7 +37,7 @@ def _check_out(flag: str, path: Path) -> None:
         raise UsageError(f"{flag} {path}: give a file path in an existing folder")
 
 
-def heatmap(result: ReplayResult, path: Path) -> None:
+def heatmap(result: RunScore, path: Path) -> None:
     """R as an annotated heat-map: rows the checkpoint after task i, columns the task scored."""
     import matplotlib
 
@@ -76,7 +76,7 @@ def heatmap(result: ReplayResult, path: Path) -> None:
     plt.close(fig)
 
 
-def _print(result: ReplayResult) -> None:
+def _print(result: RunScore) -> None:
     from rich.table import Table
 
     from launch.display import stdout_console
@@ -105,11 +105,11 @@ def main(args: argparse.Namespace) -> int:
     if args.json is not None:
         _check_out("--json", args.json)
 
-    from agent.learner.replay import ReplayError, replay_run
+    from agent.learner.scoring import ScoringError, score_run
 
     try:
-        result = replay_run(run_dir)
-    except ReplayError as exc:
+        result = score_run(run_dir)
+    except ScoringError as exc:
         raise UsageError(str(exc)) from None
     _print(result)
     heatmap(result, png)

@@ -15,17 +15,18 @@ import pytest
 import torch
 
 from agent.learner.cache import CacheMemory
-from agent.learner.continual import TRC, ContinualConfig, run_method
 from agent.learner.forgetting import forgetting_report
 from agent.learner.spectral import SpectralMemory
+from agent.learner.trc import TRC, TRCConfig
 from envs.digits import digits_tasks
+from launch.bench.continual import ContinualConfig, run_method
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _trained_trc(steps: int = 30, seed: int = 0) -> TRC:
     torch.manual_seed(seed)
-    learner = TRC(ContinualConfig(), seed)
+    learner = TRC(TRCConfig(), seed)
     task = digits_tasks("split-digits")[0]
     x, y = torch.as_tensor(task.train_x), torch.as_tensor(task.train_y)
     learner.begin_task(0)
@@ -162,6 +163,6 @@ def test_sigkilled_learner_memory_comes_back_from_zarr_with_the_same_reads(tmp_p
             seen[rec["step"]] = rec["reads"]
     saved = load_learner_memory(tmp_path)
     assert saved is not None and saved.step in seen, (saved and saved.step, sorted(seen))
-    resumed = TRC(ContinualConfig(), seed=99)  # a fresh learner: everything read comes from the store
+    resumed = TRC(TRCConfig(), seed=99)  # a fresh learner: everything read comes from the store
     resumed.load_memory(saved)
     assert _reads(resumed) == seen[saved.step]

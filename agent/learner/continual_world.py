@@ -17,14 +17,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from agent.learner.continual import TRC, ContinualConfig
+from agent.learner.trc import TRC, TRCConfig
 from memory import load_learner_memory, save_learner_memory
 
 
 class ContinualWorldModel(nn.Module):
     """[percept, action] → (next percept, reward) through routed columns; a batch is read as a stream."""
 
-    def __init__(self, percept_dim: int, action_dim: int, cfg: ContinualConfig, seed: int = 0,
+    def __init__(self, percept_dim: int, action_dim: int, cfg: TRCConfig, seed: int = 0,
                  device: str = "cpu") -> None:
         super().__init__()
         torch.manual_seed(seed)
@@ -44,7 +44,7 @@ class ContinualTrainer:
     def __init__(self, percept_dim: int, action_dim: int, cfg, seed: int = 0, run_dir: str | None = None,
                  backlog: int = 16_384, device: str = "cpu") -> None:
         self.cfg, self.device = cfg, torch.device(device)
-        self.model = ContinualWorldModel(percept_dim, action_dim, ContinualConfig(lr=cfg.continual_lr), seed, device)
+        self.model = ContinualWorldModel(percept_dim, action_dim, TRCConfig(lr=cfg.continual_lr), seed, device)
         self.trc = self.model.trc
         self.run_dir = Path(run_dir) if run_dir else None
         self.pending: collections.deque[tuple[np.ndarray, np.ndarray]] = collections.deque(maxlen=backlog)

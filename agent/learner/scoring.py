@@ -1,4 +1,5 @@
-"""Replay a task-sequence run through its task-boundary checkpoints: the forgetting matrix R.
+"""Score a finished task-sequence run: each task-boundary checkpoint on every task's stored steps,
+the forgetting matrix R (behind `thalamus replay`).
 
 ``R[i][j]`` scores the models saved after task ``i`` (``checkpoints/task_<i>.pt``) on the stored
 steps of task ``j`` (the store's rows whose ``task`` is ``j``), so forgetting is measured on exactly
@@ -29,9 +30,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from agent.learner.continual import ContinualConfig
 from agent.learner.continual_world import ContinualWorldModel
 from agent.learner.forgetting import ForgettingReport, forgetting_report
+from agent.learner.trc import TRCConfig
 from agent.learner.world_model import LearnerConfig, WorldModel
 from agent.perception.encoder import PerceptionConfig, PerceptionModel
 from agent.policy.ppo import ActorCritic, PPOConfig
@@ -41,12 +42,12 @@ from memory import EpisodeStore, open_store, read_manifest
 BATCH = 4096  # rows encoded at a time (bounds memory on long runs)
 
 
-class ReplayError(ValueError):
-    """A run that cannot be replayed; the message says why and what to do instead."""
+class ScoringError(ValueError):
+    """A run that cannot be scored; the message says why and what to do instead."""
 
 
 @dataclass
-class ReplayResult:
+class RunScore:
     """The matrix R of one run and what follows from it (``report``, in R's units)."""
 
     run: str
@@ -93,23 +94,23 @@ def task_checkpoints(run_dir: Path, n_tasks: int) -> list[Path]:
     return paths
 
 
-def replay_run(run_dir: Path) -> ReplayResult:
+def score_run(run_dir: Path) -> RunScore:
     """Score every task-boundary checkpoint of ``run_dir`` on every learned task's stored steps."""
     run_dir = Path(run_dir)
     manifest = read_manifest(run_dir)
     name = manifest.get("sequence")
     if name is None:
         env = manifest.get("config", {}).get("env_id", "an env")
-        raise ReplayError(f"'{run_dir}' is a run of {env} (--env), not of a task sequence: it has no task "
-                          "boundaries to replay; make one with `thalamus run --tasks NAME`")
+        raise ScoringError(f"'{run_dir}' is a run of {env} (--env), not of a task sequence: it has no task "
+                           "boundaries to replay; make one with `thalamus run --tasks NAME`")
     try:
         seq = task_sequence(name)
     except ValueError as exc:
-        raise ReplayError(f"'{run_dir}': its run.json names a task sequence this version lacks: {exc}") from None
+        raise ScoringError(f"'{run_dir}': its run.json names a task sequence this version lacks: {exc}") from None
     paths = task_checkpoints(run_dir, seq.n_tasks)
     if not paths:
-        raise ReplayError(f"'{run_dir}' has no task checkpoints (checkpoints/task_0.pt, …): the run "
-                          "stopped before its first task ended")
+        raise ScoringError(f"'{run_dir}' has no task checkpoints (checkpoints/task_0.pt, …): the run "
+                           "stopped before its first task ended")
     store = open_store(run_dir)
     config = manifest["config"]
     env = seq.make(0, frame_size=config["frame_size"])  # the spaces every task of the sequence shares
@@ -121,22 +122,22 @@ def replay_run(run_dir: Path) -> ReplayResult:
     for j in range(k):  # one task's steps in memory at a time
         steps = _task_steps(store, j, seq.has_targets)
         if not len(steps.reward) or not (seq.has_targets or len(steps.pairs)):
-            raise ReplayError(f"'{run_dir}' stores no steps of task {j} ({seq.names[j]}) to replay")
+            raise ScoringError(f"'{run_dir}' stores no steps of task {j} ({seq.names[j]}) to replay")
         classes = seq.task_classes[j] if seq.task_classes is not None else None
         for i, m in enumerate(models):
             r[i, j] = _accuracy(m, steps, classes) if seq.has_targets else _loss(m, steps)
     report = forgetting_report(r, higher_is_better=seq.has_targets)
-    return ReplayResult(run=str(run_dir), sequence=seq.name, metric="accuracy" if seq.has_targets else "loss",
-                        tasks=list(seq.names[:k]), report=report)
+    return RunScore(run=str(run_dir), sequence=seq.name, metric="accuracy" if seq.has_targets else "loss",
+                    tasks=list(seq.names[:k]), report=report)
 
 
 def _load(path: Path, config: dict[str, Any], state_dim: int, space: gymnasium.Space) -> _Models:
-    """A checkpoint's models; ReplayError if the file is not one this version wrote."""
+    """A checkpoint's models; ScoringError if the file is not one this version wrote."""
     try:
         return _rebuild(torch.load(path, map_location="cpu", weights_only=False), config, state_dim, space)
     except (OSError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError) as exc:
-        raise ReplayError(f"'{path}' is not a checkpoint this version of thalamus can read "
-                          f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
+        raise ScoringError(f"'{path}' is not a checkpoint this version of thalamus can read "
+                           f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
 
 
 def _rebuild(state: dict[str, Any], config: dict[str, Any], state_dim: int, space: gymnasium.Space) -> _Models:
@@ -154,7 +155,7 @@ def _rebuild(state: dict[str, Any], config: dict[str, Any], state_dim: int, spac
     policy.load_state_dict(state["policy"]["net"])
     learner = LearnerConfig(**{"method": "mlp", **config["learner"]})  # runs from before trc had no method
     if learner.method == "trc":
-        world_model: nn.Module = ContinualWorldModel(perception.dim, action_dim, ContinualConfig(lr=learner.continual_lr))
+        world_model: nn.Module = ContinualWorldModel(perception.dim, action_dim, TRCConfig(lr=learner.continual_lr))
     else:
         world_model = WorldModel(perception.dim, action_dim, learner.hidden)
     world_model.load_state_dict(state["learner"]["model"])

@@ -1,56 +1,41 @@
-"""Continual learning on a task sequence, top to bottom: our method (``trc``) and the baselines in
-one code path, each trained task after task and scored on every task after each one (matrix R).
+"""trc: thalamically routed cortical columns, the runtime's continual learner.
 
-Methods: ``naive`` (fine-tuning), ``ewc`` (online EWC), ``er`` (experience replay), ``derpp``
-(DER++: replay of stored logits and labels), ``gpm`` (gradient projection), ``joint`` (all tasks at
-once, the upper bound) — an MLP 64-256-256-10 trained by SGD, as in the reference measurements
-(`continual-baselines.md`) — and ``trc``: thalamically routed columns (`columns.py`) with a cache
-memory (`cache.py`), per-column spectral memories (`spectral.py`) and a replay controller. Every
-method that stores samples gets the same budget, ``memory`` samples.
-
-``trc`` routes on a causal summary of the stream: the average input of the completed steps. It is
-scored on each task's test set played as a stream, so its router sees the recent past of that
-stream (never the sample being scored); the baselines score each sample on its own.
+Routed columns (`columns.py`) with a cache memory (`cache.py`), per-column spectral memories
+(`spectral.py`) and a replay controller, trained by SGD one batch of the stream at a time. It routes
+on a causal summary of the stream (the decayed average input of the completed steps), so a sample
+never routes on itself. The LearnerActor runs it as a world model (`continual_world.py`); `thalamus
+bench continual` scores it on the digits sequences beside the baselines (`launch/bench/continual.py`).
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from agent.learner.cache import CacheMemory
 from agent.learner.columns import ColumnConfig, ColumnNet
-from agent.learner.forgetting import forgetting_report
-from agent.learner.spectral import ColumnSpectra, SpectralMemory
-from envs.digits import DigitsTask, digits_tasks
+from agent.learner.spectral import ColumnSpectra
 from memory import LearnerMemory, MemoryBlock
 
-METHODS = ("trc", "naive", "ewc", "er", "derpp", "gpm", "joint")
 ABLATIONS = ("router", "spectral", "cache")
 
 
 @dataclass
-class ContinualConfig:
-    """The shared protocol (SGD, batch 32, 20 epochs a task) and each method's settings."""
+class TRCConfig:
+    """trc's settings: SGD, its memory budget, the columns and router, and the replay controller."""
 
-    epochs: int = 20
-    batch: int = 32
+    batch: int = 32  # replayed samples drawn per step (half at random, half nearest the context)
     lr: float = 0.1
-    memory: int = 200  # samples any method may keep
-    hidden: int = 256  # baselines' MLP width
-    ewc_lambda: float = 10.0
-    gpm_threshold: float = 0.99  # 0.90 is best on split (continual-baselines.md)
-    replay_alpha: float = 0.5  # DER++'s logit-replay weight (trc starts from the same)
-    replay_beta: float = 0.5  # DER++'s label-replay weight
-    columns: int = 10  # trc: cortical columns (M)
-    top_k: int = 2  # trc: columns routed to per step
-    column_hidden: int = 96  # trc: width of each column
-    consolidation: float = 0.5  # trc: base strength of the spectral projection
+    memory: int = 200  # samples the cache keeps
+    replay_alpha: float = 0.5  # weight of replaying stored logits (DER++'s alpha, the starting point)
+    replay_beta: float = 0.5  # weight of replaying stored labels
+    columns: int = 10  # cortical columns (M)
+    top_k: int = 2  # columns routed to per step
+    column_hidden: int = 96  # width of each column
+    consolidation: float = 0.5  # base strength of the spectral projection
     spectral_threshold: float = 0.97
     surprise_gain: float = 0.5
     route_replay: float = 1.0  # weight of replaying where each cached sample was routed
@@ -58,80 +43,13 @@ class ContinualConfig:
     balance: float = 0.05  # load-balance loss weight
     context_decay: float = 0.7  # EMA of completed steps' mean input (the router's summary)
     eval_batch: int = 8
-    ablate: str | None = None  # trc without: "router" | "spectral" | "cache"
-
-
-def _mlp(hidden: int) -> nn.Sequential:
-    return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 10))
-
-
-class Baseline:
-    """naive / ewc / er / derpp / gpm / joint on one MLP."""
-
-    def __init__(self, method: str, cfg: ContinualConfig, seed: int) -> None:
-        self.method, self.cfg = method, cfg
-        self.net = _mlp(cfg.hidden)
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr)
-        self.cache = CacheMemory(cfg.memory, seed)
-        self.linears = [m for m in self.net if isinstance(m, nn.Linear)]
-        self.bases = [SpectralMemory(m.in_features + 1, cfg.gpm_threshold) for m in self.linears]  # bias folded in
-        self.fisher = [torch.zeros_like(p) for p in self.net.parameters()]
-        self.anchor = [p.detach().clone() for p in self.net.parameters()]
-
-    def begin_task(self, task: int) -> None:
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=self.cfg.lr)
-
-    def step(self, x: torch.Tensor, y: torch.Tensor, task: int, first_epoch: bool) -> None:
-        cfg = self.cfg
-        logits = self.net(x)
-        loss = F.cross_entropy(logits, y)
-        if self.method == "er" and (b := self.cache.sample(cfg.batch)) is not None:
-            loss = loss + F.cross_entropy(self.net(b["x"]), b["labels"])
-        if self.method == "derpp" and (b := self.cache.sample(cfg.batch)) is not None:
-            loss = loss + cfg.replay_alpha * F.mse_loss(self.net(b["x"]), b["logits"])
-            b = self.cache.sample(cfg.batch)
-            loss = loss + cfg.replay_beta * F.cross_entropy(self.net(b["x"]), b["labels"])
-        self.opt.zero_grad()
-        loss.backward()
-        if self.method == "ewc":
-            for p, f, a in zip(self.net.parameters(), self.fisher, self.anchor):
-                p.grad += (cfg.ewc_lambda * f).clamp(max=1 / cfg.lr) * (p.detach() - a)
-        if self.method == "gpm":
-            for lin, basis in zip(self.linears, self.bases):  # [W | b] as one map of [x, 1]
-                g = basis.project(torch.cat([lin.weight.grad.T, lin.bias.grad[None]]), 1.0)
-                lin.weight.grad, lin.bias.grad = g[:-1].T.contiguous(), g[-1].contiguous()
-        self.opt.step()
-        if self.method == "derpp" or (self.method == "er" and first_epoch):
-            self.cache.stash(x=x, labels=y, logits=logits, keys=x, task=torch.full_like(y, task))
-            self.cache.flush()
-
-    def end_task(self, task: int, data: DigitsTask, rng: np.random.Generator) -> None:
-        if self.method == "ewc":
-            idx = rng.permutation(len(data.train_x))[:500]
-            for i in idx:  # empirical Fisher: squared per-sample gradients at the true labels
-                self.net.zero_grad()
-                F.cross_entropy(self.net(torch.as_tensor(data.train_x[i: i + 1])),
-                                torch.as_tensor(data.train_y[i: i + 1])).backward()
-                for f, p in zip(self.fisher, self.net.parameters()):
-                    f += p.grad.detach() ** 2 / len(idx)
-            self.anchor = [p.detach().clone() for p in self.net.parameters()]
-        if self.method == "gpm":
-            x = torch.as_tensor(data.train_x[rng.permutation(len(data.train_x))[:200]])
-            with torch.no_grad():
-                for lin, basis in zip(self.linears, self.bases):
-                    basis.observe(torch.cat([x, torch.ones(len(x), 1)], 1))
-                    basis.consolidate()
-                    x = torch.relu(lin(x))
-
-    @torch.no_grad()
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+    ablate: str | None = None  # without: "router" | "spectral" | "cache" (ABLATIONS)
 
 
 class TRC:
     """Routed columns + cache memory + spectral memories + a replay controller."""
 
-    def __init__(self, cfg: ContinualConfig, seed: int, in_dim: int = 64, out_dim: int = 10,
+    def __init__(self, cfg: TRCConfig, seed: int, in_dim: int = 64, out_dim: int = 10,
                  regression: bool = False, device: str | torch.device = "cpu") -> None:
         """Classifies ``in_dim`` inputs into ``out_dim`` classes, or with ``regression`` predicts
         ``out_dim`` targets (squared error); the same routing, memories and controller either way.
@@ -164,6 +82,7 @@ class TRC:
         return self.net.router(summary, gain)
 
     def begin_task(self, task: int) -> None:
+        """Start learning ``task``: a fresh optimizer, and the controller's best-so-far forgotten."""
         self.opt = torch.optim.SGD(self.net.parameters(), lr=self.cfg.lr)
         self.task, self.best_old = task, 0.0
 
@@ -242,7 +161,8 @@ class TRC:
             self.strength = max(self.cfg.consolidation, self.strength - 0.02)
             self.replay_scale = max(1.0, self.replay_scale * 0.98)
 
-    def end_task(self, task: int, data: DigitsTask, rng: np.random.Generator) -> None:
+    def end_task(self, task: int) -> None:
+        """The task is over: what it taught joins the protected spectral bases."""
         self.spectral.consolidate()
 
     def memory_blocks(self) -> tuple[MemoryBlock, list[MemoryBlock]]:
@@ -287,6 +207,7 @@ class TRC:
         return torch.cat(out), torch.cat(routes)
 
     def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs [N, classes] of ``x`` played as a stream from a fresh context (see :meth:`stream`)."""
         return self.stream(x)[0]
 
 
@@ -295,77 +216,4 @@ def _ema(total: torch.Tensor, mass: float, x: torch.Tensor, decay: float) -> tup
     return decay * total + x.sum(0), decay * mass + len(x)
 
 
-def _accuracy(learner, task: DigitsTask, task_incremental: bool) -> float:
-    logits = learner.logits(torch.as_tensor(task.test_x))
-    if task_incremental:  # only the task's own classes compete
-        mask = torch.full((10,), float("-inf"))
-        mask[list(task.classes)] = 0
-        logits = logits + mask
-    return float((logits.argmax(-1) == torch.as_tensor(task.test_y)).float().mean())
-
-
-def run_method(sequence: str, method: str, cfg: ContinualConfig, seed: int) -> dict:
-    """Train ``method`` through ``sequence`` with ``seed``; returns R, its report and the wall time."""
-    torch.manual_seed(seed)
-    torch.set_num_threads(1)
-    rng = np.random.default_rng(seed)
-    tasks = digits_tasks(sequence)
-    task_il = sequence.endswith("-task")
-    if method == "gpm" and sequence.startswith("split"):
-        cfg = replace(cfg, gpm_threshold=0.90)
-    learner = TRC(cfg, seed) if method == "trc" else Baseline(method, cfg, seed)
-    started = time.perf_counter()
-    if method == "joint":  # the union, for as many SGD steps as the sequence takes
-        union = DigitsTask("all", np.concatenate([t.train_x for t in tasks]), np.concatenate([t.train_y for t in tasks]),
-                           tasks[0].test_x, tasks[0].test_y, tuple(range(10)))
-        epochs = cfg.epochs * sum(len(t.train_x) for t in tasks) // len(union.train_x)
-        train_task(learner, union, 0, replace(cfg, epochs=max(1, epochs)), rng)
-        row = [_accuracy(learner, t, task_il) for t in tasks]
-        matrix = [row for _ in tasks]
-    else:
-        matrix = []
-        for i, task in enumerate(tasks):
-            train_task(learner, task, i, cfg, rng)
-            matrix.append([_accuracy(learner, t, task_il) for t in tasks])
-    report = forgetting_report(matrix)
-    return {"method": method, "seed": seed, "seconds": time.perf_counter() - started,
-            "acc": report.average, "bwt": report.backward_transfer, "forgetting": report.forgetting,
-            "forgetting_auc": report.forgetting_auc, "matrix": report.matrix}
-
-
-def train_task(learner: Baseline | TRC, task: DigitsTask, index: int, cfg: ContinualConfig,
-               rng: np.random.Generator) -> None:
-    """``cfg.epochs`` shuffled passes over one task's training split, then the task's end."""
-    x, y = torch.as_tensor(task.train_x), torch.as_tensor(task.train_y)
-    learner.begin_task(index)
-    for epoch in range(cfg.epochs):
-        order = torch.as_tensor(rng.permutation(len(x)))
-        for start in range(0, len(x), cfg.batch):
-            idx = order[start: start + cfg.batch]
-            learner.step(x[idx], y[idx], index, epoch == 0)
-    learner.end_task(index, task, rng)
-
-
-def _job(args: tuple[str, str, ContinualConfig, int]) -> dict:
-    sequence, name, cfg, seed = args
-    method, _, without = name.partition("-no-")
-    return run_method(sequence, method, replace(cfg, ablate=without or None), seed)
-
-
-def run_benchmark(sequence: str, methods: list[str], seeds: list[int], cfg: ContinualConfig,
-                  workers: int = 2, progress=None) -> dict[str, list[dict]]:
-    """Every (method, seed) run, ``workers`` processes at a time; method names may be ablations
-    (``trc-no-router``, ``trc-no-spectral``, ``trc-no-cache``). Returns the runs of each method."""
-    import multiprocessing as mp
-
-    jobs = [(sequence, name, cfg, seed) for name in methods for seed in seeds]
-    results: dict[str, list[dict]] = {name: [] for name in methods}
-    with mp.get_context("spawn").Pool(workers) as pool:
-        for (_, name, _, _), run in zip(jobs, pool.imap(_job, jobs)):
-            results[name].append(run)
-            if progress is not None:
-                progress(name, run)
-    return results
-
-
-__all__ = ["ABLATIONS", "METHODS", "TRC", "Baseline", "ContinualConfig", "run_benchmark", "run_method", "train_task"]
+__all__ = ["ABLATIONS", "TRC", "TRCConfig"]

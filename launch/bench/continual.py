@@ -1,0 +1,193 @@
+"""The digits continual-learning benchmark behind `thalamus bench continual`: trc and the baselines in
+one code path, each trained task after task and scored on every task after each one (matrix R).
+
+Methods: ``naive`` (fine-tuning), ``ewc`` (online EWC), ``er`` (experience replay), ``derpp``
+(DER++: replay of stored logits and labels), ``gpm`` (gradient projection), ``joint`` (all tasks at
+once, the upper bound) — an MLP 64-256-256-10 trained by SGD, as in the reference measurements
+(`continual-baselines.md`) — and ``trc``, the runtime's learner (`agent/learner/trc.py`). Every
+method that stores samples gets the same budget, ``memory`` samples.
+
+``trc`` routes on a causal summary of the stream: the average input of the completed steps. It is
+scored on each task's test set played as a stream, so its router sees the recent past of that
+stream (never the sample being scored); the baselines score each sample on its own.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from dataclasses import dataclass, replace
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from agent.learner.cache import CacheMemory
+from agent.learner.forgetting import forgetting_report
+from agent.learner.spectral import SpectralMemory
+from agent.learner.trc import TRC, TRCConfig
+from envs.digits import DigitsTask, digits_tasks
+
+METHODS = ("trc", "naive", "ewc", "er", "derpp", "gpm", "joint")
+
+
+@dataclass
+class ContinualConfig(TRCConfig):
+    """The shared protocol (SGD, batch 32, 20 epochs a task, ``memory`` samples), trc's settings
+    (inherited) and the baselines'."""
+
+    epochs: int = 20
+    hidden: int = 256  # baselines' MLP width
+    ewc_lambda: float = 10.0
+    gpm_threshold: float = 0.99  # 0.90 is best on split (continual-baselines.md)
+
+
+def _mlp(hidden: int) -> nn.Sequential:
+    """The baselines' network: 64 pixels → hidden → hidden → 10 digits."""
+    return nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 10))
+
+
+class Baseline:
+    """naive / ewc / er / derpp / gpm / joint on one MLP."""
+
+    def __init__(self, method: str, cfg: ContinualConfig, seed: int) -> None:
+        self.method, self.cfg = method, cfg
+        self.net = _mlp(cfg.hidden)
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr)
+        self.cache = CacheMemory(cfg.memory, seed)
+        self.linears = [m for m in self.net if isinstance(m, nn.Linear)]
+        self.bases = [SpectralMemory(m.in_features + 1, cfg.gpm_threshold) for m in self.linears]  # bias folded in
+        self.fisher = [torch.zeros_like(p) for p in self.net.parameters()]
+        self.anchor = [p.detach().clone() for p in self.net.parameters()]
+
+    def begin_task(self, task: int) -> None:
+        """Start learning ``task`` with a fresh optimizer."""
+        self.opt = torch.optim.SGD(self.net.parameters(), lr=self.cfg.lr)
+
+    def step(self, x: torch.Tensor, y: torch.Tensor, task: int, first_epoch: bool) -> None:
+        """One SGD step on a batch of ``task``, with the method's replay, penalty or projection."""
+        cfg = self.cfg
+        logits = self.net(x)
+        loss = F.cross_entropy(logits, y)
+        if self.method == "er" and (b := self.cache.sample(cfg.batch)) is not None:
+            loss = loss + F.cross_entropy(self.net(b["x"]), b["labels"])
+        if self.method == "derpp" and (b := self.cache.sample(cfg.batch)) is not None:
+            loss = loss + cfg.replay_alpha * F.mse_loss(self.net(b["x"]), b["logits"])
+            b = self.cache.sample(cfg.batch)
+            loss = loss + cfg.replay_beta * F.cross_entropy(self.net(b["x"]), b["labels"])
+        self.opt.zero_grad()
+        loss.backward()
+        if self.method == "ewc":
+            for p, f, a in zip(self.net.parameters(), self.fisher, self.anchor):
+                p.grad += (cfg.ewc_lambda * f).clamp(max=1 / cfg.lr) * (p.detach() - a)
+        if self.method == "gpm":
+            for lin, basis in zip(self.linears, self.bases):  # [W | b] as one map of [x, 1]
+                g = basis.project(torch.cat([lin.weight.grad.T, lin.bias.grad[None]]), 1.0)
+                lin.weight.grad, lin.bias.grad = g[:-1].T.contiguous(), g[-1].contiguous()
+        self.opt.step()
+        if self.method == "derpp" or (self.method == "er" and first_epoch):
+            self.cache.stash(x=x, labels=y, logits=logits, keys=x, task=torch.full_like(y, task))
+            self.cache.flush()
+
+    def end_task(self, task: int, data: DigitsTask, rng: np.random.Generator) -> None:
+        """The task is over: ewc takes its Fisher and anchor, gpm adds its inputs to the protected bases."""
+        if self.method == "ewc":
+            idx = rng.permutation(len(data.train_x))[:500]
+            for i in idx:  # empirical Fisher: squared per-sample gradients at the true labels
+                self.net.zero_grad()
+                F.cross_entropy(self.net(torch.as_tensor(data.train_x[i: i + 1])),
+                                torch.as_tensor(data.train_y[i: i + 1])).backward()
+                for f, p in zip(self.fisher, self.net.parameters()):
+                    f += p.grad.detach() ** 2 / len(idx)
+            self.anchor = [p.detach().clone() for p in self.net.parameters()]
+        if self.method == "gpm":
+            x = torch.as_tensor(data.train_x[rng.permutation(len(data.train_x))[:200]])
+            with torch.no_grad():
+                for lin, basis in zip(self.linears, self.bases):
+                    basis.observe(torch.cat([x, torch.ones(len(x), 1)], 1))
+                    basis.consolidate()
+                    x = torch.relu(lin(x))
+
+    @torch.no_grad()
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs [N, 10], each sample on its own."""
+        return self.net(x)
+
+
+def _accuracy(learner: Baseline | TRC, task: DigitsTask, task_incremental: bool) -> float:
+    logits = learner.logits(torch.as_tensor(task.test_x))
+    if task_incremental:  # only the task's own classes compete
+        mask = torch.full((10,), float("-inf"))
+        mask[list(task.classes)] = 0
+        logits = logits + mask
+    return float((logits.argmax(-1) == torch.as_tensor(task.test_y)).float().mean())
+
+
+def run_method(sequence: str, method: str, cfg: ContinualConfig, seed: int) -> dict:
+    """Train ``method`` through ``sequence`` with ``seed``; returns R, its report and the wall time."""
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    rng = np.random.default_rng(seed)
+    tasks = digits_tasks(sequence)
+    task_il = sequence.endswith("-task")
+    if method == "gpm" and sequence.startswith("split"):
+        cfg = replace(cfg, gpm_threshold=0.90)
+    learner = TRC(cfg, seed) if method == "trc" else Baseline(method, cfg, seed)
+    started = time.perf_counter()
+    if method == "joint":  # the union, for as many SGD steps as the sequence takes
+        union = DigitsTask("all", np.concatenate([t.train_x for t in tasks]), np.concatenate([t.train_y for t in tasks]),
+                           tasks[0].test_x, tasks[0].test_y, tuple(range(10)))
+        epochs = cfg.epochs * sum(len(t.train_x) for t in tasks) // len(union.train_x)
+        train_task(learner, union, 0, replace(cfg, epochs=max(1, epochs)), rng)
+        row = [_accuracy(learner, t, task_il) for t in tasks]
+        matrix = [row for _ in tasks]
+    else:
+        matrix = []
+        for i, task in enumerate(tasks):
+            train_task(learner, task, i, cfg, rng)
+            matrix.append([_accuracy(learner, t, task_il) for t in tasks])
+    report = forgetting_report(matrix)
+    return {"method": method, "seed": seed, "seconds": time.perf_counter() - started,
+            "acc": report.average, "bwt": report.backward_transfer, "forgetting": report.forgetting,
+            "forgetting_auc": report.forgetting_auc, "matrix": report.matrix}
+
+
+def train_task(learner: Baseline | TRC, task: DigitsTask, index: int, cfg: ContinualConfig,
+               rng: np.random.Generator) -> None:
+    """``cfg.epochs`` shuffled passes over one task's training split, then the task's end."""
+    x, y = torch.as_tensor(task.train_x), torch.as_tensor(task.train_y)
+    learner.begin_task(index)
+    for epoch in range(cfg.epochs):
+        order = torch.as_tensor(rng.permutation(len(x)))
+        for start in range(0, len(x), cfg.batch):
+            idx = order[start: start + cfg.batch]
+            learner.step(x[idx], y[idx], index, epoch == 0)
+    if isinstance(learner, TRC):  # trc needs nothing of the task's data to consolidate
+        learner.end_task(index)
+    else:
+        learner.end_task(index, task, rng)
+
+
+def _job(args: tuple[str, str, ContinualConfig, int]) -> dict:
+    sequence, name, cfg, seed = args
+    method, _, without = name.partition("-no-")
+    return run_method(sequence, method, replace(cfg, ablate=without or None), seed)
+
+
+def run_benchmark(sequence: str, methods: list[str], seeds: list[int], cfg: ContinualConfig,
+                  workers: int = 2, progress: Callable[[str, dict], None] | None = None) -> dict[str, list[dict]]:
+    """Every (method, seed) run, ``workers`` processes at a time; method names may be ablations
+    (``trc-no-router``, ``trc-no-spectral``, ``trc-no-cache``). Returns the runs of each method."""
+    jobs = [(sequence, name, cfg, seed) for name in methods for seed in seeds]
+    results: dict[str, list[dict]] = {name: [] for name in methods}
+    with mp.get_context("spawn").Pool(workers) as pool:
+        for (_, name, _, _), run in zip(jobs, pool.imap(_job, jobs)):
+            results[name].append(run)
+            if progress is not None:
+                progress(name, run)
+    return results
+
+
+__all__ = ["METHODS", "Baseline", "ContinualConfig", "run_benchmark", "run_method", "train_task"]
