@@ -80,7 +80,7 @@ def main(args: argparse.Namespace) -> int:
 def _along_one_stream(args: argparse.Namespace, lengths: tuple[int, ...]) -> dict:
     from rich.table import Table
 
-    from agent.perception.bench import accuracy, speed_along_stream
+    from launch.bench.caption import accuracy, speed_along_stream
     from launch.display import stdout_console
 
     console = stdout_console()
@@ -108,7 +108,7 @@ def _along_one_stream(args: argparse.Namespace, lengths: tuple[int, ...]) -> dic
 def _many_streams(args: argparse.Namespace, counts: list[int] | None) -> dict:
     from rich.table import Table
 
-    from agent.perception.bench import many_streams, max_live_streams
+    from launch.bench.caption import many_streams, max_live_streams
     from launch.display import stdout_console
 
     console = stdout_console()

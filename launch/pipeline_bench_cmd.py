@@ -37,10 +37,10 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--hops must be ≥ 20, --steps ≥ 100 and --camera-seconds ≥ 2")
     from rich.table import Table
 
-    from agent.camera_loop import TRANSPORTS, camera_to_action
-    from agent.hops import measure_hops
     from agent.runtime import Agent, AgentConfig
     from launch import ray_session
+    from launch.bench.camera_loop import TRANSPORTS, camera_to_action
+    from launch.bench.hops import measure_hops
     from launch.display import stdout_console
 
     console = stdout_console()

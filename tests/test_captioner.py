@@ -70,7 +70,7 @@ def test_softmax_baseline_streams_like_its_sequence_pass():
 
 
 def test_our_state_stays_flat_while_the_kv_cache_grows():
-    from agent.perception.bench import speed_along_stream
+    from launch.bench.caption import speed_along_stream
     from launch.bench_cmd import CHECKPOINTS
 
     ours = speed_along_stream(CHECKPOINTS / "captioner.pt", (400, 900), timed=20)
