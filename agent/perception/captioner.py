@@ -46,7 +46,7 @@ class CaptionerConfig:
         return asdict(self)
 
 
-class FrameEncoder(nn.Module):
+class FrameTokenizer(nn.Module):
     """[N, 9, S, S] (frame, diff 1, diff gap; scaled to ~[-1, 1]) → [N, d_model]; BatchNorm helps a lot
     here (captioner-notes), and flattening the last map keeps where things are."""
 
@@ -178,7 +178,7 @@ class Captioner(nn.Module):
         super().__init__()
         self.cfg = cfg = cfg or CaptionerConfig()
         self.vocab = Vocab(cfg.vocab)
-        self.encoder = FrameEncoder(cfg)
+        self.encoder = FrameTokenizer(cfg)
         if cfg.mixer not in ("delta", "softmax"):
             raise ValueError(f"mixer must be 'delta' or 'softmax', got {cfg.mixer!r}")
         block = DeltaRuleBlock if cfg.mixer == "delta" else SoftmaxBlock

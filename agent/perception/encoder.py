@@ -42,7 +42,7 @@ class RunningNorm:
         return (x - self.mean) / np.sqrt(self.var + 1e-8)
 
 
-class FrameEncoder(nn.Module):
+class PerceptCNN(nn.Module):
     """uint8 [N, H, W, 3] → float [N, F]: a 4x4 patchify, two strided convolutions, global average,
     linear."""
 
@@ -70,7 +70,7 @@ class PerceptionModel:
         self.cfg = cfg = cfg or PerceptionConfig()
         self.device = torch.device(device)
         torch.manual_seed(seed)
-        self.frames = FrameEncoder(cfg.frame_features, cfg.channels).to(self.device).eval()
+        self.frames = PerceptCNN(cfg.frame_features, cfg.channels).to(self.device).eval()
         self.norm = RunningNorm(state_dim)
         self.dim = state_dim + cfg.frame_features
 
