@@ -33,15 +33,20 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     pipeline_bench_cmd.add_parser(bsub)
     p = bsub.add_parser("caption", help="captioner accuracy, frames/s and memory vs softmax attention",
                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--lengths", default="1000,10000,100000", help="stream lengths to time at (frames)")
+    p.add_argument("--lengths", default="1000,10000,100000",
+                   help="stream lengths to time at, in frames (default: %(default)s)")
     p.add_argument("--eval-streams", type=int, default=32, metavar="N",
-                   help="held-out streams for accuracy (480 frames each; default 32)")
+                   help="held-out streams for accuracy, 480 frames each (default: %(default)s)")
     p.add_argument("--streams", metavar="N,M,...|auto",
-                   help="instead: time N independent streams batched through one model, at each N given")
-    p.add_argument("--fps", type=float, default=30.0, help="with --streams: the frames/s each stream must get")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: fastest at batch 1)")
-    p.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+                   help="instead: time N independent streams batched through one model, at each N given "
+                        "(default: none; one stream, at each of --lengths)")
+    p.add_argument("--fps", type=float, default=30.0,
+                   help="with --streams: the frames/s each stream must get (default: %(default)s)")
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                   help="where the models run (default: %(default)s)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default: %(default)s, fastest at batch 1)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write the results here (default: none)")
     p.set_defaults(func=main)
 
 

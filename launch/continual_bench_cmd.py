@@ -26,15 +26,18 @@ BENCHMARKS = ("permuted-digits", "split-digits", "split-digits-task")
 def add_parser(bsub: argparse._SubParsersAction) -> None:
     p = bsub.add_parser("continual", help="continual learning: trc vs naive, ewc, er, derpp, gpm, joint",
                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--benchmark", default="permuted-digits", choices=BENCHMARKS)
+    p.add_argument("--benchmark", default="permuted-digits", choices=BENCHMARKS,
+                   help="the task sequence (default: %(default)s)")
     p.add_argument("--methods", default="trc,naive,ewc,er,derpp,gpm,joint",
                    help="comma-separated: trc, naive, ewc, er, derpp, gpm, joint (default: all)")
-    p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per method (default 3)")
-    p.add_argument("--seed", type=int, default=0, metavar="S", help="first seed (default 0): seeds S..S+N-1")
-    p.add_argument("--memory", type=int, default=200, metavar="N", help="samples a method may store (default 200)")
-    p.add_argument("--ablate", action="store_true", help="add trc without router, spectral memory, cache")
-    p.add_argument("--workers", type=int, default=2, metavar="N", help="processes (default 2)")
-    p.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per method (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="first seed: seeds S..S+N-1 (default: %(default)s)")
+    p.add_argument("--memory", type=int, default=200, metavar="N",
+                   help="samples a method may store (default: %(default)s)")
+    p.add_argument("--ablate", action="store_true",
+                   help="add trc without router, spectral memory, cache (default: off)")
+    p.add_argument("--workers", type=int, default=2, metavar="N", help="processes (default: %(default)s)")
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write the results here (default: none)")
     p.set_defaults(func=main)
 
 

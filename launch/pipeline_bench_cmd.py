@@ -24,11 +24,14 @@ from launch.errors import UsageError
 def add_parser(bsub: argparse._SubParsersAction) -> None:
     p = bsub.add_parser("pipeline", help="per-hop latency by transport, steps/s by envs, camera-to-action",
                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--hops", type=int, default=300, metavar="N", help="messages timed per transport and payload")
-    p.add_argument("--steps", type=int, default=4000, metavar="N", help="agent steps per env count (default 4000)")
-    p.add_argument("--camera-seconds", type=float, default=10.0, metavar="S", help="seconds of 30 Hz camera")
+    p.add_argument("--hops", type=int, default=300, metavar="N",
+                   help="messages timed per transport and payload (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=4000, metavar="N",
+                   help="agent steps per env count (default: %(default)s)")
+    p.add_argument("--camera-seconds", type=float, default=10.0, metavar="S",
+                   help="seconds of 30 Hz camera (default: %(default)s)")
     p.add_argument("--address", metavar="ADDR", help="join a running Ray cluster (default: start a local one)")
-    p.add_argument("--json", type=Path, metavar="PATH", help="also write the results here")
+    p.add_argument("--json", type=Path, metavar="PATH", help="also write the results here (default: none)")
     p.set_defaults(func=main)
 
 
