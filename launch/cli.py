@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from typing import Any
+
+import simple_parsing
 
 from launch import bench_cmd, caption_cmd, inspect_cmd, replay_cmd, run_cmd, train_cmd
 from launch.errors import UsageError
@@ -15,8 +18,14 @@ for _key, _value in (("MUJOCO_GL", "egl"), ("RAY_AUTH_MODE", "disabled"), ("SDL_
     os.environ.setdefault(_key, _value)
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse, but a usage error is one line (plus exit code 2), not the whole usage block."""
+class _Parser(simple_parsing.ArgumentParser):
+    """argparse (through simple-parsing, so a dataclass can be a command's flags, as `run`'s is), but a
+    usage error is one line (plus exit code 2), not the whole usage block."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("add_option_string_dash_variants", simple_parsing.DashVariant.DASH)
+        kwargs.setdefault("add_config_path_arg", False)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> None:  # type: ignore[override]
         sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
