@@ -176,8 +176,8 @@ def _job(args: tuple[str, str, ContinualConfig, int]) -> dict:
     return run_method(sequence, method, replace(cfg, ablate=without or None), seed)
 
 
-def run_benchmark(sequence: str, methods: list[str], seeds: list[int], cfg: ContinualConfig,
-                  workers: int = 2, progress: Callable[[str, dict], None] | None = None) -> dict[str, list[dict]]:
+def run_benchmark(sequence: str, methods: list[str], seeds: list[int], cfg: ContinualConfig, workers: int = 2,
+                  progress: Callable[[str, dict], None] | None = None) -> dict[str, list[dict]]:
     """Every (method, seed) run, ``workers`` processes at a time; method names may be ablations
     (``trc-no-router``, ``trc-no-spectral``, ``trc-no-cache``). Returns the runs of each method."""
     jobs = [(sequence, name, cfg, seed) for name in methods for seed in seeds]
