@@ -4,6 +4,7 @@ Layout and names: layout.py. Crash-safety guarantees: writer.py. What a reader t
 The learner's cache and spectral memories: learner_memory.py.
 """
 
+from memory.disk import check_free_space, free_bytes, store_bytes_needed
 from memory.errors import StoreBusy, StoreError
 from memory.layout import STORE_FORMAT, STORE_VERSION, ArraySpec
 from memory.learner_memory import LearnerMemory, MemoryBlock, load_learner_memory, save_learner_memory
@@ -22,11 +23,14 @@ __all__ = [
     "MemoryBlock",
     "StoreBusy",
     "StoreError",
+    "check_free_space",
     "create_store",
+    "free_bytes",
     "load_learner_memory",
     "open_store",
     "read_manifest",
     "save_learner_memory",
+    "store_bytes_needed",
     "update_manifest",
     "write_manifest",
 ]

@@ -4,7 +4,7 @@
       run.json                      manifest (JSON object, see manifest.py)
       store.zarr/                   root group, attrs {"format": "thalamus-store", "version": 1}
         episodes/data/<key>         (T, *row_shape) <dtype>  one row per step, episodes joined along
-                                    time; chunked along time only (~1 MiB per chunk), zstd
+                                    time; chunked along time only (~1 MiB per chunk), zstd + crc32c
         episodes/meta/episode_ends  (E,) int64  end (exclusive) of each committed episode: the commit
         episodes/meta/episode_task  (E,) int32  task id of each episode
         learner/, cache/, spectral/ the learner's memories (see learner_memory.py)
@@ -12,6 +12,11 @@
 Episode i holds rows episode_ends[i-1] (0 for i = 0) up to episode_ends[i] of every data array.
 A store may hold learner memory and no episodes/ yet (the learner saved before the first episode);
 it reads as a store of 0 episodes, and create_store adds episodes/ to it.
+
+Every chunk is zstd-compressed, then followed by the CRC-32C of the compressed bytes (zarr 3's crc32c
+codec, in the array's zarr.json), so a flipped or missing byte anywhere in a chunk fails its read
+instead of decoding to wrong values. Stores written before had zstd alone; their zarr.json says so,
+and they read (and are appended to) as before, without that check.
 """
 
 import math
@@ -21,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from zarr.codecs import Crc32cCodec, ZstdCodec
 
 from memory.errors import StoreError
 
@@ -33,6 +39,7 @@ ENDS = "episodes/meta/episode_ends"
 TASKS = "episodes/meta/episode_task"
 META_CHUNK = 1024  # episodes per chunk of the meta arrays: each commit rewrites only a small last chunk
 
+COMPRESSORS = (ZstdCodec(level=0), Crc32cCodec())  # of every array the store writes: see above
 _KEY = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]*")
 PARTIAL = re.compile(r"\.[0-9a-f]{32}\.partial$")  # temporary files of zarr's LocalStore writes
 

@@ -40,7 +40,7 @@ import zarr
 
 from memory.errors import StoreError, reason
 from memory.integrity import open_root
-from memory.layout import PARTIAL, STORE_DIR, check_key
+from memory.layout import COMPRESSORS, PARTIAL, STORE_DIR, check_key
 from memory.lock import taking_turns
 from memory.writer import ensure_store
 
@@ -245,7 +245,7 @@ def _write_block(parent: zarr.Group, save: str, block: MemoryBlock) -> dict[str,
     for name, value in block.arrays.items():
         # Every chunk is written, even one equal to the fill value: -0.0 must not come back as 0.0.
         arr = group.create_array(name, shape=value.shape, dtype=value.dtype, chunks=_chunks(value),
-                                 chunk_key_encoding={"name": "default", "separator": "."},
+                                 compressors=COMPRESSORS, chunk_key_encoding={"name": "default", "separator": "."},
                                  config={"write_empty_chunks": True})
         if value.size:
             arr[...] = value

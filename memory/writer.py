@@ -25,7 +25,9 @@ never a stale old end), cuts the data arrays to episode_ends[-1], and deletes st
 A store is created in a temporary directory and renamed into place, so it is never half-created; into
 a store that holds only learner memory so far, episodes/ is built the same way and renamed in.
 Not covered: power loss (no fsync), a damaged data chunk inside the committed prefix (reads raise
-StoreError), and two writers, which an flock on the store directory (lock.py) prevents.
+StoreError; every chunk carries a CRC-32C, see layout.py, so damage is found, not misread), and two
+writers, which an flock on the store directory (lock.py) prevents. Every way of opening a writer
+(create_store, adding episodes/ to a learner-only store, resume) ends in _locked_writer.
 """
 
 import contextlib
@@ -34,6 +36,7 @@ import os
 import shutil
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
@@ -43,6 +46,7 @@ import zarr
 from memory.errors import StoreError, reason
 from memory.integrity import Commit, OpenedStore, open_checked, open_root, read_commit
 from memory.layout import (
+    COMPRESSORS,
     DATA,
     ENDS,
     EPISODES,
@@ -227,12 +231,7 @@ def create_store(
     except BaseException:
         shutil.rmtree(building, ignore_errors=True)
         raise
-    try:
-        store = open_checked(path, writable=True)
-        return EpisodeWriter(store, lock, read_commit(store), flush_rows=flush_rows, flush_seconds=flush_seconds)
-    except BaseException:
-        lock.release()
-        raise
+    return _locked_writer(path, lock, repair=False, flush_rows=flush_rows, flush_seconds=flush_seconds)
 
 
 def _already_exists(run_dir: Path) -> StoreError:
@@ -250,7 +249,7 @@ def _add_episodes(
     if (path / EPISODES).exists():
         raise _already_exists(run_dir)
     lock = WriterLock(path)
-    try:
+    with _released_on_error(lock):
         open_root(path, writable=True)  # a corrupt or newer store is refused, not extended
         if (path / EPISODES).exists():  # added by another writer before the lock was taken
             raise _already_exists(run_dir)
@@ -260,11 +259,7 @@ def _add_episodes(
             os.rename(building / EPISODES, path / EPISODES)
         finally:
             shutil.rmtree(building, ignore_errors=True)
-        store = open_checked(path, writable=True)
-        return EpisodeWriter(store, lock, read_commit(store), flush_rows=flush_rows, flush_seconds=flush_seconds)
-    except BaseException:
-        lock.release()
-        raise
+    return _locked_writer(path, lock, repair=False, flush_rows=flush_rows, flush_seconds=flush_seconds)
 
 
 def ensure_store(run_dir: Path) -> Path:
@@ -292,10 +287,13 @@ def _build(path: Path, specs: dict[str, ArraySpec]) -> None:
     root = zarr.open_group(path, mode="w-", zarr_format=3)
     for key, spec in specs.items():
         root.create_array(
-            f"{DATA}/{key}", shape=(0, *spec.shape), chunks=(chunk_rows(spec), *spec.shape), dtype=spec.dtype
+            f"{DATA}/{key}", shape=(0, *spec.shape), chunks=(chunk_rows(spec), *spec.shape), dtype=spec.dtype,
+            compressors=COMPRESSORS,
         )
-    root.create_array(ENDS, shape=(0,), chunks=(META_CHUNK,), dtype="int64", fill_value=0)
-    root.create_array(TASKS, shape=(0,), chunks=(META_CHUNK,), dtype="int32", fill_value=0)
+    for name, dtype in ((ENDS, "int64"), (TASKS, "int32")):
+        root.create_array(
+            name, shape=(0,), chunks=(META_CHUNK,), dtype=dtype, fill_value=0, compressors=COMPRESSORS
+        )
     root.attrs.update({"format": STORE_FORMAT, "version": STORE_VERSION})
 
 
@@ -303,17 +301,33 @@ def resume_writer(path: Path, *, flush_rows: int = 4096, flush_seconds: float = 
     """Lock the store at path, repair it to its committed prefix, and return a writer appending after it."""
     _check_flush_args(flush_rows, flush_seconds)
     lock = WriterLock(path)  # before reading the commit, so no other writer can move it
+    return _locked_writer(path, lock, repair=True, flush_rows=flush_rows, flush_seconds=flush_seconds)
+
+
+@contextlib.contextmanager
+def _released_on_error(lock: WriterLock) -> Iterator[None]:
+    """Release lock if the with-block fails: a writer that never opened must not keep the store locked."""
     try:
-        store = open_checked(path, writable=True)
-        commit = read_commit(store)
-        try:
-            _repair(store, commit)
-        except Exception as exc:
-            raise StoreError(f"'{path}' could not be repaired for appending: {reason(exc)}") from exc
-        return EpisodeWriter(store, lock, commit, flush_rows=flush_rows, flush_seconds=flush_seconds)
+        yield
     except BaseException:
         lock.release()
         raise
+
+
+def _locked_writer(
+    path: Path, lock: WriterLock, *, repair: bool, flush_rows: int, flush_seconds: float
+) -> EpisodeWriter:
+    """The writer of the store at path, whose lock is taken: open and check it and find its commit; with
+    repair, first cut it to that commit (a killed writer may have left rows past it)."""
+    with _released_on_error(lock):
+        store = open_checked(path, writable=True)
+        commit = read_commit(store)
+        if repair:
+            try:
+                _repair(store, commit)
+            except Exception as exc:
+                raise StoreError(f"'{path}' could not be repaired for appending: {reason(exc)}") from exc
+        return EpisodeWriter(store, lock, commit, flush_rows=flush_rows, flush_seconds=flush_seconds)
 
 
 def _repair(store: OpenedStore, commit: Commit) -> None:

@@ -1,8 +1,10 @@
 """Tests of the run store (memory/): round trip, plain-zarr layout, crash safety, repair, errors, manifest."""
 
+import errno
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,16 +16,21 @@ import pytest
 import zarr
 import zarr.storage._local as zarr_local
 
+import memory.writer
 from conftest import one_line_store_error
 from memory import (
     STORE_FORMAT,
     STORE_VERSION,
     ArraySpec,
     EpisodeStore,
+    StoreBusy,
     StoreError,
+    check_free_space,
     create_store,
+    free_bytes,
     open_store,
     read_manifest,
+    save_learner_memory,
     update_manifest,
     write_manifest,
 )
@@ -467,10 +474,154 @@ def test_manifest_write_read_update(tmp_path: Path) -> None:
     message = one_line_store_error(write_manifest, run, {"bad": object()})
     assert "not plain JSON" in message
     assert read_manifest(run)["status"] == "done"  # a failed write leaves the old manifest
-    assert [p.name for p in run.iterdir()] == ["run.json"]  # and no temporary files
+    assert sorted(p.name for p in run.iterdir()) == [".run.json.reserve", "run.json"]  # and no temporary files
 
     (run / "run.json").write_text('{"status": "runn')
     assert one_line_store_error(read_manifest, run).startswith(f"'{run / 'run.json'}' is corrupt")
     (run / "run.json").write_text("[1, 2]")
     assert "expected a JSON object" in one_line_store_error(update_manifest, run, status="x")
     assert one_line_store_error(read_manifest, tmp_path).startswith(f"no manifest at '{tmp_path / 'run.json'}'")
+
+
+def _fake_disk(monkeypatch: pytest.MonkeyPatch, run: Path, capacity: int) -> None:
+    """Make os.write fail with ENOSPC once the files in run would pass capacity bytes (a disk that small)."""
+    real_write = os.write
+
+    def write(fd: int, data: bytes) -> int:
+        used = sum(p.stat().st_size for p in run.iterdir() if p.is_file())
+        if used + len(data) > capacity:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", write)
+
+
+def test_manifest_records_the_final_status_on_a_full_disk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """run.json keeps a reserve file beside it; a write that hits ENOSPC deletes it and tries again."""
+    run = tmp_path / "run"
+    write_manifest(run, {"status": "running", "config": {"lr": 0.001}})
+    reserve = run / ".run.json.reserve"
+    assert reserve.stat().st_size >= 64 * 2**10
+    used = sum(p.stat().st_size for p in run.iterdir())
+    _fake_disk(monkeypatch, run, capacity=used + 10)  # the disk is full: not room for a second run.json
+
+    summary = {"episodes": 12, "note": "x" * 2000}
+    update_manifest(run, status="failed", ended="2026-01-01T00:00:00", summary=summary)
+    assert read_manifest(run) == {"status": "failed", "config": {"lr": 0.001}, "ended": "2026-01-01T00:00:00",
+                                  "summary": summary}
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]  # the reserve was spent, no temporary file left
+
+    # The store took the room the reserve freed: no reserve left, the write fails with one line, and the
+    # last run.json stays whole.
+    _fake_disk(monkeypatch, run, capacity=(run / "run.json").stat().st_size + 10)
+    message = one_line_store_error(update_manifest, run, status="completed", summary=summary)
+    assert "disk is full" in message and "run.json" in message
+    assert read_manifest(run)["status"] == "failed"
+    assert sorted(p.name for p in run.iterdir()) == ["run.json"]
+
+    monkeypatch.undo()  # space again: the next write puts the reserve back
+    update_manifest(run, status="completed")
+    assert reserve.stat().st_size >= 64 * 2**10 and read_manifest(run)["status"] == "completed"
+
+
+def test_manifest_write_that_fails_midway_keeps_the_old_one(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = tmp_path / "run"
+    write_manifest(run, {"status": "running"})
+
+    def broken(fd: int, data: bytes) -> int:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "write", broken)
+    message = one_line_store_error(update_manifest, run, status="completed")
+    assert "run.json" in message and os.strerror(errno.EIO) in message
+    monkeypatch.undo()
+    assert read_manifest(run) == {"status": "running"}
+    assert sorted(p.name for p in run.iterdir()) == [".run.json.reserve", "run.json"]
+
+
+def test_free_space_check(tmp_path: Path) -> None:
+    free = free_bytes(tmp_path)
+    assert free == shutil.disk_usage(tmp_path).free
+    assert free_bytes(tmp_path / "not" / "made" / "yet") == free  # the disk the run dir will be on
+    assert check_free_space(tmp_path / "run", 1) is None
+    message = check_free_space(tmp_path / "run", free * 4)
+    assert message is not None and "\n" not in message
+    assert str(tmp_path / "run") in message and "free" in message and "GiB" in message
+
+
+# ---------------------------------------------------------------- checksums
+
+
+def _random_frames(rows: int, seed: int) -> dict[str, np.ndarray]:
+    """Incompressible frames: zstd stores them as they are, so a flipped byte decodes to a wrong pixel."""
+    rng = np.random.default_rng(seed)
+    return {"frame": rng.integers(0, 256, (rows, 8, 8, 3), dtype=np.uint8), "reward": np.ones(rows, np.float32)}
+
+
+FRAME_SPECS = {"frame": SPECS["frame"], "reward": SPECS["reward"]}
+
+
+def test_a_flipped_byte_in_a_chunk_is_caught(tmp_path: Path) -> None:
+    episode = _random_frames(200, seed=5)
+    with create_store(tmp_path, FRAME_SPECS) as writer:
+        writer.add_episode(episode)
+    infos = {info.path: info for info in open_store(tmp_path).arrays()}
+    assert all("crc32c" in info.compressors for info in infos.values())
+    chunk = tmp_path / "store.zarr/episodes/data/frame/c/0/0/0/0"
+    data = bytearray(chunk.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    chunk.write_bytes(bytes(data))
+    message = one_line_store_error(open_store(tmp_path).get_episode, 0)
+    assert "is damaged" in message and "episodes/data/frame" in message
+
+
+def test_stores_written_without_checksums_still_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(memory.writer, "COMPRESSORS", "auto")  # what create_store wrote before checksums
+    write_episodes(tmp_path, 4)
+    monkeypatch.undo()
+    store = open_store(tmp_path)
+    assert not any("crc32c" in info.compressors for info in store.arrays())
+    assert_episodes(store)
+    with open_store(tmp_path, mode="a") as writer:  # appending goes on in the store's own codecs
+        writer.add_episode(make_episode(4), task=task_of(4))
+    store = open_store(tmp_path)
+    assert store.n_episodes == 5
+    assert_episodes(store)
+
+
+# ---------------------------------------------------------------- writer locking
+
+
+def test_every_way_of_opening_a_writer_releases_the_lock_when_it_fails(tmp_path: Path) -> None:
+    """create_store, create_store into a learner-only store, and resume: a refused open leaves no lock behind."""
+    run = tmp_path / "run"
+    write_episodes(run, 2)
+    ends = run / "store.zarr/episodes/meta/episode_ends/zarr.json"
+    good = ends.read_text()
+    ends.write_text("{not json")
+    assert "corrupt" in one_line_store_error(open_store, run, mode="a")
+    ends.write_text(good)
+    open_store(run, mode="a").close()  # the failed resume released its lock
+
+    memory_only = tmp_path / "memory_only"
+    save_learner_memory(memory_only, None, [], 1)
+    root = memory_only / "store.zarr/zarr.json"
+    body = json.loads(root.read_text())
+    root.write_text(json.dumps({**body, "attributes": {**body["attributes"], "version": 99}}))
+    assert "newer thalamus" in one_line_store_error(create_store, memory_only, SPECS)
+    root.write_text(json.dumps(body))
+    create_store(memory_only, SPECS).close()  # the failed create released its lock
+
+    with open_store(run, mode="a"):
+        with pytest.raises(StoreBusy):
+            open_store(run, mode="a")
+
+
+def test_the_writer_has_no_repeated_code() -> None:
+    """`duplicates` (a dev tool, where installed) finds no pair of places in memory/ sharing 6+ lines."""
+    tool = shutil.which("duplicates")
+    if tool is None:
+        pytest.skip("the duplicates tool is not installed")
+    out = subprocess.run([tool, "--repo", str(Path(__file__).parents[1] / "memory")], capture_output=True,
+                         text=True, timeout=60).stdout
+    assert out.lower().startswith("no duplicates"), out
