@@ -1,83 +1,45 @@
-"""Where a stopped run goes on from: what its store committed, and its newest checkpoint.
+"""Checkpoints of a run, and where a stopped run goes on from.
+
+A checkpoint is one moment of the run: perception, policy (weights, optimizer, update count) and
+learner (weights, optimizer and its cache and spectral memories), taken while the ring is held
+between two steps, written to a temporary file and renamed into place — the rename is its one
+commit record, so a reader finds the old file or the new one, never a torn or mixed one. Files hold
+tensors, numbers, strings and plain containers only, and are read with ``weights_only=True``: a
+file that needs more (that could run code when loaded) is refused.
 
 ``thalamus run --resume RUN_DIR`` continues a run that was interrupted, failed or killed. The store
 is the record: every committed episode is kept as it is, and stepping goes on from the number of
 steps it holds (steps of episodes still open when the run stopped were never committed, so they are
-taken again). The models go on from the newest file in ``RUN_DIR/checkpoints`` (``latest.pt`` is
-saved every ``AgentConfig.checkpoint_every_s``; ``task_<i>.pt`` at task boundaries; ``final.pt`` at
-the end); trc's cache and spectral memories come back from the store by themselves.
+taken again). The models go on from the newest checkpoint (``latest.pt`` every
+``AgentConfig.checkpoint_every_s``; ``task_<i>.pt`` at task boundaries; ``final.pt`` at the end).
 """
 
 from __future__ import annotations
 
 import os
+import pickle
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
+from agent.recorder import has_episodes
 from memory import StoreBusy, open_store
-from memory.layout import EPISODES, STORE_DIR
 
 CHECKPOINTS = "checkpoints"
 
 
-@dataclass(frozen=True)
-class ResumePoint:
-    """What a stopped run had committed, and the checkpoint its models go on from."""
-
-    steps: int  # steps committed to the store, over all tasks
-    episodes: int  # episodes committed
-    task: int  # the task of the sequence to go on in (0 without a sequence)
-    task_steps: int  # steps of ``task`` already committed
-    checkpoint: Path | None  # the newest checkpoint; None if the run stopped before its first
-    started: float  # when the run first started (s since the epoch): the store's ``time`` counts from it
+class CheckpointError(ValueError):
+    """A file is not a checkpoint this runtime can load safely; the message says which and why."""
 
 
-def has_episodes(run_dir: Path) -> bool:
-    """Whether the run's store has its episode arrays (a run killed at start-up may have none)."""
-    return (run_dir / STORE_DIR / EPISODES).is_dir()
-
-
-def resume_point(run_dir: Path, started: float, steps_per_task: int | None = None,
-                 wait_s: float = 15.0) -> ResumePoint:
-    """Repair the store (a killed writer's half-written flush is cut off), read what it committed and
-    find the newest checkpoint. Waits up to ``wait_s`` for the store's writer lock, which a killed
-    run's recorder may hold while it exits; StoreBusy after that (the run is still going)."""
-    steps = episodes = task = task_steps = 0
-    if has_episodes(run_dir):
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                open_store(run_dir, mode="a").close()
-                break
-            except StoreBusy:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.5)
-        store = open_store(run_dir)
-        tasks, lengths = store.episode_tasks, store.episode_lengths
-        steps, episodes = store.n_steps, store.n_episodes
-        if len(tasks):
-            task = int(tasks.max())
-            task_steps = int(lengths[tasks == task].sum())
-    if steps_per_task is not None and task_steps >= steps_per_task:
-        task, task_steps = task + 1, 0
-    return ResumePoint(steps, episodes, task, task_steps, newest_checkpoint(run_dir), started)
-
-
-def newest_checkpoint(run_dir: Path) -> Path | None:
-    """The most recently written ``checkpoints/*.pt`` of a run (None if there is none)."""
-    files = [p for p in (run_dir / CHECKPOINTS).glob("*.pt") if p.is_file()]
-    return max(files, key=lambda p: p.stat().st_mtime_ns) if files else None
-
-
-def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+def save_tensors(path: Path, state: dict[str, Any]) -> None:
     """``torch.save`` to a temporary file beside ``path``, then rename: a kill leaves the old file or
-    the new one, never a torn one (resume reads the newest)."""
+    the new one, never a torn one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
@@ -88,6 +50,74 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
         raise
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A checkpoint this runtime saved (it holds numpy arrays as well as tensors, so not weights-only)."""
-    return torch.load(path, map_location="cpu", weights_only=False)
+def load_tensors(path: Path, map_location: str | torch.device = "cpu") -> Any:
+    """What :func:`save_tensors` wrote, loaded as tensors and plain data only; CheckpointError (one
+    line) for a file that is not one, or that holds objects which would run code when loaded."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise CheckpointError(f"{path} holds more than tensors and plain data (loading it could run code); "
+                              "refusing it — use a checkpoint thalamus wrote") from None
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
+        raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
+
+
+@dataclass(frozen=True)
+class ResumePoint:
+    """What a stopped run had committed, and the checkpoint its models go on from."""
+
+    steps: int  # steps committed to the store, over all tasks
+    episodes: int  # complete episodes committed (those a stop cut short are not counted)
+    returns: list[float]  # returns of the run's last 20 complete episodes (of the resume task)
+    task: int  # the task of the sequence to go on in (0 without a sequence)
+    task_steps: int  # steps of ``task`` already committed
+    checkpoint: Path | None  # the newest checkpoint; None if the run stopped before its first
+    started: float  # when the run first started (s since the epoch): the store's ``time`` counts from it
+
+
+def _wait_for_writer(run_dir: Path, wait_s: float) -> None:
+    """Open the store for appending once (which repairs a killed writer's half-written flush),
+    waiting up to ``wait_s`` for a writer lock that a killed run's recorder may still hold."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            open_store(run_dir, mode="a").close()
+            return
+        except StoreBusy:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.5)
+
+
+def resume_point(run_dir: Path, started: float, steps_per_task: int | None = None,
+                 wait_s: float = 15.0) -> ResumePoint:
+    """Repair the store, read what it committed and find the newest checkpoint; StoreBusy if the
+    run is still being written after ``wait_s``."""
+    steps = episodes = task = task_steps = 0
+    returns: list[float] = []
+    if has_episodes(run_dir):
+        _wait_for_writer(run_dir, wait_s)
+        store = open_store(run_dir)
+        tasks, lengths = store.episode_tasks, store.episode_lengths
+        steps = store.n_steps
+        if len(tasks):
+            task = int(tasks.max())
+            task_steps = int(lengths[tasks == task].sum())
+        complete = _complete_episodes(store)
+        episodes = len(complete)
+        returns = [float(np.sum(store.get_episode(i, keys=("reward",))["reward"]))
+                   for i in complete if tasks[i] == task][-20:]
+    if steps_per_task is not None and task_steps >= steps_per_task:
+        task, task_steps, returns = task + 1, 0, []
+    return ResumePoint(steps, episodes, returns, task, task_steps, newest_checkpoint(run_dir), started)
+
+
+def _complete_episodes(store: Any) -> list[int]:
+    """Indices of the episodes that ended by themselves (not cut short when a run stopped)."""
+    return [i for i in range(store.n_episodes) if store.episode_complete[i]]
+
+
+def newest_checkpoint(run_dir: Path) -> Path | None:
+    """The most recently written ``checkpoints/*.pt`` of a run (None if there is none)."""
+    files = [p for p in (run_dir / CHECKPOINTS).glob("*.pt") if p.is_file()]
+    return max(files, key=lambda p: p.stat().st_mtime_ns) if files else None

@@ -1,5 +1,9 @@
-"""EnvActor: steps a batch of environments and sends every finished episode to the recorder.
+"""EnvActor: steps a batch of environments, heads the hot ring, and sends finished episodes to the
+recorder.
 
+Every env call (make, reset, step, close) happens on the actor's one env thread, which also runs
+the ring (agent/hot_loop.py): a MuJoCo env's OpenGL context is current on the thread that made it.
+The actor's own thread stays free for the driver's ``progress``, ``pause`` and ``stop``.
 Given a task sequence (``envs.tasks``), it steps one task's envs at a time; ``switch_task`` moves
 all of them to the next task.
 """
@@ -8,79 +12,123 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import Any
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, TypeVar
 
 import numpy as np
 
 import envs
 from agent.channels import LatencyMeter
+from agent.hot_loop import HotLoop, RingBudget
 from agent.messages import Action, Episode, Observation, decode, encode
 from agent.outbox import Outbox
+from agent.recorder import store_specs
 from envs.mujoco_render import is_mujoco
 from envs.tasks import task_sequence
-from memory import ArraySpec
 
-
-def store_specs(spec: dict[str, Any], caption_len: int = 0) -> dict[str, ArraySpec]:
-    """The per-step arrays of the run store for an env of this ``spec`` (see :meth:`EnvActor.spec`);
-    with ``caption_len`` > 0, also each step's caption as int16 token ids (``<pad>``-filled); for
-    tasks with targets (``spec["targets"]``), each step's true label (the right action)."""
-    specs = {
-        "obs": ArraySpec((spec["state_dim"],), "float32"),
-        "frame": ArraySpec(tuple(spec["frame_shape"]), "uint8"),
-        "action": ArraySpec(tuple(spec["action_shape"]), "int64" if spec["discrete"] else "float32"),
-        "reward": ArraySpec((), "float32"),
-        "terminated": ArraySpec((), "bool"),
-        "truncated": ArraySpec((), "bool"),
-        "task": ArraySpec((), "int32"),
-        "time": ArraySpec((), "float64"),
-    }
-    if caption_len:
-        specs["caption"] = ArraySpec((caption_len,), "int16")
-    if spec.get("targets"):
-        specs["target"] = ArraySpec((), "int64")
-    return specs
+T = TypeVar("T")
 
 
 class EnvActor:
     """``num_envs`` copies of one env, stepped together; autoresets finished ones.
 
-    Each store row is ``(obs, frame, action, reward, terminated, truncated, task, time[, caption]
-    [, target])``: the observation an action was taken on, the action, what followed it,
-    perception's caption of the frame (when ``caption_len`` > 0, each action message carries it)
-    and, for tasks with targets, the right action (the env's ``info["target"]``).
+    Each store row is ``(obs, frame, action, reward, terminated, truncated, task, time, step
+    [, target])``: the observation an action was taken on, the action, what followed it, and for
+    tasks with targets the right action (the env's ``info["target"]``); ``step`` is the batch step,
+    by which the recorder joins perception's caption of the frame.
 
     With ``sequence`` (a name of ``envs.tasks.TASK_SEQUENCES``) the envs are task ``task`` of that
     sequence instead of ``env_id``; env ``i`` of task ``t`` is seeded ``seed + t * num_envs + i``.
     """
 
     def __init__(self, env_id: str, num_envs: int, frame_size: int, seed: int,
-                 task: int = 0, max_episodes: int | None = None, caption_len: int = 0,
-                 sequence: str | None = None) -> None:
+                 task: int = 0, max_episodes: int | None = None, sequence: str | None = None) -> None:
         self.env_id, self.num_envs, self.frame_size, self.seed = env_id, num_envs, frame_size, seed
         self.sequence = task_sequence(sequence) if sequence is not None else None
-        self.task, self.max_episodes, self.caption_len = task, max_episodes, caption_len
-        self.envs = self._make_envs()
+        self.task, self.max_episodes = task, max_episodes
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="env")
+        self.envs = self._on_env_thread(self._make_envs)
         self.targets = self.sequence is not None and self.sequence.has_targets
         self.discrete = hasattr(self.envs[0].action_space, "n")
-        self.dtypes = {k: np.dtype(v.dtype) for k, v in store_specs(self.spec(), caption_len).items()}
+        self.dtypes = {k: np.dtype(v.dtype) for k, v in store_specs(self.spec()).items()}
         self.recorder: Outbox | None = None
+        self.ring = HotLoop(self)
         self.hop = LatencyMeter()
         self.t0 = time.time()
         self.state = self.frame = None
+        self.obs: bytes | None = None  # the observation batch the next action is for
         self.buffers: list[dict[str, list]] = [collections.defaultdict(list) for _ in self.envs]
         self.episode_return = np.zeros(num_envs)
         self.returns: collections.deque[float] = collections.deque(maxlen=20)
         self.task_returns: list[float | None] = []  # each task's mean return of its last 20 episodes
-        self.last: Observation | None = None  # the latest step's observation batch
         self.steps = self.episodes = self.batch_step = 0
 
-    def continue_from(self, steps: int, episodes: int, started: float) -> None:
-        """A resumed run: count on from the ``steps`` and ``episodes`` its store holds, and stamp
-        rows with seconds since the run first ``started`` (wall clock), as its first rows were."""
+    def _on_env_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        return self._thread.submit(fn, *args).result()
+
+    # -- set-up, from the driver -------------------------------------------------------------------
+    def continue_from(self, steps: int, episodes: int, started: float, returns: list[float]) -> None:
+        """A resumed run: count on from the ``steps`` and ``episodes`` its store holds, with the
+        ``returns`` of its last finished episodes, stamping rows with seconds since it first ``started``."""
         self.steps, self.episodes, self.t0 = steps, episodes, started
         self.batch_step = steps // self.num_envs
+        self.returns.extend(returns)
 
+    def attach(self, recorder: Any, perception: Any, policy: Any, transport: str, timeout_s: float) -> None:
+        """Send finished episodes to ``recorder.add`` (blocking when 16 are in flight) and reach
+        perception and the policy over ``transport`` (agent/transport.py)."""
+        if recorder is not None:
+            self.recorder = Outbox("env→recorder", recorder, "add", window=16)
+        self.ring.connect(perception, policy, transport, timeout_s)
+
+    def spec(self) -> dict[str, Any]:
+        """Shapes of what this env produces and accepts."""
+        env = self.envs[0]
+        space = env.action_space
+        out = {"state_dim": int(env.observation_space["state"].shape[0]),
+               "frame_shape": tuple(env.observation_space["frame"].shape),
+               "discrete": self.discrete, "targets": self.targets, "gl": is_mujoco(env.unwrapped)}
+        if self.discrete:
+            out.update(action_dim=int(space.n), action_shape=())
+        else:
+            out.update(action_dim=int(np.prod(space.shape)), action_shape=tuple(space.shape),
+                       action_low=space.low.astype(np.float32), action_high=space.high.astype(np.float32))
+        return out
+
+    # -- the ring, driven by the driver --------------------------------------------------------------
+    def start(self, budget: RingBudget) -> None:
+        """Run the ring on the env thread until ``budget`` is spent (returns at once; see ``status``)."""
+        self.ring.start(budget, self._thread)
+
+    def status(self) -> dict[str, Any]:
+        """The ring's state (``running``, ``paused``, ``done``, ``broken``, ``failed``) with the counters."""
+        return {**self.ring.status(), **self.progress()}
+
+    def watch(self, timeout_s: float) -> dict[str, Any]:
+        """The status once the ring has ended, or after ``timeout_s``, whichever comes first."""
+        self.ring.wait(timeout_s)
+        return self.status()
+
+    def pause(self) -> bool:
+        """Hold the ring between two steps (e.g. for a checkpoint of one moment); False if it is not running."""
+        return self.ring.pause()
+
+    def go_on(self) -> None:
+        self.ring.go_on()
+
+    def stop(self) -> dict[str, Any]:
+        """End the ring after the step in flight; returns the final status."""
+        return self.ring.stop()
+
+    def switch_task(self, task: int) -> None:
+        """Move every env to task ``task`` of the sequence (the ring is not running)."""
+        self._on_env_thread(self._switch_task, task)
+
+    def finish(self) -> dict[str, Any]:
+        """End the run: record unfinished episodes (last row marked truncated), drain sends."""
+        return self._on_env_thread(self._finish)
+
+    # -- on the env thread ---------------------------------------------------------------------------
     def _make_envs(self) -> list[Any]:
         """The envs of ``self.task`` (of the sequence), or of ``env_id``."""
         if self.sequence is None:
@@ -89,63 +137,29 @@ class EnvActor:
         first_seed = self.seed + self.task * self.num_envs
         return [self.sequence.make(self.task, self.frame_size, first_seed + i) for i in range(self.num_envs)]
 
-    def attach_recorder(self, recorder: Any) -> None:
-        """Send every finished episode to ``recorder.add`` (blocking when 16 are in flight)."""
-        self.recorder = Outbox("env→recorder", recorder, "add", window=16)
+    def first_observation(self) -> bytes:
+        """The observation the ring acts on next: the latest one, or every env reset at the start."""
+        if self.obs is None:
+            obs = [env.reset()[0] for env in self.envs]
+            self.state = np.stack([o["state"] for o in obs])
+            self.frame = np.stack([o["frame"] for o in obs])
+            n = len(self.envs)
+            self.obs = encode(Observation(step=self.batch_step, state=self.state, frame=self.frame,
+                                          reward=np.zeros(n, np.float32), terminated=np.zeros(n, bool),
+                                          truncated=np.zeros(n, bool)))
+        return self.obs
 
-    def spec(self) -> dict[str, Any]:
-        """Shapes of what this env produces and accepts."""
-        env = self.envs[0]
-        space = env.action_space
-        out = {"state_dim": int(env.observation_space["state"].shape[0]),
-               "frame_shape": tuple(env.observation_space["frame"].shape),
-               "discrete": self.discrete, "targets": self.targets,
-               "gl": is_mujoco(env.unwrapped)}  # its camera is an OpenGL context, current on one thread
-        if self.discrete:
-            out.update(action_dim=int(space.n), action_shape=())
-        else:
-            out.update(action_dim=int(np.prod(space.shape)), action_shape=tuple(space.shape),
-                       action_low=space.low.astype(np.float32), action_high=space.high.astype(np.float32))
-        return out
-
-    def reset(self) -> bytes:
-        """Reset every env (seeded at construction) and return the first observation batch."""
-        self._reset_envs()
-        n = len(self.envs)
-        self.last = None
-        return encode(Observation(step=self.batch_step, state=self.state, frame=self.frame,
-                                  reward=np.zeros(n, np.float32), terminated=np.zeros(n, bool),
-                                  truncated=np.zeros(n, bool)))
-
-    def current(self) -> bytes:
-        """The latest observation batch again (after a perception or policy actor was restarted, the
-        agent goes on from here; the latest step's reward and done flags come with it)."""
-        n = len(self.envs)
-        last = self.last or Observation(step=self.batch_step, state=self.state, frame=self.frame,
-                                        reward=np.zeros(n, np.float32), terminated=np.zeros(n, bool),
-                                        truncated=np.zeros(n, bool))
-        return encode(last)
-
-    def _reset_envs(self) -> None:
-        obs = [env.reset()[0] for env in self.envs]
-        self.state = np.stack([o["state"] for o in obs])
-        self.frame = np.stack([o["frame"] for o in obs])
-
-    def switch_task(self, task: int) -> bytes:
-        """Move every env to task ``task`` of the sequence; returns the new task's first observation
-        batch, which stands in for the latest step's (the driver drops that one unseen).
-
-        Unfinished episodes are recorded first, their last row marked truncated, as ``finish`` does.
-        So that the policy neither loses the latest rewards nor bootstraps across tasks, the batch
-        carries the latest step's reward and done flags, every env is done (an env whose episode was
-        cut is truncated), and each cut env's reached state is a ``final_*`` row to bootstrap from.
-        """
+    def _switch_task(self, task: int) -> None:
+        """Unfinished episodes are recorded first, their last row marked truncated, as ``finish`` does.
+        So that the policy neither loses the latest rewards nor bootstraps across tasks, the new task's
+        first observation carries the latest step's reward and done flags, every env is done (an env
+        whose episode was cut is truncated), and each cut env's reached state is a ``final_*`` row."""
         if self.sequence is None:
             raise RuntimeError(f"switch_task needs a task sequence; this EnvActor steps {self.env_id}")
         n = len(self.envs)
-        last = self.last or Observation(reward=np.zeros(n, np.float32), terminated=np.zeros(n, bool),
-                                        truncated=np.zeros(n, bool), final_index=np.zeros(0, np.int64),
-                                        final_state=self.state[:0], final_frame=self.frame[:0])
+        last = (decode(self.obs, Observation) if self.obs is not None else
+                Observation(reward=np.zeros(n, np.float32), terminated=np.zeros(n, bool), truncated=np.zeros(n, bool),
+                            final_index=np.zeros(0, np.int64), final_state=self.state[:0], final_frame=self.frame[:0]))
         cut = np.asarray(self._cut_episodes(), np.int64)
         cut_state, cut_frame = self.state[cut].copy(), self.frame[cut].copy()
         self._end_task()
@@ -154,11 +168,11 @@ class EnvActor:
             env.close()
         self.task = task
         self.envs = self._make_envs()
-        self._reset_envs()
-        self.last = None
+        self.obs = None
+        self.first_observation()
         truncated = last.truncated.copy()
         truncated[cut] = True
-        return encode(Observation(
+        self.obs = encode(Observation(
             step=self.batch_step, state=self.state, frame=self.frame, reward=last.reward,
             terminated=last.terminated, truncated=truncated,
             final_index=np.concatenate([last.final_index, cut]),
@@ -180,10 +194,8 @@ class EnvActor:
             buf = self.buffers[i]
             for key, value in (("obs", self.state[i].copy()), ("frame", self.frame[i].copy()), ("action", a),
                                ("reward", r), ("terminated", term), ("truncated", trunc),
-                               ("task", self.task), ("time", now)):
+                               ("task", self.task), ("time", now), ("step", self.batch_step)):
                 buf[key].append(value)
-            if self.caption_len:
-                buf["caption"].append(msg.caption[i])
             if self.targets:
                 buf["target"].append(info["target"])
             self.episode_return[i] += r
@@ -197,18 +209,21 @@ class EnvActor:
             self.state[i], self.frame[i] = o["state"], o["frame"]
         self.steps += n
         self.batch_step += 1
-        self.last = Observation(
+        self.obs = encode(Observation(
             step=self.batch_step, state=self.state, frame=self.frame, reward=reward,
             terminated=terminated, truncated=truncated, final_index=np.asarray(final_index, np.int64),
             final_state=np.stack(final_state) if final_index else self.state[:0].copy(),
-            final_frame=np.stack(final_frame) if final_index else self.frame[:0].copy())
-        return encode(self.last)
+            final_frame=np.stack(final_frame) if final_index else self.frame[:0].copy()))
+        return self.obs
+
+    def episode_budget_spent(self) -> bool:
+        return self.max_episodes is not None and self.episodes >= self.max_episodes
 
     def _finish_episode(self, i: int, complete: bool = True) -> None:
         """Count a finished episode and send it to the recorder; a run's last, cut-short
         episodes (``complete=False``) are recorded but not counted in the returns."""
         buf = self.buffers[i]
-        budget_left = self.max_episodes is None or self.episodes < self.max_episodes
+        budget_left = not self.episode_budget_spent()
         if complete and budget_left:
             self.returns.append(float(self.episode_return[i]))
             self.episodes += 1
@@ -232,8 +247,7 @@ class EnvActor:
         """Keep the task's mean return of its last 20 episodes (None if none finished)."""
         self.task_returns.append(float(np.mean(self.returns)) if self.returns else None)
 
-    def finish(self) -> dict[str, Any]:
-        """End the run: record unfinished episodes (last row marked truncated), drain sends."""
+    def _finish(self) -> dict[str, Any]:
         self._cut_episodes()
         if self.sequence is not None:
             self._end_task()
@@ -245,7 +259,7 @@ class EnvActor:
 
     def progress(self, recent_s: float | None = None) -> dict[str, Any]:
         """Counters for the live display and the summary (latency over the last ``recent_s`` seconds)."""
-        return {"steps": self.steps, "episodes": self.episodes, "task": self.task,
+        return {"steps": self.steps, "episodes": self.episodes, "task": self.task, "transport": self.ring.transport_name,
                 "task_returns": list(self.task_returns),
                 "mean_return_last20": float(np.mean(self.returns)) if self.returns else float("nan"),
                 "hop_policy_env": self.hop.summary(recent_s),

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar, get_type_hints
 import msgpack
 import numpy as np
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: Action lost its caption; captions travel as their own message
 _NDARRAY_EXT = 1
 
 
@@ -71,18 +71,25 @@ class Percept(Message):
     done: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # [N]
     final_index: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [K]
     final_vector: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.float32))  # [K, D]
-    caption: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int16))  # [N, L] token ids, or empty
 
 
 @dataclass
 class Action(Message):
-    """The policy's actions for a batch of envs: int64 [N] (discrete) or float32 [N, A]; ``caption``
-    passes perception's caption of the frame acted on to the env, which records it with the step."""
+    """The policy's actions for a batch of envs: int64 [N] (discrete) or float32 [N, A]."""
 
     KIND: ClassVar[str] = "action"
     step: int = 0
     action: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
-    caption: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int16))  # [N, L], or empty
+
+
+@dataclass
+class Captions(Message):
+    """Perception's captions of one observation batch, for the recorder: row ``i`` is env ``i``'s
+    frame at batch step ``step`` (the store joins them to its rows by (env, step))."""
+
+    KIND: ClassVar[str] = "captions"
+    step: int = 0
+    tokens: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int16))  # [N, L] token ids
 
 
 @dataclass
@@ -99,7 +106,8 @@ class Transitions(Message):
 
 @dataclass
 class Episode(Message):
-    """One finished episode (every step, frames included) for the recorder."""
+    """One finished episode (every step, frames included) for the recorder; ``data["step"]`` is
+    each row's batch step, the key its caption is joined by."""
 
     KIND: ClassVar[str] = "episode"
     env_index: int = 0
@@ -108,7 +116,7 @@ class Episode(Message):
 
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.KIND: cls for cls in (Observation, Percept, Action, Transitions, Episode)
+    cls.KIND: cls for cls in (Observation, Percept, Action, Captions, Transitions, Episode)
 }
 M = TypeVar("M", bound=Message)
 

@@ -1,34 +1,98 @@
-"""RecorderActor: the only writer of the run's Zarr store; buffers episodes, writes whole chunks."""
+"""RecorderActor: the only writer of the run's Zarr store; joins captions to steps, writes whole chunks.
+
+Episodes come from the EnvActor, captions from perception, on two channels: a caption is keyed by
+(env, batch step) and joined to the episode row of that step. An episode waits (in order) until
+every caption of its rows has come; at ``close`` the ones still missing are padded and counted.
+"""
 
 from __future__ import annotations
 
+import collections
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from agent.channels import LatencyMeter
-from agent.messages import Episode, decode
-from agent.resume import has_episodes
+from agent.messages import Captions, Episode, decode
 from memory import ArraySpec, create_store, open_store
+from memory.layout import EPISODES, STORE_DIR
+
+
+def store_specs(spec: dict[str, Any], caption_len: int = 0) -> dict[str, ArraySpec]:
+    """The per-step arrays of the run store for an env of this ``spec`` (see ``EnvActor.spec``):
+    with ``caption_len`` > 0, also each step's caption as int16 token ids (``<pad>``-filled); for
+    tasks with targets (``spec["targets"]``), each step's true label (the right action)."""
+    specs = {
+        "obs": ArraySpec((spec["state_dim"],), "float32"),
+        "frame": ArraySpec(tuple(spec["frame_shape"]), "uint8"),
+        "action": ArraySpec(tuple(spec["action_shape"]), "int64" if spec["discrete"] else "float32"),
+        "reward": ArraySpec((), "float32"),
+        "terminated": ArraySpec((), "bool"),
+        "truncated": ArraySpec((), "bool"),
+        "task": ArraySpec((), "int32"),
+        "time": ArraySpec((), "float64"),
+        "step": ArraySpec((), "int64"),  # the batch step: env i's row of step s was acted on together with env j's
+    }
+    if caption_len:
+        specs["caption"] = ArraySpec((caption_len,), "int16")
+    if spec.get("targets"):
+        specs["target"] = ArraySpec((), "int64")
+    return specs
+
+
+def has_episodes(run_dir: Path) -> bool:
+    """Whether the run's store has its episode arrays (a run killed at start-up may have none)."""
+    return (run_dir / STORE_DIR / EPISODES).is_dir()
 
 
 class RecorderActor:
-    """Receives finished :class:`Episode` messages and commits them to ``RUN_DIR/store.zarr``
-    (a new store; with ``resume``, appended to the run's existing one)."""
+    """Commits finished :class:`Episode` messages, with their captions, to ``RUN_DIR/store.zarr`` (a
+    new store; with ``resume``, appended to the run's existing one)."""
 
     def __init__(self, run_dir: str, specs: dict[str, ArraySpec], resume: bool = False) -> None:
         path = Path(run_dir)
         self.writer = open_store(path, mode="a") if resume and has_episodes(path) else create_store(path, specs)
+        self.caption_len = specs["caption"].shape[0] if "caption" in specs else 0
+        self.captions: dict[tuple[int, int], np.ndarray] = {}
+        self.waiting: collections.deque[Episode] = collections.deque()
+        self.captions_missing = 0
         self.hop = LatencyMeter()
 
     def add(self, payload: bytes) -> None:
         msg = decode(payload, Episode)
         self.hop.add_ns(msg.sent_ns)
-        self.writer.add_episode(msg.data, task=msg.task)
+        self.waiting.append(msg)
+        self._write_ready()
+
+    def add_captions(self, payload: bytes) -> None:
+        msg = decode(payload, Captions)
+        for env, tokens in enumerate(msg.tokens):
+            self.captions[(env, msg.step)] = tokens
+        self._write_ready()
+
+    def _write_ready(self, pad: bool = False) -> None:
+        """Write the waiting episodes, oldest first, while each has all its captions (``pad``: all of them)."""
+        while self.waiting:
+            episode = self.waiting[0]
+            keys = [(episode.env_index, int(s)) for s in episode.data["step"]]
+            if self.caption_len:
+                if not pad and not all(k in self.captions for k in keys):
+                    return
+                blank = np.zeros(self.caption_len, np.int16)
+                self.captions_missing += sum(k not in self.captions for k in keys)
+                episode.data["caption"] = np.stack([self.captions.pop(k, blank) for k in keys])
+            if "step" not in self.writer.specs:  # a store written before rows had their batch step
+                episode.data.pop("step")
+            self.writer.add_episode(episode.data, task=episode.task)
+            self.waiting.popleft()
 
     def stats(self) -> dict[str, Any]:
         return {"hop_env_recorder": self.hop.summary(), "episodes_committed": self.writer.n_episodes,
-                "steps_committed": self.writer.n_steps, "store_bytes": self.writer.bytes_on_disk}
+                "steps_committed": self.writer.n_steps, "store_bytes": self.writer.bytes_on_disk,
+                "captions_missing": self.captions_missing}
 
     def close(self) -> dict[str, Any]:
+        self._write_ready(pad=True)
         self.writer.close()
         return self.stats()

@@ -8,118 +8,115 @@
     thalamus run --resume runs/reacher             # go on with a stopped run (Ctrl-C, crash, kill)
     thalamus run --resume runs/reacher --steps 50000   # ... to a larger budget
 
-A resumed run keeps every episode its store committed, steps on from there to the run's budget and
-takes its models from the newest checkpoint (saved every 30 s, at task boundaries and at the end).
+Budgets count whole batches: the envs step together, so a run of --steps N ends at the first
+multiple of --num-envs at or above N (and says so). A resumed run keeps every episode its store
+committed, steps on from there to the run's budget and takes its models from the newest checkpoint
+(saved every --checkpoint-every seconds, at task boundaries and at the end).
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import json
 import math
+import shutil
 import subprocess
 import sys
-from dataclasses import replace
+from dataclasses import fields, replace
 from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent.config import AgentConfig
 from launch.errors import UsageError
 
 if TYPE_CHECKING:
-    from agent.resume import ResumePoint
-    from agent.runtime import AgentConfig
+    from agent.checkpoints import ResumePoint
     from envs.tasks import TaskSequence
 
-DEFAULT_ENV = "CartPole-v1"
-DEFAULT_STEPS = 20_000
+# with --resume, the run's own settings hold; only these may be given
+RESUME_FLAGS = ("steps", "device", "checkpoint_every_s", "hop_timeout_s")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run an agent against an environment, recording every step",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--resume", type=Path, metavar="RUN_DIR",
-                        help="go on with a stopped run from its store and newest checkpoint, with its own "
-                             "settings (give only --steps, --device, --address, --json, --checkpoint-every)")
-    source.add_argument("--env", metavar="ID",
-                        help="Gymnasium id, e.g. CartPole-v1, Acrobot-v1, Pendulum-v1, Reacher-v5, "
-                             f"InvertedPendulum-v5, HalfCheetah-v5 (default: {DEFAULT_ENV})")
-    source.add_argument("--tasks", metavar="NAME",
-                        help="a task sequence, learned one task after another with a checkpoint at each "
-                             "boundary: cartpole-physics, split-digits, split-digits-task, permuted-digits")
-    budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, metavar="N",
-                        help=f"total env steps over all envs (default: {DEFAULT_STEPS:,}); "
-                             "with --tasks, split evenly over the tasks")
-    budget.add_argument("--episodes", type=int, metavar="N", help="stop after N finished episodes")
-    budget.add_argument("--steps-per-task", type=int, metavar="N", help="with --tasks: env steps of each task")
+    p.add_arguments(AgentConfig, dest="config")
+    p.add_argument("--steps-per-task", type=int, metavar="N",
+                   help="with --tasks, instead of --steps: env steps of each task (default: --steps split evenly)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR",
+                   help="go on with a stopped run from its store and newest checkpoint, with its own settings "
+                        "(give only --steps, --device, --checkpoint-every, --address, --json)")
     p.add_argument("--run-dir", type=Path, metavar="DIR",
-                   help="where run.json and store.zarr go (default: runs/ENV-TIMESTAMP)")
-    p.add_argument("--seed", type=int, metavar="S", help="seed of envs and models (default: 0)")
-    p.add_argument("--num-envs", type=int, metavar="N",
-                   help="envs stepped in parallel, batched through perception and policy (default: 8)")
-    p.add_argument("--frame-size", type=int, metavar="PX", help="camera frame side (default: 64)")
-    p.add_argument("--device", choices=["cpu", "cuda"],
-                   help="where perception, captioner and learner run; PPO stays on the CPU "
-                        "(default: cpu; with --resume, the run's)")
-    p.add_argument("--captioner", metavar="auto|off|PT",
-                   help="captioner checkpoint whose captions of every frame are shown live and stored per step; "
-                        "auto (default): the shipped one trained on this env, if any (CartPole-v1)")
-    p.add_argument("--checkpoint-every", type=float, default=30.0, metavar="SECONDS",
-                   help="how often the models are saved to RUN_DIR/checkpoints/latest.pt, which --resume "
-                        "goes on from (default: 30)")
+                   help="where run.json, store.zarr and checkpoints/ go; must not hold a run (default: runs/ENV-TIMESTAMP)")
     p.add_argument("--address", metavar="ADDR",
                    help="join a running Ray cluster: 'auto' or HOST:PORT (default: start a local one)")
-    p.add_argument("--json", action="store_true", help="print the summary as one JSON object on stdout")
+    p.add_argument("--json", action="store_true",
+                   help="print the summary as one JSON object on stdout (progress goes to stderr) (default: off)")
     p.set_defaults(func=main)
 
 
-_ONLY_NEW = ("env", "tasks", "episodes", "steps_per_task", "run_dir", "seed", "num_envs", "frame_size", "captioner")
+def _given(cfg: AgentConfig) -> list[str]:
+    """The config fields set to something other than their default (flags the user gave)."""
+    default = AgentConfig()
+    return [f.name for f in fields(cfg) if getattr(cfg, f.name) != getattr(default, f.name)]
 
 
-def _validate(args: argparse.Namespace) -> None:
-    for flag, value, low, high in (("--steps", args.steps, 1, 10**10), ("--episodes", args.episodes, 1, 10**8),
-                                   ("--steps-per-task", args.steps_per_task, 1, 10**10),
-                                   ("--num-envs", args.num_envs, 1, 512), ("--frame-size", args.frame_size, 8, 1024),
-                                   ("--seed", args.seed, 0, 2**31 - 1)):
+def _flag(name: str) -> str:
+    return "--" + {"env_id": "env", "checkpoint_every_s": "checkpoint-every"}.get(name, name.replace("_", "-"))
+
+
+def _validate(args: argparse.Namespace) -> AgentConfig:
+    """The checked config; the budget flags sorted out (``--episodes`` and ``--steps-per-task`` replace ``--steps``)."""
+    cfg: AgentConfig = args.config
+    given = _given(cfg)
+    for name, low, high in (("steps", 1, 10**10), ("episodes", 1, 10**8), ("num_envs", 1, 512),
+                            ("frame_size", 8, 1024), ("seed", 0, 2**31 - 1)):
+        value = getattr(cfg, name)
         if value is not None and not low <= value <= high:
-            raise UsageError(f"{flag} must be between {low:,} and {high:,}, got {value}")
-    if not 0.1 <= args.checkpoint_every <= 86_400:
-        raise UsageError(f"--checkpoint-every must be between 0.1 and 86,400 seconds, got {args.checkpoint_every}")
-    if args.tasks is None and args.steps_per_task is not None:
-        raise UsageError("--steps-per-task needs --tasks NAME; for one env give --steps")
-    if args.tasks is not None and args.episodes is not None:
-        raise UsageError("--episodes cannot be used with --tasks: a task sequence's budget is "
-                         "--steps (the total) or --steps-per-task")
-    if args.device == "cuda":
+            raise UsageError(f"{_flag(name)} must be between {low:,} and {high:,}, got {value}")
+    if args.steps_per_task is not None and not 1 <= args.steps_per_task <= 10**10:
+        raise UsageError(f"--steps-per-task must be between 1 and 10,000,000,000, got {args.steps_per_task}")
+    if not 0.1 <= cfg.checkpoint_every_s <= 86_400:
+        raise UsageError(f"--checkpoint-every must be between 0.1 and 86,400 seconds, got {cfg.checkpoint_every_s}")
+    if cfg.device == "cuda":
         import torch
 
         if not torch.cuda.is_available():
             raise UsageError("--device cuda: torch sees no CUDA GPU on this machine; use --device cpu")
     if args.resume is not None:
-        given = [name for name in _ONLY_NEW if getattr(args, name) is not None]
-        if given:
-            raise UsageError(f"--resume goes on with the run's own settings: leave out --{given[0].replace('_', '-')} "
-                             "(with --resume give only --steps, --device, --address, --json, --checkpoint-every)")
-        return
+        extra = [n for n in given if n not in RESUME_FLAGS] + (["steps_per_task"] if args.steps_per_task else []) \
+            + (["run_dir"] if args.run_dir else [])
+        if extra:
+            raise UsageError(f"--resume goes on with the run's own settings: leave out {_flag(extra[0])} "
+                             "(with --resume give only --steps, --device, --checkpoint-every, --address, --json)")
+        return cfg
+    budgets = [f for f, on in (("--steps", "steps" in given), ("--episodes", cfg.episodes is not None),
+                               ("--steps-per-task", args.steps_per_task is not None)) if on]
+    if len(budgets) > 1:
+        raise UsageError(f"give one budget: {budgets[0]} or {budgets[1]}, not both")
+    if cfg.tasks is not None and "env_id" in given:
+        raise UsageError("give --env or --tasks, not both (a task sequence names its own envs)")
+    if cfg.tasks is None and args.steps_per_task is not None:
+        raise UsageError("--steps-per-task needs --tasks NAME; for one env give --steps")
+    if cfg.tasks is not None and cfg.episodes is not None:
+        raise UsageError("--episodes cannot be used with --tasks: a task sequence's budget is "
+                         "--steps (the total) or --steps-per-task")
     if args.run_dir is not None and (args.run_dir / "store.zarr").exists():
         raise UsageError(f"--run-dir {args.run_dir} already holds a run; choose a new directory, "
                          f"or go on with it: thalamus run --resume {args.run_dir}")
-    defaults = {"seed": 0, "num_envs": 8, "frame_size": 64, "device": "cpu", "captioner": "auto"}
-    for name, value in defaults.items():
-        if getattr(args, name) is None:
-            setattr(args, name, value)
+    return replace(cfg, steps=None) if cfg.episodes is not None else cfg
 
 
-def _caption_vocab(captioner: Path | None) -> list[str] | None:
+def _caption_vocab(captioner: str | None) -> list[str] | None:
     """The words the store's ``caption`` token ids stand for (token i is word i)."""
     if captioner is None:
         return None
     from agent.perception.train import checkpoint_config
 
-    return list(checkpoint_config(captioner).vocab)
+    return list(checkpoint_config(Path(captioner)).vocab)
 
 
 def _versions() -> dict[str, str]:
@@ -145,7 +142,7 @@ def _now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def _captioner(choice: str, env_id: str) -> Path | None:
+def _captioner(choice: str, env_id: str) -> str | None:
     """The checkpoint ``--captioner`` names (None: no captions); resolving it imports triton, which
     must happen before any MuJoCo render in this process."""
     if choice == "off":
@@ -154,7 +151,8 @@ def _captioner(choice: str, env_id: str) -> Path | None:
     from agent.perception.train import checkpoint_meta
 
     if choice == "auto":
-        return env_checkpoint(env_id)
+        path = env_checkpoint(env_id)
+        return str(path) if path else None
     path = Path(choice)
     if not path.is_file():
         raise UsageError(f"--captioner {choice}: no such file; give a checkpoint from `thalamus train captioner`, "
@@ -163,7 +161,7 @@ def _captioner(choice: str, env_id: str) -> Path | None:
         checkpoint_meta(path)
     except ValueError as exc:
         raise UsageError(f"--captioner: {exc}") from None
-    return path.resolve()
+    return str(path.resolve())
 
 
 def _plain(value: Any) -> Any:
@@ -176,16 +174,16 @@ def _plain(value: Any) -> Any:
     return None if isinstance(value, float) and math.isnan(value) else value
 
 
-def _task_sequence(args: argparse.Namespace) -> TaskSequence:
+def _task_sequence(name: str, steps: int | None) -> TaskSequence:
     """The sequence ``--tasks`` names, with its step budget checked."""
     from envs.tasks import task_sequence
 
     try:
-        seq = task_sequence(args.tasks)
+        seq = task_sequence(name)
     except ValueError as exc:
         raise UsageError(f"--tasks: {exc}") from None
-    if args.steps is not None and args.steps < seq.n_tasks:
-        raise UsageError(f"--steps {args.steps} is less than one step for each of {seq.name}'s "
+    if steps is not None and steps < seq.n_tasks:
+        raise UsageError(f"--steps {steps} is less than one step for each of {seq.name}'s "
                          f"{seq.n_tasks} tasks; give at least --steps {seq.n_tasks}")
     return seq
 
@@ -200,43 +198,71 @@ def _probe(name: str, seq: TaskSequence | None, frame_size: int) -> None:
     probe.close()
 
 
+def _say(args: argparse.Namespace, text: str) -> None:
+    """A line of what is happening, on stderr (so ``--json``'s stdout stays the summary alone)."""
+    print(f"thalamus: {text}", file=sys.stderr, flush=True)
+
+
+def _store_need(cfg: AgentConfig, steps: int | None) -> int:
+    """Bytes the run's store will roughly need: frames compress to about a third on these envs."""
+    return int((steps or 20_000) * (cfg.frame_size ** 2 * 3 // 3 + 64))
+
+
 def main(args: argparse.Namespace) -> int:
-    _validate(args)
+    cfg = _validate(args)
     if args.resume is not None:
-        return _resume(args)
-    seq = _task_sequence(args) if args.tasks is not None else None
-    name = seq.name if seq is not None else (args.env or DEFAULT_ENV)
+        return _resume(args, cfg)
+    seq = _task_sequence(cfg.tasks, cfg.steps) if cfg.tasks is not None else None
+    name = seq.name if seq is not None else cfg.env_id
     # --captioner auto over tasks: the captioner of the env the tasks vary, if any (none for digits)
-    captioner = _captioner(args.captioner, name if seq is None else seq.base_env or seq.name)
-    _probe(name, seq, args.frame_size)
-
-    from agent.runtime import AgentConfig
-    from memory import write_manifest
-
-    steps = None if args.episodes is not None else (args.steps or DEFAULT_STEPS)
-    sequence = {}
+    captioner = _captioner(cfg.captioner, name if seq is None else seq.base_env or seq.name)
+    _probe(name, seq, cfg.frame_size)
+    sequence: dict[str, Any] = {}
+    steps = cfg.steps
     if seq is not None:  # every task gets the same whole number of batched steps
-        per_task = args.steps_per_task or math.ceil(steps / seq.n_tasks)
-        per_task = math.ceil(per_task / args.num_envs) * args.num_envs
+        per_task = args.steps_per_task or math.ceil(cfg.steps / seq.n_tasks)
+        per_task = math.ceil(per_task / cfg.num_envs) * cfg.num_envs
         steps = per_task * seq.n_tasks
         sequence = {"sequence": seq.name, "task_names": list(seq.names), "steps_per_task": per_task}
-    cfg = replace(AgentConfig(), env_id=name, tasks=args.tasks, steps=steps, episodes=args.episodes,
-                  num_envs=args.num_envs, frame_size=args.frame_size, seed=args.seed, device=args.device,
-                  captioner=str(captioner) if captioner else None, checkpoint_every_s=args.checkpoint_every)
+    elif steps is not None:
+        steps = math.ceil(steps / cfg.num_envs) * cfg.num_envs
+    if steps is not None and steps != (args.steps_per_task * seq.n_tasks if seq and args.steps_per_task else cfg.steps):
+        _say(args, f"budget rounded up to {steps:,} steps (whole batches of {cfg.num_envs} envs"
+                   + (f", {sequence['steps_per_task']:,} per task)" if seq else ")"))
+    cfg = replace(cfg, env_id=name, steps=steps, captioner=captioner or "off")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = (args.run_dir or Path("runs") / f"{name}-{stamp}").resolve()
+    _connect(args)  # before the run dir exists: a cluster that cannot be joined leaves nothing behind
     run_dir.mkdir(parents=True, exist_ok=True)
+    from memory import write_manifest
+
     write_manifest(run_dir, {"name": run_dir.name, "command": sys.argv, "config": cfg.to_dict(), **sequence,
                              "caption_vocab": _caption_vocab(captioner),
                              "versions": _versions(), "git_commit": _git_commit(),
-                             "started": _now(), "ended": None, "status": "running"})
+                             "started": _now(), "ended": None, "status": "starting"})
+    _check_space(args, run_dir, _store_need(cfg, steps))
     return _drive(args, cfg, run_dir, None)
 
 
-def _resume(args: argparse.Namespace) -> int:
+def _connect(args: argparse.Namespace) -> None:
+    from launch import ray_session
+
+    _say(args, "joining the Ray cluster at " + args.address + " ..." if args.address
+         else "starting a local Ray cluster (takes a while on a small machine) ...")
+    ray_session.connect(args.address)
+
+
+def _check_space(args: argparse.Namespace, run_dir: Path, need: int) -> None:
+    """Warn at start when the run dir's disk has less free space than the store will roughly need."""
+    free = shutil.disk_usage(run_dir).free
+    if free < need:
+        _say(args, f"warning: {free / 2**20:,.0f} MiB free on the disk of {run_dir}, and this run's store needs "
+                   f"about {need / 2**20:,.0f} MiB; it will stop cleanly when the disk fills")
+
+
+def _resume(args: argparse.Namespace, flags: AgentConfig) -> int:
     """``--resume RUN_DIR``: the run's config from run.json, where its store stopped, and go on."""
-    from agent.resume import resume_point
-    from agent.runtime import AgentConfig
+    from agent.checkpoints import resume_point
     from memory import StoreBusy, StoreError, read_manifest, update_manifest
 
     run_dir = args.resume.resolve()
@@ -249,6 +275,7 @@ def _resume(args: argparse.Namespace) -> int:
         started = dt.datetime.fromisoformat(manifest["started"]).timestamp()
     except (ValueError, TypeError, KeyError) as exc:
         raise UsageError(f"--resume: {run_dir / 'run.json'} holds no config this version can run: {exc}") from None
+    given = _given(flags)
     from envs.tasks import task_sequence
 
     try:
@@ -256,16 +283,16 @@ def _resume(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise UsageError(f"--resume: {run_dir / 'run.json'} names a task sequence this version lacks: {exc}") from None
     per_task = manifest.get("steps_per_task") if seq is not None else None
-    if seq is not None and args.steps is not None:
+    if seq is not None and "steps" in given:
         raise UsageError(f"--steps: a task sequence's budget is fixed ({per_task} steps per task); "
                          f"resume it without --steps")
-    if args.steps is not None:  # a new total budget, in steps
-        cfg = replace(cfg, steps=args.steps, episodes=None)
-    if args.device is not None:
-        cfg = replace(cfg, device=args.device)
-    cfg = replace(cfg, checkpoint_every_s=args.checkpoint_every)
-    if cfg.captioner is not None and not Path(cfg.captioner).is_file():
-        raise UsageError(f"--resume: the run's captioner checkpoint {cfg.captioner} is gone; put it back "
+    if "steps" in given:  # a new total budget, in steps
+        cfg = replace(cfg, steps=math.ceil(flags.steps / cfg.num_envs) * cfg.num_envs, episodes=None)
+    cfg = replace(cfg, **{name: getattr(flags, name) for name in given if name in ("device", "checkpoint_every_s",
+                                                                                   "hop_timeout_s")})
+    captioner = cfg.captioner if cfg.captioner not in ("auto", "off") else None
+    if captioner is not None and not Path(captioner).is_file():
+        raise UsageError(f"--resume: the run's captioner checkpoint {captioner} is gone; put it back "
                          "to go on with this run")
     try:
         point = resume_point(run_dir, started, per_task)
@@ -282,34 +309,55 @@ def _resume(args: argparse.Namespace) -> int:
     if cfg.episodes is not None and point.episodes >= cfg.episodes:
         raise UsageError(f"--resume: {run_dir} already holds {point.episodes:,} of its {cfg.episodes:,} episodes; "
                          f"give --steps N to go on for N steps in all")
-    if cfg.captioner is not None:
-        _captioner(cfg.captioner, cfg.env_id)  # checks it (and imports triton before any MuJoCo render)
+    if captioner is not None:
+        _captioner(captioner, cfg.env_id)  # checks it (and imports triton before any MuJoCo render)
     _probe(cfg.env_id, seq, cfg.frame_size)
+    _connect(args)
     resumes = manifest.get("resumes", []) + [{
         "at": _now(), "command": sys.argv, "from_steps": point.steps, "from_episodes": point.episodes,
         "task": point.task, "checkpoint": point.checkpoint.name if point.checkpoint else None}]
-    update_manifest(run_dir, config=cfg.to_dict(), resumes=resumes, ended=None, status="running")
+    update_manifest(run_dir, config=cfg.to_dict(), resumes=resumes, ended=None, status="starting")
     return _drive(args, cfg, run_dir, point)
+
+
+def _disk_full(exc: BaseException) -> bool:
+    return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc)
 
 
 def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: ResumePoint | None) -> int:
     """Start the actors, run with a live display, record how it ended in run.json, print the summary."""
     from agent.runtime import Agent
-    from launch import ray_session
     from launch.display import RunDisplay, stdout_console, summary_table
-    from memory import update_manifest
+    from memory import open_store, update_manifest
 
     summary_out = sys.stdout
     if args.json:  # Ray's driver prints cluster notices (e.g. a worker that died) on stdout, at any time
         sys.stdout = sys.stderr  # until exit: --json's stdout is the summary alone
-    ray_session.connect(args.address)
-    agent = Agent(cfg, run_dir, use_ray=True, resume=resume)
+    _say(args, "starting the actors (env, perception, policy, learner, recorder) ...")
+    try:
+        agent = Agent(cfg, run_dir, use_ray=True, resume=resume)
+    except BaseException as exc:
+        update_manifest(run_dir, ended=_now(), status="failed to start", error=f"{type(exc).__name__}: {exc}")
+        raise
+    update_manifest(run_dir, status="running")
     total, unit = (cfg.steps, "steps") if cfg.steps is not None else (cfg.episodes, "episodes")
     try:
         with RunDisplay(total, unit, enabled=not args.json, start_steps=resume.steps if resume else 0) as display:
             summary = agent.run(on_progress=display.update)
-    except BaseException:
-        update_manifest(run_dir, ended=_now(), status="failed")
+            display.update({"steps": summary["steps"], "episodes": summary["episodes"],
+                            "elapsed_s": summary["elapsed_s"], "mean_return_last20": summary["mean_return_last20"]})
+    except BaseException as exc:
+        if _disk_full(exc):
+            committed = open_store(run_dir).n_episodes
+            update_manifest(run_dir, ended=_now(), status="failed", error="disk full")
+            free = shutil.disk_usage(run_dir).free
+            raise UsageError(f"the disk of {run_dir} is full ({free / 2**20:,.1f} MiB free): the run stopped with "
+                             f"{committed:,} episodes committed; free some space, then go on with "
+                             f"`thalamus run --resume {run_dir}`") from None
+        update_manifest(run_dir, ended=_now(), status="failed", error=str(exc).splitlines()[0] if str(exc) else
+                        type(exc).__name__)
+        if not isinstance(exc, KeyboardInterrupt):
+            _say(args, f"the run stopped; go on with it: thalamus run --resume {run_dir}")
         raise
     summary = _plain(summary)
     update_manifest(run_dir, ended=_now(), status="interrupted" if summary["interrupted"] else "completed",

@@ -1,7 +1,9 @@
 """LearnerActor: trains the world model in its own thread, off the per-step hot path.
 
-With ``method="trc"`` (the default) the world model is the continual learner, whose cache and
-spectral memories are committed to the run store every ``save_every_s`` and at task boundaries.
+With ``method="trc"`` (the default) the world model is the continual learner. Its whole state, cache
+and spectral memories included, goes into the run's checkpoints (``state_dict``, taken while the
+ring is held, so weights and memories are of one moment); the memories are also written into the run
+store at task boundaries and at the end, for `thalamus memory inspect`.
 """
 
 from __future__ import annotations
@@ -46,7 +48,6 @@ class LearnerActor:
 
     def _loop(self) -> None:
         period = 1.0 / self.trainer.cfg.max_updates_per_s
-        saved = time.monotonic()
         try:
             while not self._stop.is_set():
                 started = time.monotonic()
@@ -54,9 +55,6 @@ class LearnerActor:
                     for msg in self.inbox.get_all():
                         self.trainer.add(msg.percept, msg.action, msg.reward, msg.next_percept, msg.done)
                     self.trainer.train_step()
-                    if started - saved >= self.trainer.cfg.save_every_s:
-                        self.trainer.save()
-                        saved = started
                 self._stop.wait(max(0.0, period - (time.monotonic() - started)))
         except Exception as exc:  # reported through stats(); the actor itself stays up
             self.error = f"{type(exc).__name__}: {exc}"
@@ -80,13 +78,11 @@ class LearnerActor:
         return self.stats()
 
     def state_dict(self) -> dict[str, Any]:
+        """The trainer's whole state (weights, optimizer, memories), between two training steps."""
         with self.lock:
-            weights = {k: v.detach().cpu() for k, v in self.trainer.model.state_dict().items()}
-            return {"model": weights, "updates": self.trainer.updates}
+            return self.trainer.state_dict()
 
-    def load_state_dict(self, state: dict[str, Any], task: int = 0) -> None:
-        """Continue from a :meth:`state_dict` at ``task`` of the run (a resumed run; trc's cache and
-        spectral memories come back from the run store on their own)."""
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` (a resumed run, or this actor restarted by Ray)."""
         with self.lock:
-            self.trainer.model.load_state_dict(state["model"])
-            self.trainer.resume_at(task)
+            self.trainer.load_state_dict(state)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from agent.learner.trc import TRC, TRCConfig
-from memory import load_learner_memory, save_learner_memory
+from memory import save_learner_memory
 
 
 class ContinualWorldModel(nn.Module):
@@ -51,10 +51,6 @@ class ContinualTrainer:
         self.size = self.updates = self.dropped = 0
         self.task = 0
         self.losses = {"next_percept_mse": float("nan"), "reward_mse": float("nan")}
-        saved = load_learner_memory(self.run_dir) if self.run_dir else None
-        if saved is not None:  # a resumed run: the memories come back from the store
-            self.trc.load_memory(saved)
-            self.updates = saved.step
 
     def add(self, percept: np.ndarray, action: np.ndarray, reward: np.ndarray,
             next_percept: np.ndarray, done: np.ndarray) -> None:
@@ -91,13 +87,18 @@ class ContinualTrainer:
         self.task = task
         self.save()
 
-    def resume_at(self, task: int) -> None:
-        """A resumed run goes on in ``task`` (its memories were reloaded from the store)."""
-        self.trc.begin_task(task)
-        self.task = task
+    def state_dict(self) -> dict:
+        """trc's whole state with the update count and task: what a checkpoint keeps of the learner."""
+        return {"trc": self.trc.state_dict(), "updates": self.updates, "task": self.task}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Continue from a :meth:`state_dict` (a resumed run, or a restarted actor)."""
+        self.trc.load_state_dict(state["trc"])
+        self.updates, self.task = int(state["updates"]), int(state["task"])
 
     def save(self) -> None:
-        """Commit the cache and spectral memories to the run store (crash-safe)."""
+        """Write the cache and spectral memories into the run store, for `thalamus memory inspect`
+        (a resumed run takes them from its checkpoint, not from here)."""
         if self.run_dir is not None and self.trc.cache.size:
             cache, columns = self.trc.memory_blocks()
             save_learner_memory(self.run_dir, cache, columns, self.updates)

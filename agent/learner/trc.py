@@ -10,6 +10,7 @@ bench continual` scores it on the digits sequences beside the baselines (`launch
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -181,6 +182,33 @@ class TRC:
                        "layers": {act: at for act, (_, at) in parts.items()}}))
         return MemoryBlock(arrays, attrs), columns
 
+    def state_dict(self) -> dict[str, Any]:
+        """Everything trc learned and carries, at one moment: weights, optimizer, router context and
+        controller, and its memories (tensors, numbers and plain containers only)."""
+        cache, columns = self.memory_blocks()
+        return {"net": {k: v.detach().cpu().clone() for k, v in self.net.state_dict().items()},
+                "optimizer": self.opt.state_dict(),
+                "context_sum": self.context_sum.cpu().clone(), "context_mass": float(self.context_mass),
+                "usage": self.usage.cpu().clone(), "free": self.free.cpu().clone(),
+                "controller": {"loss_fast": self.loss_fast, "loss_slow": self.loss_slow, "strength": self.strength,
+                               "replay_scale": self.replay_scale, "best_old": self.best_old, "steps": self.steps,
+                               "task": self.task},
+                "memory": {"cache": _block_tensors(cache), "spectral": [_block_tensors(c) for c in columns]}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict`."""
+        self.net.load_state_dict(state["net"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.context_sum = state["context_sum"].to(self.device)
+        self.context_mass = float(state["context_mass"])
+        self.usage, self.free = state["usage"].to(self.device), state["free"].to(self.device)
+        c = state["controller"]
+        self.loss_fast, self.loss_slow, self.strength = c["loss_fast"], c["loss_slow"], c["strength"]
+        self.replay_scale, self.best_old, self.steps, self.task = c["replay_scale"], c["best_old"], c["steps"], c["task"]
+        memory = state["memory"]
+        self.load_memory(LearnerMemory(_block_arrays(memory["cache"]), [_block_arrays(b) for b in memory["spectral"]],
+                                       self.steps))
+
     def load_memory(self, saved: LearnerMemory) -> None:
         """Restore the cache and spectral memories from ``memory_blocks`` output read back from the store."""
         self.cache.load_arrays(saved.cache.arrays, saved.cache.attrs)
@@ -217,3 +245,12 @@ def _ema(total: torch.Tensor, mass: float, x: torch.Tensor, decay: float) -> tup
 
 
 __all__ = ["ABLATIONS", "TRC", "TRCConfig"]
+
+
+def _block_tensors(block: MemoryBlock) -> dict[str, Any]:
+    return {"arrays": {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in block.arrays.items()},
+            "attrs": block.attrs}
+
+
+def _block_arrays(block: dict[str, Any]) -> MemoryBlock:
+    return MemoryBlock({k: v.numpy() for k, v in block["arrays"].items()}, block["attrs"])

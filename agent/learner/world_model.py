@@ -25,7 +25,6 @@ class LearnerConfig:
     method: str = "trc"  # "trc": the continual learner (continual_world.py); "mlp": this file's replay-trained MLP
     continual_lr: float = 0.05  # trc's SGD step size
     consolidate_every: int = 500  # trc steps between spectral consolidations when no task boundary comes
-    save_every_s: float = 10.0  # how often trc's memories are committed to the run store
 
 
 class WorldModel(nn.Module):
@@ -97,8 +96,15 @@ class WorldModelTrainer:
     def task_boundary(self, task: int) -> None:
         """Nothing to consolidate: this learner keeps no memories across tasks."""
 
-    def resume_at(self, task: int) -> None:
-        """Nothing to restore beyond the weights: this learner's replay is not kept."""
+    def state_dict(self) -> dict:
+        """Weights, optimizer state and update count (the replay buffer is not kept)."""
+        return {"model": {k: v.detach().cpu().clone() for k, v in self.model.state_dict().items()},
+                "optimizer": self.opt.state_dict(), "updates": self.updates}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])
 
     def save(self) -> None:
         """Nothing to commit: this learner keeps no memories in the run store."""

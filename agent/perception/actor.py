@@ -1,7 +1,9 @@
 """PerceptionActor: observation batches in, percept batches out (on the per-step hot path).
 
-Each percept carries the encoder's vector for the policy and, when a captioner checkpoint is given,
-the caption of every env's frame as token ids (one streaming captioner state per env).
+The percept is ``[normalized state, frame features]``. The frame features are computed once per
+frame: with a captioner they are its trained temporal feature (one streaming state per env), and
+the caption decoded from that same feature goes to the recorder, keyed by (env, step); without
+one, a small seeded CNN's embedding.
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ import numpy as np
 import torch
 
 from agent.channels import LatencyMeter
-from agent.messages import Observation, Percept, decode, encode
+from agent.messages import Captions, Observation, Percept, decode, encode
+from agent.outbox import Outbox
 from agent.perception.encoder import PerceptionConfig, PerceptionModel
 
 
@@ -23,27 +26,50 @@ class PerceptionActor:
     def __init__(self, state_dim: int, cfg: PerceptionConfig, seed: int, device: str = "cpu",
                  captioner: str | None = None, num_envs: int = 1) -> None:
         torch.set_num_threads(1)
-        self.model = PerceptionModel(state_dim, cfg, seed=seed, device=device)
         self.captioner = None
         if captioner is not None:
             from agent.perception.live import LiveCaptioner  # imports triton: only when captioning
 
             self.captioner = LiveCaptioner(Path(captioner), streams=num_envs, device=device)
+        self.model = PerceptionModel(state_dim, cfg, seed=seed, device=device,
+                                     cnn=self.captioner is None)
+        self.recorder: Outbox | None = None
         self.last_caption: np.ndarray | None = None
         self.hop = LatencyMeter()
+
+    @staticmethod
+    def percept_dim(state_dim: int, cfg: PerceptionConfig, captioner: str | None) -> int:
+        """Size of the percept vector for this state size and captioner (read from its checkpoint)."""
+        if captioner is None:
+            return state_dim + cfg.frame_features
+        from agent.perception.train import checkpoint_config
+
+        return state_dim + checkpoint_config(Path(captioner)).d_model
+
+    def attach_recorder(self, recorder: Any) -> None:
+        """Send each batch's captions to ``recorder.add_captions`` (blocking when 16 are in flight)."""
+        self.recorder = Outbox("perception→recorder", recorder, "add_captions", window=16)
 
     def encode(self, obs_msg: bytes) -> bytes:
         obs = decode(obs_msg, Observation)
         self.hop.add_ns(obs.sent_ns)
-        vector = self.model.encode(obs.state, obs.frame)
-        final = (self.model.encode(obs.final_state, obs.final_frame, update_stats=False)
-                 if len(obs.final_index) else np.zeros((0, vector.shape[1]), np.float32))
-        caption = np.zeros((0, 0), np.int16)
-        if self.captioner is not None:
-            caption = self.last_caption = self.captioner.tokens(obs.frame)
+        state = self.model.encode_state(obs.state)
+        final_state = self.model.encode_state(obs.final_state, update_stats=False)
+        if self.captioner is None:
+            frames = self.model.encode_frames(obs.frame)
+            final_frames = self.model.encode_frames(obs.final_frame)
+        else:
+            final_frames = self.captioner.peek_features(obs.final_frame, obs.final_index)
+            feature = self.captioner.features(obs.frame)  # advances every env's stream by its frame
+            frames = feature.float().cpu().numpy()
+            self.last_caption = self.captioner.decode(feature)
+            if self.recorder is not None:
+                self.recorder.send(encode(Captions(step=obs.step, tokens=self.last_caption)))
+        vector = np.concatenate([state, frames], 1).astype(np.float32)
+        final = np.concatenate([final_state, final_frames], 1).astype(np.float32)
         return encode(Percept(step=obs.step, vector=vector, reward=obs.reward,
                               done=obs.terminated | obs.truncated, final_index=obs.final_index,
-                              final_vector=final, caption=caption))
+                              final_vector=final))
 
     def caption_now(self, env: int = 0) -> str | None:
         """The caption of ``env``'s latest frame (None without a captioner or before the first)."""
@@ -51,8 +77,14 @@ class PerceptionActor:
             return None
         return self.captioner.text(self.last_caption[env])
 
+    def flush(self) -> None:
+        """Wait until every caption sent so far has reached the recorder."""
+        if self.recorder is not None:
+            self.recorder.drain()
+
     def stats(self) -> dict[str, Any]:
-        return {"hop_env_perception": self.hop.summary()}
+        return {"hop_env_perception": self.hop.summary(),
+                "channel_recorder": self.recorder.stats().to_dict() if self.recorder else None}
 
     def state_dict(self) -> dict[str, Any]:
         return self.model.state_dict()

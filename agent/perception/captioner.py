@@ -170,6 +170,11 @@ class StreamState:
         layers = [tuple(t.detach() for t in s) if isinstance(s, tuple) else s.detach() for s in self.layers]
         return StreamState(self.frames.detach(), layers, self.started)
 
+    def select(self, index: torch.Tensor) -> "StreamState":
+        """The state of the streams ``index`` [K] (a copy, for a look ahead that is not kept)."""
+        layers = [tuple(t[index] for t in s) if isinstance(s, tuple) else s[index] for s in self.layers]
+        return StreamState(self.frames[index], layers, self.started)
+
 
 class Captioner(nn.Module):
     """Frames in, a temporal feature per frame out; ``decoder`` turns a feature into a caption."""

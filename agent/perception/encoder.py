@@ -63,35 +63,49 @@ class PerceptCNN(nn.Module):
 
 
 class PerceptionModel:
-    """Encodes a batch of (state, frame) into percept vectors ``[N, S + F]`` (float32)."""
+    """Encodes a batch of (state, frame) into percept parts: the running-normalized state [N, S] and,
+    with ``cnn``, the frame CNN's features [N, F] (a captioner's trained features replace them)."""
 
     def __init__(self, state_dim: int, cfg: PerceptionConfig | None = None, seed: int = 0,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", cnn: bool = True) -> None:
         self.cfg = cfg = cfg or PerceptionConfig()
         self.device = torch.device(device)
         torch.manual_seed(seed)
-        self.frames = PerceptCNN(cfg.frame_features, cfg.channels).to(self.device).eval()
+        self.frames = PerceptCNN(cfg.frame_features, cfg.channels).to(self.device).eval() if cnn else None
         self.norm = RunningNorm(state_dim)
-        self.dim = state_dim + cfg.frame_features
 
-    @torch.no_grad()
-    def encode(self, state: np.ndarray, frame: np.ndarray, update_stats: bool = True) -> np.ndarray:
-        """``state`` [N, S] float, ``frame`` [N, H, W, 3] uint8 → percept [N, S + F] float32."""
+    def encode_state(self, state: np.ndarray, update_stats: bool = True) -> np.ndarray:
+        """``state`` [N, S] → normalized and clipped float32 [N, S] (statistics updated first)."""
+        if not len(state):
+            return np.zeros((0, len(self.norm.mean)), np.float32)
         state = np.asarray(state, dtype=np.float64)
         if update_stats:
             self.norm.update(state)
-        s = np.clip(self.norm(state), -self.cfg.clip, self.cfg.clip)
+        return np.clip(self.norm(state), -self.cfg.clip, self.cfg.clip).astype(np.float32)
+
+    @torch.no_grad()
+    def encode_frames(self, frame: np.ndarray) -> np.ndarray:
+        """``frame`` [N, H, W, 3] uint8 → the CNN's features float32 [N, F]."""
+        assert self.frames is not None, "this model has no frame CNN (a captioner gives the features)"
+        if not len(frame):
+            return np.zeros((0, self.cfg.frame_features), np.float32)
         f = self.frames(torch.from_numpy(np.array(frame, dtype=np.uint8)).to(self.device))
-        return np.concatenate([s, f.cpu().numpy()], axis=1).astype(np.float32)
+        return f.cpu().numpy().astype(np.float32)
+
+    def encode(self, state: np.ndarray, frame: np.ndarray, update_stats: bool = True) -> np.ndarray:
+        """``state`` [N, S] float, ``frame`` [N, H, W, 3] uint8 → percept [N, S + F] float32."""
+        return np.concatenate([self.encode_state(state, update_stats), self.encode_frames(frame)], axis=1)
 
     def state_dict(self) -> dict:
-        """The CNN's weights and the running state normalization (arrays copied, not shared)."""
-        return {"frames": {k: v.detach().cpu() for k, v in self.frames.state_dict().items()},
-                "norm_mean": self.norm.mean.copy(),
-                "norm_var": self.norm.var.copy(), "norm_count": self.norm.count}
+        """The CNN's weights and the running state normalization, as tensors (copies)."""
+        frames = {} if self.frames is None else {k: v.detach().cpu().clone() for k, v in self.frames.state_dict().items()}
+        return {"frames": frames, "norm_mean": torch.tensor(self.norm.mean), "norm_var": torch.tensor(self.norm.var),
+                "norm_count": float(self.norm.count)}
 
     def load_state_dict(self, state: dict) -> None:
         """Continue from a :meth:`state_dict` (a resumed run)."""
-        self.frames.load_state_dict(state["frames"])
-        self.norm.mean, self.norm.var = np.array(state["norm_mean"]), np.array(state["norm_var"])
+        if self.frames is not None:
+            self.frames.load_state_dict(state["frames"])
+        self.norm.mean = np.asarray(state["norm_mean"], dtype=np.float64)
+        self.norm.var = np.asarray(state["norm_var"], dtype=np.float64)
         self.norm.count = float(state["norm_count"])

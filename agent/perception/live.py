@@ -41,13 +41,36 @@ class LiveCaptioner:
         self.decoding = CaptionDecoding(self.model, checkpoint_grammar(checkpoint), self.device)
         self.state = self.model.initial_state(streams, self.device)
 
-    @torch.no_grad()
-    def tokens(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 RGB frames [streams, H, W, 3] (any size) → int16 token ids [streams, max_len]."""
+    def _frames(self, frames: np.ndarray) -> torch.Tensor:
         if frames.shape[1:3] != (self.size, self.size):
             frames = np.stack([square_resize(f, self.size) for f in frames])
-        feature, self.state = self.model.step(torch.tensor(frames, device=self.device), self.state)
+        return torch.tensor(frames, device=self.device)
+
+    @torch.no_grad()
+    def features(self, frames: np.ndarray) -> torch.Tensor:
+        """uint8 RGB frames [streams, H, W, 3] (any size) → the temporal feature [streams, D] of each
+        stream's newest frame; every stream's state moves on by its frame."""
+        feature, self.state = self.model.step(self._frames(frames), self.state)
+        return feature
+
+    @torch.no_grad()
+    def peek_features(self, frames: np.ndarray, streams: np.ndarray) -> np.ndarray:
+        """float32 [K, D]: what :meth:`features` would give for ``frames`` [K, H, W, 3] as the next
+        frames of ``streams`` [K], leaving every stream's state as it is."""
+        if not len(streams):
+            return np.zeros((0, self.model.cfg.d_model), np.float32)
+        index = torch.as_tensor(streams, device=self.device)
+        feature, _ = self.model.step(self._frames(frames), self.state.select(index))
+        return feature.float().cpu().numpy()
+
+    @torch.no_grad()
+    def decode(self, feature: torch.Tensor) -> np.ndarray:
+        """Temporal features [streams, D] → int16 caption token ids [streams, max_len]."""
         return self.decoding.tokens(feature).to(torch.int16).cpu().numpy()
+
+    def tokens(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 RGB frames [streams, H, W, 3] (any size) → int16 token ids [streams, max_len]."""
+        return self.decode(self.features(frames))
 
     def caption(self, rgb: np.ndarray) -> str:
         """One stream's caption of its newest frame (``streams`` must be 1)."""

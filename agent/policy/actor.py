@@ -49,7 +49,7 @@ class PolicyActor:
         if self.learner is not None:
             self._collect(p)
             self._prev = (p.vector, action)
-        return encode(Action(step=p.step, action=action, caption=p.caption))
+        return encode(Action(step=p.step, action=action))
 
     def _collect(self, p: Percept) -> None:
         if self._prev is not None:

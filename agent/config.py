@@ -1,0 +1,71 @@
+"""The run's configuration: one dataclass that is also the `thalamus run` command line.
+
+Every default lives here. `thalamus run --help` is built from these fields and their comments
+(simple-parsing), run.json keeps ``to_dict()`` and ``--resume`` reads it back with ``from_dict``.
+The models' own settings (perception, PPO, learner) are nested dataclasses kept with the run but not
+flags.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields, is_dataclass
+from typing import Any, get_args, get_type_hints
+
+from simple_parsing import field as flag
+
+from agent.learner.world_model import LearnerConfig
+from agent.perception.encoder import PerceptionConfig
+from agent.policy.ppo import PPOConfig
+
+DEVICES = ("cpu", "cuda")
+TRANSPORTS = ("auto", "pipes", "actor")
+
+
+@dataclass
+class AgentConfig:
+    """What to run and how."""
+
+    env_id: str = flag("CartPole-v1", alias=["--env"])  # a Gymnasium id (or a Meta-World one); with --tasks, the run's label
+    tasks: str | None = None  # a task sequence, learned one task after another with a checkpoint at each boundary: cartpole-physics, split-digits, split-digits-task, permuted-digits
+    steps: int | None = 20_000  # total env steps over all envs, rounded up to whole batches of --num-envs; with --tasks, split evenly over the tasks
+    episodes: int | None = None  # instead of --steps: stop after this many finished episodes
+    num_envs: int = 8  # envs stepped together, batched through perception and policy
+    frame_size: int = 64  # side of the square RGB camera frame, in pixels
+    seed: int = 0  # seeds the envs (env i gets seed+i) and the models
+    device: str = flag("cpu", choices=DEVICES)  # where perception, the captioner and the learner run (PPO stays on the CPU)
+    captioner: str = "auto"  # auto: the shipped captioner trained on this env, if any; off: no captions; or a checkpoint path
+    checkpoint_every_s: float = flag(30.0, alias=["--checkpoint-every"])  # seconds between checkpoints/latest.pt, which --resume goes on from
+    transport: str = flag("auto", choices=TRANSPORTS)  # the hot ring: pipes (one node), actor calls (any node); auto picks
+    hop_timeout_s: float = 60.0  # a perception, policy or recorder actor silent this long is reported as stalled
+    ppo: PPOConfig | None = flag(None, cmd=False)  # None: PPOConfig.for_actions(the env's action type)
+    perception: PerceptionConfig = flag(default_factory=PerceptionConfig, cmd=False)
+    learner: LearnerConfig = flag(default_factory=LearnerConfig, cmd=False)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> AgentConfig:
+        """The config ``to_dict`` wrote (run.json's ``config``); ValueError naming the first field this
+        version does not know (a run from a newer thalamus) or a nested value that is not an object."""
+        return _from_dict(cls, d, "")
+
+
+def _from_dict(cls: type, d: Any, where: str) -> Any:
+    """``cls(**d)`` with nested dataclass fields built the same way, and unknown fields refused."""
+    if not isinstance(d, dict):
+        raise ValueError(f"config field {where.rstrip('.')!r} is not an object")
+    known = {f.name: f for f in fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for name, value in d.items():
+        if name not in known:
+            raise ValueError(f"unknown config field '{where}{name}' (written by a newer thalamus?)")
+        nested = _nested_type(cls, name)
+        kwargs[name] = _from_dict(nested, value, f"{where}{name}.") if nested and value is not None else value
+    return cls(**kwargs)
+
+
+def _nested_type(cls: type, name: str) -> type | None:
+    """The dataclass type of field ``name`` of ``cls`` (also inside ``X | None``), else None."""
+    hint = get_type_hints(cls)[name]
+    return next((t for t in (hint, *get_args(hint)) if is_dataclass(t)), None)
