@@ -75,6 +75,7 @@ class ChannelStats:
     put: int
     got: int
     dropped: int
+    lost: int = 0  # in flight to a receiver whose process died (Ray restarts it; later messages reach it)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

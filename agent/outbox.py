@@ -4,7 +4,9 @@ Over Ray, each message is one actor call (the portable transport); the window bo
 in flight. When it is full, ``BLOCK`` waits for the oldest to land (backpressure, with a timeout
 that reports a stalled peer) and ``DROP_NEWEST`` drops the new message and counts it, so a slow
 consumer off the hot path never stalls acting. Given a plain object instead of an actor handle, the
-call is made in-process, so the same actor code runs without Ray.
+call is made in-process, so the same actor code runs without Ray. Messages in flight to a receiver
+whose process dies are lost and counted; Ray restarts a restartable receiver, and the messages sent
+after that reach it.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ class Outbox:
         self._remote = isinstance(target, ray.actor.ActorHandle)
         self._call = getattr(target, method)
         self._pending: list[ray.ObjectRef] = []
-        self._sent = self._dropped = 0
+        self._sent = self._dropped = self._lost = 0
 
     def send(self, payload: Any) -> None:
         """Deliver ``payload`` (in-process: now; over Ray: within the window policy)."""
@@ -52,7 +54,11 @@ class Outbox:
         )
         if len(ready) < at_least:
             raise ChannelTimeout(f"{self.name}: no reply for {timeout:.0f} s, the receiver has stalled")
-        ray.get(ready)  # surfaces a receiver's exception here, at the sender
+        for ref in ready:
+            try:
+                ray.get(ref)  # surfaces a receiver's exception here, at the sender
+            except ray.exceptions.RayActorError:
+                self._lost += 1
 
     def drain(self) -> None:
         """Wait until every message sent so far has been handled."""
@@ -61,4 +67,4 @@ class Outbox:
 
     def stats(self) -> ChannelStats:
         return ChannelStats(self.name, self.overflow.value, self.window,
-                            self._sent, self._sent - len(self._pending), self._dropped)
+                            self._sent, self._sent - len(self._pending) - self._lost, self._dropped, self._lost)

@@ -8,6 +8,7 @@ every caption of its rows has come; at ``close`` the ones still missing are padd
 from __future__ import annotations
 
 import collections
+import time
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import numpy as np
 
 from agent.channels import LatencyMeter
 from agent.messages import Captions, Episode, decode
-from memory import ArraySpec, create_store, open_store
+from memory import ArraySpec, EpisodeWriter, StoreBusy, create_store, open_store
 from memory.layout import EPISODES, STORE_DIR
 
 
@@ -46,17 +47,32 @@ def has_episodes(run_dir: Path) -> bool:
     return (run_dir / STORE_DIR / EPISODES).is_dir()
 
 
-class RecorderActor:
-    """Commits finished :class:`Episode` messages, with their captions, to ``RUN_DIR/store.zarr`` (a
-    new store; with ``resume``, appended to the run's existing one)."""
+def _append(run_dir: Path, wait_s: float) -> EpisodeWriter:
+    """The run's store opened for appending (a half-written flush cut off), once the writer lock of
+    a recorder that was killed has been let go (within ``wait_s``)."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            return open_store(run_dir, mode="a")
+        except StoreBusy:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
-    def __init__(self, run_dir: str, specs: dict[str, ArraySpec], resume: bool = False) -> None:
+
+class RecorderActor:
+    """Commits finished :class:`Episode` messages, with their captions, to ``RUN_DIR/store.zarr``: a
+    new store, or appended to the run's own (a resumed run, or this actor restarted by Ray after its
+    process died: the episodes and captions in flight then are lost, and counted)."""
+
+    def __init__(self, run_dir: str, specs: dict[str, ArraySpec], wait_s: float = 15.0) -> None:
         path = Path(run_dir)
-        self.writer = open_store(path, mode="a") if resume and has_episodes(path) else create_store(path, specs)
+        self.writer = _append(path, wait_s) if has_episodes(path) else create_store(path, specs)
         self.caption_len = specs["caption"].shape[0] if "caption" in specs else 0
         self.captions: dict[tuple[int, int], np.ndarray] = {}
         self.waiting: collections.deque[Episode] = collections.deque()
         self.captions_missing = 0
+        self.newest = -1  # the newest batch step a caption came for
         self.hop = LatencyMeter()
 
     def add(self, payload: bytes) -> None:
@@ -69,6 +85,7 @@ class RecorderActor:
         msg = decode(payload, Captions)
         for env, tokens in enumerate(msg.tokens):
             self.captions[(env, msg.step)] = tokens
+        self.newest = msg.step
         self._write_ready()
 
     def _write_ready(self, pad: bool = False) -> None:
@@ -77,7 +94,9 @@ class RecorderActor:
             episode = self.waiting[0]
             keys = [(episode.env_index, int(s)) for s in episode.data["step"]]
             if self.caption_len:
-                if not pad and not all(k in self.captions for k in keys):
+                # captions come in step order: one missing below the newest was lost with a restart
+                lost = self.newest > keys[-1][1]
+                if not pad and not lost and not all(k in self.captions for k in keys):
                     return
                 blank = np.zeros(self.caption_len, np.int16)
                 self.captions_missing += sum(k not in self.captions for k in keys)

@@ -26,7 +26,7 @@ class RunDisplay:
             TextColumn("[bold]{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total} " + unit),
             TextColumn("{task.fields[rate]}"), TextColumn("{task.fields[ret]}"), TimeElapsedColumn(),
             TextColumn("[italic]{task.fields[caption]}"),
-            console=Console(stderr=True), transient=False, disable=not enabled,
+            console=Console(stderr=True), transient=True, disable=not enabled,
         )
         self.task = self.progress.add_task("run", total=total, rate="", ret="", caption="")
 
@@ -74,13 +74,16 @@ def summary_table(s: dict[str, Any]) -> Table:
         rows.append(("resumed", f"at {r['steps']:,} committed steps, {models}"))
     if s.get("tasks"):
         returns = ", ".join("n/a" if r is None else f"{r:.1f}" for r in s["task_returns"])
-        done = f"{len(s['checkpoints'])} of {len(s['task_names'])} done"
+        done = f"{sum(c.startswith('task_') for c in s['checkpoints'])} of {len(s['task_names'])} done"
         rows.append(("tasks", f"{s['tasks']}: {done}, {s['steps_per_task']:,} steps each"))
         rows.append(("mean return per task", returns))
     for hop, lat in s["latency_ms"].items():
         rows.append((f"hop {hop}", f"p50 {_fmt(lat['p50_ms'])} ms  p99 {_fmt(lat['p99_ms'])} ms"))
     for name, value in rows:
         t.add_row(name, value)
+    if s.get("run_dir") and "final.pt" in s.get("checkpoints", []):
+        t.add_row("models", f"{s['run_dir']}/checkpoints/final.pt")
     if s.get("interrupted"):
-        t.add_row("status", "interrupted (what was seen is committed)")
+        t.add_row("status", "interrupted (what was seen is committed); go on with: "
+                            f"thalamus run --resume {s['run_dir']}")
     return t

@@ -226,13 +226,14 @@ def main(args: argparse.Namespace) -> int:
         sequence = {"sequence": seq.name, "task_names": list(seq.names), "steps_per_task": per_task}
     elif steps is not None:
         steps = math.ceil(steps / cfg.num_envs) * cfg.num_envs
-    if steps is not None and steps != (args.steps_per_task * seq.n_tasks if seq and args.steps_per_task else cfg.steps):
-        _say(args, f"budget rounded up to {steps:,} steps (whole batches of {cfg.num_envs} envs"
-                   + (f", {sequence['steps_per_task']:,} per task)" if seq else ")"))
+    asked = args.steps_per_task * seq.n_tasks if seq and args.steps_per_task else cfg.steps
     cfg = replace(cfg, env_id=name, steps=steps, captioner=captioner or "off")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = (args.run_dir or Path("runs") / f"{name}-{stamp}").resolve()
     _connect(args)  # before the run dir exists: a cluster that cannot be joined leaves nothing behind
+    if steps is not None and steps != asked:
+        _say(args, f"budget rounded up to {steps:,} steps (whole batches of {cfg.num_envs} envs"
+                   + (f", {sequence['steps_per_task']:,} per task)" if seq else ")"))
     run_dir.mkdir(parents=True, exist_ok=True)
     from memory import write_manifest
 
@@ -247,9 +248,11 @@ def main(args: argparse.Namespace) -> int:
 def _connect(args: argparse.Namespace) -> None:
     from launch import ray_session
 
-    _say(args, "joining the Ray cluster at " + args.address + " ..." if args.address
-         else "starting a local Ray cluster (takes a while on a small machine) ...")
+    if args.address is None:
+        _say(args, "starting a local Ray cluster (takes a while on a small machine) ...")
     ray_session.connect(args.address)
+    if args.address is not None:
+        _say(args, f"joined the Ray cluster at {args.address}")
 
 
 def _check_space(args: argparse.Namespace, run_dir: Path, need: int) -> None:
@@ -326,6 +329,8 @@ def _disk_full(exc: BaseException) -> bool:
 
 def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: ResumePoint | None) -> int:
     """Start the actors, run with a live display, record how it ended in run.json, print the summary."""
+    from agent.channels import ChannelTimeout
+    from agent.recovery import ActorFailed
     from agent.runtime import Agent
     from launch.display import RunDisplay, stdout_console, summary_table
     from memory import open_store, update_manifest
@@ -356,8 +361,9 @@ def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: Re
                              f"`thalamus run --resume {run_dir}`") from None
         update_manifest(run_dir, ended=_now(), status="failed", error=str(exc).splitlines()[0] if str(exc) else
                         type(exc).__name__)
-        if not isinstance(exc, KeyboardInterrupt):
-            _say(args, f"the run stopped; go on with it: thalamus run --resume {run_dir}")
+        if isinstance(exc, (ActorFailed, ChannelTimeout)):
+            raise ActorFailed(f"{exc}; the committed episodes are kept, go on with: "
+                              f"thalamus run --resume {run_dir}") from None
         raise
     summary = _plain(summary)
     update_manifest(run_dir, ended=_now(), status="interrupted" if summary["interrupted"] else "completed",

@@ -4,7 +4,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from agent.runtime import Agent, AgentConfig
+from agent.config import AgentConfig
+from agent.runtime import Agent
 from memory import open_store
 
 

@@ -1,0 +1,94 @@
+"""What a new user of `thalamus run` hit: how a run starts, ends, stops and says so."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import ray
+
+from conftest import one_clear_line, run_cli
+from memory import open_store
+
+
+def test_a_run_whose_cluster_cannot_be_reached_leaves_no_running_run_behind(tmp_path):
+    run_dir = tmp_path / "never"
+    proc = run_cli("run", "--steps", "100", "--run-dir", str(run_dir), "--address", "127.0.0.1:9")
+    one_clear_line(proc, "cannot reach a Ray cluster at 127.0.0.1:9")
+    manifest = run_dir / "run.json"
+    assert not manifest.exists() or json.loads(manifest.read_text())["status"] != "running"
+
+
+def test_a_run_says_what_it_is_doing_before_the_first_step_and_rounds_its_budget_out_loud(ray_address, tmp_path):
+    run_dir = tmp_path / "r"
+    proc = run_cli("run", "--steps", "300", "--num-envs", "8", "--captioner", "off", "--run-dir", str(run_dir),
+                   "--address", ray_address, "--json")
+    assert proc.returncode == 0, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("thalamus:")]
+    assert any("joined the Ray cluster" in ln for ln in lines), proc.stderr
+    assert any("starting the actors" in ln for ln in lines), proc.stderr
+    assert any("rounded up to 304 steps" in ln for ln in lines), proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["steps"] == 304 == open_store(run_dir).n_steps
+    assert "final.pt" in summary["checkpoints"]
+    human = run_cli("memory", "inspect", str(run_dir))
+    assert human.returncode == 0
+
+
+def test_ctrl_c_commits_what_was_seen_and_says_how_to_go_on(ray_address, tmp_path):
+    run_dir = tmp_path / "stopped"
+    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--steps", "1000000", "--captioner", "off",
+                             "--run-dir", str(run_dir), "--address", ray_address],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (run_dir / "checkpoints").exists():
+        time.sleep(0.5)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert f"thalamus run --resume {run_dir}" in " ".join(out.split()), out
+    assert "final.pt" in out
+    assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
+
+
+def test_resume_reports_the_runs_last_20_episodes_not_those_since_the_resume(ray_address, tmp_path):
+    run_dir = tmp_path / "twice"
+    first = run_cli("run", "--steps", "2400", "--num-envs", "4", "--captioner", "off", "--run-dir", str(run_dir),
+                    "--address", ray_address, "--json")
+    assert first.returncode == 0, first.stderr
+    second = run_cli("run", "--resume", str(run_dir), "--steps", "2480", "--address", ray_address, "--json")
+    assert second.returncode == 0, second.stderr
+    summary = json.loads(second.stdout)
+    store = open_store(run_dir)
+    complete = [i for i in range(store.n_episodes) if store.episode_complete[i]]
+    assert len(complete) == summary["episodes"] < store.n_episodes  # the ends cut short are not counted
+    returns = [float(store.get_episode(i)["reward"].sum()) for i in complete]
+    assert np.isclose(summary["mean_return_last20"], np.mean(returns[-20:]))
+
+
+def test_a_killed_recorder_is_restarted_and_the_run_goes_on(ray_address, tmp_path):
+    run_dir = tmp_path / "recorder"
+    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--steps", "6000", "--num-envs", "4",
+                             "--run-dir", str(run_dir), "--address", ray_address, "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    before = {a["Pid"] for a in ray._private.state.actors().values() if a["State"] == "ALIVE"}
+    deadline, pid = time.monotonic() + 120, None
+    while time.monotonic() < deadline and pid is None:
+        if (run_dir / "store.zarr" / "episodes").is_dir() and open_store(run_dir).n_episodes >= 3:
+            pid = next((int(a["Pid"]) for a in ray._private.state.actors().values()
+                        if a["ActorClassName"] == "RecorderActor" and a["State"] == "ALIVE"
+                        and a["Pid"] not in before), None)
+        time.sleep(0.3)
+    assert pid is not None, "the run never committed an episode"
+    os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["restarts"] >= 1 and summary["steps"] == 6000
+    store = open_store(run_dir)
+    assert store.n_steps <= 6000 and store.n_episodes > 3  # episodes in flight at the kill may be lost, no more
+    assert "Traceback" not in err and "actor died" not in err
