@@ -1,6 +1,7 @@
 """The run store: episodes and the learner's memories in Zarr v3 with crash-safe commits, and the run manifest.
 
 Layout and names: layout.py. Crash-safety guarantees: writer.py. What a reader trusts: integrity.py.
+Finding damaged chunks: verify.py. Disk space: disk.py.
 The learner's cache and spectral memories: learner_memory.py.
 """
 
@@ -9,19 +10,23 @@ from memory.errors import StoreBusy, StoreError
 from memory.layout import STORE_FORMAT, STORE_VERSION, ArraySpec
 from memory.learner_memory import LearnerMemory, MemoryBlock, load_learner_memory, save_learner_memory
 from memory.manifest import read_manifest, update_manifest, write_manifest
-from memory.reader import ArrayInfo, EpisodeStore, open_store
+from memory.reader import ArrayInfo, EpisodeStore, StoreCheck, open_store
+from memory.verify import ArrayCheck, Damage
 from memory.writer import EpisodeWriter, create_store
 
 __all__ = [
     "STORE_FORMAT",
     "STORE_VERSION",
+    "ArrayCheck",
     "ArrayInfo",
     "ArraySpec",
     "EpisodeStore",
     "EpisodeWriter",
     "LearnerMemory",
     "MemoryBlock",
+    "Damage",
     "StoreBusy",
+    "StoreCheck",
     "StoreError",
     "check_free_space",
     "create_store",

@@ -1,6 +1,7 @@
 """Reading a run store: only committed episodes, checked at open, with one-line errors."""
 
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, overload
@@ -11,6 +12,7 @@ import zarr
 from memory.errors import StoreError, reason
 from memory.integrity import Commit, OpenedStore, locate_store, open_checked, read_commit
 from memory.layout import DATA, ENDS, TASKS, dir_bytes
+from memory.verify import ArrayCheck, Damage, intact_episodes, read_chunks
 from memory.writer import EpisodeWriter, resume_writer
 
 
@@ -24,6 +26,30 @@ class ArrayInfo:
     chunks: tuple[int, ...]
     bytes_on_disk: int
     compressors: str
+
+
+@dataclass(frozen=True)
+class StoreCheck:
+    """What reading the arrays of a store chunk by chunk found (EpisodeStore.check).
+
+    arrays: each array read, by path; values: the committed rows of each kept data array (rows of
+    damaged chunks are 0); ends: the committed episode ends. Damage to episode_ends or episode_task
+    ends the committed prefix instead (integrity.py): the episodes it hides are not counted at all.
+    """
+
+    arrays: dict[str, ArrayCheck]
+    values: dict[str, np.ndarray]
+    ends: np.ndarray
+
+    @property
+    def damage(self) -> list[Damage]:
+        """Every chunk that could not be read, array by array."""
+        return [d for check in self.arrays.values() for d in check.damage]
+
+    def intact(self, keys: Iterable[str] | None = None) -> np.ndarray:
+        """Per committed episode, whether its rows read in the data arrays keys (all those read if None)."""
+        paths = [p for p in self.arrays if p.startswith(f"{DATA}/")] if keys is None else [f"{DATA}/{k}" for k in keys]
+        return intact_episodes(self.ends, [d for p in paths for d in self.arrays[p].damage])
 
 
 class EpisodeStore:
@@ -105,6 +131,30 @@ class EpisodeStore:
             )
             for name, arr in named
         ]
+
+    def check(self, keys: Iterable[str] | None = None, keep: Iterable[str] = ()) -> StoreCheck:
+        """Read every chunk of episode_ends, episode_task and the data arrays keys (all of them if None).
+
+        Returns what could not be read and which committed episodes are whole; the committed rows of the
+        data arrays in keep (which must be among those read) come back too, so they are read only once.
+        """
+        keys = self.keys if keys is None else list(keys)
+        keep = set(keep)
+        for key in [*keys, *keep]:
+            self._array(key)  # KeyError naming the store's keys
+        if not keep <= set(keys):
+            raise ValueError(f"keep {sorted(keep - set(keys))} names arrays that are not read")
+        arrays: dict[str, ArrayCheck] = {}
+        values: dict[str, np.ndarray] = {}
+        for name, arr in ((ENDS, self._store.ends), (TASKS, self._store.tasks)):
+            if arr is not None:
+                arrays[name], _ = read_chunks(arr, name, keep=False)
+        for key in keys:
+            path = f"{DATA}/{key}"
+            arrays[path], rows = read_chunks(self._store.data[key], path, keep=key in keep)
+            if rows is not None:
+                values[key] = rows[: self.n_steps]
+        return StoreCheck(arrays=arrays, values=values, ends=self._commit.ends.copy())
 
     def __repr__(self) -> str:
         return f"EpisodeStore('{self.path}', episodes={self.n_episodes}, steps={self.n_steps})"
