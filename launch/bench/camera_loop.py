@@ -51,7 +51,7 @@ def camera_to_action(seconds: float = 10.0, fps: float = 30.0, frame_size: int =
             return graph.execute(obs).get(timeout=timeout_s)
         return ray.get(policy.act.remote(perception.encode.remote(obs)), timeout=timeout_s)
 
-    source = open_source("synthetic", frame_size=frame_size, seed=seed, fps=fps)
+    source = open_source("synthetic", frame_size=frame_size, seed=seed, fps=fps, realtime=True)
     latencies, n = [], 0
     try:
         started = time.monotonic()
