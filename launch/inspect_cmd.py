@@ -6,8 +6,8 @@ is damaged, read with the public read API.
     thalamus memory inspect runs/reacher --json
     thalamus memory inspect runs/reacher --verify     # read every chunk of every array, frames too
 
-Without --verify, the episode index, rewards and captions are read whole; --verify reads every chunk of
-every array and of the learner's memory. Exit code 0: everything read is whole; 1: the store is damaged
+Without --verify, the episode index, rewards, captions and the learner's memory are read whole; --verify
+reads every chunk of every array, frames too. Exit code 0: everything read is whole; 1: the store is damaged
 (the report says what still reads and one line on stderr says what is not), or the run never started,
 or there is no store to read (one line on stderr).
 """
@@ -196,7 +196,7 @@ def _caption_summary(tokens: np.ndarray, store: EpisodeStore, check: StoreCheck,
     captions read whole."""
     decode, note = _decoder(vocab)
     ends = store.episode_ends
-    starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
+    starts = np.concatenate(([0], ends))[:-1].astype(np.int64)
     whole = np.flatnonzero(check.intact(["caption"]))
     rows = np.concatenate([np.arange(starts[i], ends[i]) for i in whole] or [[]])
     counts: Counter[str] = Counter()
@@ -301,6 +301,7 @@ def _print_report(r: dict[str, Any]) -> None:
                            f"{a['bytes_on_disk'] / 2**10:,.1f} KiB", a["compressors"],
                            "-" if a["chunks_read"] is None else str(a["chunks_read"]), str(a["damaged_chunks"]))
         console.print(arrays)
+    if len(lengths):
         shown = min(len(lengths), 20)
         episodes = Table("episode", "length", "task", "return", title=f"last {shown} episodes", title_justify="left")
         for i in range(len(lengths) - shown, len(lengths)):
@@ -338,9 +339,10 @@ def _print_health(console: Any, r: dict[str, Any]) -> None:
                           "kept on disk, but in no episode")
     if r["verified"]:
         plain = [a["path"] for a in r["arrays"] if not a["checksums"]]
-        console.print(f"verified: every chunk of {len(r['arrays'])} arrays read"
-                      + (f"; {len(plain)} written without checksums (a flipped byte there can go unnoticed)"
-                         if plain else ", each checked against its checksum"))
+        memory = " and the learner memory (against its CRC-32s)" if "memory_step" in r else ""
+        console.print(f"verified: every chunk of {len(r['arrays'])} episode arrays{memory} read"
+                      + (f"; {len(plain)} arrays were written without checksums (a flipped byte there can go "
+                         "unnoticed)" if plain else ""))
     else:
         console.print("read: the episode index, rewards and captions; --verify reads every chunk of every array")
 

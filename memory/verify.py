@@ -77,5 +77,5 @@ def intact_episodes(ends: np.ndarray, damage: list[Damage]) -> np.ndarray:
             bad[start] += 1
             bad[stop] -= 1
     damaged_before = np.concatenate(([0], np.cumsum(np.cumsum(bad)[:-1] > 0)))  # damaged rows below each row
-    starts = np.concatenate(([0], ends[:-1])).astype(np.int64)
+    starts = np.concatenate(([0], ends))[:-1].astype(np.int64)
     return damaged_before[ends.astype(np.int64)] == damaged_before[starts]
