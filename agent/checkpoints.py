@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 
 from agent.recorder import has_episodes
@@ -103,18 +102,12 @@ def resume_point(run_dir: Path, started: float, steps_per_task: int | None = Non
         if len(tasks):
             task = int(tasks.max())
             task_steps = int(lengths[tasks == task].sum())
-        complete = _complete_episodes(store)
-        episodes = len(complete)
-        returns = [float(np.sum(store.get_episode(i, keys=("reward",))["reward"]))
-                   for i in complete if tasks[i] == task][-20:]
+        complete = store.episode_complete
+        episodes = int(complete.sum())
+        returns = [float(r) for r in store.episode_returns()[complete & (tasks == task)][-20:]]
     if steps_per_task is not None and task_steps >= steps_per_task:
         task, task_steps, returns = task + 1, 0, []
     return ResumePoint(steps, episodes, returns, task, task_steps, newest_checkpoint(run_dir), started)
-
-
-def _complete_episodes(store: Any) -> list[int]:
-    """Indices of the episodes that ended by themselves (not cut short when a run stopped)."""
-    return [i for i in range(store.n_episodes) if store.episode_complete[i]]
 
 
 def newest_checkpoint(run_dir: Path) -> Path | None:

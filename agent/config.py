@@ -25,18 +25,18 @@ TRANSPORTS = ("auto", "pipes", "actor")
 class AgentConfig:
     """What to run and how."""
 
-    env_id: str = flag("CartPole-v1", alias=["--env"])  # a Gymnasium id (or a Meta-World one); with --tasks, the run's label
-    tasks: str | None = None  # a task sequence, learned one task after another with a checkpoint at each boundary: cartpole-physics, split-digits, split-digits-task, permuted-digits
-    steps: int | None = 20_000  # total env steps over all envs, rounded up to whole batches of --num-envs; with --tasks, split evenly over the tasks
-    episodes: int | None = None  # instead of --steps: stop after this many finished episodes
-    num_envs: int = 8  # envs stepped together, batched through perception and policy
-    frame_size: int = 64  # side of the square RGB camera frame, in pixels
-    seed: int = 0  # seeds the envs (env i gets seed+i) and the models
+    env_id: str = flag("CartPole-v1", alias=["--env"], metavar="ID")  # a Gymnasium id (or a Meta-World one); with --tasks, the run's label
+    tasks: str | None = flag(None, metavar="NAME")  # a task sequence, learned one task after another with a checkpoint at each boundary: cartpole-physics, split-digits, split-digits-task, permuted-digits
+    steps: int | None = flag(20_000, metavar="N")  # total env steps over all envs, rounded up to whole batches of --num-envs; with --tasks, split evenly over the tasks
+    episodes: int | None = flag(None, metavar="N")  # instead of --steps: stop after this many finished episodes
+    num_envs: int = flag(8, metavar="N")  # envs stepped together, batched through perception and policy
+    frame_size: int = flag(64, metavar="PX")  # side of the square RGB camera frame, in pixels
+    seed: int = flag(0, metavar="S")  # seeds the envs (env i gets seed+i) and the models
     device: str = flag("cpu", choices=DEVICES)  # where perception, the captioner and the learner run (PPO stays on the CPU)
-    captioner: str = "auto"  # auto: the shipped captioner trained on this env, if any; off: no captions; or a checkpoint path
-    checkpoint_every_s: float = flag(30.0, alias=["--checkpoint-every"])  # seconds between checkpoints/latest.pt, which --resume goes on from
+    captioner: str = flag("auto", metavar="auto|off|PT")  # auto: the shipped captioner trained on this env, if any; off: no captions; or a checkpoint path
+    checkpoint_every_s: float = flag(30.0, alias=["--checkpoint-every"], metavar="SECONDS")  # seconds between checkpoints/latest.pt, which --resume goes on from
     transport: str = flag("auto", choices=TRANSPORTS)  # the hot ring: pipes (one node), actor calls (any node); auto picks
-    hop_timeout_s: float = 60.0  # a perception, policy or recorder actor silent this long is reported as stalled
+    hop_timeout_s: float = flag(60.0, metavar="SECONDS")  # a perception, policy or recorder actor silent this long is reported as stalled
     ppo: PPOConfig | None = flag(None, cmd=False)  # None: PPOConfig.for_actions(the env's action type)
     perception: PerceptionConfig = flag(default_factory=PerceptionConfig, cmd=False)
     learner: LearnerConfig = flag(default_factory=LearnerConfig, cmd=False)

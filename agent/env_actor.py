@@ -32,10 +32,11 @@ T = TypeVar("T")
 class EnvActor:
     """``num_envs`` copies of one env, stepped together; autoresets finished ones.
 
-    Each store row is ``(obs, frame, action, reward, terminated, truncated, task, time, step
+    Each store row is ``(obs, frame, action, reward, terminated, truncated, task, time, step, stopped
     [, target])``: the observation an action was taken on, the action, what followed it, and for
     tasks with targets the right action (the env's ``info["target"]``); ``step`` is the batch step,
-    by which the recorder joins perception's caption of the frame.
+    by which the recorder joins perception's caption of the frame; ``stopped`` marks the last row of
+    an episode the run cut short (it stopped, or moved to the next task).
 
     With ``sequence`` (a name of ``envs.tasks.TASK_SEQUENCES``) the envs are task ``task`` of that
     sequence instead of ``env_id``; env ``i`` of task ``t`` is seeded ``seed + t * num_envs + i``.
@@ -194,7 +195,7 @@ class EnvActor:
             buf = self.buffers[i]
             for key, value in (("obs", self.state[i].copy()), ("frame", self.frame[i].copy()), ("action", a),
                                ("reward", r), ("terminated", term), ("truncated", trunc),
-                               ("task", self.task), ("time", now), ("step", self.batch_step)):
+                               ("task", self.task), ("time", now), ("step", self.batch_step), ("stopped", False)):
                 buf[key].append(value)
             if self.targets:
                 buf["target"].append(info["target"])
@@ -238,7 +239,7 @@ class EnvActor:
         cut = []
         for i, buf in enumerate(self.buffers):
             if buf["reward"]:
-                buf["truncated"][-1] = True
+                buf["truncated"][-1] = buf["stopped"][-1] = True
                 self._finish_episode(i, complete=False)
                 cut.append(i)
         return cut

@@ -34,6 +34,7 @@ def store_specs(spec: dict[str, Any], caption_len: int = 0) -> dict[str, ArraySp
         "task": ArraySpec((), "int32"),
         "time": ArraySpec((), "float64"),
         "step": ArraySpec((), "int64"),  # the batch step: env i's row of step s was acted on together with env j's
+        "stopped": ArraySpec((), "bool"),  # the run cut this episode short here (not an end of the env's own)
     }
     if caption_len:
         specs["caption"] = ArraySpec((caption_len,), "int16")
@@ -101,8 +102,9 @@ class RecorderActor:
                 blank = np.zeros(self.caption_len, np.int16)
                 self.captions_missing += sum(k not in self.captions for k in keys)
                 episode.data["caption"] = np.stack([self.captions.pop(k, blank) for k in keys])
-            if "step" not in self.writer.specs:  # a store written before rows had their batch step
-                episode.data.pop("step")
+            for key in ("step", "stopped"):
+                if key not in self.writer.specs:  # a store written before rows had it
+                    episode.data.pop(key)
             self.writer.add_episode(episode.data, task=episode.task)
             self.waiting.popleft()
 

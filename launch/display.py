@@ -64,7 +64,7 @@ def summary_table(s: dict[str, Any]) -> Table:
         ("mean return, last 20", "n/a" if ret is None or math.isnan(ret) else f"{ret:.1f}"),
         ("steps/s", f"{s['steps_per_s']:,.0f} over {s['elapsed_s']:.1f} s"),
         ("frames dropped", str(s["frames_dropped"])),
-        ("captions", f"every step, by {s['captioner']}" if s.get("captioner") else "off"),
+        ("captions", f"every step, by {s['captioner']}" if s.get("captioner") not in (None, "off") else "off"),
         ("store", f"{s['store_bytes'] / 2**20:.2f} MiB in {s['run_dir']}"),
         ("transport", f"{s['transport']}, {s['restarts']} actor restart{'' if s['restarts'] == 1 else 's'}"),
     ]
@@ -84,6 +84,5 @@ def summary_table(s: dict[str, Any]) -> Table:
     if s.get("run_dir") and "final.pt" in s.get("checkpoints", []):
         t.add_row("models", f"{s['run_dir']}/checkpoints/final.pt")
     if s.get("interrupted"):
-        t.add_row("status", "interrupted (what was seen is committed); go on with: "
-                            f"thalamus run --resume {s['run_dir']}")
+        t.add_row("status", "interrupted (what was seen is committed)")
     return t

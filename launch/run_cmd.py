@@ -29,6 +29,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import simple_parsing
+
 from agent.config import AgentConfig
 from launch.errors import UsageError
 
@@ -42,7 +44,8 @@ RESUME_FLAGS = ("steps", "device", "checkpoint_every_s", "hop_timeout_s")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run an agent against an environment, recording every step",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       add_option_string_dash_variants=simple_parsing.DashVariant.DASH, add_config_path_arg=False)
     p.add_arguments(AgentConfig, dest="config")
     p.add_argument("--steps-per-task", type=int, metavar="N",
                    help="with --tasks, instead of --steps: env steps of each task (default: --steps split evenly)")
@@ -372,4 +375,6 @@ def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: Re
         print(json.dumps(summary), file=summary_out, flush=True)
     else:
         stdout_console().print(summary_table(summary))
+        if summary["interrupted"]:
+            print(f"go on with: thalamus run --resume {run_dir}", flush=True)
     return 130 if summary["interrupted"] else 0

@@ -115,6 +115,14 @@ class EpisodeStore:
         starts = np.concatenate(([0], self._commit.ends[:-1]))
         return np.add.reduceat(rows, starts, axis=0)
 
+    @property
+    def episode_complete(self) -> np.ndarray:
+        """bool [E]: whether each committed episode ended by itself, not cut short when its run
+        stopped (the ``stopped`` column on its last row; stores without one: all complete)."""
+        if "stopped" not in self._store.data or not self.n_episodes:
+            return np.ones(self.n_episodes, bool)
+        return ~self._rows("stopped", 0, self.n_steps)[self._commit.ends - 1].astype(bool)
+
     def arrays(self) -> list[ArrayInfo]:
         """Layout of the data arrays, then of episode_ends and episode_task (none in a store without episodes)."""
         named = [(f"{DATA}/{key}", arr) for key, arr in self._store.data.items()]
