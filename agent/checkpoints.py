@@ -16,8 +16,10 @@ taken again). The models go on from the newest checkpoint (``latest.pt`` every
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
@@ -44,6 +46,11 @@ def save_tensors(path: Path, state: dict[str, Any]) -> None:
     try:
         torch.save(state, tmp)
         os.replace(tmp, path)
+    except RuntimeError as exc:  # torch's writer reports a full disk as a short write
+        tmp.unlink(missing_ok=True)
+        if shutil.disk_usage(path.parent).free < 2**20:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
+        raise exc
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

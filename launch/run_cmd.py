@@ -355,6 +355,7 @@ def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: Re
             display.update({"steps": summary["steps"], "episodes": summary["episodes"],
                             "elapsed_s": summary["elapsed_s"], "mean_return_last20": summary["mean_return_last20"]})
     except BaseException as exc:
+        agent.shutdown()  # the actors go with the run (on a cluster that outlives this command, too)
         if _disk_full(exc):
             committed = open_store(run_dir).n_episodes
             update_manifest(run_dir, ended=_now(), status="failed", error="disk full")

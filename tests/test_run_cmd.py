@@ -92,3 +92,28 @@ def test_a_killed_recorder_is_restarted_and_the_run_goes_on(ray_address, tmp_pat
     store = open_store(run_dir)
     assert store.n_steps <= 6000 and store.n_episodes > 3  # episodes in flight at the kill may be lost, no more
     assert "Traceback" not in err and "actor died" not in err
+
+
+def test_a_full_disk_stops_the_run_cleanly_keeping_what_was_committed(ray_address, tmp_path):
+    disk = tmp_path / "small"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        raise AssertionError(f"this test needs to mount a 3 MB tmpfs (as root): {mounted.stderr.decode()}")
+    try:
+        run_dir = disk / "run"
+        proc = run_cli("run", "--steps", "40000", "--num-envs", "4", "--captioner", "off", "--run-dir", str(run_dir),
+                       "--address", ray_address, "--json")
+        assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
+        last = proc.stderr.strip().splitlines()[-1]
+        assert "warning:" in proc.stderr  # said at start: less free space than the run will need
+        assert "is full" in last and "episodes committed" in last and f"thalamus run --resume {run_dir}" in last, last
+        manifest = json.loads((run_dir / "run.json").read_text())
+        assert manifest["status"] == "failed" and manifest["error"] == "disk full"
+        committed = int(last.split("stopped with ")[1].split(" episodes")[0].replace(",", ""))
+        store = open_store(run_dir)
+        assert store.n_episodes == committed > 0
+        for i in range(store.n_episodes):  # every committed episode reads back whole
+            assert len(store.get_episode(i)["reward"]) == store.episode_lengths[i]
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
