@@ -1,8 +1,10 @@
+import dataclasses
+
 import msgpack
 import numpy as np
 import pytest
 
-from agent.messages import (SCHEMA_VERSION, Action, Episode, MessageError, Observation, Percept, decode,
+from agent.messages import (SCHEMA_VERSION, Action, Captions, Episode, MessageError, Observation, Percept, decode,
                             encode)
 
 
@@ -47,7 +49,7 @@ def test_newer_schema_and_wrong_kind_are_refused():
     body = _body(Percept(step=1, vector=np.zeros((1, 2), np.float32), reward=np.zeros(1, np.float32),
                          done=np.zeros(1, bool)))
     body["v"] = SCHEMA_VERSION + 1
-    with pytest.raises(MessageError, match="schema version 2.*upgrade"):
+    with pytest.raises(MessageError, match=f"schema version {SCHEMA_VERSION + 1}.*upgrade"):
         decode(_pack(body))
     with pytest.raises(MessageError, match="expected a observation message, got action"):
         decode(encode(Action(step=0, action=np.zeros(1, np.int64))), Observation)
@@ -58,3 +60,10 @@ def test_garbage_is_refused_not_crashed():
         decode(b"\xc1\xff garbage")
     with pytest.raises(MessageError, match="unknown message kind"):
         decode(_pack({"kind": "nope", "v": 1}))
+
+
+def test_captions_travel_on_their_own_and_actions_carry_the_action_only():
+    tokens = np.arange(12, dtype=np.int16).reshape(3, 4)
+    back = decode(encode(Captions(step=7, tokens=tokens)), Captions)
+    assert back.step == 7 and np.array_equal(back.tokens, tokens)
+    assert [f.name for f in dataclasses.fields(Action)] == ["sent_ns", "step", "action"]
