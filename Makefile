@@ -2,11 +2,7 @@
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
-export MUJOCO_GL ?= egl
-export RAY_AUTH_MODE ?= disabled
-export SDL_VIDEODRIVER ?= dummy
-export PYGAME_HIDE_SUPPORT_PROMPT ?= 1
-export OPENCV_LOG_LEVEL ?= ERROR
+# Headless rendering needs no variables here: every entry point sets its own (envs/headless.py).
 
 .PHONY: run test bench clean
 

@@ -7,6 +7,8 @@ scored on one stream that mixes every task's test samples in a seeded random ord
 
 from __future__ import annotations
 
+from envs.headless import configure; configure()  # noqa: E702  headless rendering, triton first
+
 import argparse
 
 import numpy as np

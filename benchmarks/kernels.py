@@ -21,6 +21,7 @@ import torch.nn.functional as F
 import triton
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from envs.headless import configure; configure()  # noqa: E402, E702  headless rendering, triton first
 from kernels import gated_delta_rule, gated_delta_rule_step  # noqa: E402
 from kernels.gated_delta_rule import naive_recurrent_gated_delta_rule  # noqa: E402
 

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from envs.headless import configure; configure()  # noqa: E402, E702  headless rendering, triton first
 from memory import open_store, read_manifest  # noqa: E402
 
 

@@ -7,8 +7,13 @@
 (['frame', 'state'], (64, 64, 3))
 """
 
-from envs.camera import CameraObservation
-from envs.errors import EnvNotFoundError, EnvUnavailableError
-from envs.registry import SUPPORTED_ENVS, make
+from envs.headless import configure
 
-__all__ = ["CameraObservation", "EnvNotFoundError", "EnvUnavailableError", "SUPPORTED_ENVS", "make"]
+configure()  # headless defaults and triton, before cv2 and mujoco load: a Ray worker making an env needs it
+
+from envs.camera import CameraObservation  # noqa: E402
+from envs.errors import EnvNotFoundError, EnvUnavailableError  # noqa: E402
+from envs.registry import SUPPORTED_ENVS, env_spec, make  # noqa: E402
+
+__all__ = ["CameraObservation", "EnvNotFoundError", "EnvUnavailableError", "SUPPORTED_ENVS", "configure",
+           "env_spec", "make"]

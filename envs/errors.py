@@ -8,7 +8,8 @@ from __future__ import annotations
 
 
 class EnvNotFoundError(ValueError):
-    """The id is not registered with Gymnasium; the message names the closest registered ids."""
+    """The id is not registered with Gymnasium; the message names the closest registered ids (or the
+    supported ones) and `thalamus envs`. Bad input: the CLI exits 2 on it, as on a bad flag."""
 
 
 class EnvUnavailableError(RuntimeError):

@@ -53,7 +53,7 @@ def make(env_id: str, frame_size: int = 64, seed: int | None = None) -> gymnasiu
     """
     if frame_size < 1:
         raise ValueError(f"frame_size must be a positive number of pixels, got {frame_size}")
-    spec = _find(env_id)
+    spec = env_spec(env_id)
     try:
         uses_mujoco = is_mujoco(_env_type(spec))
         # MuJoCo renders at the frame size directly; other envs keep their own picture size
@@ -89,16 +89,20 @@ class SeedFirstReset(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
         return super().reset(seed=seed, options=options)
 
 
-def _find(env_id: str) -> EnvSpec:
-    """The registered spec of `env_id`, or EnvNotFoundError naming close registered ids."""
+def env_spec(env_id: str) -> EnvSpec:
+    """The registered spec of `env_id`, or EnvNotFoundError: one line naming the closest registered
+    ids (letter case ignored), or else the supported ones, and where the full list is.
+
+    Call it to check an id before starting work that would make the env later (a thread, an actor).
+    """
     spec = gymnasium.registry.get(env_id)
     if spec is not None:
         return spec
-    close = difflib.get_close_matches(env_id, list(gymnasium.registry), n=3, cutoff=0.6)
-    hint = f"did you mean {', '.join(close)}?" if close else "no registered id is close."
-    raise EnvNotFoundError(
-        f"unknown environment {env_id!r}; {hint} (see `thalamus run --help` for the supported list)"
-    )
+    by_lower = {name.lower(): name for name in gymnasium.registry}
+    close = [by_lower[m] for m in difflib.get_close_matches(env_id.lower(), list(by_lower), n=3, cutoff=0.6)]
+    hint = (f"did you mean {', '.join(close)}?" if close
+            else f"no registered id is close; supported: {', '.join(SUPPORTED_ENVS)}")
+    raise EnvNotFoundError(f"unknown environment {env_id!r}; {hint} (`thalamus envs` lists the supported ids)")
 
 
 def _env_type(spec: EnvSpec) -> Any:

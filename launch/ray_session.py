@@ -28,10 +28,16 @@ def _check_reachable(address: str, timeout_s: float = 3.0) -> None:
 
 
 def connect(address: str | None, object_store_mb: int = 256) -> None:
-    """Join the cluster at ``address`` ('auto' or HOST:PORT), or start a local one."""
-    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    """Join the cluster at ``address`` ('auto' or HOST:PORT), or start a local one.
+
+    A local cluster is this command's own: it starts without Ray's token authentication (unless
+    RAY_AUTH_MODE says otherwise), which it would otherwise switch on and write ~/.ray/auth_token for.
+    Joining leaves authentication to Ray: a cluster that uses tokens needs RAY_AUTH_MODE=token and
+    the token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token) here too (README, Cluster).
+    """
     quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
     if address is None:
+        os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # read by ray.init; inherited by the cluster's processes
         temp = Path(tempfile.gettempdir()) / f"thalamus-ray-{os.getuid()}"
         ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False,
                  object_store_memory=object_store_mb * 2**20, _temp_dir=str(temp), **quiet)
@@ -40,6 +46,8 @@ def connect(address: str | None, object_store_mb: int = 256) -> None:
         _check_reachable(address)
     try:
         ray.init(address=address, **quiet)
-    except (ConnectionError, RuntimeError) as exc:
+    except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise UsageError(f"cannot join the Ray cluster at --address {address}: {first}") from None
+        hint = ("" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else
+                "; a cluster with token authentication needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN")
+        raise UsageError(f"cannot join the Ray cluster at --address {address}: {first}{hint}") from None

@@ -1,17 +1,18 @@
-"""Test session set-up: headless, quiet env vars before anything imports triton/mujoco/ray, and
-one Ray cluster for the whole session (CLI runs join it with --address)."""
+"""Test session set-up: the process set-up every entry path does (envs/headless.py), and one Ray
+cluster for the whole session (CLI runs join it with --address)."""
 
 import hashlib
 import os
 
-for _key, _value in (("TRITON_INTERPRET", "1"), ("MUJOCO_GL", "egl"), ("RAY_AUTH_MODE", "disabled"),
-                     ("SDL_VIDEODRIVER", "dummy"), ("PYGAME_HIDE_SUPPORT_PROMPT", "1"),
-                     ("OPENCV_LOG_LEVEL", "ERROR")):
-    os.environ.setdefault(_key, _value)
+os.environ.setdefault("TRITON_INTERPRET", "1")  # Triton kernels run on the CPU: set before triton is imported
+# The session's cluster is the tests' own, started here; the CLI subprocesses join it with --address, so
+# it runs without Ray's token authentication, and every process started from here inherits that.
+os.environ["RAY_AUTH_MODE"] = "disabled"
 
-# triton bundles its own LLVM: loaded after Mesa's llvmpipe (which MuJoCo's EGL rendering pulls in)
-# it segfaults, so it is loaded first, before any test renders a frame
-import triton  # noqa: E402, F401
+from envs.headless import configure  # noqa: E402
+
+configure()
+
 import logging  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
