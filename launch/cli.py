@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
-from typing import Any
+from envs.headless import configure
 
-import simple_parsing
+configure()  # headless rendering defaults and triton before anything renders (envs/headless.py)
 
-from launch import bench_cmd, caption_cmd, inspect_cmd, replay_cmd, run_cmd, train_cmd
-from launch.errors import UsageError
+import argparse  # noqa: E402
+import functools  # noqa: E402
+import sys  # noqa: E402
+from typing import Any  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 
-# Quiet, headless defaults for the stack (see machine-notes): set before any of it is imported.
-for _key, _value in (("MUJOCO_GL", "egl"), ("RAY_AUTH_MODE", "disabled"), ("SDL_VIDEODRIVER", "dummy"),
-                     ("PYGAME_HIDE_SUPPORT_PROMPT", "1"), ("OPENCV_LOG_LEVEL", "ERROR")):
-    os.environ.setdefault(_key, _value)
+import simple_parsing  # noqa: E402
+
+from launch import bench_cmd, caption_cmd, envs_cmd, inspect_cmd, replay_cmd, run_cmd, train_cmd  # noqa: E402
+from envs import EnvNotFoundError  # noqa: E402
+from launch.errors import UsageError  # noqa: E402
 
 
 class _Parser(simple_parsing.ArgumentParser):
-    """argparse (through simple-parsing, so a dataclass can be a command's flags, as `run`'s is), but a
-    usage error is one line (plus exit code 2), not the whole usage block."""
+    """argparse (simple-parsing's, so a command can take a dataclass's fields as flags), but a usage
+    error is one line (plus exit code 2), not the whole usage block."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # simple-parsing keeps the dash style of the parser made last for all of them: every one says DASH
         kwargs.setdefault("add_option_string_dash_variants", simple_parsing.DashVariant.DASH)
         kwargs.setdefault("add_config_path_arg", False)
         super().__init__(*args, **kwargs)
@@ -32,15 +34,53 @@ class _Parser(simple_parsing.ArgumentParser):
         sys.exit(2)
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written, and every option's default after its help, unless the help already
+    says it or there is none to say (None, False)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        nothing = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if not action.option_strings or nothing or "default" in text.lower():
+            return action.help
+        return f"{text} (default: %(default)s)".lstrip()
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """``parser`` and every parser of its subcommands, each once."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in {id(p): p for p in action.choices.values()}.values():
+                yield from _parsers(sub)
+
+
+def _print_help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """What a command group given without its command does: show its help."""
+    parser.print_help()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="thalamus", description="A streaming embodied-agent runtime.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
+    """The whole command line. Every parser shows its defaults in ``--help``; a command group
+    (``thalamus``, ``thalamus train``, …) given without its command prints its help."""
+    parser = _Parser(prog="thalamus", description="A streaming embodied-agent runtime.",
+                     add_option_string_dash_variants=simple_parsing.DashVariant.DASH, add_config_path_arg=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run_cmd.add_parser(sub)
     inspect_cmd.add_parser(sub)
     replay_cmd.add_parser(sub)
     train_cmd.add_parser(sub)
     caption_cmd.add_parser(sub)
+    envs_cmd.add_parser(sub)
     bench_cmd.add_parser(sub)
+    for each in _parsers(parser):
+        if each.formatter_class in (argparse.HelpFormatter, argparse.RawDescriptionHelpFormatter):
+            each.formatter_class = HelpFormatter  # (a parser with a formatter of its own keeps it)
+        for action in each._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                action.required = False
+                each.set_defaults(func=functools.partial(_print_help, each))
     return parser
 
 
@@ -48,17 +88,19 @@ def _known_errors() -> tuple[type[BaseException], ...]:
     """Exception types whose message is already a complete, user-facing sentence."""
     from agent.channels import ChannelTimeout
     from agent.messages import MessageError
-    from agent.runtime import ActorFailed
-    from envs import EnvNotFoundError, EnvUnavailableError
+    from agent.checkpoints import CheckpointError
+    from agent.recovery import ActorFailed
+    from envs import EnvUnavailableError
     from envs.clips import ClipDataError
     from envs.sources import SourceError
     from memory import StoreError
 
     return (UsageError, EnvNotFoundError, EnvUnavailableError, SourceError, ClipDataError, StoreError,
-            MessageError, ChannelTimeout, ActorFailed)
+            MessageError, ChannelTimeout, ActorFailed, CheckpointError)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the command ``argv`` names; returns the exit code: 0, 1 (it failed), 2 (bad input), 130 (Ctrl-C)."""
     args = build_parser().parse_args(argv)
     try:
         code = args.func(args)
@@ -69,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         if not isinstance(exc, _known_errors()):
             raise
         sys.stderr.write(f"thalamus: error: {exc}\n")
-        code = 2 if isinstance(exc, UsageError) else 1
+        code = 2 if isinstance(exc, (UsageError, EnvNotFoundError)) else 1
     sys.stdout.flush()
     return code
 

@@ -76,6 +76,11 @@ def heatmap(result: RunScore, path: Path) -> None:
     plt.close(fig)
 
 
+def _num(value: float, sign: str = "") -> str:
+    """``value`` to 3 significant digits: 0.530, 0.000123, 2.50e-05 (``sign="+"`` shows a plus)."""
+    return f"{value:{sign}#.3g}".rstrip(".")
+
+
 def _print(result: RunScore) -> None:
     from rich.table import Table
 
@@ -86,12 +91,12 @@ def _print(result: RunScore) -> None:
     table = Table("after task", *result.tasks, title=f"{result.sequence}: {result.metric} R[i][j] ({better})",
                   title_justify="left")
     for name, row in zip(result.tasks, rep.matrix):
-        table.add_row(name, *(f"{v:.3f}" for v in row))
+        table.add_row(name, *(_num(v) for v in row))
     console = stdout_console()
     console.print(table)
-    console.print(f"average {result.metric} (last row) {rep.average:.3f}   backward transfer "
-                  f"{rep.backward_transfer:+.3f}   forgetting {rep.forgetting:.3f}   "
-                  f"forgetting AUC {rep.forgetting_auc:.3f}")
+    console.print(f"average {result.metric} (last row) {_num(rep.average)}   backward transfer "
+                  f"{_num(rep.backward_transfer, '+')}   forgetting {_num(rep.forgetting)}   "
+                  f"forgetting AUC {_num(rep.forgetting_auc)}")
 
 
 def main(args: argparse.Namespace) -> int:
@@ -113,6 +118,11 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     _print(result)
     heatmap(result, png)
+    written = [f"the heat-map of R to {png}"]
     if args.json is not None:
         args.json.write_text(json.dumps(result.to_dict(), indent=2) + "\n")
+        written.append(f"the report to {args.json}")
+    from launch.display import stdout_console
+
+    stdout_console().print("wrote " + " and ".join(written), soft_wrap=True, highlight=False)
     return 0

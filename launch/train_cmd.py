@@ -1,6 +1,6 @@
 """`thalamus train captioner`: train the perception captioner and write a checkpoint.
 
-    thalamus train captioner --steps 3000 --device cuda --out agent/perception/checkpoints/captioner.pt
+    thalamus train captioner --steps 5000 --device cuda --workers 12 --out captioner.pt   # as the shipped one
     thalamus train captioner --steps 200 --out /tmp/small.pt --json
     thalamus train captioner --data my_clips/ --steps 2000 --device cuda --workers 8 --out mine.pt
 
@@ -37,17 +37,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = tsub.add_parser("captioner", help="train the perception captioner", description=__doc__,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="synthetic", metavar="SRC",
-                   help="synthetic (default), env:CartPole-v1, env:InvertedPendulum-v5, or a directory of "
-                        "videos with NAME.jsonl captions beside each (format above)")
-    p.add_argument("--steps", type=int, default=3000, metavar="N", help="optimizer steps (default 3000)")
+                   help="synthetic, env:CartPole-v1, env:InvertedPendulum-v5, or a directory of videos with "
+                        "NAME.jsonl captions beside each (format above)")
+    # defaults: TrainConfig's (agent/perception/train.py); a test keeps the two the same
+    p.add_argument("--steps", type=int, default=3000, metavar="N", help="optimizer steps")
     p.add_argument("--streams", type=int, default=32, metavar="N", help="parallel streams per step")
     p.add_argument("--out", type=Path, default=Path("captioner.pt"), metavar="PATH", help="checkpoint to write")
-    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the model trains")
+    p.add_argument("--seed", type=int, default=0, help="seed of the model's weights and the training streams")
     p.add_argument("--mixer", choices=["delta", "softmax"], default="delta",
-                   help="temporal layers: gated delta rule (default) or the softmax-attention baseline")
+                   help="temporal layers: delta, the gated delta rule; softmax, the softmax-attention baseline")
     p.add_argument("--workers", type=int, default=1, metavar="N",
-                   help="processes generating training frames (default 1; use several to feed a GPU)")
+                   help="processes generating training frames (use several to feed a GPU)")
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     p.set_defaults(func=main)
 

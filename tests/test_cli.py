@@ -174,3 +174,124 @@ def test_sigkill_mid_run_keeps_every_committed_episode(ray_address, tmp_path):
     g = zarr.open_group(str(run_dir / "store.zarr"), mode="r")
     for key in ("obs", "frame", "reward"):
         assert g[f"episodes/data/{key}"].shape[0] >= r["steps"]
+
+
+# -- help, listing and the exit codes of bad input (issue 11, item 9) -------------------------------
+def test_bare_thalamus_prints_the_help():
+    proc = run_cli()
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: thalamus") and not proc.stderr
+    for command in ("run", "replay", "caption", "train", "envs"):
+        assert f"    {command}" in proc.stdout
+
+
+def test_a_group_without_its_command_prints_its_help():
+    proc = run_cli("train")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: thalamus train") and "captioner" in proc.stdout
+
+
+@pytest.mark.parametrize("argv, expect", [
+    (["run", "--env", "NoSuchEnv-v0"], "supported: CartPole-v1, Acrobot-v1"),
+    (["run", "--env", "CartPol-v1"], "did you mean CartPole-v1"),
+    (["run", "--env", "reacher-v5"], "did you mean Reacher-v5"),
+])
+def test_an_unknown_env_is_bad_input_that_names_matches_and_the_list(argv, expect):
+    proc = run_cli(*argv)
+    one_clear_line(proc, expect)
+    assert proc.returncode == 2  # as every other bad flag
+    assert "`thalamus envs`" in proc.stderr
+
+
+def test_an_unknown_env_source_is_bad_input():
+    proc = run_cli("caption", "--source", "env:NoSuchEnv-v0", "--max-frames", "3", timeout=120)
+    one_clear_line(proc, "supported: CartPole-v1")
+    assert proc.returncode == 2
+
+
+def test_envs_lists_what_the_unknown_env_line_points_to():
+    from envs import SUPPORTED_ENVS
+    from envs.tasks import TASK_SEQUENCES
+
+    human = run_cli("envs")
+    assert human.returncode == 0, human.stderr
+    for name in (*SUPPORTED_ENVS, *TASK_SEQUENCES):
+        assert name in human.stdout
+    proc = run_cli("envs", "--json")
+    assert proc.returncode == 0, proc.stderr
+    listing = json.loads(proc.stdout)
+    assert [e["id"] for e in listing["envs"]] == list(SUPPORTED_ENVS)
+    kinds = {e["id"]: e["kind"] for e in listing["envs"]}
+    assert kinds["CartPole-v1"] == "classic control" and kinds["Reacher-v5"] == "MuJoCo"
+    assert listing["task_sequences"] == list(TASK_SEQUENCES)
+
+
+def _flat(text: str) -> str:
+    return " ".join(text.split())
+
+
+def test_help_shows_defaults():
+    proc = run_cli("train", "captioner", "--help")
+    assert proc.returncode == 0, proc.stderr
+    text = _flat(proc.stdout)
+    for flag, default in (("--steps N", "3000"), ("--streams N", "32"), ("--device {cpu,cuda}", "cpu"),
+                          ("--seed SEED", "0"), ("--workers N", "1"), ("--mixer {delta,softmax}", "delta"),
+                          ("--out PATH", "captioner.pt"), ("--data SRC", "synthetic")):
+        after = text.split(f" {flag} ", 1)[1]
+        assert f"(default: {default})" in after.split(" --", 1)[0], (flag, after[:200])
+    bench = _flat(run_cli("bench", "caption", "--help").stdout)
+    assert "(default: 1000,10000,100000)" in bench
+
+
+def test_train_captioner_defaults_are_the_training_config_and_the_readme_s():
+    """The parser's defaults mirror TrainConfig's, and the README quotes the same step count."""
+    import re
+
+    from agent.perception.train import TrainConfig
+    from launch.cli import build_parser
+
+    args = build_parser().parse_args(["train", "captioner"])
+    cfg = TrainConfig()
+    assert (args.steps, args.streams, args.device, args.seed, args.workers, args.data) == (
+        cfg.steps, cfg.streams, cfg.device, cfg.seed, cfg.workers, cfg.data)
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("### `thalamus train captioner`", 1)[1].split("\n## ", 1)[0]
+    assert re.findall(r"`--steps N`[^.]*?default (\d[\d,]*)", section) == [f"{cfg.steps:,}"]
+
+
+# -- thalamus replay's output (issue 11, item 9), on a made-up score: no run to replay ---------------
+def _fake_score(run_dir: Path, metric: str, matrix: list[list[float]]):
+    from agent.learner.forgetting import forgetting_report
+    from agent.learner.scoring import RunScore
+
+    return RunScore(run=str(run_dir), sequence="fake-sequence", metric=metric,
+                    tasks=[f"task {i}" for i in range(len(matrix))],
+                    report=forgetting_report(np.asarray(matrix), higher_is_better=metric == "accuracy"))
+
+
+@pytest.mark.parametrize("metric, matrix, shown", [
+    ("accuracy", [[0.5297499999999999, 0.1], [0.4700000000000001, 0.9312500000000001]], ["0.530", "0.931"]),
+    ("loss", [[1.2345678e-4, 0.5297499999999999], [3.3333333e-4, 2.5e-5]], ["0.000123", "0.530", "2.50e-05"]),
+])
+def test_replay_rounds_its_numbers_and_says_where_it_wrote(metric, matrix, shown, tmp_path, monkeypatch, capsys):
+    """Printed numbers are rounded to 3 significant digits (a loss of 1e-4 is not "0.000"), the JSON
+    keeps them whole, and every file written is named."""
+    import re
+
+    import agent.learner.scoring
+    from launch.cli import main
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "run.json").write_text("{}")
+    score = _fake_score(run_dir, metric, matrix)
+    monkeypatch.setattr(agent.learner.scoring, "score_run", lambda path: score)
+    out_json = tmp_path / "r.json"
+    assert main(["replay", str(run_dir), "--json", str(out_json)]) == 0
+    out = capsys.readouterr().out
+    for text in shown:
+        assert text in out
+    assert not re.search(r"\d\.\d{7,}", out), out  # no float printed in full
+    assert f"{run_dir / 'forgetting.png'}" in out and str(out_json) in out
+    assert (run_dir / "forgetting.png").stat().st_size > 0
+    assert json.loads(out_json.read_text())["matrix"] == matrix  # full precision
