@@ -2,8 +2,8 @@
 
 Every default lives here. `thalamus run --help` is built from these fields and their comments
 (simple-parsing), run.json keeps ``to_dict()`` and ``--resume`` reads it back with ``from_dict``.
-The models' own settings (perception, PPO, learner) are nested dataclasses kept with the run but not
-flags.
+The models' own settings (perception, PPO, learner) are nested dataclasses here too, kept with the
+run but not flags. This module imports no torch, so building the command line stays quick.
 """
 
 from __future__ import annotations
@@ -13,12 +13,60 @@ from typing import Any, get_args, get_type_hints
 
 from simple_parsing import field as flag
 
-from agent.learner.world_model import LearnerConfig
-from agent.perception.encoder import PerceptionConfig
-from agent.policy.ppo import PPOConfig
 
 DEVICES = ("cpu", "cuda")
 TRANSPORTS = ("auto", "pipes", "actor")
+
+
+@dataclass
+class PerceptionConfig:
+    """Shapes of the percept encoder."""
+
+    frame_features: int = 16  # F: size of the CNN embedding of one frame
+    channels: int = 8  # width of the CNN (its first layer is a 4x4 patchify, for speed on a CPU)
+    clip: float = 5.0  # normalized state is clipped to [-clip, clip]
+
+
+@dataclass
+class PPOConfig:
+    """Hyper-parameters; defaults solve CartPole-v1 with 8 envs in ~1e5 steps."""
+
+    num_steps: int = 32  # rollout length per env between updates
+    learning_rate: float = 1e-3
+    anneal_lr: bool = True  # linearly to 0 over total_steps (needs a finite budget)
+    gamma: float = 0.98
+    gae_lambda: float = 0.8
+    update_epochs: int = 20
+    num_minibatches: int = 1
+    clip_coef: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    hidden: int = 64
+    normalize_reward: bool = False  # scale rewards by a running std of the return (continuous control)
+    background_update: bool = False  # update on a thread from a copy, so acting never waits for it
+
+    @classmethod
+    def for_actions(cls, discrete: bool) -> "PPOConfig":
+        """Defaults by action type: rl-zoo's CartPole settings (discrete) or CleanRL's MuJoCo ones."""
+        if discrete:
+            return cls()
+        return cls(num_steps=64, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95, update_epochs=10,
+                   num_minibatches=4, normalize_reward=True)
+
+
+@dataclass
+class LearnerConfig:
+    """World-model sizes and training schedule."""
+
+    hidden: int = 128
+    learning_rate: float = 1e-3
+    batch_size: int = 256
+    replay_capacity: int = 50_000  # transitions kept for training (oldest overwritten)
+    max_updates_per_s: float = 20.0  # caps the learner's CPU share so it never starves acting
+    method: str = "trc"  # "trc": the continual learner (continual_world.py); "mlp": this file's replay-trained MLP
+    continual_lr: float = 0.05  # trc's SGD step size
+    consolidate_every: int = 500  # trc steps between spectral consolidations when no task boundary comes
 
 
 @dataclass

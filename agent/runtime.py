@@ -27,13 +27,12 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from agent.checkpoints import ResumePoint, load_tensors
-from agent.config import AgentConfig
+from agent.config import AgentConfig, PPOConfig
 from agent.env_actor import EnvActor
 from agent.hot_loop import RingBudget
 from agent.learner.actor import LearnerActor
 from agent.perception.actor import PerceptionActor
 from agent.policy.actor import PolicyActor
-from agent.policy.ppo import PPOConfig
 from agent.recorder import RecorderActor, store_specs
 from agent.recovery import MAX_RESTARTS, RESTARTABLE, ActorFailed, Supervisor, call, get
 from agent.summary import ActorStats, summarize
@@ -56,7 +55,7 @@ class Agent:
         captioner = cfg.captioner if cfg.captioner not in ("auto", "off") else None
         gpu = 0.25 if cfg.device.startswith("cuda") and use_ray else 0
         caption_len = 0
-        if captioner is not None:  # (imports triton, which must come before any MuJoCo render here)
+        if captioner is not None:
             from agent.perception.train import checkpoint_config
 
             caption_len = checkpoint_config(Path(captioner)).max_len

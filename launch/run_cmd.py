@@ -146,8 +146,7 @@ def _now() -> str:
 
 
 def _captioner(choice: str, env_id: str) -> str | None:
-    """The checkpoint ``--captioner`` names (None: no captions); resolving it imports triton, which
-    must happen before any MuJoCo render in this process."""
+    """The checkpoint ``--captioner`` names, as a path (None: no captions)."""
     if choice == "off":
         return None
     from agent.perception.live import env_checkpoint
@@ -316,7 +315,7 @@ def _resume(args: argparse.Namespace, flags: AgentConfig) -> int:
         raise UsageError(f"--resume: {run_dir} already holds {point.episodes:,} of its {cfg.episodes:,} episodes; "
                          f"give --steps N to go on for N steps in all")
     if captioner is not None:
-        _captioner(captioner, cfg.env_id)  # checks it (and imports triton before any MuJoCo render)
+        _captioner(captioner, cfg.env_id)  # checks it is still a captioner checkpoint
     _probe(cfg.env_id, seq, cfg.frame_size)
     _connect(args)
     resumes = manifest.get("resumes", []) + [{

@@ -4,6 +4,7 @@ else a replay-trained MLP (`world_model.py`); the LearnerActor that trains it (`
 forgetting report (`forgetting.py`) and the scoring of a finished task-sequence run (`scoring.py`).
 """
 
-from agent.learner.world_model import LearnerConfig, WorldModel, WorldModelTrainer
+from agent.config import LearnerConfig
+from agent.learner.world_model import WorldModel, WorldModelTrainer
 
 __all__ = ["LearnerConfig", "WorldModel", "WorldModelTrainer"]

@@ -16,7 +16,8 @@ import torch
 
 from agent.channels import Channel, LatencyMeter, Overflow
 from agent.learner.continual_world import ContinualTrainer
-from agent.learner.world_model import LearnerConfig, WorldModelTrainer
+from agent.config import LearnerConfig
+from agent.learner.world_model import WorldModelTrainer
 from agent.messages import Transitions, decode
 
 

@@ -6,25 +6,14 @@ progress signal; its prediction error will become the router's surprise in the c
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from agent.config import LearnerConfig
 
-@dataclass
-class LearnerConfig:
-    """World-model sizes and training schedule."""
 
-    hidden: int = 128
-    learning_rate: float = 1e-3
-    batch_size: int = 256
-    replay_capacity: int = 50_000  # transitions kept for training (oldest overwritten)
-    max_updates_per_s: float = 20.0  # caps the learner's CPU share so it never starves acting
-    method: str = "trc"  # "trc": the continual learner (continual_world.py); "mlp": this file's replay-trained MLP
-    continual_lr: float = 0.05  # trc's SGD step size
-    consolidate_every: int = 500  # trc steps between spectral consolidations when no task boundary comes
 
 
 class WorldModel(nn.Module):

@@ -1,11 +1,11 @@
 """Perception: the percept encoder the agent runs today (``encoder.py``) and the streaming captioner
 (``captioner.py``, trained by ``train.py``, run live by ``live.py``).
 
-Only the encoder is imported here: the captioner pulls in triton, which must not load after MuJoCo's
-EGL renderer in one process (see ``kernels/__init__.py``), and ``thalamus run`` renders a probe frame
-before it imports the agent.
+Only the encoder is imported here: the captioner pulls in triton, which a process needs only when it
+captions (the import order with MuJoCo's renderer is envs/headless.py's job).
 """
 
-from agent.perception.encoder import PerceptionConfig, PerceptionModel
+from agent.config import PerceptionConfig
+from agent.perception.encoder import PerceptionModel
 
 __all__ = ["PerceptionConfig", "PerceptionModel"]

@@ -17,7 +17,8 @@ import torch
 from agent.channels import LatencyMeter
 from agent.messages import Captions, Observation, Percept, decode, encode
 from agent.outbox import Outbox
-from agent.perception.encoder import PerceptionConfig, PerceptionModel
+from agent.config import PerceptionConfig
+from agent.perception.encoder import PerceptionModel
 
 
 class PerceptionActor:

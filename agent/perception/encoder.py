@@ -7,20 +7,14 @@ captioner (a later issue) replaces it with a trained, temporal encoder.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch import nn
 
+from agent.config import PerceptionConfig
 
-@dataclass
-class PerceptionConfig:
-    """Shapes of the percept encoder."""
 
-    frame_features: int = 16  # F: size of the CNN embedding of one frame
-    channels: int = 8  # width of the CNN (its first layer is a 4x4 patchify, for speed on a CPU)
-    clip: float = 5.0  # normalized state is clipped to [-clip, clip]
 
 
 class RunningNorm:

@@ -13,7 +13,8 @@ import torch
 from agent.channels import LatencyMeter, Overflow
 from agent.messages import Action, Percept, Transitions, decode, encode
 from agent.outbox import Outbox
-from agent.policy.ppo import PPO, PPOConfig
+from agent.config import PPOConfig
+from agent.policy.ppo import PPO
 
 GIL_SWITCH_S = 0.0005  # the longest an update thread holding the GIL keeps a waiting act() waiting
 

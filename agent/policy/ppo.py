@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import copy
 import threading
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -19,33 +18,9 @@ import torch
 from torch import nn
 from torch.distributions import Categorical, Normal
 
+from agent.config import PPOConfig
 
-@dataclass
-class PPOConfig:
-    """Hyper-parameters; defaults solve CartPole-v1 with 8 envs in ~1e5 steps."""
 
-    num_steps: int = 32  # rollout length per env between updates
-    learning_rate: float = 1e-3
-    anneal_lr: bool = True  # linearly to 0 over total_steps (needs a finite budget)
-    gamma: float = 0.98
-    gae_lambda: float = 0.8
-    update_epochs: int = 20
-    num_minibatches: int = 1
-    clip_coef: float = 0.2
-    ent_coef: float = 0.0
-    vf_coef: float = 0.5
-    max_grad_norm: float = 0.5
-    hidden: int = 64
-    normalize_reward: bool = False  # scale rewards by a running std of the return (continuous control)
-    background_update: bool = False  # update on a thread from a copy, so acting never waits for it
-
-    @classmethod
-    def for_actions(cls, discrete: bool) -> "PPOConfig":
-        """Defaults by action type: rl-zoo's CartPole settings (discrete) or CleanRL's MuJoCo ones."""
-        if discrete:
-            return cls()
-        return cls(num_steps=64, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95, update_epochs=10,
-                   num_minibatches=4, normalize_reward=True)
 
 
 def _layer(inp: int, out: int, std: float = 2**0.5) -> nn.Linear:
