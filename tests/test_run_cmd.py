@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -117,3 +118,25 @@ def test_a_full_disk_stops_the_run_cleanly_keeping_what_was_committed(ray_addres
             assert len(store.get_episode(i)["reward"]) == store.episode_lengths[i]
     finally:
         subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_the_readme_shows_the_defaults_run_help_shows():
+    """One source of defaults: AgentConfig's fields are run's flags, and the README's table says the same."""
+    from pathlib import Path
+
+    from agent.config import AgentConfig
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    cells = [re.split(r"(?<!\\)\|", ln) for ln in readme.splitlines() if ln.startswith("| `--")]
+    rows = {c[1].strip().split()[0].strip("`"): c[2].strip() for c in cells}
+    help_text = run_cli("run", "--help").stdout
+    flags = {"env_id": "--env", "checkpoint_every_s": "--checkpoint-every"}
+    checked = 0
+    for name, value in AgentConfig().to_dict().items():
+        if isinstance(value, dict) or name == "ppo":
+            continue  # the models' own settings are kept with the run, not flags
+        flag = flags.get(name, "--" + name.replace("_", "-"))
+        assert flag in help_text, flag
+        assert rows[flag] == ("none" if value is None else f"`{value}`"), (flag, rows[flag], value)
+        checked += 1
+    assert checked == 12
