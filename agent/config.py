@@ -81,7 +81,7 @@ class AgentConfig:
     frame_size: int = flag(64, metavar="PX")  # side of the square RGB camera frame, in pixels
     seed: int = flag(0, metavar="S")  # seeds the envs (env i gets seed+i) and the models
     device: str = flag("cpu", choices=DEVICES)  # where perception, the captioner and the learner run (PPO stays on the CPU)
-    captioner: str = flag("auto", metavar="auto|off|PT")  # auto: the shipped captioner trained on this env, if any; off: no captions; or a checkpoint path
+    captioner: str = flag("auto", metavar="auto|off|PT")  # auto: the shipped captioner trained on this env, if any; off: no captions; or a checkpoint path (run.json keeps the path auto chose)
     checkpoint_every_s: float = flag(30.0, alias=["--checkpoint-every"], metavar="SECONDS")  # seconds between checkpoints/latest.pt, which --resume goes on from
     transport: str = flag("auto", choices=TRANSPORTS)  # the hot ring: pipes (one node), actor calls (any node); auto picks
     hop_timeout_s: float = flag(60.0, metavar="SECONDS")  # a perception, policy or recorder actor silent this long is reported as stalled

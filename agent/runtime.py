@@ -52,7 +52,10 @@ class Agent:
         self.sequence: TaskSequence | None = task_sequence(cfg.tasks) if cfg.tasks is not None else None
         if self.sequence is not None and (cfg.steps is None or cfg.episodes is not None):
             raise ValueError("a task sequence's budget is steps: set steps and leave episodes None")
-        captioner = cfg.captioner if cfg.captioner not in ("auto", "off") else None
+        from agent.perception.live import resolve_captioner
+
+        path = resolve_captioner(cfg.captioner, cfg.env_id if self.sequence is None else self.sequence.base_env)
+        captioner = str(path) if path is not None else None
         gpu = 0.25 if cfg.device.startswith("cuda") and use_ray else 0
         caption_len = 0
         if captioner is not None:

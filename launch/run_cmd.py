@@ -146,16 +146,13 @@ def _now() -> str:
 
 
 def _captioner(choice: str, env_id: str) -> str | None:
-    """The checkpoint ``--captioner`` names, as a path (None: no captions)."""
-    if choice == "off":
-        return None
-    from agent.perception.live import env_checkpoint
+    """The checkpoint ``--captioner`` names, as a path (None: no captions), checked to be a captioner."""
+    from agent.perception.live import resolve_captioner
     from agent.perception.train import checkpoint_meta
 
-    if choice == "auto":
-        path = env_checkpoint(env_id)
-        return str(path) if path else None
-    path = Path(choice)
+    path = resolve_captioner(choice, env_id)
+    if path is None:
+        return None
     if not path.is_file():
         raise UsageError(f"--captioner {choice}: no such file; give a checkpoint from `thalamus train captioner`, "
                          "auto or off")
@@ -295,7 +292,7 @@ def _resume(args: argparse.Namespace, flags: AgentConfig) -> int:
         cfg = replace(cfg, steps=math.ceil(flags.steps / cfg.num_envs) * cfg.num_envs, episodes=None)
     cfg = replace(cfg, **{name: getattr(flags, name) for name in given if name in ("device", "checkpoint_every_s",
                                                                                    "hop_timeout_s")})
-    captioner = cfg.captioner if cfg.captioner not in ("auto", "off") else None
+    captioner = cfg.captioner if cfg.captioner not in (None, "auto", "off") else None
     if captioner is not None and not Path(captioner).is_file():
         raise UsageError(f"--resume: the run's captioner checkpoint {captioner} is gone; put it back "
                          "to go on with this run")

@@ -140,3 +140,30 @@ def test_the_readme_shows_the_defaults_run_help_shows():
         assert rows[flag] == ("none" if value is None else f"`{value}`"), (flag, rows[flag], value)
         checked += 1
     assert checked == 12
+
+
+def test_the_progress_bar_ends_at_the_count_the_summary_gives(ray_address, tmp_path):
+    """On a terminal the live bar's last picture agrees with the summary (it used to freeze short of it)."""
+    import pty
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "COLUMNS": "220", "TERM": "xterm"}
+    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--steps", "300", "--captioner", "off",
+                             "--run-dir", str(tmp_path / "tty"), "--address", ray_address],
+                            stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:  # the child closed the terminal
+            break
+        if not chunk:
+            break
+        out += chunk
+    proc.wait(timeout=60)
+    os.close(master)
+    text = out.decode(errors="replace")
+    assert proc.returncode == 0, text[-2000:]
+    counts = [int(c.replace(",", "")) for c in re.findall(r"([\d,]+)/304 steps", text)]
+    assert counts and counts[-1] == 304, counts[-5:]

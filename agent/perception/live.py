@@ -28,6 +28,17 @@ def env_checkpoint(env_id: str) -> Path | None:
     return None
 
 
+def resolve_captioner(choice: str | None, env_id: str | None) -> Path | None:
+    """The checkpoint a ``--captioner`` choice means for ``env_id``: ``off`` (or None, as runs of an
+    earlier version recorded it) none, ``auto`` the shipped one trained on that env (if any), else the
+    path given."""
+    if choice in (None, "off"):
+        return None
+    if choice == "auto":
+        return env_checkpoint(env_id) if env_id else None
+    return Path(choice)
+
+
 class LiveCaptioner:
     """A captioner with the streaming state of ``streams`` streams; the state is never reset, as in
     training (streams run on across scene changes and episode resets)."""
