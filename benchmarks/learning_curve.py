@@ -18,15 +18,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs.headless import configure; configure()  # noqa: E402, E702  headless rendering, triton first
-from memory import open_store, read_manifest  # noqa: E402
+from memory import open_store  # noqa: E402
 
 
 def curve(run_dir: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(end step, return, running mean of 20) per finished episode (cut-short ones left out)."""
     store = open_store(run_dir)
-    # the run's finished episodes come first; the ones it was stopped in are committed last
-    finished = read_manifest(run_dir).get("summary", {}).get("episodes", store.n_episodes)
-    ends, returns = store.episode_ends[:finished], store.episode_returns()[:finished]
+    finished = store.episode_complete  # those a stop or a task boundary cut short are left out
+    ends, returns = store.episode_ends[finished], store.episode_returns()[finished]
     running = np.array([returns[max(0, i - 19): i + 1].mean() for i in range(len(returns))])
     return ends, returns, running
 
@@ -37,6 +36,8 @@ def main() -> None:
     p.add_argument("--png", type=Path, help="write the plot here")
     args = p.parse_args()
     ends, returns, running = curve(args.run_dir)
+    if not len(ends):
+        sys.exit(f"{args.run_dir}: no finished episode to plot (a stop or a task boundary cut every stored one short)")
     total = ends[-1]
     print("steps      mean return (last 20 episodes)")
     for frac in np.linspace(0.1, 1.0, 10):

@@ -28,7 +28,8 @@ for _key, _value in (("MUJOCO_GL", "egl"), ("RAY_AUTH_MODE", "disabled"), ("SDL_
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
-from agent.runtime import Agent, AgentConfig  # noqa: E402
+from agent.config import AgentConfig  # noqa: E402
+from agent.runtime import Agent  # noqa: E402
 from launch import ray_session  # noqa: E402
 
 

@@ -24,7 +24,8 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 import ray  # noqa: E402
 
-from agent.runtime import Agent, AgentConfig  # noqa: E402
+from agent.config import AgentConfig  # noqa: E402
+from agent.runtime import Agent  # noqa: E402
 from launch import ray_session  # noqa: E402
 
 

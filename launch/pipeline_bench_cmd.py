@@ -40,7 +40,8 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError("--hops must be ≥ 20, --steps ≥ 100 and --camera-seconds ≥ 2")
     from rich.table import Table
 
-    from agent.runtime import Agent, AgentConfig
+    from agent.config import AgentConfig
+    from agent.runtime import Agent
     from launch import ray_session
     from launch.bench.camera_loop import TRANSPORTS, camera_to_action
     from launch.bench.hops import measure_hops
@@ -53,7 +54,7 @@ def main(args: argparse.Namespace) -> int:
     steps_per_s = {}
     for n in (1, 4, 8):
         console.print(f"agent with {n} env{'s' if n > 1 else ''} ...")
-        cfg = replace(AgentConfig(), steps=args.steps, num_envs=n)
+        cfg = replace(AgentConfig(), steps=args.steps, num_envs=n, captioner="off")
         with tempfile.TemporaryDirectory() as tmp:
             agent = Agent(cfg, Path(tmp) / "run", use_ray=True)
             try:

@@ -9,8 +9,8 @@ import time
 
 import numpy as np
 import ray
-import torch
 
+from agent.checkpoints import load_tensors
 from agent.policy.ppo import PPOConfig
 from memory import open_store
 
@@ -37,7 +37,7 @@ def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_ste
     latest = run_dir / "checkpoints" / "latest.pt"
 
     def checkpointed_updates() -> int:
-        return torch.load(latest, weights_only=False)["policy"]["updates"] if latest.exists() else 0
+        return load_tensors(latest)["policy"]["updates"] if latest.exists() else 0
 
     try:
         for name in ("PerceptionActor", "PolicyActor"):

@@ -9,9 +9,9 @@ import sys
 import time
 
 import numpy as np
-import torch
 from conftest import one_clear_line, run_cli
 
+from agent.checkpoints import load_tensors
 from memory import open_store, read_manifest
 
 
@@ -49,7 +49,7 @@ def test_a_killed_run_resumes_keeping_every_committed_step(ray_address, tmp_path
     steps_before, n_before = before.n_steps, before.n_episodes
     assert 0 < steps_before < 12000
     kept = _episodes(run_dir, n_before)
-    updates_before = torch.load(latest, weights_only=False)["policy"]["updates"]
+    updates_before = load_tensors(latest)["policy"]["updates"]
 
     res = run_cli("run", "--resume", str(run_dir), "--address", ray_address, "--json", timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
@@ -76,8 +76,7 @@ def test_a_killed_run_resumes_keeping_every_committed_step(ray_address, tmp_path
 
 def test_bad_resumes_are_one_clear_line(tmp_path):
     one_clear_line(run_cli("run", "--resume", str(tmp_path / "nowhere")), "does not exist")
-    one_clear_line(run_cli("run", "--resume", str(tmp_path), "--env", "Acrobot-v1"),
-                   "not allowed with argument --resume")
+    one_clear_line(run_cli("run", "--resume", str(tmp_path), "--env", "Acrobot-v1"), "leave out --env")
     one_clear_line(run_cli("run", "--resume", str(tmp_path), "--num-envs", "2"), "leave out --num-envs")
     (tmp_path / "run.json").write_text("{not json")
     one_clear_line(run_cli("run", "--resume", str(tmp_path)), "corrupt")
@@ -108,7 +107,8 @@ def test_a_task_sequence_resumes_in_the_task_it_stopped_in(ray_address, tmp_path
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout)
     assert summary["resumed_from"]["task"] == stopped_in
-    assert summary["checkpoints"] == [f"task_{t}.pt" for t in range(4)]
+    assert [c for c in summary["checkpoints"] if c.startswith("task_")] == [f"task_{t}.pt" for t in range(4)]
+    assert "final.pt" in summary["checkpoints"]
     assert summary["task_returns"][:stopped_in] == [None] * stopped_in  # tasks it did not see again
     assert all(r is not None for r in summary["task_returns"][stopped_in:])
     store = open_store(run_dir)

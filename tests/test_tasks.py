@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from conftest import one_clear_line, run_cli, tree_digest
 from gymnasium.utils.env_checker import check_env
 
@@ -153,6 +154,46 @@ def test_digits_run_stores_targets_and_replays_to_an_accuracy_matrix(ray_address
     assert report["metric"] == "accuracy" and r.shape == (5, 5)
     assert ((r >= 0) & (r <= 1)).all() and 0 <= report["average"] <= 1
     assert (run_dir / "forgetting.png").read_bytes()[:8] == PNG_MAGIC  # the default PNG path
+
+
+@pytest.mark.parametrize("checkpoint", ["captioner-cartpole.pt", "captioner-softmax.pt"])
+def test_replay_features_are_a_fresh_live_stream_of_the_episode(checkpoint):
+    """Scoring's captioner features of an episode are those a fresh LiveCaptioner gives its frames one
+    at a time (either temporal mixer; frames of another size resized), whatever episode came before."""
+    from agent.learner.scoring import FEATURE_CHUNK, caption_features
+    from agent.perception.live import CHECKPOINTS, LiveCaptioner
+    from agent.perception.train import load_checkpoint
+
+    path = CHECKPOINTS / checkpoint
+    rng = np.random.default_rng(0)
+    before = rng.integers(0, 256, (7, 48, 48, 3), dtype=np.uint8)
+    episode = np.repeat(rng.integers(0, 256, (4, 48, 48, 3), dtype=np.uint8), 5, axis=0)  # moves in steps
+    live = LiveCaptioner(path)
+    want = np.concatenate([live.features(frame[None]).numpy() for frame in episode])
+    model = load_checkpoint(path)
+    caption_features(model, before)
+    got = caption_features(model, episode)
+    assert got.shape == (20, model.cfg.d_model) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-4)  # nothing of ``before`` carried over ...
+    assert not np.allclose(got[5:10], caption_features(model, episode[5:10]), atol=1e-3)  # ... though a past counts
+    long = rng.integers(0, 256, (FEATURE_CHUNK + 9, 64, 64, 3), dtype=np.uint8)  # in two chunks, one stream
+    with torch.no_grad():
+        whole, _ = model(torch.as_tensor(long)[None], model.initial_state(1))
+    np.testing.assert_allclose(caption_features(model, long), whole[0].numpy(), atol=1e-4)
+
+
+def test_replay_of_a_captioned_run_scores_on_the_captioners_features(ray_address, tmp_path):
+    """A run whose percepts were the shipped CartPole captioner's features (``--captioner auto``)."""
+    run_dir = tmp_path / "captioned"
+    proc = run_cli("run", "--tasks", "cartpole-physics", "--steps-per-task", "16", "--num-envs", "4",
+                   "--run-dir", str(run_dir), "--address", ray_address, "--json")
+    assert proc.returncode == 0, proc.stderr
+    captioner = json.loads((run_dir / "run.json").read_text())["config"]["captioner"]
+    assert Path(captioner).name == "captioner-cartpole.pt"
+    proc = run_cli("replay", str(run_dir), "--json", str(tmp_path / "r.json"), "--png", str(tmp_path / "r.png"))
+    assert proc.returncode == 0, proc.stderr
+    r = np.asarray(json.loads((tmp_path / "r.json").read_text())["matrix"])
+    assert r.shape == (4, 4) and np.isfinite(r).all() and (r >= 0).all()
 
 
 def test_runs_without_task_checkpoints_or_a_sequence_are_refused_untouched(cartpole_tasks, tmp_path):

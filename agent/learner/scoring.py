@@ -14,32 +14,40 @@ the experience the agent had, with no env in the loop:
   the reward, the learner's own training objective, in that checkpoint's percept space. Lower is
   better.
 
-Checkpoints are read with the classes that wrote them, sized from the run's ``run.json`` config;
-nothing in the run dir is written.
+Checkpoints are read as tensors and plain data only (``agent.checkpoints.load_tensors``: a file
+holding objects that would run code is refused) into the classes that wrote them, sized from the
+run's ``run.json`` config; nothing in the run dir is written. A run with a captioner made its
+percepts from the captioner's temporal features, so those are recomputed from the stored frames
+(see :func:`caption_features`).
 """
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium
 import numpy as np
 import torch
 from torch import nn
 
+from agent.checkpoints import CheckpointError, load_tensors
 from agent.learner.continual_world import ContinualWorldModel
 from agent.learner.forgetting import ForgettingReport, forgetting_report
 from agent.learner.trc import TRCConfig
 from agent.learner.world_model import LearnerConfig, WorldModel
 from agent.perception.encoder import PerceptionConfig, PerceptionModel
 from agent.policy.ppo import ActorCritic, PPOConfig
+from envs.clips import square_resize
 from envs.tasks import task_sequence
 from memory import EpisodeStore, open_store, read_manifest
 
+if TYPE_CHECKING:
+    from agent.perception.captioner import Captioner
+
 BATCH = 4096  # rows encoded at a time (bounds memory on long runs)
+FEATURE_CHUNK = 256  # frames through the captioner at a time (bounds memory on long episodes)
 
 
 class ScoringError(ValueError):
@@ -65,7 +73,7 @@ class RunScore:
 class _Models:
     """The three models of one checkpoint, ready to score."""
 
-    perception: PerceptionModel
+    perception: PerceptionModel  # the state normalization (and, without a captioner, the frame CNN)
     policy: ActorCritic
     world_model: nn.Module  # WorldModel or ContinualWorldModel: (percept, action) → (next percept, reward)
     action_dim: int  # the world model's action input: a one-hot of the discrete action, or the action
@@ -81,6 +89,7 @@ class _TaskSteps:
     reward: np.ndarray  # [T] float32
     target: np.ndarray | None  # [T] int64, for tasks with targets
     pairs: np.ndarray  # [P] rows t whose next row t+1 is the next step of the same episode
+    features: np.ndarray | None  # [T, D] float32: the captioner's frame features (a run with a captioner)
 
 
 def task_checkpoints(run_dir: Path, n_tasks: int) -> list[Path]:
@@ -111,16 +120,23 @@ def score_run(run_dir: Path) -> RunScore:
     if not paths:
         raise ScoringError(f"'{run_dir}' has no task checkpoints (checkpoints/task_0.pt, …): the run "
                            "stopped before its first task ended")
-    store = open_store(run_dir)
     config = manifest["config"]
+    captioner = _captioner(run_dir, config.get("captioner"))
     env = seq.make(0, frame_size=config["frame_size"])  # the spaces every task of the sequence shares
     state_dim, space = int(env.observation_space["state"].shape[0]), env.action_space
     env.close()
-    models = [_load(path, config, state_dim, space) for path in paths]
+    model = None
+    if captioner is not None:  # (imports triton: only for a run that captioned)
+        from agent.perception.train import load_checkpoint
+
+        model = load_checkpoint(captioner)
+    feature_dim = 0 if model is None else model.cfg.d_model
+    models = [_load(path, config, state_dim, feature_dim, space) for path in paths]
+    store = open_store(run_dir)
     k = len(paths)
     r = np.zeros((k, k))
     for j in range(k):  # one task's steps in memory at a time
-        steps = _task_steps(store, j, seq.has_targets)
+        steps = _task_steps(store, j, seq.has_targets, model)
         if not len(steps.reward) or not (seq.has_targets or len(steps.pairs)):
             raise ScoringError(f"'{run_dir}' stores no steps of task {j} ({seq.names[j]}) to replay")
         classes = seq.task_classes[j] if seq.task_classes is not None else None
@@ -131,40 +147,85 @@ def score_run(run_dir: Path) -> RunScore:
                     tasks=list(seq.names[:k]), report=report)
 
 
-def _load(path: Path, config: dict[str, Any], state_dim: int, space: gymnasium.Space) -> _Models:
-    """A checkpoint's models; ScoringError if the file is not one this version wrote."""
+def _captioner(run_dir: Path, choice: str | None) -> Path | None:
+    """The captioner checkpoint the run captioned with (None: it had none); ScoringError if it is gone."""
+    if choice in (None, "auto", "off"):
+        return None
+    path = Path(choice)
+    if not path.is_file():
+        raise ScoringError(f"'{run_dir}' was run with the captioner {path}, which is gone: its percepts were "
+                           "made from that captioner's features; put it back to replay the run")
+    return path
+
+
+def _load(path: Path, config: dict[str, Any], state_dim: int, feature_dim: int, space: gymnasium.Space) -> _Models:
+    """A checkpoint's models, read as tensors and plain data only; ScoringError if the file is not a
+    checkpoint this version wrote, or holds objects that would run code when loaded."""
     try:
-        return _rebuild(torch.load(path, map_location="cpu", weights_only=False), config, state_dim, space)
-    except (OSError, KeyError, TypeError, RuntimeError, pickle.UnpicklingError) as exc:
+        state = load_tensors(path)
+    except CheckpointError as exc:
+        raise ScoringError(str(exc)) from None
+    try:
+        return _rebuild(state, config, state_dim, feature_dim, space)
+    except (KeyError, TypeError, AttributeError, RuntimeError, ValueError) as exc:
         raise ScoringError(f"'{path}' is not a checkpoint this version of thalamus can read "
                            f"({type(exc).__name__}: {' '.join(str(exc).split())[:200]})") from None
 
 
-def _rebuild(state: dict[str, Any], config: dict[str, Any], state_dim: int, space: gymnasium.Space) -> _Models:
-    """Rebuild a checkpoint's perception, policy and world model with the run's sizes (the file is
-    our own pickle: its normalizer statistics are numpy arrays)."""
+def _rebuild(state: dict[str, Any], config: dict[str, Any], state_dim: int, feature_dim: int,
+             space: gymnasium.Space) -> _Models:
+    """Rebuild a checkpoint's perception, policy and world model with the run's sizes: the percept
+    is the normalized state and either the frame CNN's features or (``feature_dim`` > 0) the
+    captioner's."""
     discrete = hasattr(space, "n")
     action_dim = int(space.n) if discrete else int(np.prod(space.shape))
-    perception = PerceptionModel(state_dim, PerceptionConfig(**config["perception"]))
-    perception.frames.load_state_dict(state["perception"]["frames"])
-    norm = perception.norm
-    norm.mean, norm.var = state["perception"]["norm_mean"], state["perception"]["norm_var"]
-    norm.count = state["perception"]["norm_count"]
+    cfg = PerceptionConfig(**config["perception"])
+    perception = PerceptionModel(state_dim, cfg, cnn=not feature_dim)
+    perception.load_state_dict(state["perception"])
+    percept_dim = state_dim + (feature_dim or cfg.frame_features)
     ppo = PPOConfig(**config["ppo"]) if config.get("ppo") else PPOConfig.for_actions(discrete)
-    policy = ActorCritic(perception.dim, action_dim, discrete, ppo.hidden)
+    policy = ActorCritic(percept_dim, action_dim, discrete, ppo.hidden)
     policy.load_state_dict(state["policy"]["net"])
-    learner = LearnerConfig(**{"method": "mlp", **config["learner"]})  # runs from before trc had no method
+    learner = LearnerConfig(**config["learner"])
     if learner.method == "trc":
-        world_model: nn.Module = ContinualWorldModel(perception.dim, action_dim, TRCConfig(lr=learner.continual_lr))
+        continual = ContinualWorldModel(percept_dim, action_dim, TRCConfig(lr=learner.continual_lr))
+        continual.trc.load_state_dict(state["learner"]["trc"])
+        world_model: nn.Module = continual
     else:
-        world_model = WorldModel(perception.dim, action_dim, learner.hidden)
-    world_model.load_state_dict(state["learner"]["model"])
+        world_model = WorldModel(percept_dim, action_dim, learner.hidden)
+        world_model.load_state_dict(state["learner"]["model"])
     return _Models(perception, policy.eval(), world_model.eval(), action_dim)
 
 
-def _task_steps(store: EpisodeStore, task: int, targets: bool) -> _TaskSteps:
-    """Every stored row of ``task``, read episode by episode (an episode never spans two tasks)."""
+@torch.no_grad()
+def caption_features(captioner: Captioner, frames: np.ndarray) -> np.ndarray:
+    """float32 [T, D]: the captioner's temporal feature of each of one episode's frames [T, H, W, 3]
+    (any size), the episode played in order as one stream from a fresh state. These are the features
+    a fresh single-stream ``LiveCaptioner`` gives frame by frame (the temporal layers' sequence and
+    step forms agree to float rounding), computed a chunk of frames at a time.
+
+    An approximation of what the run's policy saw: live, each env's stream ran on across that env's
+    episodes and was never reset, so here an episode's features (its first frames' most) differ
+    somewhat from those it had live, where the stream still carried the env's previous episode."""
+    d, size = captioner.cfg.d_model, captioner.cfg.frame_size
+    if not len(frames):
+        return np.zeros((0, d), np.float32)
+    if frames.shape[1:3] != (size, size):
+        frames = np.stack([square_resize(f, size) for f in frames])
+    device = next(captioner.parameters()).device
+    state = captioner.initial_state(1, device)
+    out = []
+    for a in range(0, len(frames), FEATURE_CHUNK):
+        feature, state = captioner(torch.as_tensor(frames[a:a + FEATURE_CHUNK], device=device)[None], state)
+        out.append(feature[0].float().cpu().numpy())
+    return np.concatenate(out)
+
+
+def _task_steps(store: EpisodeStore, task: int, targets: bool, captioner: Captioner | None) -> _TaskSteps:
+    """Every stored row of ``task``, read episode by episode (an episode never spans two tasks), with
+    the captioner's features of its frames when the run had one."""
     parts: dict[str, list[np.ndarray]] = {key: [] for key in ("obs", "frame", "action", "reward", "target")}
+    features: list[np.ndarray] = []
     pairs, offset = [], 0
     for e in np.flatnonzero(store.episode_tasks == task):
         ep = store.get_episode(int(e))
@@ -172,18 +233,28 @@ def _task_steps(store: EpisodeStore, task: int, targets: bool) -> _TaskSteps:
         for key, chunks in parts.items():
             if key != "target" or targets:
                 chunks.append(ep[key][rows])
+        if captioner is not None:
+            features.append(caption_features(captioner, ep["frame"][rows]))
         n = int(rows.sum())
         pairs.append(offset + np.arange(n - 1))
         offset += n
     cat = {key: np.concatenate(v) if v else np.zeros(0) for key, v in parts.items()}
+    feats = None
+    if captioner is not None:
+        feats = np.concatenate(features) if features else np.zeros((0, captioner.cfg.d_model), np.float32)
     return _TaskSteps(cat["obs"], cat["frame"], cat["action"], cat["reward"], cat["target"] if targets else None,
-                      np.concatenate(pairs).astype(np.int64) if pairs else np.zeros(0, np.int64))
+                      np.concatenate(pairs).astype(np.int64) if pairs else np.zeros(0, np.int64), feats)
 
 
 def _percepts(m: _Models, steps: _TaskSteps) -> torch.Tensor:
-    """[T, D] percepts of the stored rows, as the checkpoint's perception makes them (no stat updates)."""
-    out = [m.perception.encode(steps.obs[a:a + BATCH], steps.frame[a:a + BATCH], update_stats=False)
-           for a in range(0, len(steps.obs), BATCH)]
+    """[T, D] percepts of the stored rows, as the checkpoint's perception makes them (no stat updates):
+    the normalized state beside the CNN's frame features or the captioner's."""
+    out = []
+    for a in range(0, len(steps.obs), BATCH):
+        state = m.perception.encode_state(steps.obs[a:a + BATCH], update_stats=False)
+        frames = (m.perception.encode_frames(steps.frame[a:a + BATCH]) if steps.features is None
+                  else steps.features[a:a + BATCH])
+        out.append(np.concatenate([state, frames], 1).astype(np.float32))
     return torch.from_numpy(np.concatenate(out))
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -25,6 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from agent.checkpoints import load_tensors
 from agent.perception.captioner import Captioner, CaptionerConfig
 from agent.perception.data import ParallelStreams, eval_data, grammar, is_clips, open_batch
 from agent.perception.decode import CaptionDecoding
@@ -172,11 +174,12 @@ def save_checkpoint(model: Captioner, path: Path, meta: dict) -> None:
 
 
 def _read(path: Path, device: str = "cpu") -> dict:
-    """A checkpoint file's contents; a ValueError if it is not a captioner checkpoint."""
-    try:
-        blob = torch.load(path, map_location=device, weights_only=False)
-    except Exception as exc:  # torch raises many kinds for a file that is not a checkpoint
-        raise ValueError(f"{path} is not a thalamus captioner checkpoint ({type(exc).__name__})") from None
+    """A checkpoint file's contents, loaded as tensors and plain data only: CheckpointError (a
+    ValueError) for a torch.save file holding objects that would run code when loaded, ValueError
+    for any other file that is not a captioner checkpoint."""
+    if not zipfile.is_zipfile(path):  # every torch.save file is a zip archive; a text file is not one
+        raise ValueError(f"{path} is not a thalamus captioner checkpoint (not a torch.save file)")
+    blob = load_tensors(path, map_location=device)
     if not isinstance(blob, dict) or blob.get("format") != "thalamus-captioner":
         raise ValueError(f"{path} is not a thalamus captioner checkpoint")
     return blob
