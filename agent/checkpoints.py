@@ -61,9 +61,11 @@ def load_tensors(path: Path, map_location: str | torch.device = "cpu") -> Any:
     line) for a file that is not one, or that holds objects which would run code when loaded."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        raise CheckpointError(f"{path} holds more than tensors and plain data (loading it could run code); "
-                              "refusing it — use a checkpoint thalamus wrote") from None
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc) or "Unsupported operand" in str(exc):
+            raise CheckpointError(f"{path} holds more than tensors and plain data (loading it could run code); "
+                                  "refusing it — use a checkpoint thalamus wrote") from None
+        raise CheckpointError(f"{path} is not a readable checkpoint (UnpicklingError)") from None
     except (OSError, RuntimeError, EOFError, ValueError) as exc:
         raise CheckpointError(f"{path} is not a readable checkpoint ({type(exc).__name__})") from None
 

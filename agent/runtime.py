@@ -46,8 +46,9 @@ class Agent:
     """Creates the actors for one run and drives them; ``run`` returns the summary."""
 
     def __init__(self, cfg: AgentConfig, run_dir: Path | None, use_ray: bool = True,
-                 resume: ResumePoint | None = None) -> None:
-        """``resume``: go on with the stopped run in ``run_dir`` from this point (agent/checkpoints.py)."""
+                 resume: ResumePoint | None = None, state: dict[str, Any] | None = None) -> None:
+        """``resume``: go on with the stopped run in ``run_dir`` from this point (agent/checkpoints.py),
+        with the models of ``state`` (its checkpoint, already loaded; else loaded here)."""
         self.cfg, self.run_dir, self.use_ray, self.resume = cfg, run_dir, use_ray, resume
         self.sequence: TaskSequence | None = task_sequence(cfg.tasks) if cfg.tasks is not None else None
         if self.sequence is not None and (cfg.steps is None or cfg.episodes is not None):
@@ -92,8 +93,10 @@ class Agent:
         self.actors = {"perception": self.perception, "policy": self.policy, "learner": self.learner,
                        "recorder": self.recorder}
         self.supervisor = Supervisor(self.actors, self.env, run_dir, cfg.hop_timeout_s)
-        if resume is not None and resume.checkpoint is not None:
-            self.supervisor.restore(load_tensors(resume.checkpoint), RESTARTABLE)
+        if state is None and resume is not None and resume.checkpoint is not None:
+            state = load_tensors(resume.checkpoint)
+        if state is not None:
+            self.supervisor.restore(state, RESTARTABLE)
         self.checkpointed = time.perf_counter()
 
     def _spawn(self, cls: type, *args: Any, num_gpus: float = 0, here: bool = False, restart: bool = False,

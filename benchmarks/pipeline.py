@@ -21,9 +21,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs.headless import configure; configure()  # noqa: E402, E702  headless rendering, triton first
-for _key, _value in (("MUJOCO_GL", "egl"), ("RAY_AUTH_MODE", "disabled"), ("SDL_VIDEODRIVER", "dummy"),
-                     ("PYGAME_HIDE_SUPPORT_PROMPT", "1")):
-    os.environ.setdefault(_key, _value)
 
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402

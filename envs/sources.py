@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import os
 import threading
 import time
 from collections.abc import Generator
@@ -173,7 +172,6 @@ def open_source(spec: str, frame_size: int = 64, seed: int = 0, fps: float | Non
     played (default: its own rate when realtime, else as fast as the consumer takes frames); it never
     changes the frames' times. ``limit``: read at most that many frames of the source.
     """
-    os.environ.setdefault("OPENCV_LOG_LEVEL", "ERROR")
     if fps is not None and fps <= 0:
         raise SourceError(f"a source's pace must be a positive frame rate, got {fps}")
 

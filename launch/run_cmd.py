@@ -241,7 +241,7 @@ def main(args: argparse.Namespace) -> int:
                              "versions": _versions(), "git_commit": _git_commit(),
                              "started": _now(), "ended": None, "status": "starting"})
     _check_space(args, run_dir, _store_need(cfg, steps))
-    return _drive(args, cfg, run_dir, None)
+    return _drive(args, cfg, run_dir, None, None)
 
 
 def _connect(args: argparse.Namespace) -> None:
@@ -314,19 +314,26 @@ def _resume(args: argparse.Namespace, flags: AgentConfig) -> int:
     if captioner is not None:
         _captioner(captioner, cfg.env_id)  # checks it is still a captioner checkpoint
     _probe(cfg.env_id, seq, cfg.frame_size)
+    from agent.checkpoints import CheckpointError, load_tensors
+
+    try:  # before anything starts: a checkpoint that is not plain tensors is refused here, in one line
+        state = load_tensors(point.checkpoint) if point.checkpoint is not None else None
+    except CheckpointError as exc:
+        raise UsageError(f"--resume: {exc}") from None
     _connect(args)
     resumes = manifest.get("resumes", []) + [{
         "at": _now(), "command": sys.argv, "from_steps": point.steps, "from_episodes": point.episodes,
         "task": point.task, "checkpoint": point.checkpoint.name if point.checkpoint else None}]
     update_manifest(run_dir, config=cfg.to_dict(), resumes=resumes, ended=None, status="starting")
-    return _drive(args, cfg, run_dir, point)
+    return _drive(args, cfg, run_dir, point, state)
 
 
 def _disk_full(exc: BaseException) -> bool:
     return (isinstance(exc, OSError) and exc.errno == errno.ENOSPC) or "No space left on device" in str(exc)
 
 
-def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: ResumePoint | None) -> int:
+def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: ResumePoint | None,
+           state: dict[str, Any] | None) -> int:
     """Start the actors, run with a live display, record how it ended in run.json, print the summary."""
     from agent.channels import ChannelTimeout
     from agent.recovery import ActorFailed
@@ -339,7 +346,7 @@ def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: Re
         sys.stdout = sys.stderr  # until exit: --json's stdout is the summary alone
     _say(args, "starting the actors (env, perception, policy, learner, recorder) ...")
     try:
-        agent = Agent(cfg, run_dir, use_ray=True, resume=resume)
+        agent = Agent(cfg, run_dir, use_ray=True, resume=resume, state=state)
     except BaseException as exc:
         update_manifest(run_dir, ended=_now(), status="failed to start", error=f"{type(exc).__name__}: {exc}")
         raise

@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import gc
 import importlib.util
-import os
 import warnings
 
-os.environ.setdefault("MUJOCO_GL", "egl")
-os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
-
-import cv2  # noqa: E402
+import cv2
 import gymnasium  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
