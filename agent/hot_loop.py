@@ -86,7 +86,9 @@ class HotLoop:
             self.state = "done"
         except PeerDied as exc:
             self.state, self.error = "broken", str(exc)
-        except (StageError, ChannelTimeout) as exc:
+        except StageError as exc:
+            self.state, self.error = "failed", f"perception or the policy failed: {exc}"
+        except ChannelTimeout as exc:
             self.state, self.error = "failed", str(exc)
         except Exception as exc:  # an env or the recorder raised: the run stops, saying which
             self.state, self.error = "failed", f"the env actor failed: {type(exc).__name__}: {exc}"

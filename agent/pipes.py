@@ -1,17 +1,17 @@
 """The hot path's transport between actors on one node: named pipes (FIFOs) between loop threads.
 
-    driver ─p0─▶ stage 0 ─p1─▶ stage 1 ─p2─▶ … ─pN─▶ driver     (e.g. perception, policy, env)
+    head ─p0─▶ stage 0 ─p1─▶ stage 1 ─p2─▶ … ─pN─▶ head     (the EnvActor; perception, policy)
 
 Each stage runs one method of an actor on a thread of that actor: read a message, call the method,
 write its result on. A reader sleeps in the kernel until its message arrives and is woken at once,
 so a hop costs tens of microseconds and an idle agent no CPU. (Ray Compiled Graphs' shared-memory
-channels busy-poll: every actor in the graph, and the driver, spins a core while it waits; on a
+channels busy-poll: every actor in the graph, and its driver, spins a core while it waits; on a
 2-core machine that puts scheduler delays of several ms into the tail of every hop.)
 
 A frame is an 8-byte little-endian length, one kind byte and the payload; a method that raises
 sends an error frame on instead of a result. A stage whose process dies closes its pipe ends: the
-stages after it see end-of-file and close theirs in turn, so the driver learns of it as
-:class:`PeerClosed`; a stalled stage shows as :class:`ChannelTimeout`. Closing the driver's end
+stages after it see end-of-file and close theirs in turn, so the ring's head learns of it as
+:class:`PeerClosed`; a stalled stage shows as :class:`ChannelTimeout`. Closing the head's end
 stops every stage.
 """
 
@@ -126,7 +126,7 @@ def serve(method: Callable[[bytes], bytes], inp: str, out: str, timeout_s: float
                 if kind == DATA:
                     try:
                         msg = method(msg)
-                    except Exception as exc:  # sent on, so the driver reports it; the stage keeps serving
+                    except Exception as exc:  # sent on, so the head reports it; the stage keeps serving
                         msg, kind = f"{type(exc).__name__}: {exc}".encode(), ERROR
                 write_frame(w, msg, kind)  # an upstream stage's error passes through untouched
         except (PeerClosed, OSError):
@@ -157,7 +157,7 @@ def on_ray_actors(timeout_s: float) -> Callable[[Any, str, str, str], None]:
 
 
 class PipeRing:
-    """The driver's end of a ring of stages (each ``(actor, method name)``, in order, on this node)."""
+    """The head's end of a ring of stages (each ``(actor, method name)``, in order, on this node)."""
 
     def __init__(self, stages: list[tuple[Any, str]], start: Callable[[Any, str, str, str], None],
                  timeout_s: float) -> None:
@@ -183,7 +183,7 @@ class PipeRing:
         return out
 
     def teardown(self) -> None:
-        """Close the driver's ends (every stage thread then ends) and remove the pipes."""
+        """Close the head's ends (every stage thread then ends) and remove the pipes."""
         for fd in (self._w, self._r):
             try:
                 os.close(fd)

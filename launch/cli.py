@@ -64,8 +64,7 @@ def _print_help(parser: argparse.ArgumentParser, args: argparse.Namespace) -> in
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line. Every parser shows its defaults in ``--help``; a command group
     (``thalamus``, ``thalamus train``, …) given without its command prints its help."""
-    parser = _Parser(prog="thalamus", description="A streaming embodied-agent runtime.",
-                     add_option_string_dash_variants=simple_parsing.DashVariant.DASH, add_config_path_arg=False)
+    parser = _Parser(prog="thalamus", description="A streaming embodied-agent runtime.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     run_cmd.add_parser(sub)
     inspect_cmd.add_parser(sub)

@@ -29,8 +29,6 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import simple_parsing
-
 from agent.config import AgentConfig
 from launch.errors import UsageError
 
@@ -44,8 +42,7 @@ RESUME_FLAGS = ("steps", "device", "checkpoint_every_s", "hop_timeout_s")
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run an agent against an environment, recording every step",
-                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                       add_option_string_dash_variants=simple_parsing.DashVariant.DASH, add_config_path_arg=False)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_arguments(AgentConfig, dest="config")
     p.add_argument("--steps-per-task", type=int, metavar="N",
                    help="with --tasks, instead of --steps: env steps of each task (default: --steps split evenly)")
