@@ -101,6 +101,8 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> int:
     """Run the command ``argv`` names; returns the exit code: 0, 1 (it failed), 2 (bad input), 130 (Ctrl-C)."""
     args = build_parser().parse_args(argv)
+    # the flags the user wrote (a command may need to tell "given" from "left at its default")
+    args.flags_given = {a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")}
     try:
         code = args.func(args)
     except KeyboardInterrupt:

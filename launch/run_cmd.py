@@ -58,10 +58,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def _given(cfg: AgentConfig) -> list[str]:
-    """The config fields set to something other than their default (flags the user gave)."""
-    default = AgentConfig()
-    return [f.name for f in fields(cfg) if getattr(cfg, f.name) != getattr(default, f.name)]
+def _given(args: argparse.Namespace) -> list[str]:
+    """The config fields whose flag the user wrote (under any of its spellings)."""
+    written = getattr(args, "flags_given", set())
+    return [f.name for f in fields(AgentConfig)
+            if {_flag(f.name), "--" + f.name, "--" + f.name.replace("_", "-")} & written]
 
 
 def _flag(name: str) -> str:
@@ -71,7 +72,7 @@ def _flag(name: str) -> str:
 def _validate(args: argparse.Namespace) -> AgentConfig:
     """The checked config; the budget flags sorted out (``--episodes`` and ``--steps-per-task`` replace ``--steps``)."""
     cfg: AgentConfig = args.config
-    given = _given(cfg)
+    given = _given(args)
     for name, low, high in (("steps", 1, 10**10), ("episodes", 1, 10**8), ("num_envs", 1, 512),
                             ("frame_size", 8, 1024), ("seed", 0, 2**31 - 1)):
         value = getattr(cfg, name)
@@ -274,7 +275,7 @@ def _resume(args: argparse.Namespace, flags: AgentConfig) -> int:
         started = dt.datetime.fromisoformat(manifest["started"]).timestamp()
     except (ValueError, TypeError, KeyError) as exc:
         raise UsageError(f"--resume: {run_dir / 'run.json'} holds no config this version can run: {exc}") from None
-    given = _given(flags)
+    given = _given(args)
     from envs.tasks import task_sequence
 
     try:

@@ -42,12 +42,12 @@ def test_a_run_says_what_it_is_doing_before_the_first_step_and_rounds_its_budget
 def test_ctrl_c_commits_what_was_seen_and_says_how_to_go_on(ray_address, tmp_path):
     run_dir = tmp_path / "stopped"
     proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--steps", "1000000", "--captioner", "off",
-                             "--run-dir", str(run_dir), "--address", ray_address],
+                             "--checkpoint-every", "1", "--run-dir", str(run_dir), "--address", ray_address],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (run_dir / "checkpoints").exists():
         time.sleep(0.5)
-    time.sleep(3)
+    time.sleep(1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -73,7 +73,7 @@ def test_resume_reports_the_runs_last_20_episodes_not_those_since_the_resume(ray
 
 def test_a_killed_recorder_is_restarted_and_the_run_goes_on(ray_address, tmp_path):
     run_dir = tmp_path / "recorder"
-    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--steps", "6000", "--num-envs", "4",
+    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--steps", "3000", "--num-envs", "4",
                              "--run-dir", str(run_dir), "--address", ray_address, "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     before = {a["Pid"] for a in ray._private.state.actors().values() if a["State"] == "ALIVE"}
@@ -89,9 +89,9 @@ def test_a_killed_recorder_is_restarted_and_the_run_goes_on(ray_address, tmp_pat
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     summary = json.loads(out)
-    assert summary["restarts"] >= 1 and summary["steps"] == 6000
+    assert summary["restarts"] >= 1 and summary["steps"] == 3000
     store = open_store(run_dir)
-    assert store.n_steps <= 6000 and store.n_episodes > 3  # episodes in flight at the kill may be lost, no more
+    assert store.n_steps <= 3000 and store.n_episodes > 3  # episodes in flight at the kill may be lost, no more
     assert "Traceback" not in err and "actor died" not in err
 
 

@@ -221,7 +221,7 @@ def test_replay_of_no_run_getsone_clear_line():
 @pytest.mark.parametrize("argv, expect", [
     (["replay", str(Path(__file__).parent)], "it has no run.json"),
     (["run", "--tasks", "split-digit"], "choose one of: cartpole-physics, split-digits"),
-    (["run", "--tasks", "split-digits", "--env", "CartPole-v1"], "not allowed with argument"),
+    (["run", "--tasks", "split-digits", "--env", "CartPole-v1"], "give --env or --tasks, not both"),
     (["run", "--tasks", "split-digits", "--episodes", "3"], "--episodes cannot be used with --tasks"),
     (["run", "--steps-per-task", "100"], "--steps-per-task needs --tasks"),
     (["run", "--tasks", "cartpole-physics", "--steps", "3"], "less than one step for each"),
