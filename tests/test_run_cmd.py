@@ -66,7 +66,10 @@ def test_ctrl_c_commits_what_was_seen_says_how_to_go_on_and_the_resume_counts_th
     run_dir = tmp_path / "stopped"
     proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--steps", "1000000", "--num-envs", "4",
                              "--captioner", "off", "--run-dir", str(run_dir), "--address", ray_address],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # as from a terminal: Ctrl-C delivered (a test process may have SIGINT ignored,
+                            # which a child inherits)
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:  # until the store holds more than 20 episodes
         if (run_dir / "store.zarr" / "episodes").is_dir() and open_store(run_dir).n_episodes > 25:
