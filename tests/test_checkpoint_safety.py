@@ -3,6 +3,8 @@ command that reads one, in one line, and its code never runs (issue 11, item 11)
 
 import datetime as dt
 import json
+import pickle
+import zipfile
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,10 +46,13 @@ def _evil_captioner(path: Path, marker: Path) -> Path:
     return _evil(path, marker, torch.load(shipped, weights_only=True))
 
 
-def test_the_evil_file_runs_code_when_loaded_unsafely(tmp_path, marker):
-    """The payload is real: loaded the old way (``weights_only=False``) it touches the marker."""
+def test_the_evil_file_runs_code_when_unpickled(tmp_path, marker):
+    """The payload is real: the pickle inside the file, read by plain ``pickle`` (what a full,
+    not weights-only, load does), touches the marker."""
     path = _evil(tmp_path / "evil.pt", marker, {"policy": {"updates": 3}})
-    assert torch.load(path, weights_only=False)["policy"]["updates"] == 3
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read(next(n for n in archive.namelist() if n.endswith("/data.pkl")))
+    assert pickle.loads(data)["policy"]["updates"] == 3
     assert marker.exists()
 
 
