@@ -23,7 +23,6 @@ from agent.hot_loop import HotLoop, RingBudget
 from agent.messages import Action, Episode, Observation, decode, encode
 from agent.outbox import Outbox
 from agent.recorder import store_specs
-from envs.mujoco_render import is_mujoco
 from envs.tasks import task_sequence
 
 T = TypeVar("T")
@@ -88,7 +87,7 @@ class EnvActor:
         space = env.action_space
         out = {"state_dim": int(env.observation_space["state"].shape[0]),
                "frame_shape": tuple(env.observation_space["frame"].shape),
-               "discrete": self.discrete, "targets": self.targets, "gl": is_mujoco(env.unwrapped)}
+               "discrete": self.discrete, "targets": self.targets}
         if self.discrete:
             out.update(action_dim=int(space.n), action_shape=())
         else:
