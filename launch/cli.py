@@ -83,19 +83,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _known_errors() -> tuple[type[BaseException], ...]:
-    """Exception types whose message is already a complete, user-facing sentence."""
-    from agent.channels import ChannelTimeout
-    from agent.messages import MessageError
-    from agent.checkpoints import CheckpointError
-    from agent.recovery import ActorFailed
-    from envs import EnvUnavailableError
-    from envs.clips import ClipDataError
-    from envs.sources import SourceError
-    from memory import StoreError
+# Exception types whose message is already a complete, user-facing sentence, by (module, name).
+KNOWN_ERRORS: tuple[tuple[str, str], ...] = (
+    ("launch.errors", "UsageError"), ("envs.errors", "EnvNotFoundError"), ("envs.errors", "EnvUnavailableError"),
+    ("envs.sources", "SourceError"), ("envs.clips", "ClipDataError"), ("memory.errors", "StoreError"),
+    ("agent.messages", "MessageError"), ("agent.channels", "ChannelTimeout"), ("agent.recovery", "ActorFailed"),
+    ("agent.checkpoints", "CheckpointError"))
 
-    return (UsageError, EnvNotFoundError, EnvUnavailableError, SourceError, ClipDataError, StoreError,
-            MessageError, ChannelTimeout, ActorFailed, CheckpointError)
+
+def _known_errors() -> tuple[type[BaseException], ...]:
+    """The known error types among the modules loaded: an error can only have been raised by a module
+    that was imported, so the failure path never pays for importing torch or Ray to name a type."""
+    return tuple(getattr(sys.modules[module], name) for module, name in KNOWN_ERRORS if module in sys.modules)
 
 
 def main(argv: list[str] | None = None) -> int:

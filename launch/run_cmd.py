@@ -212,8 +212,8 @@ def main(args: argparse.Namespace) -> int:
     seq = _task_sequence(cfg.tasks, cfg.steps) if cfg.tasks is not None else None
     name = seq.name if seq is not None else cfg.env_id
     # --captioner auto over tasks: the captioner of the env the tasks vary, if any (none for digits)
-    captioner = _captioner(cfg.captioner, name if seq is None else seq.base_env or seq.name)
     _probe(name, seq, cfg.frame_size)
+    captioner = _captioner(cfg.captioner, name if seq is None else seq.base_env or seq.name)
     sequence: dict[str, Any] = {}
     steps = cfg.steps
     if seq is not None:  # every task gets the same whole number of batched steps
@@ -262,7 +262,6 @@ def _check_space(args: argparse.Namespace, run_dir: Path, need: int) -> None:
 
 def _resume(args: argparse.Namespace, flags: AgentConfig) -> int:
     """``--resume RUN_DIR``: the run's config from run.json, where its store stopped, and go on."""
-    from agent.checkpoints import resume_point
     from memory import StoreBusy, StoreError, read_manifest, update_manifest
 
     run_dir = args.resume.resolve()
@@ -294,6 +293,8 @@ def _resume(args: argparse.Namespace, flags: AgentConfig) -> int:
     if captioner is not None and not Path(captioner).is_file():
         raise UsageError(f"--resume: the run's captioner checkpoint {captioner} is gone; put it back "
                          "to go on with this run")
+    from agent.checkpoints import resume_point
+
     try:
         point = resume_point(run_dir, started, per_task)
     except StoreBusy:

@@ -295,3 +295,14 @@ def test_replay_rounds_its_numbers_and_says_where_it_wrote(metric, matrix, shown
     assert f"{run_dir / 'forgetting.png'}" in out and str(out_json) in out
     assert (run_dir / "forgetting.png").stat().st_size > 0
     assert json.loads(out_json.read_text())["matrix"] == matrix  # full precision
+
+
+def test_every_known_error_names_an_exception_type_that_exists():
+    """The failure path looks error types up by name; a renamed or moved type would turn its one clear
+    line back into a traceback."""
+    import importlib
+
+    from launch.cli import KNOWN_ERRORS
+
+    for module, name in KNOWN_ERRORS:
+        assert issubclass(getattr(importlib.import_module(module), name), Exception), (module, name)
