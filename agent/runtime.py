@@ -40,6 +40,7 @@ from agent.transport import one_node
 from envs.tasks import TaskSequence, task_sequence
 
 Progress = Callable[[dict[str, Any]], None]
+MIN_WATCH_S = 0.05  # the driver looks at the ring at most 20 times a second: more would only steal the ring's core
 
 
 class Agent:
@@ -168,9 +169,10 @@ class Agent:
         """Start the ring and watch it until its budget is spent: the live display, periodic
         checkpoints, and recovery when a ring peer died."""
         cfg = self.cfg
+        period = max(progress_every_s, MIN_WATCH_S)
         get(call(self.env, "start", budget), "env", cfg.hop_timeout_s)
         while True:
-            status = get(call(self.env, "watch", progress_every_s), "env", cfg.hop_timeout_s + progress_every_s)
+            status = get(call(self.env, "watch", period), "env", cfg.hop_timeout_s + period)
             now = time.perf_counter()
             if on_progress is not None:
                 on_progress({**status, "elapsed_s": now - started, "caption": self._caption_now(),
