@@ -122,9 +122,9 @@ def test_a_killed_recorder_is_restarted_and_the_run_goes_on(ray_address, tmp_pat
 def test_a_full_disk_stops_the_run_cleanly_keeping_what_was_committed(ray_address, tmp_path):
     disk = tmp_path / "small"
     disk.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(disk)], capture_output=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(disk)], capture_output=True)
     if mounted.returncode != 0:
-        raise AssertionError(f"this test needs to mount a 3 MB tmpfs (as root): {mounted.stderr.decode()}")
+        raise AssertionError(f"this test needs to mount a 1 MB tmpfs (as root): {mounted.stderr.decode()}")
     try:
         run_dir = disk / "run"
         proc = run_cli("run", "--steps", "40000", "--num-envs", "4", "--captioner", "off", "--run-dir", str(run_dir),
