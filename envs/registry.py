@@ -14,6 +14,7 @@ import gymnasium
 from gymnasium.envs.registration import EnvSpec, load_env_creator
 from gymnasium.error import DependencyNotInstalled
 
+from envs import metaworld
 from envs.camera import CameraObservation
 from envs.errors import EnvNotFoundError, EnvUnavailableError, one_line
 from envs.mujoco_render import is_mujoco, model_warnings_as_python_warnings
@@ -33,7 +34,8 @@ SUPPORTED_ENVS: tuple[str, ...] = (
 )
 
 
-def make(env_id: str, frame_size: int = 64, seed: int | None = None) -> gymnasium.Env:
+def make(env_id: str, frame_size: int = 64, seed: int | None = None, camera: str | None = None,
+         full_episodes: bool = False) -> gymnasium.Env:
     """Make the gymnasium env `env_id` whose observations are `{"state", "frame"}` dicts.
 
     See `CameraObservation` for the observation space. Actions, rewards and the time limit are the
@@ -53,6 +55,14 @@ def make(env_id: str, frame_size: int = 64, seed: int | None = None) -> gymnasiu
     """
     if frame_size < 1:
         raise ValueError(f"frame_size must be a positive number of pixels, got {frame_size}")
+    if metaworld.is_metaworld(env_id):
+        env = metaworld.make_raw(env_id, frame_size, seed, camera or metaworld.DEFAULT_CAMERA, full_episodes)
+        if seed is not None:
+            env.action_space.seed(seed)
+        return CameraObservation(env, frame_size)
+    if camera is not None or full_episodes:
+        raise ValueError(f"--camera and --full-episodes are for Meta-World envs; {env_id} has one picture "
+                         "and ends its episodes itself")
     spec = env_spec(env_id)
     try:
         uses_mujoco = is_mujoco(_env_type(spec))
@@ -95,6 +105,8 @@ def env_spec(env_id: str) -> EnvSpec:
 
     Call it to check an id before starting work that would make the env later (a thread, an actor).
     """
+    if metaworld.is_metaworld(env_id):
+        return metaworld.env_spec(env_id)
     spec = gymnasium.registry.get(env_id)
     if spec is not None:
         return spec
