@@ -13,6 +13,8 @@ from typing import Any, get_args, get_type_hints
 
 from simple_parsing import field as flag
 
+from envs.options import EnvOptions
+
 
 DEVICES = ("cpu", "cuda")
 TRANSPORTS = ("auto", "pipes", "actor")
@@ -85,12 +87,22 @@ class AgentConfig:
     checkpoint_every_s: float = flag(30.0, alias=["--checkpoint-every"], metavar="SECONDS")  # seconds between checkpoints/latest.pt, which --resume goes on from
     transport: str = flag("auto", choices=TRANSPORTS)  # the hot ring: pipes (one node), actor calls (any node); auto picks
     hop_timeout_s: float = flag(60.0, metavar="SECONDS")  # a perception, policy or recorder actor silent this long is reported as stalled
+    camera: str | None = flag(None, metavar="NAME")  # Meta-World: the camera of the frames (default corner2, which shows arm and object; frames upright)
+    full_episodes: bool = flag(False)  # Meta-World: run every episode its full 500 steps instead of ending it at the first success
+    robot_config: str | None = flag(None, metavar="JSON")  # robot:MODULE:CLASS: the robot's config (JSON text or a .json file): its constructor's arguments, action limits, episode length, reward
+    control_hz: float = flag(30.0, metavar="HZ")  # robot:MODULE:CLASS: steps a second the robot is driven at (late steps are counted)
+    env_resources: str | None = flag(None, metavar="NAME=N")  # place the env actor on a Ray node that advertises this resource, e.g. robot=1 (the robot's computer)
     ppo: PPOConfig | None = flag(None, cmd=False)  # None: PPOConfig.for_actions(the env's action type)
     perception: PerceptionConfig = flag(default_factory=PerceptionConfig, cmd=False)
     learner: LearnerConfig = flag(default_factory=LearnerConfig, cmd=False)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def env_options(self) -> EnvOptions:
+        """The options `envs.make` takes, from this config's flags."""
+        return EnvOptions(camera=self.camera, full_episodes=self.full_episodes, robot_config=self.robot_config,
+                          control_hz=self.control_hz)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> AgentConfig:

@@ -23,6 +23,7 @@ from agent.hot_loop import HotLoop, RingBudget
 from agent.messages import Action, Episode, Observation, decode, encode
 from agent.outbox import Outbox
 from agent.recorder import store_specs
+from envs.options import EnvOptions
 from envs.tasks import task_sequence
 
 T = TypeVar("T")
@@ -42,13 +43,17 @@ class EnvActor:
     """
 
     def __init__(self, env_id: str, num_envs: int, frame_size: int, seed: int,
-                 task: int = 0, max_episodes: int | None = None, sequence: str | None = None) -> None:
+                 task: int = 0, max_episodes: int | None = None, sequence: str | None = None,
+                 options: EnvOptions = EnvOptions()) -> None:
         self.env_id, self.num_envs, self.frame_size, self.seed = env_id, num_envs, frame_size, seed
+        self.options = options
         self.sequence = task_sequence(sequence) if sequence is not None else None
         self.task, self.max_episodes = task, max_episodes
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="env")
         self.envs = self._on_env_thread(self._make_envs)
         self.targets = self.sequence is not None and self.sequence.has_targets
+        self.reports_success = (self.sequence.reports_success if self.sequence is not None
+                                else envs.reports_success(env_id))
         self.discrete = hasattr(self.envs[0].action_space, "n")
         self.dtypes = {k: np.dtype(v.dtype) for k, v in store_specs(self.spec()).items()}
         self.recorder: Outbox | None = None
@@ -60,6 +65,9 @@ class EnvActor:
         self.buffers: list[dict[str, list]] = [collections.defaultdict(list) for _ in self.envs]
         self.episode_return = np.zeros(num_envs)
         self.returns: collections.deque[float] = collections.deque(maxlen=20)
+        self.episode_success = np.zeros(num_envs, bool)  # env i's episode has succeeded at some step
+        self.successes: collections.deque[bool] = collections.deque(maxlen=20)  # of the last 20 finished episodes
+        self.task_success: list[float | None] = []  # each task's success rate over its last 20 episodes
         self.task_returns: list[float | None] = []  # each task's mean return of its last 20 episodes
         self.steps = self.episodes = self.batch_step = 0
 
@@ -87,7 +95,7 @@ class EnvActor:
         space = env.action_space
         out = {"state_dim": int(env.observation_space["state"].shape[0]),
                "frame_shape": tuple(env.observation_space["frame"].shape),
-               "discrete": self.discrete, "targets": self.targets}
+               "discrete": self.discrete, "targets": self.targets, "success": self.reports_success}
         if self.discrete:
             out.update(action_dim=int(space.n), action_shape=())
         else:
@@ -132,10 +140,11 @@ class EnvActor:
     def _make_envs(self) -> list[Any]:
         """The envs of ``self.task`` (of the sequence), or of ``env_id``."""
         if self.sequence is None:
-            return [envs.make(self.env_id, frame_size=self.frame_size, seed=self.seed + i)
+            return [envs.make(self.env_id, frame_size=self.frame_size, seed=self.seed + i, options=self.options)
                     for i in range(self.num_envs)]
         first_seed = self.seed + self.task * self.num_envs
-        return [self.sequence.make(self.task, self.frame_size, first_seed + i) for i in range(self.num_envs)]
+        return [self.sequence.make(self.task, self.frame_size, first_seed + i, self.options)
+                for i in range(self.num_envs)]
 
     def first_observation(self) -> bytes:
         """The observation the ring acts on next: the latest one, or every env reset at the start."""
@@ -163,7 +172,8 @@ class EnvActor:
         cut = np.asarray(self._cut_episodes(), np.int64)
         cut_state, cut_frame = self.state[cut].copy(), self.frame[cut].copy()
         self._end_task()
-        self.returns.clear()  # the live mean return is the current task's
+        self.returns.clear()  # the live mean return and success rate are the current task's
+        self.successes.clear()
         for env in self.envs:
             env.close()
         self.task = task
@@ -198,6 +208,9 @@ class EnvActor:
                 buf[key].append(value)
             if self.targets:
                 buf["target"].append(info["target"])
+            if self.reports_success:
+                buf["success"].append(info["success"])
+                self.episode_success[i] |= info["success"]
             self.episode_return[i] += r
             if term or trunc:
                 self._finish_episode(i)
@@ -226,8 +239,10 @@ class EnvActor:
         budget_left = not self.episode_budget_spent()
         if complete and budget_left:
             self.returns.append(float(self.episode_return[i]))
+            self.successes.append(bool(self.episode_success[i]))
             self.episodes += 1
         self.episode_return[i] = 0.0
+        self.episode_success[i] = False
         if self.recorder is not None and budget_left:
             data = {k: np.asarray(v, dtype=self.dtypes[k]) for k, v in buf.items()}
             self.recorder.send(encode(Episode(env_index=i, task=self.task, data=data)))
@@ -246,6 +261,8 @@ class EnvActor:
     def _end_task(self) -> None:
         """Keep the task's mean return of its last 20 episodes (None if none finished)."""
         self.task_returns.append(float(np.mean(self.returns)) if self.returns else None)
+        if self.reports_success:
+            self.task_success.append(float(np.mean(self.successes)) if self.successes else None)
 
     def _finish(self) -> dict[str, Any]:
         self._cut_episodes()
@@ -262,5 +279,7 @@ class EnvActor:
         return {"steps": self.steps, "episodes": self.episodes, "task": self.task, "transport": self.ring.transport_name,
                 "task_returns": list(self.task_returns),
                 "mean_return_last20": float(np.mean(self.returns)) if self.returns else float("nan"),
+                **({"success_rate_last20": float(np.mean(self.successes)) if self.successes else float("nan"),
+                    "task_success": list(self.task_success)} if self.reports_success else {}),
                 "hop_policy_env": self.hop.summary(recent_s),
                 "channel_recorder": self.recorder.stats().to_dict() if self.recorder else None}

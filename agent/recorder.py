@@ -23,7 +23,8 @@ from memory.layout import EPISODES, STORE_DIR
 def store_specs(spec: dict[str, Any], caption_len: int = 0) -> dict[str, ArraySpec]:
     """The per-step arrays of the run store for an env of this ``spec`` (see ``EnvActor.spec``):
     with ``caption_len`` > 0, also each step's caption as int16 token ids (``<pad>``-filled); for
-    tasks with targets (``spec["targets"]``), each step's true label (the right action)."""
+    tasks with targets (``spec["targets"]``), each step's true label (the right action); for envs that
+    report success (``spec["success"]``, Meta-World's), whether the step achieved the task."""
     specs = {
         "obs": ArraySpec((spec["state_dim"],), "float32"),
         "frame": ArraySpec(tuple(spec["frame_shape"]), "uint8"),
@@ -40,6 +41,8 @@ def store_specs(spec: dict[str, Any], caption_len: int = 0) -> dict[str, ArraySp
         specs["caption"] = ArraySpec((caption_len,), "int16")
     if spec.get("targets"):
         specs["target"] = ArraySpec((), "int64")
+    if spec.get("success"):
+        specs["success"] = ArraySpec((), "bool")  # the env said the task was achieved at this step
     return specs
 
 

@@ -67,7 +67,7 @@ class Agent:
         # a resumed run's envs are seeded past the original ones, so its new episodes are new
         env_seed = cfg.seed + (resume.steps if resume else 0)
         self.env = self._spawn(EnvActor, cfg.env_id, cfg.num_envs, cfg.frame_size, env_seed,
-                               resume.task if resume else 0, cfg.episodes, cfg.tasks)
+                               resume.task if resume else 0, cfg.episodes, cfg.tasks, cfg.env_options())
         if resume is not None:
             get(call(self.env, "continue_from", resume.steps, resume.episodes, resume.started, resume.returns),
                 "env", cfg.hop_timeout_s)

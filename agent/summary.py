@@ -45,7 +45,9 @@ def summarize(cfg: AgentConfig, stats: ActorStats, elapsed: float, run_dir: Path
     tasks = {} if sequence is None else {
         "tasks": sequence.name, "task_names": list(sequence.names), "steps_per_task": steps_per_task,
         # a resumed run saw only the tasks from its resume point on: earlier ones are None here
-        "task_returns": [None] * (resume.task if resume else 0) + env["task_returns"]}
+        "task_returns": [None] * (resume.task if resume else 0) + env["task_returns"],
+        **({"task_success": [None] * (resume.task if resume else 0) + env["task_success"]}
+           if "task_success" in env else {})}
     return {
         "env": cfg.tasks or cfg.env_id,
         "captioner": cfg.captioner,
@@ -53,6 +55,7 @@ def summarize(cfg: AgentConfig, stats: ActorStats, elapsed: float, run_dir: Path
         "episodes": env["episodes"],
         "steps": env["steps"],
         "mean_return_last20": env["mean_return_last20"],
+        **({"success_rate_last20": env["success_rate_last20"]} if "success_rate_last20" in env else {}),
         "steps_per_s": (env["steps"] - start) / elapsed if elapsed > 0 else 0.0,
         "resumed_from": resumed,
         "elapsed_s": elapsed,

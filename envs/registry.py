@@ -16,6 +16,7 @@ from gymnasium.error import DependencyNotInstalled
 
 from envs import metaworld
 from envs.camera import CameraObservation
+from envs.options import EnvOptions
 from envs.errors import EnvNotFoundError, EnvUnavailableError, one_line
 from envs.mujoco_render import is_mujoco, model_warnings_as_python_warnings
 
@@ -34,18 +35,19 @@ SUPPORTED_ENVS: tuple[str, ...] = (
 )
 
 
-def make(env_id: str, frame_size: int = 64, seed: int | None = None, camera: str | None = None,
-         full_episodes: bool = False) -> gymnasium.Env:
+def make(env_id: str, frame_size: int = 64, seed: int | None = None,
+         options: EnvOptions = EnvOptions()) -> gymnasium.Env:
     """Make the gymnasium env `env_id` whose observations are `{"state", "frame"}` dicts.
 
     See `CameraObservation` for the observation space. Actions, rewards and the time limit are the
-    env's own. With `seed`, the first reset uses it unless that reset passes its own seed, and the
+    env's own. `options` are those of Meta-World and robot envs (`EnvOptions`); another env refuses
+    them. With `seed`, the first reset uses it unless that reset passes its own seed, and the
     action space is seeded, so a run is reproducible.
 
     Raises:
         EnvNotFoundError: `env_id` is not registered; the message names the closest ids.
         EnvUnavailableError: the env needs an extra that is not installed.
-        ValueError: `frame_size` is not positive.
+        ValueError: `frame_size` is not positive, or an option does not apply to this env.
 
     Example:
         >>> env = make("CartPole-v1", frame_size=64, seed=0)
@@ -56,11 +58,12 @@ def make(env_id: str, frame_size: int = 64, seed: int | None = None, camera: str
     if frame_size < 1:
         raise ValueError(f"frame_size must be a positive number of pixels, got {frame_size}")
     if metaworld.is_metaworld(env_id):
-        env = metaworld.make_raw(env_id, frame_size, seed, camera or metaworld.DEFAULT_CAMERA, full_episodes)
+        env = metaworld.make_raw(env_id, frame_size, seed, options.camera or metaworld.DEFAULT_CAMERA,
+                                 options.full_episodes)
         if seed is not None:
             env.action_space.seed(seed)
         return CameraObservation(env, frame_size)
-    if camera is not None or full_episodes:
+    if options.camera is not None or options.full_episodes:
         raise ValueError(f"--camera and --full-episodes are for Meta-World envs; {env_id} has one picture "
                          "and ends its episodes itself")
     spec = env_spec(env_id)
@@ -97,6 +100,11 @@ class SeedFirstReset(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):
             seed = self._pending_seed
         self._pending_seed = None
         return super().reset(seed=seed, options=options)
+
+
+def reports_success(env_id: str) -> bool:
+    """Whether the env says in ``info["success"]`` when a step achieved its task (Meta-World's do)."""
+    return metaworld.is_metaworld(env_id)
 
 
 def env_spec(env_id: str) -> EnvSpec:

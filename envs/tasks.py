@@ -9,6 +9,8 @@ the `{"state", "frame"}` observation of `envs.make`, so the agent never changes 
 | `split-digits`      | 5     | the digit classes shown: {0,1}, {2,3}, …, {8,9}        | yes     |
 | `split-digits-task` | 5     | as split-digits; scored among the task's 2 classes     | yes     |
 | `permuted-digits`   | 10    | a fixed pixel permutation (task 0: none)               | yes     |
+| `cw10`              | 10    | the Meta-World skill (Continual World's CW10, as v3)   | no      |
+| `mw-easy`           | 5     | a Meta-World skill a small policy learns on two cores  | no      |
 
 The digit data and splits are `envs.digits`'s; only the TRAIN split is ever shown. Tasks with targets
 put the true label of every step in `info["target"]`, so a run can store it and be scored later
@@ -37,9 +39,19 @@ from gymnasium import spaces
 from gymnasium.envs.classic_control import CartPoleEnv
 
 from envs.digits import DIGIT_SEQUENCES, DigitsTask, digits_tasks
+from envs import metaworld
+from envs.options import EnvOptions
 from envs.registry import SeedFirstReset, make
 
-TASK_SEQUENCES: tuple[str, ...] = ("cartpole-physics", *DIGIT_SEQUENCES)
+# Continual World's CW10 (arXiv 2105.10919), in its order, as Meta-World v3 tasks.
+CW10: tuple[str, ...] = ("hammer-v3", "push-wall-v3", "faucet-close-v3", "push-back-v3", "stick-pull-v3",
+                         "handle-press-side-v3", "push-v3", "shelf-place-v3", "window-close-v3", "peg-unplug-side-v3")
+# Five short Meta-World skills, each a single motion to a fixed-ish target: reachable by a small PPO
+# policy in minutes on two cores, for tests and quick benchmarks.
+MW_EASY: tuple[str, ...] = ("reach-v3", "button-press-topdown-v3", "drawer-close-v3", "door-lock-v3",
+                            "handle-press-v3")
+METAWORLD_SEQUENCES: dict[str, tuple[str, ...]] = {"cw10": CW10, "mw-easy": MW_EASY}
+TASK_SEQUENCES: tuple[str, ...] = ("cartpole-physics", *DIGIT_SEQUENCES, *METAWORLD_SEQUENCES)
 DIGITS_EPISODE_LENGTH = 16  # samples answered per digits episode
 
 
@@ -56,21 +68,29 @@ class TaskSequence:
     names: tuple[str, ...]
     has_targets: bool  # every step's info carries "target", the right action
     base_env: str | None  # the Gymnasium id whose variants the tasks are (None: not a Gymnasium env)
-    factory: Callable[[int, int, int | None], gymnasium.Env] = field(repr=False, compare=False)
+    factory: Callable[[int, int, int | None, EnvOptions], gymnasium.Env] = field(repr=False, compare=False)
     task_classes: tuple[tuple[int, ...], ...] | None = None
 
     @property
     def n_tasks(self) -> int:
         return len(self.names)
 
-    def make(self, task_index: int, frame_size: int = 64, seed: int | None = None) -> gymnasium.Env:
+    def make(self, task_index: int, frame_size: int = 64, seed: int | None = None,
+             options: EnvOptions = EnvOptions()) -> gymnasium.Env:
         """The env of task ``task_index``; with ``seed``, seeded as `envs.make` seeds (first reset
-        and action space)."""
+        and action space); ``options`` as `envs.make` takes them (Meta-World's, for its sequences)."""
         if not 0 <= task_index < self.n_tasks:
             raise ValueError(f"{self.name} has tasks 0..{self.n_tasks - 1}, got task {task_index}")
         if frame_size < 1:
             raise ValueError(f"frame_size must be a positive number of pixels, got {frame_size}")
-        return self.factory(task_index, frame_size, seed)
+        if options != EnvOptions() and self.name not in METAWORLD_SEQUENCES:
+            raise ValueError(f"--camera and --full-episodes are for Meta-World sequences, not {self.name}")
+        return self.factory(task_index, frame_size, seed, options)
+
+    @property
+    def reports_success(self) -> bool:
+        """Whether its envs say in ``info["success"]`` when a step achieved the task (Meta-World's)."""
+        return self.name in METAWORLD_SEQUENCES
 
 
 def task_sequence(name: str) -> TaskSequence:
@@ -81,13 +101,20 @@ def task_sequence(name: str) -> TaskSequence:
     if name in DIGIT_SEQUENCES:
         tasks = digits_tasks(name)
 
-        def factory(task_index: int, frame_size: int, seed: int | None) -> gymnasium.Env:
+        def factory(task_index: int, frame_size: int, seed: int | None, options: EnvOptions) -> gymnasium.Env:
             env = DigitsTaskEnv(tasks[task_index], frame_size)
             return env if seed is None else SeedFirstReset(env, seed)
 
         classes = tuple(t.classes for t in tasks) if name == "split-digits-task" else None
         return TaskSequence(name, tuple(t.name for t in tasks), has_targets=True, base_env=None,
                             factory=factory, task_classes=classes)
+    if name in METAWORLD_SEQUENCES:
+        skills = METAWORLD_SEQUENCES[name]
+
+        def make_skill(task_index: int, frame_size: int, seed: int | None, options: EnvOptions) -> gymnasium.Env:
+            return make(metaworld.PREFIX + skills[task_index], frame_size=frame_size, seed=seed, options=options)
+
+        return TaskSequence(name, skills, has_targets=False, base_env=None, factory=make_skill)
     raise ValueError(f"unknown task sequence {name!r}; choose one of: {', '.join(TASK_SEQUENCES)}")
 
 
@@ -121,7 +148,7 @@ CARTPOLE_VARIANTS: tuple[CartPolePhysics, ...] = (
 )
 
 
-def _make_cartpole(task_index: int, frame_size: int, seed: int | None) -> gymnasium.Env:
+def _make_cartpole(task_index: int, frame_size: int, seed: int | None, options: EnvOptions) -> gymnasium.Env:
     """CartPole-v1 as `envs.make` gives it (camera, time limit, seeding), with the variant's physics."""
     env = make("CartPole-v1", frame_size=frame_size, seed=seed)
     CARTPOLE_VARIANTS[task_index].apply(env.unwrapped)

@@ -40,16 +40,24 @@ class RunDisplay:
     def update(self, p: dict[str, Any]) -> None:
         rate = (p["steps"] - self.start_steps) / p["elapsed_s"] if p.get("elapsed_s") else 0.0
         ret = p.get("mean_return_last20", float("nan"))
+        success = p.get("success_rate_last20", float("nan"))
+        shown = "" if math.isnan(ret) else f"return(20) {ret:.1f}"
+        if not math.isnan(success):
+            shown += f"  success(20) {success:.0%}"
         self.progress.update(
             self.task, description=p.get("task_name", "run"),
             completed=p["steps"] if self.unit == "steps" else p["episodes"],
-            rate=f"{rate:,.0f} steps/s", ret="" if math.isnan(ret) else f"return(20) {ret:.1f}",
+            rate=f"{rate:,.0f} steps/s", ret=shown,
             caption=f"env 0: {p['caption']}" if p.get("caption") else "",
         )
 
 
 def _fmt(x: float) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.3f}"
+
+
+def _percent(x: float | None) -> str:
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.0%}"
 
 
 def summary_table(s: dict[str, Any]) -> Table:
@@ -62,6 +70,7 @@ def summary_table(s: dict[str, Any]) -> Table:
         ("episodes", f"{s['episodes']} finished ({s['episodes_recorded']} recorded)"),
         ("steps", f"{s['steps']:,} ({s['steps_recorded']:,} recorded)"),
         ("mean return, last 20", "n/a" if ret is None or math.isnan(ret) else f"{ret:.1f}"),
+        *([("success rate, last 20", _percent(s["success_rate_last20"]))] if "success_rate_last20" in s else []),
         ("steps/s", f"{s['steps_per_s']:,.0f} over {s['elapsed_s']:.1f} s"),
         ("frames dropped", str(s["frames_dropped"])),
         ("captions", f"every step, by {s['captioner']}" if s.get("captioner") not in (None, "off") else "off"),
@@ -77,6 +86,8 @@ def summary_table(s: dict[str, Any]) -> Table:
         done = f"{sum(c.startswith('task_') for c in s['checkpoints'])} of {len(s['task_names'])} done"
         rows.append(("tasks", f"{s['tasks']}: {done}, {s['steps_per_task']:,} steps each"))
         rows.append(("mean return per task", returns))
+        if "task_success" in s:
+            rows.append(("success rate per task", ", ".join(_percent(r) for r in s["task_success"])))
     for hop, lat in s["latency_ms"].items():
         rows.append((f"hop {hop}", f"p50 {_fmt(lat['p50_ms'])} ms  p99 {_fmt(lat['p99_ms'])} ms"))
     for name, value in rows:

@@ -185,12 +185,19 @@ def _task_sequence(name: str, steps: int | None) -> TaskSequence:
     return seq
 
 
-def _probe(name: str, seq: TaskSequence | None, frame_size: int) -> None:
+def _probe(name: str, seq: TaskSequence | None, cfg: AgentConfig) -> None:
     """Make, reset and close one env: unknown ids fail here, before Ray starts, and so does a
-    renderer that cannot start."""
+    renderer that cannot start, or an option the env does not take."""
     import envs
 
-    probe = envs.make(name, frame_size=frame_size) if seq is None else seq.make(0, frame_size=frame_size)
+    options = cfg.env_options()
+    try:
+        probe = (envs.make(name, frame_size=cfg.frame_size, options=options) if seq is None
+                 else seq.make(0, frame_size=cfg.frame_size, options=options))
+    except ValueError as exc:
+        if isinstance(exc, envs.EnvNotFoundError):
+            raise
+        raise UsageError(str(exc)) from None
     probe.reset()
     probe.close()
 
@@ -212,7 +219,7 @@ def main(args: argparse.Namespace) -> int:
     seq = _task_sequence(cfg.tasks, cfg.steps) if cfg.tasks is not None else None
     name = seq.name if seq is not None else cfg.env_id
     # --captioner auto over tasks: the captioner of the env the tasks vary, if any (none for digits)
-    _probe(name, seq, cfg.frame_size)
+    _probe(name, seq, cfg)
     captioner = _captioner(cfg.captioner, name if seq is None else seq.base_env or seq.name)
     sequence: dict[str, Any] = {}
     steps = cfg.steps
@@ -312,7 +319,7 @@ def _resume(args: argparse.Namespace, flags: AgentConfig) -> int:
                          f"give --steps N to go on for N steps in all")
     if captioner is not None:
         _captioner(captioner, cfg.env_id)  # checks it is still a captioner checkpoint
-    _probe(cfg.env_id, seq, cfg.frame_size)
+    _probe(cfg.env_id, seq, cfg)
     from agent.checkpoints import CheckpointError, load_tensors
 
     try:  # before anything starts: a checkpoint that is not plain tensors is refused here, in one line

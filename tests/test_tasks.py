@@ -68,10 +68,11 @@ def test_every_sequence_keeps_its_spaces_across_tasks_and_unknown_names_are_refu
     for name in TASK_SEQUENCES:
         seq = task_sequence(name)
         envs = [seq.make(i, frame_size=32) for i in range(seq.n_tasks)]
-        assert len(seq.names) == seq.n_tasks == {"cartpole-physics": 4, "permuted-digits": 10}.get(name, 5)
+        assert len(seq.names) == seq.n_tasks == {"cartpole-physics": 4, "permuted-digits": 10, "cw10": 10}.get(name, 5)
         assert all(e.observation_space == envs[0].observation_space for e in envs)
         assert all(e.action_space == envs[0].action_space for e in envs)
-        assert seq.has_targets == (name != "cartpole-physics")
+        assert seq.has_targets == (name not in ("cartpole-physics", "cw10", "mw-easy"))
+        assert seq.reports_success == (name in ("cw10", "mw-easy"))
     with pytest.raises(ValueError, match="choose one of: cartpole-physics, split-digits"):
         task_sequence("split-digit")
 
