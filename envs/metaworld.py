@@ -15,8 +15,10 @@ Meta-World's own env:
 - **Episodes end on success** (``terminated`` at the first step whose ``info["success"]`` is 1), as
   Meta-World's evaluation counts an episode a success if it succeeded at any step; ``full_episodes``
   keeps every episode at its full 500 steps (truncated) instead.
-- **Seeds.** ``seed`` picks the first reset's object and goal positions among Meta-World's 50 of the
-  task and seeds the action space; later resets draw new positions from that seed's stream.
+- **Seeds.** ``seed`` picks Meta-World's 50 object and goal placements of the task and the first
+  reset's one, and seeds the action space; later resets draw from that seed's stream, and
+  ``reset(seed=s)`` makes the episode a function of (the env's seed, s), so one env can play many
+  seeded episodes (making an env takes ~1–2 s; a reset, milliseconds).
 
 `expert(task)` is Meta-World's scripted policy for a task: state → action.
 """
@@ -85,11 +87,18 @@ class Upright(gymnasium.Wrapper):
         return None if picture is None else np.ascontiguousarray(np.flip(picture, (0, 1)))
 
 
-class SuccessFlag(gymnasium.Wrapper):
-    """``info["success"]`` as a bool on every step and reset (Meta-World's is a float, absent at reset)."""
+class Episodes(gymnasium.Wrapper):
+    """Seeded resets and a bool ``info["success"]`` on every step and reset.
 
-    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
-        obs, info = self.env.reset(**kwargs)
+    Meta-World's env ignores a reset's seed (its task wrapper draws the object and goal positions
+    from the env's generator); here ``reset(seed=s)`` reseeds that generator first, so the episode
+    is decided by s. (Meta-World's ``success`` is a float, absent at reset.)
+    """
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None) -> tuple[Any, dict[str, Any]]:
+        if seed is not None:
+            self.env.unwrapped.seed(seed)  # Meta-World's reset ignores its seed argument
+        obs, info = self.env.reset(options=options)
         return obs, {**info, "success": False}
 
     def step(self, action: Any) -> tuple[Any, float, bool, bool, dict[str, Any]]:
@@ -117,7 +126,7 @@ def make_raw(env_id: str, frame_size: int, seed: int | None, camera: str = DEFAU
                                  disable_env_checker=True)
     except Exception as error:  # a broken install or GL library: one line, not Meta-World's traceback
         raise EnvUnavailableError(f"cannot make {env_id}: {one_line(error)}") from error
-    env = SuccessFlag(env)
+    env = Episodes(env)
     return Upright(env) if camera in UPSIDE_DOWN else env
 
 
