@@ -12,9 +12,10 @@ from envs.headless import configure
 configure()  # headless defaults and triton, before cv2 and mujoco load: a Ray worker making an env needs it
 
 from envs.camera import CameraObservation  # noqa: E402
-from envs.errors import EnvNotFoundError, EnvUnavailableError  # noqa: E402
+from envs.errors import EnvNotFoundError, EnvUnavailableError, RobotError  # noqa: E402
 from envs.options import EnvOptions  # noqa: E402
 from envs.registry import SUPPORTED_ENVS, env_spec, make, reports_success  # noqa: E402
+from envs.robot import RobotEnv  # noqa: E402
 
 __all__ = ["CameraObservation", "EnvNotFoundError", "EnvUnavailableError", "SUPPORTED_ENVS", "configure",
-           "env_spec", "make", "reports_success", "EnvOptions"]
+           "env_spec", "make", "reports_success", "EnvOptions", "RobotEnv", "RobotError"]

@@ -16,6 +16,12 @@ class EnvUnavailableError(RuntimeError):
     """The id is registered but cannot run here: an extra is missing, or no renderer starts."""
 
 
+class RobotError(EnvUnavailableError):
+    """A robot (`envs.robot`) failed to connect, stopped answering within its timeout, or raised; the
+    message names the robot, the call and what to check. An EnvUnavailableError, so the CLI prints it
+    as its one line."""
+
+
 def one_line(error: BaseException) -> str:
     """`error`'s message squeezed onto one line (Gymnasium's and MuJoCo's may span several)."""
     text = " ".join(str(error).split())

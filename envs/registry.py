@@ -14,7 +14,7 @@ import gymnasium
 from gymnasium.envs.registration import EnvSpec, load_env_creator
 from gymnasium.error import DependencyNotInstalled
 
-from envs import metaworld
+from envs import metaworld, robot
 from envs.camera import CameraObservation
 from envs.options import EnvOptions
 from envs.errors import EnvNotFoundError, EnvUnavailableError, one_line
@@ -40,7 +40,8 @@ def make(env_id: str, frame_size: int = 64, seed: int | None = None,
     """Make the gymnasium env `env_id` whose observations are `{"state", "frame"}` dicts.
 
     See `CameraObservation` for the observation space. Actions, rewards and the time limit are the
-    env's own. `options` are those of Meta-World and robot envs (`EnvOptions`); another env refuses
+    env's own. A ``robot:MODULE:CLASS`` id is a robot with LeRobot's interface (`envs.robot.RobotEnv`,
+    the same observations, at ``options.control_hz``). `options` are those of Meta-World and robot envs (`EnvOptions`); another env refuses
     them. With `seed`, the first reset uses it unless that reset passes its own seed, and the
     action space is seeded, so a run is reproducible.
 
@@ -57,6 +58,10 @@ def make(env_id: str, frame_size: int = 64, seed: int | None = None,
     """
     if frame_size < 1:
         raise ValueError(f"frame_size must be a positive number of pixels, got {frame_size}")
+    if robot.is_robot(env_id):
+        return robot.make_robot(env_id, frame_size, seed, options)
+    if options.robot_config is not None:
+        raise ValueError(f"--robot-config is for robot:MODULE:CLASS envs; {env_id} is not a robot")
     if metaworld.is_metaworld(env_id):
         env = metaworld.make_raw(env_id, frame_size, seed, options.camera or metaworld.DEFAULT_CAMERA,
                                  options.full_episodes)
@@ -113,6 +118,8 @@ def env_spec(env_id: str) -> EnvSpec:
 
     Call it to check an id before starting work that would make the env later (a thread, an actor).
     """
+    if robot.is_robot(env_id):
+        return robot.env_spec(env_id)
     if metaworld.is_metaworld(env_id):
         return metaworld.env_spec(env_id)
     spec = gymnasium.registry.get(env_id)
