@@ -50,7 +50,10 @@ class EnvActor:
         self.sequence = task_sequence(sequence) if sequence is not None else None
         self.task, self.max_episodes = task, max_episodes
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="env")
-        self.envs = self._on_env_thread(self._make_envs)
+        # env 0 now, for the spec; the rest on the env thread while the driver starts the other actors
+        # (making a Meta-World env takes seconds); the ring runs on that thread too, so after them
+        self.envs = self._on_env_thread(self._make_envs, 0, 1)
+        self._rest = self._thread.submit(self._make_the_rest)
         self.targets = self.sequence is not None and self.sequence.has_targets
         self.reports_success = (self.sequence.reports_success if self.sequence is not None
                                 else envs.reports_success(env_id))
@@ -62,7 +65,7 @@ class EnvActor:
         self.t0 = time.time()
         self.state = self.frame = None
         self.obs: bytes | None = None  # the observation batch the next action is for
-        self.buffers: list[dict[str, list]] = [collections.defaultdict(list) for _ in self.envs]
+        self.buffers: list[dict[str, list]] = [collections.defaultdict(list) for _ in range(num_envs)]
         self.episode_return = np.zeros(num_envs)
         self.returns: collections.deque[float] = collections.deque(maxlen=20)
         self.episode_success = np.zeros(num_envs, bool)  # env i's episode has succeeded at some step
@@ -137,18 +140,22 @@ class EnvActor:
         return self._on_env_thread(self._finish)
 
     # -- on the env thread ---------------------------------------------------------------------------
-    def _make_envs(self) -> list[Any]:
-        """The envs of ``self.task`` (of the sequence), or of ``env_id``."""
+    def _make_envs(self, first: int = 0, stop: int | None = None) -> list[Any]:
+        """Envs ``first`` up to ``stop`` (default: all) of ``self.task`` (of the sequence), or of ``env_id``."""
+        indices = range(first, self.num_envs if stop is None else stop)
         if self.sequence is None:
             return [envs.make(self.env_id, frame_size=self.frame_size, seed=self.seed + i, options=self.options)
-                    for i in range(self.num_envs)]
+                    for i in indices]
         first_seed = self.seed + self.task * self.num_envs
-        return [self.sequence.make(self.task, self.frame_size, first_seed + i, self.options)
-                for i in range(self.num_envs)]
+        return [self.sequence.make(self.task, self.frame_size, first_seed + i, self.options) for i in indices]
+
+    def _make_the_rest(self) -> None:
+        self.envs.extend(self._make_envs(first=1))
 
     def first_observation(self) -> bytes:
         """The observation the ring acts on next: the latest one, or every env reset at the start."""
         if self.obs is None:
+            self._rest.result()  # done (it ran before this on the env thread): raises what making them raised
             obs = [env.reset()[0] for env in self.envs]
             self.state = np.stack([o["state"] for o in obs])
             self.frame = np.stack([o["frame"] for o in obs])
