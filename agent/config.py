@@ -111,6 +111,22 @@ class AgentConfig:
         return _from_dict(cls, d, "")
 
 
+def env_resources(text: str | None) -> dict[str, float]:
+    """``--env-resources NAME=N[,NAME=N]`` as Ray's custom resources ({} for None); ValueError when malformed."""
+    out: dict[str, float] = {}
+    for part in (text or "").split(",") if text else []:
+        name, _, amount = part.partition("=")
+        try:
+            value = float(amount)
+        except ValueError:
+            value = -1.0
+        if not name.strip() or value <= 0:
+            raise ValueError(f"--env-resources {text!r}: give NAME=N, e.g. robot=1 (a resource a node advertises "
+                             """with `ray start --resources '{"robot": 1}'`)""")
+        out[name.strip()] = value
+    return out
+
+
 def _from_dict(cls: type, d: Any, where: str) -> Any:
     """``cls(**d)`` with nested dataclass fields built the same way, and unknown fields refused."""
     if not isinstance(d, dict):

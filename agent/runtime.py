@@ -27,7 +27,7 @@ import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from agent.checkpoints import ResumePoint, load_tensors
-from agent.config import AgentConfig, PPOConfig
+from agent.config import AgentConfig, PPOConfig, env_resources
 from agent.env_actor import EnvActor
 from agent.hot_loop import RingBudget
 from agent.learner.actor import LearnerActor
@@ -67,7 +67,8 @@ class Agent:
         # a resumed run's envs are seeded past the original ones, so its new episodes are new
         env_seed = cfg.seed + (resume.steps if resume else 0)
         self.env = self._spawn(EnvActor, cfg.env_id, cfg.num_envs, cfg.frame_size, env_seed,
-                               resume.task if resume else 0, cfg.episodes, cfg.tasks, cfg.env_options())
+                               resume.task if resume else 0, cfg.episodes, cfg.tasks, cfg.env_options(),
+                               resources=env_resources(cfg.env_resources))
         if resume is not None:
             get(call(self.env, "continue_from", resume.steps, resume.episodes, resume.started, resume.returns),
                 "env", cfg.hop_timeout_s)
@@ -101,14 +102,17 @@ class Agent:
         self.checkpointed = time.perf_counter()
 
     def _spawn(self, cls: type, *args: Any, num_gpus: float = 0, here: bool = False, restart: bool = False,
-               name: str | None = None) -> Any:
+               name: str | None = None, resources: dict[str, float] | None = None) -> Any:
         """Create an actor (``here``: on the driver's node, e.g. the writer of a local path;
-        ``restart``: Ray restarts it if its process dies, and the run goes on; ``name``: others find it so)."""
+        ``restart``: Ray restarts it if its process dies, and the run goes on; ``name``: others find it so;
+        ``resources``: on a node that advertises these custom resources, e.g. the robot's computer)."""
         if not self.use_ray:
             return cls(*args)
         options: dict[str, Any] = {"num_cpus": 0, "num_gpus": num_gpus, "max_restarts": MAX_RESTARTS if restart else 0,
                                    "name": name}
-        if here:
+        if resources:
+            options["resources"] = resources
+        elif here:
             options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
                 ray.get_runtime_context().get_node_id(), soft=False)
         elif not one_node():  # a cluster: spread over its nodes

@@ -1,6 +1,6 @@
 """Disjoint seed ranges, so that no evaluation episode is one a policy trained or was shown on.
 
-A run's envs are seeded from its ``--seed`` upward (env i of task t: seed + t * num_envs + i, a resumed
+A run's envs are seeded from its ``--seed`` (at most `MAX_SEED`) upward (env i of task t: seed + t * num_envs + i, a resumed
 run past its steps), which stays far below `EVAL_BASE` for any run this runtime makes. Evaluation
 episodes (`thalamus eval`, and `thalamus replay`'s rollouts) draw from [EVAL_BASE, DEMO_BASE);
 recorded expert demonstrations (`thalamus record --expert`) from DEMO_BASE up.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 EVAL_BASE = 1_000_000_000
 DEMO_BASE = 2_000_000_000
+MAX_SEED = 9_999  # the largest --seed: keeps each range below the next, and every seed below 2**32
 
 
 def eval_seed(seed: int, episode: int) -> int:

@@ -29,7 +29,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.config import AgentConfig
+from agent.config import AgentConfig, env_resources
+from envs.seeds import MAX_SEED
 from launch.errors import UsageError
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ def _validate(args: argparse.Namespace) -> AgentConfig:
     cfg: AgentConfig = args.config
     given = _given(args)
     for name, low, high in (("steps", 1, 10**10), ("episodes", 1, 10**8), ("num_envs", 1, 512),
-                            ("frame_size", 8, 1024), ("seed", 0, 2**31 - 1)):
+                            ("frame_size", 8, 1024), ("seed", 0, MAX_SEED)):
         value = getattr(cfg, name)
         if value is not None and not low <= value <= high:
             raise UsageError(f"{_flag(name)} must be between {low:,} and {high:,}, got {value}")
@@ -82,6 +83,10 @@ def _validate(args: argparse.Namespace) -> AgentConfig:
         raise UsageError(f"--steps-per-task must be between 1 and 10,000,000,000, got {args.steps_per_task}")
     if not 0.1 <= cfg.checkpoint_every_s <= 86_400:
         raise UsageError(f"--checkpoint-every must be between 0.1 and 86,400 seconds, got {cfg.checkpoint_every_s}")
+    try:
+        env_resources(cfg.env_resources)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     if cfg.device == "cuda":
         import torch
 
@@ -234,7 +239,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = replace(cfg, env_id=name, steps=steps, captioner=captioner or "off")
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = (args.run_dir or Path("runs") / f"{name}-{stamp}").resolve()
-    _connect(args)  # before the run dir exists: a cluster that cannot be joined leaves nothing behind
+    _connect(args, cfg)  # before the run dir exists: a cluster that cannot be joined leaves nothing behind
     if steps is not None and steps != asked:
         _say(args, f"budget rounded up to {steps:,} steps (whole batches of {cfg.num_envs} envs"
                    + (f", {sequence['steps_per_task']:,} per task)" if seq else ")"))
@@ -249,14 +254,30 @@ def main(args: argparse.Namespace) -> int:
     return _drive(args, cfg, run_dir, None, None)
 
 
-def _connect(args: argparse.Namespace) -> None:
+def _connect(args: argparse.Namespace, cfg: AgentConfig) -> None:
+    """Join (or start) the cluster, and check it can place the env actor."""
     from launch import ray_session
 
     if args.address is None:
         _say(args, "starting a local Ray cluster (takes a while on a small machine) ...")
     ray_session.connect(args.address)
+    _check_placement(cfg)
     if args.address is not None:
         _say(args, f"joined the Ray cluster at {args.address}")
+
+
+def _check_placement(cfg: AgentConfig) -> None:
+    """--env-resources names resources some node of the cluster advertises (else the env actor would
+    wait for one forever)."""
+    import ray
+
+    wanted = env_resources(cfg.env_resources)
+    have = ray.cluster_resources()
+    for name, amount in wanted.items():
+        if have.get(name, 0.0) < amount:
+            raise UsageError(f"--env-resources {name}={amount:g}: no node of the cluster advertises it; on the "
+                             f"robot's computer join with `ray start --address HEAD:PORT --resources "
+                             f"'{{\"{name}\": {amount:g}}}'`")
 
 
 def _check_space(args: argparse.Namespace, run_dir: Path, need: int) -> None:
@@ -326,7 +347,7 @@ def _resume(args: argparse.Namespace, flags: AgentConfig) -> int:
         state = load_tensors(point.checkpoint) if point.checkpoint is not None else None
     except CheckpointError as exc:
         raise UsageError(f"--resume: {exc}") from None
-    _connect(args)
+    _connect(args, cfg)
     resumes = manifest.get("resumes", []) + [{
         "at": _now(), "command": sys.argv, "from_steps": point.steps, "from_episodes": point.episodes,
         "task": point.task, "checkpoint": point.checkpoint.name if point.checkpoint else None}]

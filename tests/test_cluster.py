@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import one_clear_line, run_cli
 from memory import open_store
 
 RAY = str(Path(sys.executable).with_name("ray"))
@@ -30,16 +30,20 @@ def _start(args: list[str], log: Path) -> subprocess.Popen:
                             stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
-def _alive_nodes(address: str) -> int:
-    code = ("import ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
-            "print(sum(n['Alive'] for n in ray.nodes()))" % address)
+def _alive_nodes(address: str) -> list[dict]:
+    """The cluster's live nodes as ``{"id", "resources"}`` ([] while it cannot be reached)."""
+    code = ("import json, ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
+            "print(json.dumps([{'id': n['NodeID'], 'resources': n['Resources']} for n in ray.nodes() if n['Alive']]))"
+            % address)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
                          env={**os.environ, "RAY_AUTH_MODE": "disabled"})
-    return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
+    return json.loads(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else []
 
 
-@pytest.fixture()
-def two_nodes(tmp_path):
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory):
+    """A head and a second node that advertises the custom resource ``robot`` (the robot's computer)."""
+    tmp_path = tmp_path_factory.mktemp("two-nodes")
     port = _free_port()
     address = f"127.0.0.1:{port}"
     temp = Path("/tmp") / f"thalamus-2n-{os.getpid()}"
@@ -48,13 +52,14 @@ def two_nodes(tmp_path):
                     tmp_path / "head.log")]
     try:
         deadline = time.time() + 60
-        while _alive_nodes(address) < 1 and time.time() < deadline:
+        while len(_alive_nodes(address)) < 1 and time.time() < deadline:
             time.sleep(1)
         procs.append(_start([f"--address={address}", f"--node-manager-port={_free_port()}",
-                             f"--object-manager-port={_free_port()}"], tmp_path / "worker.log"))
-        while _alive_nodes(address) < 2 and time.time() < deadline:
+                             f"--object-manager-port={_free_port()}", '--resources={"robot": 1}'],
+                            tmp_path / "worker.log"))
+        while len(_alive_nodes(address)) < 2 and time.time() < deadline:
             time.sleep(1)
-        assert _alive_nodes(address) == 2, (tmp_path / "worker.log").read_text()[-2000:]
+        assert len(_alive_nodes(address)) == 2, (tmp_path / "worker.log").read_text()[-2000:]
         yield address
     finally:
         for proc in procs:  # `ray start --block` stops its node's processes on SIGTERM: both at once
@@ -74,3 +79,20 @@ def test_an_agent_spans_both_nodes_and_records_every_step(two_nodes, tmp_path):
     assert summary["placement"]["recorder"] == summary["placement"]["learner"]  # both write the local run store
     assert summary["transport"] == "actor"  # across nodes, the portable transport
     assert open_store(run_dir).n_steps == summary["steps"] == 600
+
+
+def test_the_env_actor_goes_to_the_node_that_advertises_the_robot(two_nodes, tmp_path):
+    robot_node = next(n["id"] for n in _alive_nodes(two_nodes) if n["resources"].get("robot"))
+    run_dir = tmp_path / "run"
+    proc = run_cli("run", "--address", two_nodes, "--env-resources", "robot=1", "--steps", "64", "--num-envs", "2",
+                   "--captioner", "off", "--run-dir", str(run_dir), "--json")
+    assert proc.returncode == 0, proc.stderr
+    placement = json.loads(proc.stdout)["placement"]
+    assert placement["env"].split("/")[1] == robot_node[:8], placement
+    assert placement["recorder"].split("/")[1] != robot_node[:8]  # the store is written where the driver is
+
+
+def test_a_resource_no_node_advertises_is_one_clear_line(two_nodes, tmp_path):
+    one_clear_line(run_cli("run", "--address", two_nodes, "--env-resources", "gripper=1", "--steps", "64",
+                           "--run-dir", str(tmp_path / "run")), "no node of the cluster advertises it")
+    assert not (tmp_path / "run").exists()
