@@ -224,6 +224,7 @@ def test_envs_lists_what_the_unknown_env_line_points_to():
     kinds = {e["id"]: e["kind"] for e in listing["envs"]}
     assert kinds["CartPole-v1"] == "classic control" and kinds["Reacher-v5"] == "MuJoCo"
     assert listing["task_sequences"] == list(TASK_SEQUENCES)
+    assert "Meta-World/pick-place-v3" in listing["meta_world"] and "pick-place-v3" in human.stdout
 
 
 def _flat(text: str) -> str:
