@@ -24,6 +24,7 @@ from agent.messages import Action, Episode, Observation, decode, encode
 from agent.outbox import Outbox
 from agent.recorder import store_specs
 from envs.options import EnvOptions
+from envs.robot import is_robot
 from envs.tasks import task_sequence
 
 T = TypeVar("T")
@@ -57,6 +58,7 @@ class EnvActor:
         self.targets = self.sequence is not None and self.sequence.has_targets
         self.reports_success = (self.sequence.reports_success if self.sequence is not None
                                 else envs.reports_success(env_id))
+        self.robots = is_robot(env_id)  # envs that drive a robot: disconnected on every way out (`release`)
         self.discrete = hasattr(self.envs[0].action_space, "n")
         self.dtypes = {k: np.dtype(v.dtype) for k, v in store_specs(self.spec()).items()}
         self.recorder: Outbox | None = None
@@ -209,7 +211,8 @@ class EnvActor:
             o, r, term, trunc, info = env.step(int(a) if self.discrete else a)
             reward[i], terminated[i], truncated[i] = r, term, trunc
             buf = self.buffers[i]
-            for key, value in (("obs", self.state[i].copy()), ("frame", self.frame[i].copy()), ("action", a),
+            sent = info.get("sent_action", a)  # a robot records what it was actually sent (it may clip)
+            for key, value in (("obs", self.state[i].copy()), ("frame", self.frame[i].copy()), ("action", sent),
                                ("reward", r), ("terminated", term), ("truncated", trunc),
                                ("task", self.task), ("time", now), ("step", self.batch_step), ("stopped", False)):
                 buf[key].append(value)
@@ -281,6 +284,14 @@ class EnvActor:
             env.close()
         return self.progress()
 
+    def release(self) -> None:
+        """Disconnect the robots now, from the actor's own thread (the env thread may be stuck in a step
+        of a robot that stopped answering): the driver's last call before it kills this actor. A
+        robot's ``close`` never hangs and may be called again; other envs are left to the process."""
+        if self.robots:
+            for env in list(self.envs):
+                env.close()
+
     def progress(self, recent_s: float | None = None) -> dict[str, Any]:
         """Counters for the live display and the summary (latency over the last ``recent_s`` seconds)."""
         return {"steps": self.steps, "episodes": self.episodes, "task": self.task, "transport": self.ring.transport_name,
@@ -289,4 +300,5 @@ class EnvActor:
                 **({"success_rate_last20": float(np.mean(self.successes)) if self.successes else float("nan"),
                     "task_success": list(self.task_success)} if self.reports_success else {}),
                 "hop_policy_env": self.hop.summary(recent_s),
+                **({"late_steps": sum(env.unwrapped.late_steps for env in list(self.envs))} if self.robots else {}),
                 "channel_recorder": self.recorder.stats().to_dict() if self.recorder else None}

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import ray
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
+from agent.channels import ChannelTimeout
 from agent.checkpoints import ResumePoint, load_tensors
 from agent.config import AgentConfig, PPOConfig, env_resources
 from agent.env_actor import EnvActor
@@ -40,6 +41,7 @@ from agent.transport import one_node
 from envs.tasks import TaskSequence, task_sequence
 
 Progress = Callable[[dict[str, Any]], None]
+RELEASE_TIMEOUT_S = 15.0  # a robot's disconnect has its own timeout (envs/robot.py); this bounds them all
 MIN_WATCH_S = 0.05  # the driver looks at the ring at most 20 times a second: more would only steal the ring's core
 
 
@@ -228,7 +230,11 @@ class Agent:
                          restarts=self.supervisor.restarts, interrupted=interrupted)
 
     def shutdown(self) -> None:
-        """Kill the actors (a no-op in-process)."""
+        """Let the env actor disconnect its robots, then kill the actors (in-process: close the robots)."""
+        try:
+            get(call(self.env, "release"), "env", RELEASE_TIMEOUT_S)
+        except (ActorFailed, ChannelTimeout):
+            pass  # the env actor is gone (its process took the robot connection with it) or stuck
         if self.use_ray:
             for actor in (self.env, *self.actors.values()):
                 if actor is not None:

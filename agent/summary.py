@@ -56,6 +56,7 @@ def summarize(cfg: AgentConfig, stats: ActorStats, elapsed: float, run_dir: Path
         "steps": env["steps"],
         "mean_return_last20": env["mean_return_last20"],
         **({"success_rate_last20": env["success_rate_last20"]} if "success_rate_last20" in env else {}),
+        **({"late_steps": env["late_steps"]} if "late_steps" in env else {}),  # a robot's steps that missed their tick
         "steps_per_s": (env["steps"] - start) / elapsed if elapsed > 0 else 0.0,
         "resumed_from": resumed,
         "elapsed_s": elapsed,

@@ -73,6 +73,7 @@ def summary_table(s: dict[str, Any]) -> Table:
         *([("success rate, last 20", _percent(s["success_rate_last20"]))] if "success_rate_last20" in s else []),
         ("steps/s", f"{s['steps_per_s']:,.0f} over {s['elapsed_s']:.1f} s"),
         ("frames dropped", str(s["frames_dropped"])),
+        *([("late steps", f"{s['late_steps']:,} missed the control rate's tick")] if "late_steps" in s else []),
         ("captions", f"every step, by {s['captioner']}" if s.get("captioner") not in (None, "off") else "off"),
         ("store", f"{s['store_bytes'] / 2**20:.2f} MiB in {s['run_dir']}"),
         ("transport", f"{s['transport']}, {s['restarts']} actor restart{'' if s['restarts'] == 1 else 's'}"),

@@ -22,6 +22,7 @@ import errno
 import json
 import math
 import shutil
+import signal
 import subprocess
 import sys
 from dataclasses import fields, replace
@@ -195,14 +196,23 @@ def _probe(name: str, seq: TaskSequence | None, cfg: AgentConfig) -> None:
     renderer that cannot start, or an option the env does not take."""
     import envs
 
+    from envs.robot import RobotConfig, is_robot
+
     options = cfg.env_options()
+    robot = seq is None and is_robot(name)
     try:
+        if robot and cfg.env_resources is not None:  # the robot's code may live on its own computer only
+            RobotConfig.parse(options.robot_config)
+            return
         probe = (envs.make(name, frame_size=cfg.frame_size, options=options) if seq is None
                  else seq.make(0, frame_size=cfg.frame_size, options=options))
     except ValueError as exc:
         if isinstance(exc, envs.EnvNotFoundError):
             raise
         raise UsageError(str(exc)) from None
+    if robot:  # built and checked, but not connected: the env actor connects it where it runs
+        probe.close()
+        return
     probe.reset()
     probe.close()
 
@@ -217,7 +227,13 @@ def _store_need(cfg: AgentConfig, steps: int | None) -> int:
     return int((steps or 20_000) * (cfg.frame_size ** 2 * 3 // 3 + 64))
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM stops a run as Ctrl-C does: what was seen is committed, robots are disconnected."""
+    raise KeyboardInterrupt
+
+
 def main(args: argparse.Namespace) -> int:
+    signal.signal(signal.SIGTERM, _terminate)
     cfg = _validate(args)
     if args.resume is not None:
         return _resume(args, cfg)
