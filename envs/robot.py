@@ -220,13 +220,16 @@ def _load_reward(spec: str) -> Callable[[dict[str, Any], dict[str, Any]], float]
 
 def _build(cls: type, kwargs: dict[str, Any], env_id: str) -> Any:
     """The robot object: ``cls(**kwargs)``, or ``cls(cls.config_class(**kwargs))`` for LeRobot's
-    classes; ValueError (one line) when the config's ``"robot"`` does not fit."""
+    classes. One line either way: ValueError when the config's ``"robot"`` does not fit (TypeError or
+    ValueError), RobotError when the constructor fails otherwise."""
     config_class = getattr(cls, "config_class", None)
     try:
         return cls(config_class(**kwargs)) if isinstance(config_class, type) else cls(**kwargs)
     except (TypeError, ValueError) as error:
         raise ValueError(f"cannot build {env_id} from the config's \"robot\" {json.dumps(kwargs)}: "
                          f"{one_line(error)}") from None
+    except Exception as error:
+        raise RobotError(f"cannot build {env_id}: {type(error).__name__}: {one_line(error)}") from None
 
 
 def make_robot(env_id: str, frame_size: int = 64, seed: int | None = None,
@@ -297,9 +300,8 @@ class RobotEnv(gymnasium.Env):
         self._check_usable()
         if not self._connected:
             self._connect()
-        start = time.perf_counter()
         raw = self._call("get_observation", self.robot.get_observation)
-        self._next_tick = start + self.period
+        self._next_tick = time.perf_counter() + self.period  # a slow first read (a camera warming up) is not a late step
         self._t = 0
         return self._observation(raw), {}
 
@@ -360,11 +362,9 @@ class RobotEnv(gymnasium.Env):
         try:
             return self._calls.run(fn, timeout_s)
         except _Timeout:
-            message = (f"robot {self.name} did not answer {what} within {timeout_s:g} s: "
-                       + _HINTS.get(what, _HINTS["get_observation"]))
+            message = f"robot {self.name} did not answer {what} within {timeout_s:g} s: {_HINTS[what]}"
         except Exception as error:
-            message = (f"robot {self.name} failed in {what}: {type(error).__name__}: {one_line(error)}; "
-                       + _HINTS.get(what, _HINTS["get_observation"]))
+            message = f"robot {self.name} failed in {what}: {type(error).__name__}: {one_line(error)}; {_HINTS[what]}"
         if record:
             self._failure = message
         raise RobotError(message)

@@ -27,8 +27,10 @@ What makes it behave like a real arm rather than a Gymnasium env:
   process or another) can see that the arm was let go.
 
 The camera ``"front"`` is rendered offscreen with `mujoco.Renderer` (EGL without a display; see
-`envs.headless`), without shadows or multisampling. All MuJoCo calls hold one lock, so a disconnect
-from another thread (after a call timed out) never frees the renderer while it draws.
+`envs.headless`), without shadows or multisampling. Its OpenGL context stays current on the thread
+that connected, so read the arm from that thread only (`envs.robot.RobotEnv` makes every call on its
+one robot thread). `disconnect` may come from another thread (RobotEnv's, after a call timed out): all
+MuJoCo calls hold one lock, so it never frees the renderer while it draws.
 """
 
 from __future__ import annotations
@@ -181,13 +183,11 @@ class SimArm:
         if self.stop_answering_after is not None and self.observations > self.stop_answering_after:
             self._released.wait()
             raise ConnectionError(f"{self} was disconnected while a read hung")
-        time.sleep(self.bus_latency_s)
-        with self._lock:
-            self._advance()
-            obs: dict[str, Any] = {f"{j}.pos": float(self._data.joint(j).qpos[0]) for j in JOINTS}
-        time.sleep(self.camera_latency_s)
+        time.sleep(self.bus_latency_s + self.camera_latency_s)  # the bus read, then the camera's frame
         with self._lock:
             self._check_connected()
+            self._advance()
+            obs: dict[str, Any] = {f"{j}.pos": float(self._data.joint(j).qpos[0]) for j in JOINTS}
             self._renderer.update_scene(self._data, camera=CAMERA)
             obs[CAMERA] = self._renderer.render().copy()
         return obs
@@ -201,6 +201,7 @@ class SimArm:
         sent = {f"{j}.pos": float(np.clip(float(action[f"{j}.pos"]), lo, hi)) for j, (lo, hi) in JOINTS.items()}
         time.sleep(self.bus_latency_s)
         with self._lock:
+            self._check_connected()
             self._advance()
             for j in JOINTS:
                 self._data.actuator(j).ctrl[0] = sent[f"{j}.pos"]
