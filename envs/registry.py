@@ -40,10 +40,10 @@ def make(env_id: str, frame_size: int = 64, seed: int | None = None,
     """Make the gymnasium env `env_id` whose observations are `{"state", "frame"}` dicts.
 
     See `CameraObservation` for the observation space. Actions, rewards and the time limit are the
-    env's own. A ``robot:MODULE:CLASS`` id is a robot with LeRobot's interface (`envs.robot.RobotEnv`,
-    the same observations, at ``options.control_hz``). `options` are those of Meta-World and robot envs (`EnvOptions`); another env refuses
-    them. With `seed`, the first reset uses it unless that reset passes its own seed, and the
-    action space is seeded, so a run is reproducible.
+    env's own. A ``robot:MODULE:CLASS`` id is a robot with LeRobot's interface (`envs.robot.RobotEnv`:
+    the same observations, at ``options.control_hz``). `options` are those of Meta-World and robot
+    envs (`EnvOptions`); another env refuses them. With `seed`, the first reset uses it unless that
+    reset passes its own seed, and the action space is seeded, so a run is reproducible.
 
     Raises:
         EnvNotFoundError: `env_id` is not registered; the message names the closest ids.

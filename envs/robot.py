@@ -30,11 +30,14 @@ An id is ``robot:MODULE:CLASS``: CLASS is imported from MODULE and must have LeR
 
 ## Spaces
 
-| key / space | what |
-|-------------|------|
-| `"state"`   | `Box(float32, (S,))`: the float features of `observation_features`, in declared order |
-| `"frame"`   | `Box(0, 255, (F, F, 3), uint8)`: the first camera (a ``(H, W, 3)`` feature; `EnvOptions.camera` picks another), resized with `cv2.INTER_AREA` (squeezed, not cropped) |
-| action      | `Box(action_low, action_high, (A,), float32)` onto `action_features` in order; clipped to it before it is sent |
+| key / space | space                            | what                                                      |
+|-------------|----------------------------------|-----------------------------------------------------------|
+| `"state"`   | `Box(float32, (S,))`             | the float features of `observation_features`, in order    |
+| `"frame"`   | `Box(0, 255, (F, F, 3), uint8)`  | the first camera (`EnvOptions.camera` picks another)      |
+| action      | `Box(low, high, (A,), float32)`  | `action_features` in order; clipped to it before sending  |
+
+A camera is a feature whose type is an ``(H, W, 3)`` shape; its picture is resized to F x F with
+`cv2.INTER_AREA` (squeezed, not cropped), as `envs.camera.CameraObservation` does.
 
 Actions are sent, then the step waits for the next tick of the control clock (``control_hz``,
 `time.perf_counter`, absolute ticks so that no drift accumulates) and reads the observation then:
@@ -279,7 +282,8 @@ class RobotEnv(gymnasium.Env):
         self.episode_steps = max(1, round(config.episode_s * self.control_hz))
         self.state_keys, cameras, self.action_keys = _features(robot, self.name)
         if camera is not None and camera not in cameras:
-            raise ValueError(f"--camera {camera!r} is not a camera of {self.name}; its cameras are {', '.join(cameras)}")
+            raise ValueError(f"--camera {camera!r} is not a camera of {self.name}; "
+                             f"its cameras are {', '.join(cameras)}")
         self.camera = camera or cameras[0]
         self.observation_space = spaces.Dict({
             "state": spaces.Box(-np.inf, np.inf, (len(self.state_keys),), np.float32),
@@ -301,7 +305,8 @@ class RobotEnv(gymnasium.Env):
         if not self._connected:
             self._connect()
         raw = self._call("get_observation", self.robot.get_observation)
-        self._next_tick = time.perf_counter() + self.period  # a slow first read (a camera warming up) is not a late step
+        # the clock starts after this read: a slow first read (a camera warming up) is no late step
+        self._next_tick = time.perf_counter() + self.period
         self._t = 0
         return self._observation(raw), {}
 
