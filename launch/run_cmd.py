@@ -233,7 +233,6 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    signal.signal(signal.SIGTERM, _terminate)
     cfg = _validate(args)
     if args.resume is not None:
         return _resume(args, cfg)
@@ -277,6 +276,7 @@ def _connect(args: argparse.Namespace, cfg: AgentConfig) -> None:
     if args.address is None:
         _say(args, "starting a local Ray cluster (takes a while on a small machine) ...")
     ray_session.connect(args.address)
+    signal.signal(signal.SIGTERM, _terminate)  # after Ray's driver start-up, which installs a handler of its own
     _check_placement(cfg)
     if args.address is not None:
         _say(args, f"joined the Ray cluster at {args.address}")
