@@ -7,6 +7,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import gymnasium
 import numpy as np
 import pytest
 import torch
@@ -14,8 +15,8 @@ from conftest import one_clear_line, run_cli
 
 from agent.config import AgentConfig
 from agent.checkpoints import CheckpointError
-from agent.evaluation import (POLICY_LOADERS, EvalConfig, EvaluationError, eval_tasks, evaluate, load_run,
-                              mean_interval, wilson_interval)
+from agent.evaluation import (POLICY_LOADERS, EvalConfig, EvaluationError, PPOPolicy, eval_tasks, evaluate,
+                              load_run, mean_interval, wilson_interval)
 from launch.cli import main
 from envs.seeds import eval_seed
 
@@ -31,13 +32,13 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
-    """A CartPole-v1 run trained briefly in-process (2,048 steps, no captioner), with the run.json
+    """A CartPole-v1 run trained briefly in-process (1,024 steps, no captioner), with the run.json
     `thalamus run` writes beside its checkpoints."""
     from agent.runtime import Agent
     from memory import write_manifest
 
     path = tmp_path_factory.mktemp("cartpole")
-    cfg = replace(AgentConfig(), env_id="CartPole-v1", steps=2048, num_envs=8, frame_size=16, captioner="off")
+    cfg = replace(AgentConfig(), env_id="CartPole-v1", steps=1024, num_envs=8, frame_size=16, captioner="off")
     Agent(cfg, path, use_ray=False).run()
     write_manifest(path, {"name": path.name, "config": cfg.to_dict()})
     return path
@@ -46,6 +47,25 @@ def run_dir(tmp_path_factory) -> Path:
 def _ci_holds(result: dict, mean_key: str, ci_key: str) -> None:
     low, high = result[ci_key]
     assert low <= result[mean_key] <= high, result
+
+
+class _Tape(gymnasium.Wrapper):
+    """Keeps each episode's observations and the actions taken on them."""
+
+    def __init__(self, env: gymnasium.Env) -> None:
+        super().__init__(env)
+        self.episodes: list[dict[str, list]] = []
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self.episodes.append({"obs": [obs], "actions": []})
+        return obs, info
+
+    def step(self, action):
+        self.episodes[-1]["actions"].append(action)
+        out = self.env.step(action)
+        self.episodes[-1]["obs"].append(out[0])
+        return out
 
 
 def test_a_runs_policy_evaluates_through_the_cli(run_dir):
@@ -69,14 +89,17 @@ def test_episodes_are_deterministic_per_seed_and_leave_the_policy_as_it_was(run_
     loaded = load_run(run_dir)
     norm = loaded.policy.perception.norm
     before = (norm.mean.copy(), norm.var.copy(), norm.count)
-    tasks = eval_tasks(env_id="CartPole-v1", frame_size=loaded.frame_size)
-    first = evaluate(loaded.policy, tasks, EvalConfig(episodes=5, seed=0)).overall
-    again = evaluate(loaded.policy, tasks, EvalConfig(episodes=5, seed=0)).overall
-    other = evaluate(loaded.policy, tasks, EvalConfig(episodes=5, seed=1)).overall
+    [task] = eval_tasks(env_id="CartPole-v1", frame_size=loaded.frame_size)
+    tapes = []
+    taped = replace(task, make=lambda seed: tapes.append(_Tape(task.make(seed))) or tapes[-1])
+    first = evaluate(loaded.policy, [taped], EvalConfig(episodes=5, seed=0)).overall
+    again = evaluate(loaded.policy, [task], EvalConfig(episodes=5, seed=0)).overall
+    other = evaluate(loaded.policy, [task], EvalConfig(episodes=5, seed=1)).overall
     assert again.returns == first.returns  # greedy actions from the same starts: a sampled policy would differ
     assert other.returns != first.returns
-    assert [e.seed for e in first.episodes] == [eval_seed(0, i) for i in range(5)]
-    assert len(set(first.returns)) > 1  # each episode starts from its own seed, not one start replayed
+    # episode i starts where CartPole-v1 starts from seed eval_seed(0, i)
+    starts = [gymnasium.make("CartPole-v1").reset(seed=eval_seed(0, i))[0] for i in range(5)]
+    assert np.array_equal([ep["obs"][0]["state"] for ep in tapes[0].episodes], np.float32(starts))
     # the running state normalization is read, never updated, while evaluating
     assert np.array_equal(norm.mean, before[0]) and np.array_equal(norm.var, before[1]) and norm.count == before[2]
 
@@ -102,6 +125,33 @@ def test_a_checkpoint_file_plays_every_task_of_a_sequence(run_dir):
 def test_a_policy_on_an_env_of_other_spaces_is_refused(run_dir):
     with pytest.raises(EvaluationError, match="gives a state of 6 numbers; the policy takes 4"):
         evaluate(load_run(run_dir).policy, eval_tasks(env_id="Acrobot-v1"), EvalConfig(episodes=1))
+
+
+def test_a_captioned_policy_acts_greedily_on_a_fresh_stream_each_episode():
+    """With a captioner, every action is the argmax of the actor on [normalized state, the captioner's
+    feature of the frame] where the features are those of the episode's frames played from a fresh
+    stream (`caption_features`): the stream restarts at each episode, not running on from the last."""
+    from agent.learner.scoring import caption_features
+    from agent.perception.encoder import PerceptionModel
+    from agent.perception.live import env_checkpoint
+    from agent.perception.train import load_checkpoint
+    from agent.policy.ppo import ActorCritic
+
+    captioner = load_checkpoint(env_checkpoint("CartPole-v1"))
+    torch.manual_seed(0)
+    policy = PPOPolicy(PerceptionModel(4, cnn=False), ActorCritic(4 + captioner.cfg.d_model, 2, True), captioner)
+    [task] = eval_tasks(env_id="CartPole-v1", frame_size=32)
+    tapes = []
+    taped = replace(task, make=lambda seed: tapes.append(_Tape(task.make(seed))) or tapes[-1])
+    evaluate(policy, [taped], EvalConfig(episodes=2))
+    assert len(tapes[0].episodes) == 2
+    for episode in tapes[0].episodes:
+        seen = episode["obs"][:-1]  # the observations acted on
+        features = caption_features(captioner, np.stack([o["frame"] for o in seen]))
+        state = policy.perception.encode_state(np.stack([o["state"] for o in seen]), update_stats=False)
+        with torch.no_grad():
+            logits = policy.net.actor(torch.from_numpy(np.concatenate([state, features], 1)))
+        assert episode["actions"] == logits.argmax(-1).tolist()
 
 
 def test_the_expert_succeeds_on_reach():
