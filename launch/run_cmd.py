@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.config import AgentConfig, env_resources
+from envs.robot import is_robot
 from envs.seeds import MAX_SEED
 from launch.errors import UsageError
 
@@ -239,6 +240,11 @@ def main(args: argparse.Namespace) -> int:
     seq = _task_sequence(cfg.tasks, cfg.steps) if cfg.tasks is not None else None
     name = seq.name if seq is not None else cfg.env_id
     # --captioner auto over tasks: the captioner of the env the tasks vary, if any (none for digits)
+    if seq is None and is_robot(name):  # one robot: one env
+        if "num_envs" in _given(args) and cfg.num_envs != 1:
+            raise UsageError(f"--num-envs {cfg.num_envs}: a robot env drives one robot; leave out --num-envs "
+                             "(a robot run steps one env)")
+        cfg = replace(cfg, num_envs=1)
     _probe(name, seq, cfg)
     captioner = _captioner(cfg.captioner, name if seq is None else seq.base_env or seq.name)
     sequence: dict[str, Any] = {}

@@ -103,6 +103,7 @@ def test_a_robot_that_stops_answering_is_one_clear_line_and_its_episodes_are_kep
     (["--env", "robot:envs.sim_arm"], "robot:MODULE:CLASS"),
     (["--env", "robot:json:JSONDecoder"], "lacks"),
     (["--env", ARM, "--robot-config", "{not json"], "not valid JSON"),
+    (["--env", ARM, "--num-envs", "4"], "drives one robot"),
 ])
 def test_bad_robot_input_is_one_clear_line(argv, expect, tmp_path):
     one_clear_line(run_cli("run", *argv, "--run-dir", str(tmp_path / "r")), expect)
