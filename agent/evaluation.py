@@ -249,17 +249,16 @@ class PPOPolicy:
 def load_run(run_dir: Path, checkpoint: str = "final") -> LoadedPolicy:
     """The PPO policy of ``run_dir``'s ``checkpoint``: ``final``, ``task_<i>``, ``latest`` (a file
     in its ``checkpoints/``) or a path; EvaluationError naming what is missing."""
-    run_dir = Path(run_dir)
-    if not run_dir.is_dir():
+    return _load_ppo(run_checkpoint(run_dir, checkpoint), Path(run_dir))
+
+
+def run_checkpoint(run_dir: Path, checkpoint: str) -> Path:
+    """The file ``checkpoint`` names for the run ``run_dir``, checked to be a torch.save file (torch
+    is not imported); EvaluationError for a missing run, or listing the run's checkpoints."""
+    if not Path(run_dir).is_dir():
         raise EvaluationError(f"no run at '{run_dir}': the directory does not exist")
-    if not (run_dir / "run.json").is_file():
+    if not (Path(run_dir) / "run.json").is_file():
         raise EvaluationError(f"'{run_dir}' is not a thalamus run: it has no run.json")
-    return _load_ppo(checkpoint_path(run_dir, checkpoint), run_dir)
-
-
-def checkpoint_path(run_dir: Path, checkpoint: str) -> Path:
-    """The file ``--checkpoint`` names for ``run_dir``, checked to be a torch.save file; EvaluationError
-    listing the run's checkpoints if there is none."""
     for path in (Path(run_dir) / CHECKPOINTS / f"{checkpoint}.pt", Path(checkpoint)):
         if path.is_file():
             return _torch_file(path)

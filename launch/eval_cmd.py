@@ -52,10 +52,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=main)
 
 
-def _check(args: argparse.Namespace) -> None:
-    """Every check that needs no model loaded: conflicting or missing options, bad numbers, missing
-    files, an unknown policy kind, env or sequence, an expert for an env without one."""
-    from agent.evaluation import POLICY_LOADERS
+def _check(args: argparse.Namespace) -> EvalConfig:
+    """The episodes to play, once every check that needs no model loaded passes: conflicting or
+    missing options, bad numbers, a missing run or checkpoint, an unknown policy kind."""
+    from agent.evaluation import POLICY_LOADERS, EvalConfig, run_checkpoint
 
     given = [name for name, on in (("RUN_DIR", args.run_dir is not None), ("--policy", args.policy is not None),
                                    ("--expert", args.expert)) if on]
@@ -69,8 +69,6 @@ def _check(args: argparse.Namespace) -> None:
         raise UsageError("give --env ID or --tasks NAME, not both")
     if args.run_dir is None and args.env is None and args.tasks is None:
         raise UsageError(f"{given[0]} needs something to play: add --env ID or --tasks NAME")
-    if args.episodes < 1:
-        raise UsageError(f"--episodes must be at least 1, got {args.episodes}")
     if args.frame_size is not None and args.frame_size < 1:
         raise UsageError(f"--frame-size must be a positive number of pixels, got {args.frame_size}")
     if args.policy is not None:
@@ -79,16 +77,11 @@ def _check(args: argparse.Namespace) -> None:
             raise UsageError(f"--policy takes KIND:PATH (e.g. ppo:runs/RUN/checkpoints/final.pt), got {args.policy!r}")
         if kind not in POLICY_LOADERS:
             raise UsageError(f"--policy {args.policy}: unknown kind {kind!r}; known kinds: {', '.join(POLICY_LOADERS)}")
-        if not Path(path).is_file():
-            raise UsageError(f"--policy {args.policy}: no such file")
+    cfg = EvalConfig(episodes=args.episodes, seed=args.seed)
+    cfg.validate()
     if args.run_dir is not None:
-        from agent.evaluation import checkpoint_path
-
-        if not args.run_dir.is_dir():
-            raise UsageError(f"no run at '{args.run_dir}': the directory does not exist")
-        if not (args.run_dir / "run.json").is_file():
-            raise UsageError(f"'{args.run_dir}' is not a thalamus run: it has no run.json")
-        checkpoint_path(args.run_dir, args.checkpoint or "final")
+        run_checkpoint(args.run_dir, args.checkpoint or "final")
+    return cfg
 
 
 def _tasks(args: argparse.Namespace, loaded: LoadedPolicy | None) -> list[EvalTask]:
@@ -110,12 +103,10 @@ def _tasks(args: argparse.Namespace, loaded: LoadedPolicy | None) -> list[EvalTa
 
 def main(args: argparse.Namespace) -> int:
     """Check the input, load the policy, play the episodes, print the report."""
-    from agent.evaluation import POLICY_LOADERS, EvalConfig, EvaluationError, ExpertPolicy, check_expert, load_run
+    from agent.evaluation import POLICY_LOADERS, EvaluationError, ExpertPolicy, check_expert, load_run
 
     try:
-        _check(args)
-        cfg = EvalConfig(episodes=args.episodes, seed=args.seed)
-        cfg.validate()
+        cfg = _check(args)
         if args.expert:
             tasks = _tasks(args, None)
             check_expert(tasks)
@@ -135,7 +126,7 @@ def main(args: argparse.Namespace) -> int:
         report = _play(policy, tasks, cfg)
     except EvaluationError as exc:
         raise UsageError(str(exc)) from None
-    sequence = args.tasks if args.tasks or args.env or args.expert else loaded.sequence
+    sequence = tasks[0].sequence
     env = None if sequence is not None else tasks[0].name
     if args.json:
         print(json.dumps({"policy": source, "env": env, "sequence": sequence, "seed": cfg.seed, **report.to_dict()}))
@@ -167,20 +158,25 @@ def _play(policy: Policy, tasks: list[EvalTask], cfg: EvalConfig) -> EvalReport:
 
 
 def _print(report: EvalReport, source: str, label: str) -> None:
-    """The report as a table: one row per task (and all tasks pooled, for a sequence)."""
+    """The report as a table: one row per task (and all tasks pooled, for a sequence); success
+    columns only for envs that report success."""
     from rich.table import Table
 
     from launch.display import stdout_console
 
-    table = Table("task", "episodes", "mean return", "95% interval", "success rate", "95% interval",
-                  title=f"thalamus eval — {source} on {label}", title_justify="left")
     rows = list(report.per_task.items())
     if len(rows) > 1:
         rows.append(("all tasks", report.overall))
+    success = report.overall.success_rate is not None
+    table = Table("task", "episodes", "mean return", "95% interval",
+                  *(("success rate", "95% interval") if success else ()))
     for name, result in rows:
         ci, rate, sci = result.return_ci95, result.success_rate, result.success_ci95
-        table.add_row(name, str(len(result.episodes)), f"{result.mean_return:.1f}",
-                      "n/a (1 episode)" if ci is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]",
-                      "n/a" if rate is None else f"{rate:.0%}",
-                      "n/a" if sci is None else f"[{sci[0]:.0%}, {sci[1]:.0%}]")
-    stdout_console().print(table)
+        cells = [name, str(len(result.episodes)), f"{result.mean_return:.1f}",
+                 "n/a (1 episode)" if ci is None else f"[{ci[0]:.1f}, {ci[1]:.1f}]"]
+        if success:
+            cells += [f"{rate:.0%}", f"[{sci[0]:.0%}, {sci[1]:.0%}]"]
+        table.add_row(*cells)
+    console = stdout_console()
+    console.print(f"thalamus eval — {source} on {label}", highlight=False, soft_wrap=True)
+    console.print(table)

@@ -85,6 +85,16 @@ def test_a_runs_policy_evaluates_through_the_cli(run_dir):
     assert here.overall.returns == out["returns"]
 
 
+def test_without_json_the_report_is_a_table(run_dir, capsys):
+    assert main(["eval", str(run_dir), "--episodes", "2", "--seed", "3"]) == 0
+    out = capsys.readouterr().out
+    result = evaluate(load_run(run_dir).policy, eval_tasks(env_id="CartPole-v1", frame_size=16),
+                      EvalConfig(episodes=2, seed=3)).overall
+    low, high = result.return_ci95
+    assert "on CartPole-v1" in out and f"{result.mean_return:.1f}" in out and f"[{low:.1f}, {high:.1f}]" in out
+    assert "success" not in out  # CartPole reports none: no success columns
+
+
 def test_episodes_are_deterministic_per_seed_and_leave_the_policy_as_it_was(run_dir):
     loaded = load_run(run_dir)
     norm = loaded.policy.perception.norm
