@@ -205,12 +205,14 @@ class PPOPolicy:
         state_dim = int(env.observation_space["state"].shape[0])
         space = env.action_space
         if state_dim != self.state_dim:
-            raise EvaluationError(f"{task.name} gives a state of {state_dim} numbers; the policy takes {self.state_dim}")
+            raise EvaluationError(f"{task.name} gives a state of {state_dim} numbers; "
+                                  f"the policy takes {self.state_dim}")
         discrete = isinstance(space, gymnasium.spaces.Discrete)
         size = int(space.n) if discrete else int(np.prod(space.shape))
         if discrete != self.net.discrete or size != self.action_dim:
             kind = "discrete" if self.net.discrete else "continuous"
-            raise EvaluationError(f"{task.name} takes {space}; the policy gives {kind} actions of size {self.action_dim}")
+            raise EvaluationError(f"{task.name} takes {space}; "
+                                  f"the policy gives {kind} actions of size {self.action_dim}")
         if not discrete:
             self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
 
@@ -285,7 +287,8 @@ def load_ppo(path: Path) -> LoadedPolicy:
     run_dir = path.resolve().parent.parent  # RUN_DIR/checkpoints/NAME.pt
     if not (run_dir / "run.json").is_file():
         raise EvaluationError(f"--policy ppo:{path}: its run's config is missing (no {run_dir / 'run.json'}); "
-                              "a PPO checkpoint is read with the run.json of its run: give a file in a run's checkpoints/")
+                              "a PPO checkpoint is read with the run.json of its run: "
+                              "give a file in a run's checkpoints/")
     return _load_ppo(path, run_dir)
 
 

@@ -40,7 +40,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("run_dir", type=Path, nargs="?", metavar="RUN_DIR", help="a run made with `thalamus run`")
     p.add_argument("--checkpoint", metavar="final|task_<i>|PATH",
                    help="which of RUN_DIR's checkpoints (default: final)")
-    p.add_argument("--policy", metavar="KIND:PATH", help="a policy file instead of a run: ppo:RUN_DIR/checkpoints/NAME.pt")
+    p.add_argument("--policy", metavar="KIND:PATH",
+                   help="a policy file instead of a run: ppo:RUN_DIR/checkpoints/NAME.pt")
     p.add_argument("--expert", action="store_true", help="Meta-World's scripted expert instead of a learned policy")
     p.add_argument("--env", metavar="ID", help="the env to evaluate on (default: the run's)")
     p.add_argument("--tasks", metavar="NAME", help="a task sequence to evaluate on, every task (default: the run's)")
