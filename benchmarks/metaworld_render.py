@@ -1,12 +1,12 @@
 """Meta-World step + 64×64 frame: MuJoCo's default render settings against ours, in one process.
 
-    python benchmarks/metaworld_render.py                      # pick-place-v3, 200 steps each, twice
+    python benchmarks/metaworld_render.py                      # pick-place-v3, 200 steps each, 3 rounds
     python benchmarks/metaworld_render.py --task reach-v3 --json out.json
 
 Both envs are Meta-World's own (`Meta-World/MT1`, camera corner2, 64×64); ours is `envs.make`, which
 turns multisampling, shadows and reflections off before the first render (`envs.mujoco_render`).
-Each measures random-action steps with a frame rendered every step, after 10 warm-up steps; the
-two alternate, twice, and the table gives steps/s and the ratio ours/default.
+Each measures random-action steps with a frame rendered every step, after `WARM_UP` steps; the
+two alternate, three times, and the table gives steps/s and the ratio ours/default.
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ import numpy as np  # noqa: E402
 import envs  # noqa: E402
 
 
+WARM_UP = 60  # steps before the clock starts: llvmpipe compiles its shaders during the first renders
+
+
 def _default_env(task: str, size: int) -> gymnasium.Env:
     import metaworld  # noqa: F401  (registers Meta-World/MT1)
 
@@ -37,8 +40,8 @@ def _default_env(task: str, size: int) -> gymnasium.Env:
 def steps_per_s(env: gymnasium.Env, steps: int, render: bool) -> float:
     """Random-action steps a second, rendering a frame each step when ``render`` (ours renders in step)."""
     env.reset(seed=0)
-    for i in range(steps + 10):
-        if i == 10:
+    for i in range(steps + WARM_UP):
+        if i == WARM_UP:
             start = time.perf_counter()
         _, _, terminated, truncated, _ = env.step(env.action_space.sample())
         if render:
@@ -58,7 +61,7 @@ def main() -> None:
     default = _default_env(args.task, args.frame_size)
     ours = envs.make(f"Meta-World/{args.task}", frame_size=args.frame_size, seed=0)
     rounds = [{"default": steps_per_s(default, args.steps, render=True),
-               "ours": steps_per_s(ours, args.steps, render=False)} for _ in range(2)]
+               "ours": steps_per_s(ours, args.steps, render=False)} for _ in range(3)]
     default.close()
     ours.close()
     result = {"task": args.task, "frame_size": args.frame_size, "steps": args.steps, "rounds": rounds,
