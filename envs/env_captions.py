@@ -1,5 +1,11 @@
 """Captions of environment renders, read from the simulator's state (the truth a captioner learns).
 
+A captioned source is an env id (CartPole-v1, InvertedPendulum-v5, any ``Meta-World/TASK``), a
+Meta-World task sequence (``mw-easy``, ``cw10``: each of its tasks), or a comma list of those that
+share a grammar (``mw-easy,Meta-World/pick-place-v3``); `EnvCaptionBatch` plays one env per stream,
+the sources' envs in turn. Meta-World's grammar (the arm and the task's object) is
+`envs.metaworld_captions`'s; the rest of this module is the cart-pole one.
+
 CartPole-v1 and its MuJoCo counterpart InvertedPendulum-v5 share one grammar:
 ``the pole leans left|leans right|stays upright and the cart moves left|moves right|stays still``.
 Left and right are as the camera shows them: a positive pole angle tips the pole to the right of the
@@ -17,6 +23,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from envs import metaworld
+from envs.metaworld_captions import ARM_CAPTIONS, ArmStream
+from envs.tasks import METAWORLD_SEQUENCES
 
 POLE = ("leans left", "leans right", "stays upright")
 CART = ("moves left", "moves right", "stays still")
@@ -40,13 +50,37 @@ _POSE: dict[str, Callable[[np.ndarray], tuple[float, float]]] = {
     "InvertedPendulum-v5": lambda s: (float(s[0]), float(s[1])),  # [x, theta, x_dot, theta_dot]
 }
 CAPTIONED_ENVS: dict[str, tuple[str, ...]] = {env_id: POLE_CART_CAPTIONS for env_id in _POSE}
+CAPTIONED_KINDS = (*CAPTIONED_ENVS, "Meta-World/TASK", *METAWORLD_SEQUENCES)  # what an error lists
 
 
-def env_grammar(env_id: str) -> tuple[str, ...]:
-    """Every caption an :class:`EnvCaptioner` can give for ``env_id``."""
-    if env_id not in CAPTIONED_ENVS:
-        raise ValueError(f"no captions for {env_id!r}; captioned environments: {', '.join(CAPTIONED_ENVS)}")
-    return CAPTIONED_ENVS[env_id]
+def env_ids(source: str) -> tuple[str, ...]:
+    """The env ids of a captioned source: an env id, a Meta-World sequence (its tasks), or a comma list."""
+    ids: list[str] = []
+    for part in source.split(","):
+        ids += [metaworld.PREFIX + t for t in METAWORLD_SEQUENCES[part]] if part in METAWORLD_SEQUENCES else [part]
+    return tuple(dict.fromkeys(ids))
+
+
+def env_grammar(source: str) -> tuple[str, ...]:
+    """Every caption a source's captioner can give (:class:`EnvCaptioner`; `ArmCaptioner` for Meta-World)."""
+    grammars = set()
+    for env_id in env_ids(source):
+        if metaworld.is_metaworld(env_id):
+            metaworld.check_id(env_id)  # an unknown task fails here, naming the closest ones
+            grammars.add(ARM_CAPTIONS)
+        elif env_id in CAPTIONED_ENVS:
+            grammars.add(CAPTIONED_ENVS[env_id])
+        else:
+            raise ValueError(f"no captions for {env_id!r}; captioned environments: {', '.join(CAPTIONED_KINDS)}")
+    if len(grammars) > 1:
+        raise ValueError(f"{source!r} mixes envs of different captions; train on one kind at a time")
+    return grammars.pop()
+
+
+def caption_family(source: str) -> str:
+    """Which renders a captioner of ``source`` knows: ``Meta-World`` for Meta-World ids and sequences
+    (one arm, table and camera in all), else the source itself."""
+    return "Meta-World" if all(metaworld.is_metaworld(e) for e in env_ids(source)) else source
 
 
 class EnvCaptioner:
@@ -54,7 +88,8 @@ class EnvCaptioner:
     episode start. ``dt`` is the simulated time between two frames (``env.unwrapped.dt``)."""
 
     def __init__(self, env_id: str, dt: float) -> None:
-        env_grammar(env_id)  # unknown ids fail here, with the list of captioned envs
+        if env_id not in CAPTIONED_ENVS:
+            raise ValueError(f"no cart-pole captions for {env_id!r}; captioned environments: {', '.join(CAPTIONED_ENVS)}")
         self.pose, self.dt = _POSE[env_id], dt
         self.positions: collections.deque[float] = collections.deque(maxlen=WINDOW + 1)
 
@@ -83,32 +118,45 @@ class EnvFrameTruth:
     is_last: bool = True
 
 
-class EnvCaptionBatch:
-    """B copies of a captioned env acting at random: ``next(n)`` → frames (B, n, S, S, 3) and, per
-    env, the caption of each frame. Finished episodes reset and the stream goes on."""
+class RandomActionStream:
+    """One cart-pole env acting at random; ``next(n)`` → frames (n, S, S, 3) and the caption of each.
+    Finished episodes reset and the stream goes on."""
 
-    def __init__(self, env_id: str, seeds: Sequence[int], frame_size: int = 64) -> None:
+    def __init__(self, env_id: str, seed: int, frame_size: int = 64) -> None:
         from envs.registry import make
 
-        env_grammar(env_id)
-        self.env_id = env_id
-        self.envs = [make(env_id, frame_size=frame_size, seed=int(s)) for s in seeds]
-        self.captioners = [EnvCaptioner(env_id, frame_dt(env)) for env in self.envs]
-        self.obs = [env.reset()[0] for env in self.envs]
+        self.env = make(env_id, frame_size=frame_size, seed=seed)
+        self.captioner = EnvCaptioner(env_id, frame_dt(self.env))
+        self.obs = self.env.reset()[0]
+
+    def next(self, n_frames: int) -> tuple[np.ndarray, list[str]]:
+        frames, captions = [], []
+        for _ in range(n_frames):
+            frames.append(self.obs["frame"])
+            captions.append(self.captioner(self.obs["state"]))
+            self.obs, _, term, trunc, _ = self.env.step(self.env.action_space.sample())
+            if term or trunc:
+                self.obs = self.env.reset()[0]
+                self.captioner.reset()
+        return np.stack(frames), captions
+
+
+class EnvCaptionBatch:
+    """B captioned env streams, stream i playing the source's env i mod (number of envs): ``next(n)``
+    → frames (B, n, S, S, 3) and, per stream, the caption of each frame. Cart-pole envs act at
+    random; Meta-World envs play ``play`` episodes (`ArmStream`: ``mixed``, ``expert`` or ``random``)."""
+
+    def __init__(self, source: str, seeds: Sequence[int], frame_size: int = 64, play: str = "mixed") -> None:
+        env_grammar(source)
+        self.source = source
+        ids = env_ids(source)
+        self.streams = [ArmStream(ids[i % len(ids)], int(s), frame_size, play) if metaworld.is_metaworld(ids[i % len(ids)])
+                        else RandomActionStream(ids[i % len(ids)], int(s), frame_size) for i, s in enumerate(seeds)]
 
     def next(self, n_frames: int) -> tuple[np.ndarray, list[list[EnvFrameTruth]]]:
         frames, truths = [], []
-        for i, (env, captioner) in enumerate(zip(self.envs, self.captioners)):
-            env_frames, env_truths = [], []
-            for _ in range(n_frames):
-                obs = self.obs[i]
-                env_frames.append(obs["frame"])
-                env_truths.append(EnvFrameTruth(captioner(obs["state"])))
-                obs, _, term, trunc, _ = env.step(env.action_space.sample())
-                if term or trunc:
-                    obs = env.reset()[0]
-                    captioner.reset()
-                self.obs[i] = obs
-            frames.append(np.stack(env_frames))
-            truths.append(env_truths)
+        for stream in self.streams:
+            stream_frames, captions = stream.next(n_frames)
+            frames.append(stream_frames)
+            truths.append([EnvFrameTruth(c) for c in captions])
         return np.stack(frames), truths

@@ -5,8 +5,11 @@
     thalamus train captioner --data my_clips/ --steps 2000 --device cuda --workers 8 --out mine.pt
 
 Data: the built-in synthetic scenes (`--data synthetic`, exact captions from the generator), renders
-of a captioned environment (`--data env:CartPole-v1`, `--data env:InvertedPendulum-v5`: captions read
-from the simulator state, random actions), or a directory of your own captioned videos:
+of a captioned environment (captions read from the simulator state): `--data env:CartPole-v1`,
+`--data env:InvertedPendulum-v5` (random actions), `--data env:Meta-World/TASK` or a Meta-World
+sequence `--data env:mw-easy` (the scripted expert, noisy and random episodes: envs/metaworld_captions.py;
+a comma list trains on several: `--data env:mw-easy,Meta-World/pick-place-v3`), or a directory of
+your own captioned videos:
 
     my_clips/
       walk.mp4      any video OpenCV reads (.mp4 .avi .mov .mkv .webm)
@@ -37,8 +40,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = tsub.add_parser("captioner", help="train the perception captioner", description=__doc__,
                         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="synthetic", metavar="SRC",
-                   help="synthetic, env:CartPole-v1, env:InvertedPendulum-v5, or a directory of videos with "
-                        "NAME.jsonl captions beside each (format above)")
+                   help="synthetic, env:CartPole-v1, env:InvertedPendulum-v5, env:Meta-World/TASK, env:mw-easy, "
+                        "env:cw10 (comma lists too), or a directory of videos with NAME.jsonl captions beside "
+                        "each (format above)")
     # defaults: TrainConfig's (agent/perception/train.py); a test keeps the two the same
     p.add_argument("--steps", type=int, default=3000, metavar="N", help="optimizer steps")
     p.add_argument("--streams", type=int, default=32, metavar="N", help="parallel streams per step")
@@ -57,13 +61,15 @@ def _scored_on(data: str) -> str:
     """Check ``--data`` (a directory of clips is read and validated now) and say where it is scored."""
     from agent.perception.data import eval_data, grammar, is_clips
     from envs.clips import ClipDataError
-    from envs.env_captions import CAPTIONED_ENVS
+    from envs.env_captions import env_grammar
 
-    sources = ["synthetic", *(f"env:{e}" for e in CAPTIONED_ENVS)]
+    if data == "synthetic":
+        return "held-out streams"
     if not is_clips(data):
-        if data not in sources:
-            raise UsageError(f"--data {data!r} is not available; choose one of: {', '.join(sources)}, "
-                             "or a directory of captioned videos")
+        try:
+            env_grammar(data.removeprefix("env:"))
+        except ValueError as exc:  # an unknown env (naming the closest or the captioned ones), a mix of kinds
+            raise UsageError(f"--data {data!r}: {exc}") from None
         return "held-out streams"
     try:
         grammar(data)

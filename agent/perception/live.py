@@ -21,9 +21,19 @@ DEFAULT_CHECKPOINT = CHECKPOINTS / "captioner.pt"
 
 
 def env_checkpoint(env_id: str) -> Path | None:
-    """The shipped checkpoint trained on ``env_id``'s renders (``--data env:ID``), if there is one."""
-    for path in sorted(CHECKPOINTS.glob("captioner*.pt")):
-        if checkpoint_meta(path).get("train", {}).get("data") == f"env:{env_id}":
+    """The shipped checkpoint trained on ``env_id``'s renders (``--data env:ID``), if there is one; else
+    one trained on renders of its family (any Meta-World task or sequence: one arm, table and camera)."""
+    from envs.env_captions import caption_family, env_ids
+
+    trained = {path: checkpoint_meta(path).get("train", {}).get("data", "")
+               for path in sorted(CHECKPOINTS.glob("captioner*.pt"))}
+    sources = {path: data.removeprefix("env:") for path, data in trained.items() if data.startswith("env:")}
+    wanted = set(env_ids(env_id))
+    for path, source in sources.items():
+        if wanted <= set(env_ids(source)):
+            return path
+    for path, source in sources.items():
+        if caption_family(source) == caption_family(env_id):
             return path
     return None
 
