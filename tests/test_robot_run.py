@@ -41,51 +41,32 @@ def _wait_for_episodes(run_dir: Path, n: int, proc: subprocess.Popen, timeout: f
         time.sleep(0.3)
 
 
-def test_the_arm_is_driven_at_its_control_rate_and_the_store_keeps_what_it_was_sent(ray_address, tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_the_arm_runs_at_its_rate_records_what_it_was_sent_and_is_disconnected_when_stopped(sig, ray_address,
+                                                                                             tmp_path):
     run_dir = tmp_path / "arm"
     wide = {"action_low": [-3.0] * 3, "action_high": [3.0] * 3}  # wider than the joints: the arm clips
-    proc = run_cli("run", "--env", ARM, "--robot-config", _config(tmp_path, **wide), "--steps", "90",
-                   "--num-envs", "1", "--captioner", "off", "--run-dir", str(run_dir), "--address", ray_address,
-                   "--json")
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
-    assert summary["steps"] == 90 and "late_steps" in summary
-    store = open_store(run_dir)
-    rows = {k: np.concatenate([store.get_episode(i)[k] for i in range(store.n_episodes)]) for k in ("time", "action")}
-    period = np.median(np.diff(rows["time"]))
-    assert abs(period - 1 / 30) < 0.1 / 30, period  # 30 Hz, held within 10%
-    limits = np.array([hi for _, hi in JOINTS.values()])
-    assert (np.abs(rows["action"]) <= limits + 1e-6).all()  # what was sent: clipped to the joints
-    assert (np.isclose(np.abs(rows["action"]), limits)).any()  # ... and the policy did ask for more
-    assert (tmp_path / "disconnected").read_text().count("disconnected") >= 1
-
-
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_a_stopped_run_disconnects_the_robot_and_keeps_what_it_saw(sig, ray_address, tmp_path):
-    run_dir = tmp_path / "stopped"
-    proc = _start(ray_address, run_dir, _config(tmp_path))
+    proc = _start(ray_address, run_dir, _config(tmp_path, **wide))
     try:
-        _wait_for_episodes(run_dir, 1, proc)
+        _wait_for_episodes(run_dir, 3, proc)  # 15 steps each
         proc.send_signal(sig)
         _, err = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert proc.returncode == 130, err[-2000:]
+    assert proc.returncode == 130, err[-2000:]  # stopped as Ctrl-C stops a run: what was seen is committed
     assert (tmp_path / "disconnected").exists()
-    assert read_manifest(run_dir)["status"] == "interrupted" and open_store(run_dir).n_episodes >= 1
+    assert read_manifest(run_dir)["status"] == "interrupted"
+    store = open_store(run_dir)
+    rows = {k: np.concatenate([store.get_episode(i)[k] for i in range(store.n_episodes)]) for k in ("time", "action")}
+    period = np.median(np.diff(rows["time"]))
+    assert abs(period - 1 / 30) < 0.1 / 30, period  # driven at 30 Hz, held within 10%
+    limits = np.array([hi for _, hi in JOINTS.values()])
+    assert (np.abs(rows["action"]) <= limits + 1e-6).all()  # what was sent: clipped to the joints
+    assert (np.isclose(np.abs(rows["action"]), limits)).any()  # ... and the policy did ask for more
 
 
-def test_an_exception_in_the_env_actor_disconnects_the_robot(ray_address, tmp_path):
-    # a reward function that raises at the first step (operator.sub of two dicts: a TypeError)
-    proc = _start(ray_address, tmp_path / "run", _config(tmp_path, reward="operator:sub"), steps=60)
-    _, err = proc.communicate(timeout=180)
-    assert proc.returncode == 1, err[-2000:]
-    assert "TypeError" in err.strip().splitlines()[-1]
-    assert (tmp_path / "disconnected").exists()
-
-
-def test_a_robot_that_stops_answering_is_one_clear_line_and_its_episodes_are_kept(ray_address, tmp_path):
+def test_a_robot_that_stops_answering_is_one_clear_line_its_episodes_kept_and_it_is_let_go(ray_address, tmp_path):
     run_dir = tmp_path / "dead"
     proc = _start(ray_address, run_dir, _config(tmp_path, robot={"stop_answering_after": 50}))
     _, err = proc.communicate(timeout=180)
@@ -96,6 +77,7 @@ def test_a_robot_that_stops_answering_is_one_clear_line_and_its_episodes_are_kep
     store = open_store(run_dir)
     assert store.n_episodes >= 2  # the episodes before it went quiet (15 steps each) are committed
     assert read_manifest(run_dir)["status"] == "failed"
+    assert (tmp_path / "disconnected").exists()  # the failed env actor still let the robot go
 
 
 @pytest.mark.parametrize("argv, expect", [
