@@ -45,6 +45,10 @@ def test_a_killed_run_resumes_keeping_every_committed_step(ray_address, tmp_path
         if proc.poll() is None:
             proc.kill()
     assert read_manifest(run_dir)["status"] == "running"
+    report = run_cli("memory", "inspect", str(run_dir), "--json")  # the killed run's store reads back whole
+    assert report.returncode == 0, report.stderr
+    inspected = json.loads(report.stdout)
+    assert sum(inspected["episode_lengths"]) == inspected["steps"] > 0
     before = open_store(run_dir)
     steps_before, n_before = before.n_steps, before.n_episodes
     assert 0 < steps_before < 2400
