@@ -53,6 +53,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="temporal layers: delta, the gated delta rule; softmax, the softmax-attention baseline")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="processes generating training frames (use several to feed a GPU)")
+    p.add_argument("--eval-every", type=int, default=500, metavar="N",
+                   help="score on held-out streams every N steps (0: only at the end)")
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     p.set_defaults(func=main)
 
@@ -81,8 +83,9 @@ def _scored_on(data: str) -> str:
 
 def main(args: argparse.Namespace) -> int:
     scored_on = _scored_on(args.data)
-    if args.steps < 1 or args.streams < 1:
-        raise UsageError(f"--steps and --streams must be positive, got {args.steps} and {args.streams}")
+    if args.steps < 1 or args.streams < 1 or args.eval_every < 0:
+        raise UsageError(f"--steps and --streams must be positive and --eval-every not negative, got {args.steps}, "
+                         f"{args.streams} and {args.eval_every}")
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -94,7 +97,8 @@ def main(args: argparse.Namespace) -> int:
     from launch.display import stdout_console
 
     cfg = TrainConfig(steps=args.steps, streams=args.streams, device=args.device, seed=args.seed,
-                      data=args.data, workers=args.workers, model=CaptionerConfig(mixer=args.mixer))
+                      data=args.data, workers=args.workers, eval_every=args.eval_every,
+                      model=CaptionerConfig(mixer=args.mixer))
     columns = (TextColumn("[bold]train captioner"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, disable=args.json, transient=False) as bar:
