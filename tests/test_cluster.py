@@ -68,28 +68,18 @@ def two_nodes(tmp_path_factory):
             proc.wait(timeout=60)
 
 
-def test_an_agent_spans_both_nodes_and_records_every_step(two_nodes, tmp_path):
-    run_dir = tmp_path / "run"
-    proc = run_cli("run", "--address", two_nodes, "--steps", "600", "--num-envs", "2", "--captioner", "off",
-                   "--run-dir", str(run_dir), "--json")
-    assert proc.returncode == 0, proc.stderr
-    summary = json.loads(proc.stdout)
-    nodes = {where.split("/")[1] for where in summary["placement"].values()}
-    assert len(nodes) == 2, summary["placement"]  # the actors are spread over the cluster
-    assert summary["placement"]["recorder"] == summary["placement"]["learner"]  # both write the local run store
-    assert summary["transport"] == "actor"  # across nodes, the portable transport
-    assert open_store(run_dir).n_steps == summary["steps"] == 600
-
-
-def test_the_env_actor_goes_to_the_node_that_advertises_the_robot(two_nodes, tmp_path):
+def test_an_agent_spans_both_nodes_with_its_env_on_the_robots_node_and_records_every_step(two_nodes, tmp_path):
     robot_node = next(n["id"] for n in _alive_nodes(two_nodes) if n["resources"].get("robot"))
     run_dir = tmp_path / "run"
-    proc = run_cli("run", "--address", two_nodes, "--env-resources", "robot=1", "--steps", "64", "--num-envs", "2",
+    proc = run_cli("run", "--address", two_nodes, "--env-resources", "robot=1", "--steps", "600", "--num-envs", "2",
                    "--captioner", "off", "--run-dir", str(run_dir), "--json")
     assert proc.returncode == 0, proc.stderr
-    placement = json.loads(proc.stdout)["placement"]
-    assert placement["env"].split("/")[1] == robot_node[:8], placement
-    assert placement["recorder"].split("/")[1] != robot_node[:8]  # the store is written where the driver is
+    summary = json.loads(proc.stdout)
+    placement = {name: where.split("/")[1] for name, where in summary["placement"].items()}
+    assert placement["env"] == robot_node[:8], placement  # the env actor went where the robot is
+    assert placement["recorder"] == placement["learner"] != robot_node[:8]  # both write the driver's run store
+    assert summary["transport"] == "actor"  # across nodes, the portable transport
+    assert open_store(run_dir).n_steps == summary["steps"] == 600
 
 
 def test_a_resource_no_node_advertises_is_one_clear_line(two_nodes, tmp_path):
