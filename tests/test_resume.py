@@ -28,56 +28,6 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
-def test_a_killed_run_resumes_keeping_every_committed_step(ray_address, tmp_path):
-    run_dir = tmp_path / "run"
-    cmd = [sys.executable, "-m", "launch.cli", "run", "--address", ray_address, "--steps", "2400",
-           "--num-envs", "4", "--captioner", "off", "--checkpoint-every", "1", "--run-dir", str(run_dir), "--json"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "PYTHONPATH": os.getcwd()})
-    try:
-        latest = run_dir / "checkpoints" / "latest.pt"
-        _wait_for(lambda: latest.exists() and (run_dir / "store.zarr" / "episodes").exists()
-                  and open_store(run_dir).n_episodes >= 5, 180, "checkpoint and 5 committed episodes")
-        time.sleep(2)
-        proc.send_signal(signal.SIGKILL)  # the driver dies mid-run: no summary, no final checkpoint
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert read_manifest(run_dir)["status"] == "running"
-    report = run_cli("memory", "inspect", str(run_dir), "--json")  # the killed run's store reads back whole
-    assert report.returncode == 0, report.stderr
-    inspected = json.loads(report.stdout)
-    assert sum(inspected["episode_lengths"]) == inspected["steps"] > 0
-    before = open_store(run_dir)
-    steps_before, n_before = before.n_steps, before.n_episodes
-    assert 0 < steps_before < 2400
-    kept = _episodes(run_dir, n_before)
-    updates_before = load_tensors(latest)["policy"]["updates"]
-
-    res = run_cli("run", "--resume", str(run_dir), "--address", ray_address, "--json", timeout=300)
-    assert res.returncode == 0, res.stderr[-2000:]
-    summary = json.loads(res.stdout.strip().splitlines()[-1])
-    assert summary["resumed_from"]["steps"] == steps_before
-    assert summary["resumed_from"]["checkpoint"] == "latest.pt"
-    assert summary["steps"] >= 2400 and summary["steps_recorded"] == summary["steps"]
-    assert summary["policy"]["updates"] > updates_before  # PPO went on counting from the checkpoint
-    store = open_store(run_dir)
-    assert store.n_episodes > n_before
-    for old, new in zip(kept, _episodes(run_dir, n_before)):  # what was committed is untouched
-        assert old.keys() == new.keys()
-        for key in old:
-            np.testing.assert_array_equal(old[key], new[key])
-    times = store.get_episode(n_before)["time"]
-    assert times[0] >= kept[-1]["time"][-1]  # the store's clock counts on from the run's start
-    manifest = read_manifest(run_dir)
-    assert manifest["status"] == "completed" and len(manifest["resumes"]) == 1
-
-    done = run_cli("run", "--resume", str(run_dir))
-    one_clear_line(done, "already holds")
-    assert "--steps" in done.stderr
-
-
 def test_bad_resumes_are_one_clear_line(tmp_path):
     one_clear_line(run_cli("run", "--resume", str(tmp_path / "nowhere")), "does not exist")
     one_clear_line(run_cli("run", "--resume", str(tmp_path), "--env", "Acrobot-v1"), "leave out --env")
@@ -89,7 +39,10 @@ def test_bad_resumes_are_one_clear_line(tmp_path):
     one_clear_line(run_cli("run", "--resume", str(tmp_path)), "newer thalamus")
 
 
-def test_a_task_sequence_resumes_in_the_task_it_stopped_in(ray_address, tmp_path):
+def test_a_killed_task_sequence_resumes_in_the_task_it_stopped_in_keeping_every_committed_step(ray_address,
+                                                                                                  tmp_path):
+    """SIGKILL mid-run (no summary, no final checkpoint), then --resume: the store and the newest
+    checkpoint go on, in the task the run stopped in; a finished run cannot be resumed again."""
     run_dir, per_task = tmp_path / "tasks", 1200
     cmd = [sys.executable, "-m", "launch.cli", "run", "--address", ray_address, "--tasks", "cartpole-physics",
            "--steps-per-task", str(per_task), "--num-envs", "4", "--captioner", "off", "--checkpoint-every", "1",
@@ -106,11 +59,30 @@ def test_a_task_sequence_resumes_in_the_task_it_stopped_in(ray_address, tmp_path
             proc.kill()
     stopped_in = int(open_store(run_dir).episode_tasks.max())
     assert read_manifest(run_dir)["status"] == "running" and 1 <= stopped_in <= 2
+    report = run_cli("memory", "inspect", str(run_dir), "--json")  # the killed run's store reads back whole
+    assert report.returncode == 0, report.stderr
+    inspected = json.loads(report.stdout)
+    assert sum(inspected["episode_lengths"]) == inspected["steps"] > 0
+    before = open_store(run_dir)
+    steps_before, n_before = before.n_steps, before.n_episodes
+    kept = _episodes(run_dir, n_before)
+    updates_before = load_tensors(run_dir / "checkpoints" / "latest.pt")["policy"]["updates"]
 
     res = run_cli("run", "--resume", str(run_dir), "--address", ray_address, "--json", timeout=400)
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout)
     assert summary["resumed_from"]["task"] == stopped_in
+    assert summary["resumed_from"]["steps"] == steps_before
+    assert summary["resumed_from"]["checkpoint"] == "latest.pt"
+    assert summary["steps_recorded"] == summary["steps"]
+    assert summary["policy"]["updates"] > updates_before  # PPO went on counting from the checkpoint
+    for old, new in zip(kept, _episodes(run_dir, n_before)):  # what was committed is untouched
+        assert old.keys() == new.keys()
+        for key in old:
+            np.testing.assert_array_equal(old[key], new[key])
+    assert open_store(run_dir).get_episode(n_before)["time"][0] >= kept[-1]["time"][-1]  # the clock counts on
+    manifest = read_manifest(run_dir)
+    assert manifest["status"] == "completed" and len(manifest["resumes"]) == 1
     assert [c for c in summary["checkpoints"] if c.startswith("task_")] == [f"task_{t}.pt" for t in range(4)]
     assert "final.pt" in summary["checkpoints"]
     assert summary["task_returns"][:stopped_in] == [None] * stopped_in  # tasks it did not see again
@@ -120,3 +92,6 @@ def test_a_task_sequence_resumes_in_the_task_it_stopped_in(ray_address, tmp_path
     assert np.all(np.diff(tasks) >= 0)  # task ids in order: no task was stepped twice
     for t in range(4):  # each task got its budget (the resumed one rounded up to whole batches of 4)
         assert per_task <= store.episode_lengths[tasks == t].sum() < per_task + 4
+
+    done = run_cli("run", "--resume", str(run_dir))
+    one_clear_line(done, "has finished all 4 tasks")

@@ -92,6 +92,9 @@ def test_ctrl_c_commits_what_was_seen_says_how_to_go_on_and_the_resume_counts_th
     assert complete.sum() == summary["episodes"] < store.n_episodes  # the ends cut short are not counted
     returns = store.episode_returns()[complete]
     assert np.isclose(summary["mean_return_last20"], np.mean(returns[-20:]))
+    done = run_cli("run", "--resume", str(run_dir))  # its budget is spent: more needs a larger --steps
+    one_clear_line(done, "already holds")
+    assert "--steps" in done.stderr
 
 
 
