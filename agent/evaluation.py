@@ -1,5 +1,5 @@
 """Evaluate a policy on fresh episodes: mean return and success rate with 95% intervals (behind
-`thalamus eval`, and the rollouts `thalamus replay` can score checkpoints by).
+`thalamus eval`, and the rollouts `thalamus replay` scores a run's checkpoints by).
 
     >>> from agent.evaluation import EvalConfig, ExpertPolicy, evaluate, eval_tasks
     >>> report = evaluate(ExpertPolicy(), eval_tasks(env_id="Meta-World/reach-v3"), EvalConfig(episodes=3))
@@ -58,6 +58,7 @@ if TYPE_CHECKING:
 
 Z95 = 1.959963984540054  # the standard normal's 0.975 quantile
 CHECKPOINTS = "checkpoints"
+FEATURE_CHUNK = 256  # frames through the captioner at a time in `caption_features` (bounds memory)
 
 
 class EvaluationError(ValueError):
@@ -246,6 +247,30 @@ class PPOPolicy:
             frame = square_resize(frame, size)
         feature, self._stream = self.captioner.step(torch.as_tensor(frame)[None], self._stream)
         return feature.float().numpy()
+
+
+def caption_features(captioner: Captioner, frames: np.ndarray) -> np.ndarray:
+    """float32 [T, D]: the captioner's temporal feature of each of one episode's frames [T, H, W, 3]
+    (any size), the episode played in order as one stream from a fresh state: what `PPOPolicy` feeds
+    its policy frame by frame (the temporal layers' sequence and step forms agree to float rounding),
+    computed ``FEATURE_CHUNK`` frames at a time. The tests check `PPOPolicy` against it."""
+    import torch
+
+    from envs.clips import square_resize
+
+    d, size = captioner.cfg.d_model, captioner.cfg.frame_size
+    if not len(frames):
+        return np.zeros((0, d), np.float32)
+    if frames.shape[1:3] != (size, size):
+        frames = np.stack([square_resize(f, size) for f in frames])
+    device = next(captioner.parameters()).device
+    state = captioner.initial_state(1, device)
+    out = []
+    with torch.no_grad():
+        for a in range(0, len(frames), FEATURE_CHUNK):
+            feature, state = captioner(torch.as_tensor(frames[a:a + FEATURE_CHUNK], device=device)[None], state)
+            out.append(feature[0].float().cpu().numpy())
+    return np.concatenate(out)
 
 
 def load_run(run_dir: Path, checkpoint: str = "final") -> LoadedPolicy:
@@ -458,11 +483,16 @@ def mean_interval(values: Sequence[float], level: float = 0.95) -> tuple[float, 
 
 # -- the loop ---------------------------------------------------------------------------------------
 def run_episodes(policy: Policy, task: EvalTask, cfg: EvalConfig,
-                 on_episode: Callable[[Episode], None] | None = None) -> EvalResult:
+                 on_episode: Callable[[Episode], None] | None = None,
+                 env: gymnasium.Env | None = None) -> EvalResult:
     """``cfg.episodes`` episodes of ``task`` played by ``policy``, episode i from seed
-    ``eval_seed(cfg.seed, i)``; ``on_episode`` hears of each as it ends."""
+    ``eval_seed(cfg.seed, i)``; ``on_episode`` hears of each as it ends. ``env``: an env of ``task``
+    already made, played on and left open, so that several policies share one (a Meta-World env
+    takes seconds to make; every reset is seeded, so what it played before changes nothing)."""
     cfg.validate()
-    env = task.make(eval_seed(cfg.seed, 0))
+    own = env is None
+    if env is None:
+        env = task.make(eval_seed(cfg.seed, 0))
     try:
         policy.begin_task(task, env)
         done: list[Episode] = []
@@ -482,7 +512,8 @@ def run_episodes(policy: Policy, task: EvalTask, cfg: EvalConfig,
                 on_episode(episode)
         return EvalResult(done)
     finally:
-        env.close()
+        if own:
+            env.close()
 
 
 def evaluate(policy: Policy, tasks: Sequence[EvalTask], cfg: EvalConfig,

@@ -225,20 +225,24 @@ def test_train_captioner_defaults_are_the_training_config_and_the_readme_s():
 
 # -- thalamus replay's output (issue 11, item 9), on a made-up score: no run to replay ---------------
 def _fake_score(run_dir: Path, metric: str, matrix: list[list[float]]):
+    from agent.evaluation import EvalConfig
     from agent.learner.forgetting import forgetting_report
     from agent.learner.scoring import RunScore
+    from agent.learner.transfer import ForwardTransfer
 
-    return RunScore(run=str(run_dir), sequence="fake-sequence", metric=metric,
-                    tasks=[f"task {i}" for i in range(len(matrix))],
-                    report=forgetting_report(np.asarray(matrix), higher_is_better=metric == "accuracy"))
+    k = len(matrix)
+    return RunScore(run=str(run_dir), sequence="fake-sequence", metric=metric, tasks=[f"task {i}" for i in range(k)],
+                    report=forgetting_report(np.asarray(matrix)), intervals=[[None] * k] * k,
+                    transfer=ForwardTransfer(None, [None] * k, [None] * k, [None] * k, [None] * k, "no --reference"),
+                    evaluation=EvalConfig(episodes=3), stored=str(run_dir / "replay" / "x.json"), played=0)
 
 
 @pytest.mark.parametrize("metric, matrix, shown", [
-    ("accuracy", [[0.5297499999999999, 0.1], [0.4700000000000001, 0.9312500000000001]], ["0.530", "0.931"]),
-    ("loss", [[1.2345678e-4, 0.5297499999999999], [3.3333333e-4, 2.5e-5]], ["0.000123", "0.530", "2.50e-05"]),
+    ("success rate", [[0.5297499999999999, 0.1], [0.4700000000000001, 0.9312500000000001]], ["0.530", "0.931"]),
+    ("mean return", [[1.2345678e-4, 0.5297499999999999], [3.3333333e-4, 2.5e-5]], ["0.000123", "0.530", "2.50e-05"]),
 ])
 def test_replay_rounds_its_numbers_and_says_where_it_wrote(metric, matrix, shown, tmp_path, monkeypatch, capsys):
-    """Printed numbers are rounded to 3 significant digits (a loss of 1e-4 is not "0.000"), the JSON
+    """Printed numbers are rounded to 3 significant digits (a return of 1e-4 is not "0.000"), the JSON
     keeps them whole, and every file written is named."""
     import re
 
@@ -249,7 +253,7 @@ def test_replay_rounds_its_numbers_and_says_where_it_wrote(metric, matrix, shown
     run_dir.mkdir()
     (run_dir / "run.json").write_text("{}")
     score = _fake_score(run_dir, metric, matrix)
-    monkeypatch.setattr(agent.learner.scoring, "score_run", lambda path: score)
+    monkeypatch.setattr(agent.learner.scoring, "score_run", lambda *args: score)
     out_json = tmp_path / "r.json"
     assert main(["replay", str(run_dir), "--json", str(out_json)]) == 0
     out = capsys.readouterr().out
@@ -259,6 +263,13 @@ def test_replay_rounds_its_numbers_and_says_where_it_wrote(metric, matrix, shown
     assert f"{run_dir / 'forgetting.png'}" in out and str(out_json) in out
     assert (run_dir / "forgetting.png").stat().st_size > 0
     assert json.loads(out_json.read_text())["matrix"] == matrix  # full precision
+
+
+def test_replay_max_steps_default_is_the_evaluations():
+    from agent.evaluation import EvalConfig
+    from launch.cli import build_parser
+
+    assert build_parser().parse_args(["replay", "RUN"]).max_steps == EvalConfig.max_steps
 
 
 def test_every_known_error_names_an_exception_type_that_exists():

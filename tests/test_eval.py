@@ -141,7 +141,7 @@ def test_a_captioned_policy_acts_greedily_on_a_fresh_stream_each_episode():
     """With a captioner, every action is the argmax of the actor on [normalized state, the captioner's
     feature of the frame] where the features are those of the episode's frames played from a fresh
     stream (`caption_features`): the stream restarts at each episode, not running on from the last."""
-    from agent.learner.scoring import caption_features
+    from agent.evaluation import caption_features
     from agent.perception.encoder import PerceptionModel
     from agent.perception.live import env_checkpoint
     from agent.perception.train import load_checkpoint
@@ -162,6 +162,32 @@ def test_a_captioned_policy_acts_greedily_on_a_fresh_stream_each_episode():
         with torch.no_grad():
             logits = policy.net.actor(torch.from_numpy(np.concatenate([state, features], 1)))
         assert episode["actions"] == logits.argmax(-1).tolist()
+
+
+@pytest.mark.parametrize("checkpoint", ["captioner-cartpole.pt", "captioner-softmax.pt"])
+def test_caption_features_are_a_fresh_live_stream_of_the_episode(checkpoint):
+    """`caption_features` of an episode are those a fresh LiveCaptioner gives its frames one
+    at a time (either temporal mixer; frames of another size resized), whatever episode came before."""
+    from agent.evaluation import FEATURE_CHUNK, caption_features
+    from agent.perception.live import CHECKPOINTS, LiveCaptioner
+    from agent.perception.train import load_checkpoint
+
+    path = CHECKPOINTS / checkpoint
+    rng = np.random.default_rng(0)
+    before = rng.integers(0, 256, (7, 48, 48, 3), dtype=np.uint8)
+    episode = np.repeat(rng.integers(0, 256, (4, 48, 48, 3), dtype=np.uint8), 5, axis=0)  # moves in steps
+    live = LiveCaptioner(path)
+    want = np.concatenate([live.features(frame[None]).numpy() for frame in episode])
+    model = load_checkpoint(path)
+    caption_features(model, before)
+    got = caption_features(model, episode)
+    assert got.shape == (20, model.cfg.d_model) and got.dtype == np.float32
+    np.testing.assert_allclose(got, want, atol=1e-4)  # nothing of ``before`` carried over ...
+    assert not np.allclose(got[5:10], caption_features(model, episode[5:10]), atol=1e-3)  # ... though a past counts
+    long = rng.integers(0, 256, (FEATURE_CHUNK + 9, 64, 64, 3), dtype=np.uint8)  # in two chunks, one stream
+    with torch.no_grad():
+        whole, _ = model(torch.as_tensor(long)[None], model.initial_state(1))
+    np.testing.assert_allclose(caption_features(model, long), whole[0].numpy(), atol=1e-4)
 
 
 def test_the_expert_succeeds_on_reach():

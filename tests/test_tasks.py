@@ -1,5 +1,6 @@
 """Task sequences (envs/tasks.py), `thalamus run --tasks` and `thalamus replay`, run for real."""
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -8,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from conftest import one_clear_line, run_cli, tree_digest
 from gymnasium.utils.env_checker import check_env
 
@@ -119,25 +119,78 @@ def test_run_over_tasks_checkpoints_every_boundary_and_stores_task_ids_in_order(
     assert "target" not in store.keys
 
 
-def test_replay_writes_a_finite_loss_matrix_and_a_png_and_changes_nothing_else(cartpole_tasks, tmp_path):
+def _outside_replay(run_dir: Path) -> str:
+    """A digest of every file of the run but those `thalamus replay` writes (replay/, forgetting.png)."""
+    h = hashlib.sha256()
+    for path in sorted(p for p in run_dir.rglob("*") if p.is_file()):
+        rel = path.relative_to(run_dir)
+        if rel.parts[0] not in ("replay", "forgetting.png"):
+            h.update(str(rel).encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def test_replay_plays_each_checkpoint_to_a_return_matrix_and_a_png_and_changes_nothing_else(cartpole_tasks, tmp_path):
+    """cartpole-physics reports no success: R is the mean return of fresh episodes (each at most 30
+    steps here), with a t interval per cell (2 episodes); only replay/ is added to the run."""
     run_dir, _ = cartpole_tasks
-    before = tree_digest(run_dir)
+    before = _outside_replay(run_dir)
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
-    proc = run_cli("replay", str(run_dir), "--json", str(out_json), "--png", str(out_png))
+    proc = run_cli("replay", str(run_dir), "--episodes", "2", "--max-steps", "30", "--json", str(out_json),
+                   "--png", str(out_png))
     assert proc.returncode == 0, proc.stderr
-    assert "backward transfer" in proc.stdout and "heavy pole" in proc.stdout
+    assert "backward transfer" in proc.stdout and "heavy pole" in proc.stdout and "Continual World" in proc.stdout
     report = json.loads(out_json.read_text())
     assert report["run"] == str(run_dir) and report["sequence"] == "cartpole-physics"
-    assert report["metric"] == "loss" and len(report["tasks"]) == 4
+    assert report["metric"] == "mean return" and len(report["tasks"]) == 4
     r = np.asarray(report["matrix"])
-    assert r.shape == (4, 4) and np.isfinite(r).all() and (r >= 0).all()
+    assert r.shape == (4, 4) and ((r >= 1) & (r <= 30)).all()  # CartPole pays 1 a step
+    for row, intervals in zip(r, report["intervals"]):
+        for value, (low, high) in zip(row, intervals):
+            assert low <= value <= high
     for key in ("average", "backward_transfer", "forgetting", "forgetting_auc"):
         assert np.isfinite(report[key])
+    cw = report["continual_world"]
+    assert cw["performance"] == report["average"] and cw["forward_transfer"] is None
+    assert cw["forgetting"] == pytest.approx(np.mean([r[j, j] - r[3, j] for j in range(3)]))
+    assert "report no success" in cw["note"]
+    assert report["evaluation"] == {"episodes": 2, "seed": 0, "max_steps": 30, "played": 32,
+                                    "stored": str(run_dir / "replay" / "eval-episodes2-seed0-maxsteps30.json")}
     assert out_png.read_bytes()[:8] == PNG_MAGIC and out_png.stat().st_size > 5000
-    assert tree_digest(run_dir) == before
+    assert _outside_replay(run_dir) == before
 
 
-def test_digits_run_stores_targets_and_replays_to_an_accuracy_matrix(ray_address, tmp_path):
+def test_replay_rows_are_what_eval_gives_each_checkpoint_and_a_changed_checkpoint_is_played_again(
+        cartpole_tasks, tmp_path):
+    """A row of R is `thalamus eval`'s result for that checkpoint on fresh envs (replay plays every
+    checkpoint on one env per task); a checkpoint whose bytes change is played again, alone."""
+    from agent.checkpoints import load_tensors, save_tensors
+    from agent.evaluation import EvalConfig, eval_tasks, evaluate, load_run
+    from agent.learner.scoring import score_run
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(cartpole_tasks[0], run_dir)
+    shutil.rmtree(run_dir / "replay", ignore_errors=True)
+    cfg = EvalConfig(episodes=2, max_steps=40, seed=3)
+    first = score_run(run_dir, cfg)
+    assert first.played == 32
+    loaded = load_run(run_dir, "task_2")
+    alone = evaluate(loaded.policy, eval_tasks(sequence="cartpole-physics", frame_size=loaded.frame_size), cfg)
+    assert first.report.matrix[2] == [r.mean_return for r in alone.per_task.values()]
+    task_0 = run_dir / "checkpoints" / "task_0.pt"
+    shutil.copyfile(run_dir / "checkpoints" / "task_1.pt", task_0)  # results are keyed by the file's bytes:
+    second = score_run(run_dir, cfg)
+    assert second.played == 0 and second.report.matrix[0] == first.report.matrix[1]  # task_1's, already played
+    state = load_tensors(task_0)
+    state["policy"]["net"]["actor.0.bias"] += 1.0
+    save_tensors(task_0, state)
+    third = score_run(run_dir, cfg)
+    assert third.played == 8  # task_0's row alone: 4 tasks × 2 episodes
+    assert third.report.matrix[1:] == first.report.matrix[1:]
+    stored = json.loads(Path(third.stored).read_text())["checkpoints"]  # the old task_0's entry is gone
+    assert sorted(entry["file"] for entry in stored.values()) == [f"task_{i}.pt" for i in range(4)]
+
+
+def test_digits_run_stores_targets_and_replays_to_a_return_matrix(ray_address, tmp_path):
     run_dir = tmp_path / "digits"
     proc = run_cli("run", "--tasks", "split-digits", "--steps-per-task", "160", "--num-envs", "4",
                    "--run-dir", str(run_dir), "--address", ray_address, "--json")
@@ -148,42 +201,16 @@ def test_digits_run_stores_targets_and_replays_to_an_accuracy_matrix(ray_address
     assert rows["target"].dtype == np.int64 and len(rows["target"]) == 800
     assert np.array_equal(rows["reward"] == 1.0, rows["action"] == rows["target"])
     assert np.array_equal(rows["target"] // 2, rows["task"])  # task t shows digits 2t and 2t+1
-    proc = run_cli("replay", str(run_dir), "--json", str(tmp_path / "r.json"))
+    proc = run_cli("replay", str(run_dir), "--episodes", "1", "--json", str(tmp_path / "r.json"))
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     r = np.asarray(report["matrix"])
-    assert report["metric"] == "accuracy" and r.shape == (5, 5)
-    assert ((r >= 0) & (r <= 1)).all() and 0 <= report["average"] <= 1
+    assert report["metric"] == "mean return" and r.shape == (5, 5)  # digits answered right, of 16
+    assert ((r >= 0) & (r <= DIGITS_EPISODE_LENGTH)).all() and r.sum() > 0
     assert (run_dir / "forgetting.png").read_bytes()[:8] == PNG_MAGIC  # the default PNG path
 
 
-@pytest.mark.parametrize("checkpoint", ["captioner-cartpole.pt", "captioner-softmax.pt"])
-def test_replay_features_are_a_fresh_live_stream_of_the_episode(checkpoint):
-    """Scoring's captioner features of an episode are those a fresh LiveCaptioner gives its frames one
-    at a time (either temporal mixer; frames of another size resized), whatever episode came before."""
-    from agent.learner.scoring import FEATURE_CHUNK, caption_features
-    from agent.perception.live import CHECKPOINTS, LiveCaptioner
-    from agent.perception.train import load_checkpoint
-
-    path = CHECKPOINTS / checkpoint
-    rng = np.random.default_rng(0)
-    before = rng.integers(0, 256, (7, 48, 48, 3), dtype=np.uint8)
-    episode = np.repeat(rng.integers(0, 256, (4, 48, 48, 3), dtype=np.uint8), 5, axis=0)  # moves in steps
-    live = LiveCaptioner(path)
-    want = np.concatenate([live.features(frame[None]).numpy() for frame in episode])
-    model = load_checkpoint(path)
-    caption_features(model, before)
-    got = caption_features(model, episode)
-    assert got.shape == (20, model.cfg.d_model) and got.dtype == np.float32
-    np.testing.assert_allclose(got, want, atol=1e-4)  # nothing of ``before`` carried over ...
-    assert not np.allclose(got[5:10], caption_features(model, episode[5:10]), atol=1e-3)  # ... though a past counts
-    long = rng.integers(0, 256, (FEATURE_CHUNK + 9, 64, 64, 3), dtype=np.uint8)  # in two chunks, one stream
-    with torch.no_grad():
-        whole, _ = model(torch.as_tensor(long)[None], model.initial_state(1))
-    np.testing.assert_allclose(caption_features(model, long), whole[0].numpy(), atol=1e-4)
-
-
-def test_replay_of_a_captioned_run_scores_on_the_captioners_features(ray_address, tmp_path):
+def test_replay_of_a_captioned_run_plays_on_the_captioners_features(ray_address, tmp_path):
     """A run whose percepts were the shipped CartPole captioner's features (``--captioner auto``)."""
     run_dir = tmp_path / "captioned"
     proc = run_cli("run", "--tasks", "cartpole-physics", "--steps-per-task", "16", "--num-envs", "4",
@@ -191,10 +218,11 @@ def test_replay_of_a_captioned_run_scores_on_the_captioners_features(ray_address
     assert proc.returncode == 0, proc.stderr
     captioner = json.loads((run_dir / "run.json").read_text())["config"]["captioner"]
     assert Path(captioner).name == "captioner-cartpole.pt"
-    proc = run_cli("replay", str(run_dir), "--json", str(tmp_path / "r.json"), "--png", str(tmp_path / "r.png"))
+    proc = run_cli("replay", str(run_dir), "--episodes", "1", "--max-steps", "8", "--json", str(tmp_path / "r.json"),
+                   "--png", str(tmp_path / "r.png"))
     assert proc.returncode == 0, proc.stderr
     r = np.asarray(json.loads((tmp_path / "r.json").read_text())["matrix"])
-    assert r.shape == (4, 4) and np.isfinite(r).all() and (r >= 0).all()
+    assert r.shape == (4, 4) and ((r >= 1) & (r <= 8)).all()
 
 
 def test_runs_without_task_checkpoints_or_a_sequence_are_refused_untouched(cartpole_tasks, tmp_path):
@@ -213,6 +241,24 @@ def test_runs_without_task_checkpoints_or_a_sequence_are_refused_untouched(cartp
         before = tree_digest(path)
         one_clear_line(run_cli("replay", str(path)), expect)
         assert tree_digest(path) == before
+
+
+@pytest.mark.parametrize("flags, expect", [
+    (["--episodes", "0"], "--episodes must be at least 1, got 0"),
+    (["--max-steps", "0"], "--max-steps must be at least 1, got 0"),
+    (["--seed", "-1"], "--seed must be 0.."),
+    (["--reference", "refs"], "cartpole-physics's tasks report no success"),
+])
+def test_bad_replay_flags_get_one_clear_line_and_play_nothing(cartpole_tasks, flags, expect, capsys):
+    """Checked before any episode is played or anything written (in this process: no start-up to pay)."""
+    from launch.cli import main
+
+    run_dir, _ = cartpole_tasks
+    before = tree_digest(run_dir)
+    assert main(["replay", str(run_dir), *flags]) == 2
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(lines) == 1 and expect in lines[0], lines
+    assert tree_digest(run_dir) == before
 
 
 def test_replay_of_no_run_getsone_clear_line():
