@@ -194,22 +194,32 @@ class ArmStream:
             action = np.clip(action + self.rng.normal(0.0, self.noise, 4), -1.0, 1.0).astype(np.float32)
         return action
 
+    def _advance(self) -> tuple[np.ndarray, str, bool]:
+        """The current frame, its caption, and whether it is its episode's last; then on to the next frame."""
+        frame = self.obs["frame"]
+        caption = self.captioner(arm_view(self.env, self.obs["state"], self.success, self.task))
+        self.frames += 1
+        if self.captioner.done and not self.succeeded_at:
+            self.succeeded_at = self.frames
+        if self.frames >= self.mix.max_frames or (self.succeeded_at and self.frames - self.succeeded_at >= self.linger):
+            self._new_episode(self.env.reset()[0])
+            return frame, caption, True
+        self.obs, _, terminated, truncated, info = self.env.step(self._action())
+        self.success = info["success"]
+        if terminated or truncated:
+            self._new_episode(self.env.reset()[0])
+        return frame, caption, bool(terminated or truncated)
+
     def next(self, n_frames: int) -> tuple[np.ndarray, list[str]]:
-        frames, captions = [], []
-        for _ in range(n_frames):
-            frames.append(self.obs["frame"])
-            view = arm_view(self.env, self.obs["state"], self.success, self.task)
-            captions.append(self.captioner(view))
-            self.frames += 1
-            if self.captioner.done and not self.succeeded_at:
-                self.succeeded_at = self.frames
-            over = (self.frames >= self.mix.max_frames
-                    or (self.succeeded_at and self.frames - self.succeeded_at >= self.linger))
-            if over:
-                self._new_episode(self.env.reset()[0])
-                continue
-            self.obs, _, terminated, truncated, info = self.env.step(self._action())
-            self.success = info["success"]
-            if terminated or truncated:
-                self._new_episode(self.env.reset()[0])
+        frames, captions = zip(*(self._advance()[:2] for _ in range(n_frames)))
+        return np.stack(frames), list(captions)
+
+    def episode(self) -> tuple[np.ndarray, list[str]]:
+        """Frames (T, S, S, 3) and captions from here to the end of the current episode (all of the
+        next one, called where one ended)."""
+        frames, captions, ended = [], [], False
+        while not ended:
+            frame, caption, ended = self._advance()
+            frames.append(frame)
+            captions.append(caption)
         return np.stack(frames), captions

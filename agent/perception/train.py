@@ -22,6 +22,7 @@ import zipfile
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -117,14 +118,18 @@ def _warmup_cosine(step: int, warmup: int, total: int) -> float:
 
 
 def train_captioner(cfg: TrainConfig, out: Path | None = None,
-                    progress: Callable[[int, dict], None] | None = None) -> dict:
-    """Train from scratch; returns the final metrics and writes a checkpoint to ``out``."""
+                    progress: Callable[[int, dict], None] | None = None, frames: Any = None) -> dict:
+    """Train from scratch; returns the final metrics and writes a checkpoint to ``out``. ``frames``:
+    ``cfg.streams`` streams made beforehand (``next(n)`` as `open_batch`'s) to train on instead of
+    generating ``cfg.data``'s as it goes; ``cfg.data`` still names the captions and where they are scored."""
     captions = grammar(cfg.data)  # a bad folder of clips fails here, before workers start
     scored_on = eval_data(cfg.data)
     model_cfg = replace(cfg.model, vocab=Vocab.for_captions(captions).words)
     seeds = [cfg.seed * 1_000_003 + i for i in range(cfg.streams)]
     size = cfg.model.frame_size
-    if cfg.workers > 1:  # processes are forked before CUDA starts
+    if frames is not None:
+        data = frames
+    elif cfg.workers > 1:  # processes are forked before CUDA starts
         data = ParallelStreams(cfg.data, seeds, size, cfg.chunk, cfg.workers)
     else:
         data = open_batch(cfg.data, seeds, size)

@@ -1,0 +1,137 @@
+"""Train the shipped Meta-World captioner: play the episodes first, then train on them for several epochs.
+
+    python scripts/train_metaworld_captioner.py --gen-s 130 --steps 1800 --device cuda --workers 16 \\
+        --out agent/perception/checkpoints/captioner-metaworld.pt --json stats.json
+
+Why not ``thalamus train captioner --data env:mw-easy,Meta-World/pick-place-v3`` as it stands (it
+works, and makes the same kind of checkpoint): a Meta-World frame costs a MuJoCo step and a render,
+~400 frames/s a process on the H200 machine, so frames made while training come at ~14 × that at
+best, and rendering (EGL) and training (CUDA) share the GPU; a run of 1,422 steps fed that way did
+not finish in 9 minutes. Here every core plays episodes for ``--gen-s`` seconds first (the GPU only
+renders), the episodes are kept in memory, and the trainer replays them as ``--streams``
+persistent streams, each playing whole episodes back to back in an order drawn from its seed, for
+``--steps`` chunks: every frame is seen several times, and the GPU only trains.
+
+Episodes are `envs.metaworld_captions.ArmStream`'s ``mixed`` play (expert, noisy expert, random),
+one env per job, job j seeded j in the demonstrations' range. The end-of-run check and the
+checkpoint's record are `agent.perception.train`'s, on live held-out streams of the same data.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import multiprocessing as mp
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from envs.headless import configure; configure()  # noqa: E402, E702  headless rendering, triton first
+
+import numpy as np  # noqa: E402
+
+from envs.env_captions import EnvFrameTruth, env_ids  # noqa: E402
+from envs.metaworld_captions import ArmStream  # noqa: E402
+
+Episode = tuple[np.ndarray, list[str]]  # frames (T, S, S, 3) uint8, a caption per frame
+
+
+def _play(job: tuple[str, int, int]) -> list[Episode]:
+    """Whole episodes of one env (seeded ``seed``) until they hold ``n_frames`` frames, in a worker."""
+    env_id, seed, n_frames = job
+    stream = ArmStream(env_id, seed, 64, "mixed")
+    episodes: list[Episode] = []
+    while sum(len(c) for _, c in episodes) < n_frames:
+        episodes.append(stream.episode())
+    stream.env.close()
+    return episodes
+
+
+def play_episodes(source: str, seconds: float, workers: int, frames_per_job: int = 1500) -> list[Episode]:
+    """Episodes played by ``workers`` processes for about ``seconds`` (jobs in seed order, tasks in turn)."""
+    ids = env_ids(source)
+    jobs = ((ids[j % len(ids)], j, frames_per_job) for j in range(10**6))
+    episodes: list[Episode] = []
+    start = time.perf_counter()
+    pool = mp.get_context("fork").Pool(workers)  # forked before torch starts CUDA
+    for result in pool.imap(_play, jobs):
+        episodes += result
+        if time.perf_counter() - start > seconds:
+            break
+    pool.terminate()
+    return episodes
+
+
+class EpisodeReplay:
+    """``streams`` persistent streams over stored episodes: ``next(n)`` → frames (B, n, S, S, 3) and
+    per stream the truth of each frame; each stream plays episodes back to back, drawn at random."""
+
+    def __init__(self, episodes: list[Episode], streams: int, seed: int) -> None:
+        self.episodes = episodes
+        self.rngs = [np.random.default_rng([seed, i]) for i in range(streams)]
+        self.at = [(int(rng.integers(len(episodes))), 0) for rng in self.rngs]  # (episode, frame)
+
+    def next(self, n_frames: int) -> tuple[np.ndarray, list[list[EnvFrameTruth]]]:
+        size = self.episodes[0][0].shape[1:]
+        frames = np.empty((len(self.rngs), n_frames, *size), np.uint8)
+        truths: list[list[EnvFrameTruth]] = []
+        for b, rng in enumerate(self.rngs):
+            row: list[EnvFrameTruth] = []
+            while len(row) < n_frames:
+                e, pos = self.at[b]
+                ep_frames, ep_captions = self.episodes[e]
+                take = min(n_frames - len(row), len(ep_captions) - pos)
+                frames[b, len(row):len(row) + take] = ep_frames[pos:pos + take]
+                row += [EnvFrameTruth(c) for c in ep_captions[pos:pos + take]]
+                pos += take
+                self.at[b] = (e, pos) if pos < len(ep_captions) else (int(rng.integers(len(self.episodes))), 0)
+            truths.append(row)
+        return frames, truths
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="env:mw-easy,Meta-World/pick-place-v3", help="Meta-World env:SOURCE")
+    p.add_argument("--gen-s", type=float, default=130.0, help="seconds of playing episodes before training")
+    p.add_argument("--steps", type=int, default=1800, help="optimizer steps (chunks of --streams x 32 frames)")
+    p.add_argument("--streams", type=int, default=32)
+    p.add_argument("--workers", type=int, default=16, help="processes playing episodes")
+    p.add_argument("--device", default="cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", type=Path, required=True, help="checkpoint to write")
+    p.add_argument("--json", type=Path, help="write the data's and the run's numbers here")
+    args = p.parse_args()
+
+    start = time.perf_counter()
+    episodes = play_episodes(args.data.removeprefix("env:"), args.gen_s, args.workers)
+    gen_s = time.perf_counter() - start
+    counts = collections.Counter(c for _, caps in episodes for c in caps)
+    n_frames = sum(counts.values())
+    print(f"played {len(episodes):,} episodes, {n_frames:,} frames in {gen_s:.0f} s "
+          f"({n_frames / gen_s:,.0f} frames/s)", flush=True)
+    for caption, n in sorted(counts.items(), key=lambda kv: -kv[1]):
+        print(f"  {n / n_frames:6.2%}  {caption}")
+
+    from agent.perception.train import TrainConfig, train_captioner
+
+    cfg = TrainConfig(steps=args.steps, streams=args.streams, seed=args.seed, data=args.data, device=args.device,
+                      eval_every=0)
+
+    def report(step: int, m: dict) -> None:
+        if step % 100 == 0 or step == args.steps:
+            print(f"step {step} loss {m['loss']:.3f} {m['elapsed_s']:.0f} s" +
+                  (f" exact {m['exact']:.1%}" if "exact" in m else ""), flush=True)
+
+    metrics = train_captioner(cfg, out=args.out, progress=report,
+                              frames=EpisodeReplay(episodes, args.streams, args.seed))
+    print(json.dumps(metrics), flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"episodes": len(episodes), "frames": n_frames, "gen_s": gen_s,
+                                         "captions": counts, "epochs": metrics["frames"] / n_frames,
+                                         "train": metrics}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
