@@ -98,22 +98,24 @@ def _print(result: RunScore) -> None:
 
     rep, cfg = result.report, result.evaluation
     cut = f", at most {cfg.max_steps:,} steps" if cfg.max_steps < type(cfg).max_steps else ""
-    table = Table("after task", *result.tasks, title=f"{result.sequence}: {result.metric} R[i][j] on {cfg.episodes} "
-                  f"fresh episode{'s' if cfg.episodes > 1 else ''} of each task (seed {cfg.seed}{cut})", title_justify="left")
+    table = Table("after task", *result.tasks)
     for name, row in zip(result.tasks, rep.matrix):
         table.add_row(name, *(_num(v) for v in row))
     console = stdout_console()
+    console.print(f"{result.sequence}: {result.metric} R[i][j] on {cfg.episodes} fresh "
+                  f"episode{'s' if cfg.episodes > 1 else ''} of each task (seed {cfg.seed}{cut})",
+                  markup=False, highlight=False, soft_wrap=True)
     console.print(table)
     console.print(f"average {result.metric} (last row) {_num(rep.average)}   backward transfer "
                   f"{_num(rep.backward_transfer, '+')}   forgetting {_num(rep.forgetting)}   "
                   f"forgetting AUC {_num(rep.forgetting_auc)}", highlight=False)
     transfer = result.transfer
-    console.print(f"Continual World: performance {_num(rep.average)}   forgetting {_num(result.cw_forgetting, '+')}   "
-                  f"forward transfer {_num(transfer.value, '+')}", highlight=False)
+    console.print(f"Continual World: performance {_num(rep.average)}   forgetting "
+                  f"{_num(result.cw_forgetting, '+')}   forward transfer {_num(transfer.value, '+')}", highlight=False)
     if transfer.note:
-        console.print(f"  forward transfer: {transfer.note}", highlight=False, soft_wrap=True)
+        console.print(f"  forward transfer: {transfer.note}", markup=False, highlight=False, soft_wrap=True)
     how = (f"played {result.played:,} episodes, stored in" if result.played else "read from the stored evaluation")
-    console.print(f"R {how} {result.stored}", highlight=False, soft_wrap=True)
+    console.print(f"R {how} {result.stored}", markup=False, highlight=False, soft_wrap=True)
 
 
 class _Bar:

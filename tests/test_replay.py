@@ -63,6 +63,7 @@ def test_mw_easy_replays_to_a_success_matrix_stored_in_the_run_and_read_back(mw_
     assert cw["forgetting"] == pytest.approx(np.mean(cw["forgetting_per_task"][:4]))
     assert cw["forward_transfer"] is None and "--reference" in cw["note"]
     assert cw["auc"] == [None] * 5  # no training episode finished in 16 steps an env
+    assert "mw-easy: success rate R[i][j] on 1 fresh episode of each task (seed 0, at most 5 steps)" in out
     assert "Continual World: performance" in out and "forward transfer n/a" in out and "played 25 episodes" in out
     stored = mw_run / "replay" / "eval-episodes1-seed0-maxsteps5.json"
     assert report["evaluation"] == {"episodes": 1, "seed": 0, "max_steps": 5, "stored": str(stored), "played": 25}

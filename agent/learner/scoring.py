@@ -124,8 +124,9 @@ def score_run(run_dir: Path, cfg: EvalConfig, reference: Path | None = None,
     results, path, played = _evaluate(run_dir, seq, paths, cfg, progress)
     score = [[r.success_rate if seq.reports_success else r.mean_return for r in row] for row in results]
     intervals = [[r.success_ci95 if seq.reports_success else r.return_ci95 for r in row] for row in results]
-    return RunScore(run=str(run_dir), sequence=seq.name, metric="success rate" if seq.reports_success else "mean return",
-                    tasks=list(seq.names[:k]), report=forgetting_report(score), intervals=intervals,
+    metric = "success rate" if seq.reports_success else "mean return"
+    return RunScore(run=str(run_dir), sequence=seq.name, metric=metric, tasks=list(seq.names[:k]),
+                    report=forgetting_report(score), intervals=intervals,
                     transfer=forward_transfer(run_dir, seq, k, references), evaluation=cfg, stored=str(path),
                     played=played)
 
@@ -159,7 +160,8 @@ def _evaluate(run_dir: Path, seq: TaskSequence, paths: list[Path], cfg: EvalConf
     captioner = _captioner_sha256(run_dir)
     path = stored_path(run_dir, cfg)
     stored = _read(path, seq, cfg, captioner)
-    pending = [(i, j) for j in range(len(names)) for i in range(len(paths)) if names[j] not in stored.get(digests[i], {})]
+    pending = [(i, j) for j in range(len(names)) for i in range(len(paths))
+               if names[j] not in stored.get(digests[i], {})]
     if progress is not None:
         progress.start(len(pending) * cfg.episodes)
     if pending:
