@@ -74,7 +74,7 @@ def heatmap(result: RunScore, path: Path) -> None:
         for j in range(k):
             red, green, blue, _ = image.cmap(image.norm(r[i, j]))
             dark = 0.299 * red + 0.587 * green + 0.114 * blue < 0.5  # white text on dark cells
-            ax.text(j, i, _num(r[i, j]), ha="center", va="center", color="white" if dark else "black", fontsize=9)
+            ax.text(j, i, _cell(result, r[i, j]), ha="center", va="center", color="white" if dark else "black", fontsize=9)
     ax.set_xticks(range(k), result.tasks, rotation=30, ha="right")
     ax.set_yticks(range(k), result.tasks)
     ax.set_xlabel("task scored (j)")
@@ -90,6 +90,11 @@ def _num(value: float | None, sign: str = "") -> str:
     return "n/a" if value is None else f"{value:{sign}#.3g}".rstrip(".")
 
 
+def _cell(result: RunScore, value: float) -> str:
+    """One R[i][j]: a success rate to 2 decimals (0.20, 1.00), a mean return as `_num`."""
+    return f"{value:.2f}" if result.metric == "success rate" else _num(value)
+
+
 def _print(result: RunScore) -> None:
     """R as a table, then the numbers that follow from it and where R came from."""
     from rich.table import Table
@@ -100,7 +105,7 @@ def _print(result: RunScore) -> None:
     cut = f", at most {cfg.max_steps:,} steps" if cfg.max_steps < type(cfg).max_steps else ""
     table = Table("after task", *result.tasks)
     for name, row in zip(result.tasks, rep.matrix):
-        table.add_row(name, *(_num(v) for v in row))
+        table.add_row(name, *(_cell(result, v) for v in row))
     console = stdout_console()
     console.print(f"{result.sequence}: {result.metric} R[i][j] on {cfg.episodes} fresh "
                   f"episode{'s' if cfg.episodes > 1 else ''} of each task (seed {cfg.seed}{cut})",

@@ -238,12 +238,12 @@ def _fake_score(run_dir: Path, metric: str, matrix: list[list[float]]):
 
 
 @pytest.mark.parametrize("metric, matrix, shown", [
-    ("success rate", [[0.5297499999999999, 0.1], [0.4700000000000001, 0.9312500000000001]], ["0.530", "0.931"]),
+    ("success rate", [[0.5297499999999999, 0.1], [0.4700000000000001, 0.9312500000000001]], ["0.53", "0.93", "0.10"]),
     ("mean return", [[1.2345678e-4, 0.5297499999999999], [3.3333333e-4, 2.5e-5]], ["0.000123", "0.530", "2.50e-05"]),
 ])
 def test_replay_rounds_its_numbers_and_says_where_it_wrote(metric, matrix, shown, tmp_path, monkeypatch, capsys):
-    """Printed numbers are rounded to 3 significant digits (a return of 1e-4 is not "0.000"), the JSON
-    keeps them whole, and every file written is named."""
+    """Printed numbers are rounded: success rates to 2 decimals, returns to 3 significant digits (a
+    return of 1e-4 is not "0.000"); the JSON keeps them whole, and every file written is named."""
     import re
 
     import agent.learner.scoring
