@@ -98,6 +98,7 @@ class EvalTask:
     env_id: str | None  # the `envs.make` id it is (None for a task no id names: cartpole-physics', the digits')
     reports_success: bool  # its steps' info["success"] says whether the task was achieved
     sequence: str | None = None  # the task sequence it is a task of
+    classes: tuple[int, ...] | None = None  # the actions to pick among: a task-incremental sequence's task classes
 
 
 def eval_tasks(*, env_id: str | None = None, sequence: str | None = None, frame_size: int = 64,
@@ -118,8 +119,9 @@ def eval_tasks(*, env_id: str | None = None, sequence: str | None = None, frame_
         raise EvaluationError(str(exc)) from None
     # Meta-World's sequences name their tasks by the skill, so each task is the env Meta-World/SKILL
     ids = [metaworld.PREFIX + name if seq.name in METAWORLD_SEQUENCES else None for name in seq.names]
+    classes = seq.task_classes or (None,) * seq.n_tasks  # split-digits-task: the task id is known at test time
     return [EvalTask(name, partial(_make_task, seq.name, i, frame_size, options), ids[i], seq.reports_success,
-                     seq.name) for i, name in enumerate(seq.names)]
+                     seq.name, classes[i]) for i, name in enumerate(seq.names)]
 
 
 def _make_env(env_id: str, frame_size: int, options: EnvOptions, seed: int) -> gymnasium.Env:
@@ -191,7 +193,8 @@ class ExpertPolicy:
 class PPOPolicy:
     """A run's PPO policy acting greedily on the percept its perception makes: the normalized state
     (statistics frozen) beside the frame CNN's features or, for a run with a captioner, the captioner's
-    temporal features, its stream started afresh each episode. It acts on one observation at a time,
+    temporal features, its stream started afresh each episode; on a task with ``classes`` (a
+    task-incremental sequence) the argmax among them. It acts on one observation at a time,
     which torch's intra-op threads only slow down: run it under ``torch.set_num_threads(1)``."""
 
     def __init__(self, perception: PerceptionModel, net: ActorCritic, captioner: Captioner | None) -> None:
@@ -200,6 +203,7 @@ class PPOPolicy:
         self.action_dim = int(net.actor[-1].out_features)
         self.low: np.ndarray | None = None
         self.high: np.ndarray | None = None
+        self.classes: np.ndarray | None = None  # the task's actions to pick among (None: all)
         self._stream: Any = None  # the captioner's streaming state
 
     def begin_task(self, task: EvalTask, env: gymnasium.Env) -> None:
@@ -216,6 +220,7 @@ class PPOPolicy:
                                   f"the policy gives {kind} actions of size {self.action_dim}")
         if not discrete:
             self.low, self.high = space.low.astype(np.float32), space.high.astype(np.float32)
+        self.classes = None if task.classes is None else np.asarray(task.classes)
 
     def begin_episode(self) -> None:
         if self.captioner is not None:
@@ -232,7 +237,8 @@ class PPOPolicy:
                 frames = self._caption_features(obs["frame"])  # [1, D]
             out = self.net.actor(torch.from_numpy(np.concatenate([state, frames], 1).astype(np.float32)))[0]
         if self.net.discrete:
-            return int(out.argmax())
+            logits = out.numpy()
+            return int(logits.argmax()) if self.classes is None else int(self.classes[logits[self.classes].argmax()])
         action = out.numpy().astype(np.float32)
         return action if self.low is None else np.clip(action, self.low, self.high)
 

@@ -132,6 +132,32 @@ def test_a_checkpoint_file_plays_every_task_of_a_sequence(run_dir):
     assert out["per_task"]["heavy pole"]["returns"] != on_env.overall.returns  # the physics did change
 
 
+def test_a_task_incremental_task_is_played_among_its_own_classes():
+    """split-digits-task knows the task at test time: the policy's argmax is taken among the task's 2
+    classes (digits 2 and 3 for task 1), where on split-digits it is taken among all 10."""
+    from agent.perception.encoder import PerceptionModel
+    from agent.policy.ppo import ActorCritic
+
+    torch.manual_seed(0)
+    perception = PerceptionModel(64)
+    net = ActorCritic(64 + perception.cfg.frame_features, 10, True)
+    with torch.no_grad():
+        net.actor[-1].bias[7] += 100.0  # a policy that answers 7 to everything
+        net.actor[-1].bias[3] += 50.0  # and 3 when 7 is not allowed
+    policy = PPOPolicy(perception, net, None)
+    for sequence, want in (("split-digits", 7), ("split-digits-task", 3)):
+        task = eval_tasks(sequence=sequence, frame_size=16)[1]
+        assert task.classes == (None if sequence == "split-digits" else (2, 3))
+        env = task.make(0)
+        policy.begin_task(task, env)
+        obs, _ = env.reset(seed=0)
+        actions = []
+        for _ in range(3):
+            actions.append(policy.act(obs))
+            obs, *_ = env.step(actions[-1])
+        assert actions == [want] * 3
+
+
 def test_a_policy_on_an_env_of_other_spaces_is_refused(run_dir):
     with pytest.raises(EvaluationError, match="gives a state of 6 numbers; the policy takes 4"):
         evaluate(load_run(run_dir).policy, eval_tasks(env_id="Acrobot-v1"), EvalConfig(episodes=1))
