@@ -10,23 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, tree_digest
+from conftest import tree_digest
 
 from agent.learner.forgetting import normalized_transfer, success_auc, task_forgetting
 from envs.tasks import MW_EASY, task_sequence
 from launch.cli import main
 
 QUICK = ["--episodes", "1", "--max-steps", "5"]  # a 5×5 matrix of 25 five-step episodes
-
-
-@pytest.fixture(scope="module")
-def mw_run(ray_address, tmp_path_factory) -> Path:
-    """mw-easy with a tiny budget: 32 steps a task on 2 envs, so no episode finishes (500 steps each)."""
-    run_dir = tmp_path_factory.mktemp("mw") / "mw-easy"
-    proc = run_cli("run", "--tasks", "mw-easy", "--steps-per-task", "32", "--num-envs", "2", "--captioner", "off",
-                   "--frame-size", "32", "--run-dir", str(run_dir), "--address", ray_address, "--json")
-    assert proc.returncode == 0, proc.stderr
-    return run_dir
 
 
 def _replay(capsys, run_dir: Path, out: Path, *flags: str) -> tuple[dict, float, str]:
