@@ -114,7 +114,7 @@ class AgentConfig:
 def env_resources(text: str | None) -> dict[str, float]:
     """``--env-resources NAME=N[,NAME=N]`` as Ray's custom resources ({} for None); ValueError when malformed."""
     out: dict[str, float] = {}
-    for part in (text or "").split(",") if text else []:
+    for part in text.split(",") if text else []:
         name, _, amount = part.partition("=")
         try:
             value = float(amount)

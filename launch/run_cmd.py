@@ -197,7 +197,7 @@ def _probe(name: str, seq: TaskSequence | None, cfg: AgentConfig) -> None:
     renderer that cannot start, or an option the env does not take."""
     import envs
 
-    from envs.robot import RobotConfig, is_robot
+    from envs.robot import RobotConfig
 
     options = cfg.env_options()
     robot = seq is None and is_robot(name)
