@@ -67,6 +67,7 @@ GRIP = 0.1  # the gripper's opening (0 closed … 1 open) changing this much ove
 STILL = 0.001  # hand travel per frame below this: still
 REACH = 0.015  # the hand closing on (or leaving) the object this much over the window: reaching (leaving)
 STEADY = 0.6  # … with this fraction of its travel at least
+SETTLE = 1  # frames a new phase must hold before the caption says it (1: at once)
 
 
 @dataclass(frozen=True)
@@ -121,21 +122,27 @@ class ArmCaptioner:
     """Captions one Meta-World env's frames in order: call it with each frame's :class:`ArmView`,
     ``reset`` at each episode start."""
 
-    def __init__(self) -> None:
+    def __init__(self, settle: int = SETTLE) -> None:
         self.views: collections.deque[ArmView] = collections.deque(maxlen=WINDOW + 1)
+        self.recent: collections.deque[str] = collections.deque(maxlen=settle)
         self.rest_z = 0.0
+        self.phase = ""
         self.done = False
 
     def reset(self) -> None:
         self.views.clear()
+        self.recent.clear()
         self.done = False
 
     def __call__(self, view: ArmView) -> str:
         if not self.views:
             self.rest_z = float(view.obj[2])
         self.views.append(view)
+        self.recent.append(arm_phase(self.views, self.rest_z))
+        if len(self.views) == 1 or len(set(self.recent)) == 1 and len(self.recent) == self.recent.maxlen:
+            self.phase = self.recent[-1]
         self.done = self.done or view.success
-        return f"the arm {arm_phase(self.views, self.rest_z)}" + (DONE if self.done else "")
+        return f"the arm {self.phase}" + (DONE if self.done else "")
 
 
 @dataclass(frozen=True)
@@ -204,7 +211,8 @@ class ArmStream:
     def _advance(self) -> tuple[np.ndarray, str, bool]:
         """The current frame, its caption, and whether it is its episode's last; then on to the next frame."""
         frame = self.obs["frame"]
-        caption = self.captioner(arm_view(self.env, self.obs["state"], self.success, self.task))
+        self.view = arm_view(self.env, self.obs["state"], self.success, self.task)
+        caption = self.captioner(self.view)
         self.frames += 1
         if self.captioner.done and not self.succeeded_at:
             self.succeeded_at = self.frames
@@ -221,12 +229,13 @@ class ArmStream:
         frames, captions = zip(*(self._advance()[:2] for _ in range(n_frames)))
         return np.stack(frames), list(captions)
 
-    def episode(self) -> tuple[np.ndarray, list[str]]:
-        """Frames (T, S, S, 3) and captions from here to the end of the current episode (all of the
-        next one, called where one ended)."""
-        frames, captions, ended = [], [], False
+    def episode(self) -> tuple[np.ndarray, list[str], list[ArmView]]:
+        """Frames (T, S, S, 3), captions and what each frame shows, from here to the end of the current
+        episode (all of the next one, called where one ended)."""
+        frames, captions, views, ended = [], [], [], False
         while not ended:
             frame, caption, ended = self._advance()
             frames.append(frame)
             captions.append(caption)
-        return np.stack(frames), captions
+            views.append(self.view)
+        return np.stack(frames), captions, views

@@ -34,28 +34,57 @@ from envs.headless import configure; configure()  # noqa: E402, E702  headless r
 
 import numpy as np  # noqa: E402
 
+from agent.perception.captioner import CaptionerConfig  # noqa: E402
+
 from envs.env_captions import EnvFrameTruth, env_ids  # noqa: E402
-from envs.metaworld_captions import ArmStream  # noqa: E402
+from envs.metaworld_captions import ArmCaptioner, ArmStream, ArmView  # noqa: E402
 
 Episode = tuple[np.ndarray, list[str]]  # frames (T, S, S, 3) uint8, a caption per frame
+Played = tuple[np.ndarray, list[ArmView]]  # frames and what each shows: captions are made from these
 
 
-def _play(job: tuple[str, int, int]) -> list[Episode]:
+def _play(job: tuple[str, int, int]) -> list[Played]:
     """Whole episodes of one env (seeded ``seed``) until they hold ``n_frames`` frames, in a worker."""
     env_id, seed, n_frames = job
     stream = ArmStream(env_id, seed, 64, "mixed")
-    episodes: list[Episode] = []
-    while sum(len(c) for _, c in episodes) < n_frames:
-        episodes.append(stream.episode())
+    episodes: list[Played] = []
+    while sum(len(v) for _, v in episodes) < n_frames:
+        frames, _, views = stream.episode()
+        episodes.append((frames, views))
     stream.env.close()
     return episodes
 
 
-def play_episodes(source: str, seconds: float, workers: int, frames_per_job: int = 1500) -> list[Episode]:
+def captioned(played: list[Played]) -> list[Episode]:
+    """Each episode's frames with this checkout's captions of them (`envs.metaworld_captions`)."""
+    episodes = []
+    for frames, views in played:
+        captioner = ArmCaptioner()
+        episodes.append((frames, [captioner(v) for v in views]))
+    return episodes
+
+
+def save_played(played: list[Played], path: Path) -> None:
+    """Episodes to one .npz (frames concatenated, views as arrays), for other trainings to share."""
+    views = [v for _, vs in played for v in vs]
+    np.savez(path, frames=np.concatenate([f for f, _ in played]), lengths=[len(vs) for _, vs in played],
+             hand=[v.hand for v in views], opening=[v.opening for v in views], obj=[v.obj for v in views],
+             success=[v.success for v in views])
+
+
+def load_played(path: Path) -> list[Played]:
+    z = np.load(path)
+    views = [ArmView(h, float(o), b, bool(s)) for h, o, b, s in zip(z["hand"], z["opening"], z["obj"], z["success"])]
+    ends = np.cumsum(z["lengths"])
+    frames = z["frames"]
+    return [(frames[e - n:e], views[e - n:e]) for e, n in zip(ends, z["lengths"])]
+
+
+def play_episodes(source: str, seconds: float, workers: int, frames_per_job: int = 1500) -> list[Played]:
     """Episodes played by ``workers`` processes for about ``seconds`` (jobs in seed order, tasks in turn)."""
     ids = env_ids(source)
     jobs = ((ids[j % len(ids)], j, frames_per_job) for j in range(10**6))
-    episodes: list[Episode] = []
+    episodes: list[Played] = []
     start = time.perf_counter()
     pool = mp.get_context("fork").Pool(workers)  # forked before torch starts CUDA
     for result in pool.imap(_play, jobs):
@@ -97,18 +126,29 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="env:mw-easy,Meta-World/pick-place-v3", help="Meta-World env:SOURCE")
     p.add_argument("--gen-s", type=float, default=130.0, help="seconds of playing episodes before training")
-    p.add_argument("--steps", type=int, default=1800, help="optimizer steps (chunks of --streams x 32 frames)")
+    p.add_argument("--steps", type=int, default=1800, help="optimizer steps (chunks of --streams x 32 frames); 0: only play (and save --episodes)")
     p.add_argument("--streams", type=int, default=32)
     p.add_argument("--workers", type=int, default=16, help="processes playing episodes")
+    p.add_argument("--episodes", type=Path, help="an .npz of played episodes: loaded if it exists, else saved there")
+    p.add_argument("--d-model", type=int, default=CaptionerConfig.d_model)
+    p.add_argument("--layers", type=int, default=CaptionerConfig.n_layers)
+    p.add_argument("--channels", default=",".join(map(str, CaptionerConfig.channels)), help="encoder convs")
+    p.add_argument("--gap", type=int, default=CaptionerConfig.gap, help="frames back of the second difference")
     p.add_argument("--device", default="cuda")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, required=True, help="checkpoint to write")
+    p.add_argument("--out", type=Path, help="checkpoint to write")
     p.add_argument("--json", type=Path, help="write the data's and the run's numbers here")
     args = p.parse_args()
 
     start = time.perf_counter()
-    episodes = play_episodes(args.data.removeprefix("env:"), args.gen_s, args.workers)
+    if args.episodes and args.episodes.exists():
+        played = load_played(args.episodes)
+    else:
+        played = play_episodes(args.data.removeprefix("env:"), args.gen_s, args.workers)
+        if args.episodes:
+            save_played(played, args.episodes)
     gen_s = time.perf_counter() - start
+    episodes = captioned(played)
     counts = collections.Counter(c for _, caps in episodes for c in caps)
     n_frames = sum(counts.values())
     print(f"played {len(episodes):,} episodes, {n_frames:,} frames in {gen_s:.0f} s "
@@ -116,10 +156,14 @@ def main() -> None:
     for caption, n in sorted(counts.items(), key=lambda kv: -kv[1]):
         print(f"  {n / n_frames:6.2%}  {caption}")
 
+    if args.steps == 0:  # only play the episodes (for --episodes)
+        return
     from agent.perception.train import TrainConfig, train_captioner
 
+    model = CaptionerConfig(d_model=args.d_model, n_layers=args.layers, gap=args.gap,
+                            channels=tuple(int(c) for c in args.channels.split(",")))
     cfg = TrainConfig(steps=args.steps, streams=args.streams, seed=args.seed, data=args.data, device=args.device,
-                      eval_every=0)
+                      eval_every=0, model=model)
 
     def report(step: int, m: dict) -> None:
         if step % 100 == 0 or step == args.steps:

@@ -28,7 +28,7 @@ def _phases(captions: list[str]) -> list[str]:
 def expert_pick_place() -> tuple[np.ndarray, list[str]]:
     """One scripted-expert pick-place episode on an evaluation seed: frames and captions."""
     stream = ArmStream("Meta-World/pick-place-v3", eval_seed(2, 0), 64, "expert")
-    frames, captions = stream.episode()
+    frames, captions, _ = stream.episode()
     stream.env.close()
     return frames, captions
 
