@@ -81,12 +81,19 @@ def score(checkpoint: Path, played: list, device: str, chunk: int = 64) -> dict[
                 for b in range(len(group)):
                     said[b] += texts[b * width:(b + 1) * width]
             pairs = [(want, got) for (_, truth), got_all in zip(group, said) for want, got in zip(truth, got_all)]
+            # frames after an episode's success frame (play goes on `EpisodeMix.linger` frames), which a
+            # run, a recording or an evaluation never shows: their episodes end at success
+            after = [t > 0 and truth[t].endswith(DONE) and truth[t - 1].endswith(DONE)
+                     for _, truth in group for t in range(len(truth))]
+            until = [p for p, a in zip(pairs, after) if not a]
             phase = sum(w.removesuffix(DONE) == g.removesuffix(DONE) for w, g in pairs)
             done = sum(w.endswith(DONE) == g.endswith(DONE) for w, g in pairs)
             mistakes = collections.Counter(f"{w} -> {g}" for w, g in pairs if w != g)
             out[name] = {"frames": len(pairs), "exact": sum(w == g for w, g in pairs) / len(pairs),
                          "phase": phase / len(pairs), "done": done / len(pairs),
                          "done_frames": sum(w.endswith(DONE) for w, _ in pairs),
+                         "until_success_frames": len(until),
+                         "exact_until_success": sum(w == g for w, g in until) / max(len(until), 1),
                          "mistakes": mistakes.most_common(5)}
     return out
 
@@ -115,14 +122,17 @@ def main() -> None:
                     "frames_per_s_per_process": float(np.median(rates)), "machine": platform.node()}
     if not args.rates:
         result["scores"] = score(args.checkpoint, played, args.device)
-        print(f"{'task/play':36s} {'frames':>6s} {'exact':>7s} {'phase':>7s} {'done':>7s}")
+        print(f"{'task/play':36s} {'frames':>6s} {'exact':>7s} {'phase':>7s} {'done':>7s} {'until success':>18s}")
         for name, s in result["scores"].items():
-            print(f"{name:36s} {s['frames']:6d} {s['exact']:7.1%} {s['phase']:7.1%} {s['done']:7.1%}")
+            print(f"{name:36s} {s['frames']:6d} {s['exact']:7.1%} {s['phase']:7.1%} {s['done']:7.1%} "
+                  f"{s['exact_until_success']:7.1%} of {s['until_success_frames']:5d}")
         for play in PLAYS:
             rows = [s for name, s in result["scores"].items() if name.endswith("/" + play)]
-            exact = sum(s["exact"] * s["frames"] for s in rows) / sum(s["frames"] for s in rows)
-            print(f"{'all/' + play:36s} {sum(s['frames'] for s in rows):6d} {exact:7.1%}")
-            result[f"exact_{play}"] = exact
+            frames, until = sum(s["frames"] for s in rows), sum(s["until_success_frames"] for s in rows)
+            exact = sum(s["exact"] * s["frames"] for s in rows) / frames
+            exact_until = sum(s["exact_until_success"] * s["until_success_frames"] for s in rows) / until
+            print(f"{'all/' + play:36s} {frames:6d} {exact:7.1%} {'':15s} {exact_until:7.1%} of {until:5d}")
+            result[f"exact_{play}"], result[f"exact_until_success_{play}"] = exact, exact_until
         for name, s in result["scores"].items():
             if s["mistakes"]:
                 print(f"{name}: " + "; ".join(f"{m} ({n})" for m, n in s["mistakes"][:3]))

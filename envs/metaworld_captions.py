@@ -67,7 +67,6 @@ GRIP = 0.1  # the gripper's opening (0 closed … 1 open) changing this much ove
 STILL = 0.001  # hand travel per frame below this: still
 REACH = 0.015  # the hand closing on (or leaving) the object this much over the window: reaching (leaving)
 STEADY = 0.6  # … with this fraction of its travel at least
-SETTLE = 1  # frames a new phase must hold before the caption says it (1: at once)
 
 
 @dataclass(frozen=True)
@@ -122,27 +121,21 @@ class ArmCaptioner:
     """Captions one Meta-World env's frames in order: call it with each frame's :class:`ArmView`,
     ``reset`` at each episode start."""
 
-    def __init__(self, settle: int = SETTLE) -> None:
+    def __init__(self) -> None:
         self.views: collections.deque[ArmView] = collections.deque(maxlen=WINDOW + 1)
-        self.recent: collections.deque[str] = collections.deque(maxlen=settle)
         self.rest_z = 0.0
-        self.phase = ""
         self.done = False
 
     def reset(self) -> None:
         self.views.clear()
-        self.recent.clear()
         self.done = False
 
     def __call__(self, view: ArmView) -> str:
         if not self.views:
             self.rest_z = float(view.obj[2])
         self.views.append(view)
-        self.recent.append(arm_phase(self.views, self.rest_z))
-        if len(self.views) == 1 or len(set(self.recent)) == 1 and len(self.recent) == self.recent.maxlen:
-            self.phase = self.recent[-1]
         self.done = self.done or view.success
-        return f"the arm {self.phase}" + (DONE if self.done else "")
+        return f"the arm {arm_phase(self.views, self.rest_z)}" + (DONE if self.done else "")
 
 
 @dataclass(frozen=True)

@@ -1,26 +1,38 @@
 #!/usr/bin/env bash
 # On the H200 machine (the device tool; carry ".whl" from scripts/metaworld-wheels.sh and ".gl", the GL
 # loader packages of /work/.library/device/README.md): install the wheels, check that MuJoCo renders
-# through NVIDIA's EGL, train the shipped Meta-World captioner (scripts/train_metaworld_captioner.py:
-# GEN_S seconds of episodes, then STEPS steps on them), then score it on held-out expert and
-# random-action frames (benchmarks/metaworld_captions.py).
-#   scripts/device-metaworld-captioner.sh [GEN_S] [STEPS] [DATA] 2>&1 | tee $OUT/log.txt
-# Everything it writes is in $OUT: the checkpoint, train.json, eval.json.
+# through NVIDIA's EGL, then: one set of
+# episodes played for GEN_S seconds, then one captioner per VARIANT trained side by side on it for
+# STEPS steps, each scored on held-out expert and random-action frames (benchmarks/metaworld_captions.py).
+# A VARIANT is NAME=FLAGS of scripts/train_metaworld_captioner.py (model sizes), e.g.
+#   scripts/device-metaworld-captioner.sh 110 3000 "base=" "wide=--d-model 192 --layers 3" 2>&1 | tee $OUT/log.txt
+# $OUT gets NAME.pt, NAME-train.json and NAME-eval.json per variant (the logs go to stdout).
 set -uo pipefail
-GEN_S=${1:-130}
-STEPS=${2:-1800}
-DATA=${3:-env:mw-easy,Meta-World/pick-place-v3}
-WORKERS=16
+GEN_S=$1
+STEPS=$2
+shift 2
+DATA=env:mw-easy,Meta-World/pick-place-v3
 for f in .gl/*.deb; do dpkg -x "$f" /; done
 ldconfig
 python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site MUJOCO_GL=egl PYTHONUNBUFFERED=1
-probe() { python3 -c "import envs; e = envs.make('Meta-World/reach-v3', 64, seed=0); print('frame mean', e.reset()[0]['frame'].mean())"; }
+probe() { python3 -c "import envs; e = envs.make('Meta-World/reach-v3', 64, seed=0); print('frame mean', e.reset()[0]['frame'].mean())" 2>/dev/null; }
 if ! probe; then
   export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
   probe || { echo "no EGL rendering on this machine"; exit 3; }
 fi
-time python3 scripts/train_metaworld_captioner.py --data "$DATA" --gen-s "$GEN_S" --steps "$STEPS" \
-  --workers $WORKERS --device cuda --out "$OUT/captioner-metaworld.pt" --json "$OUT/train.json" || exit 1
-python3 benchmarks/metaworld_captions.py "$OUT/captioner-metaworld.pt" --tasks "${DATA#env:}" --workers $WORKERS \
-  --streams 4 --frames 400 --device cuda --json "$OUT/eval.json"
+EPISODES=/tmp/episodes.npz
+python3 scripts/train_metaworld_captioner.py --data "$DATA" --gen-s "$GEN_S" --steps 0 --workers 16 --device cpu \
+  --episodes $EPISODES 2>&1 | grep -v "EGL\|Traceback\|File \|Exception ignored" | head -4
+for variant in "$@"; do
+  name=${variant%%=*}
+  python3 scripts/train_metaworld_captioner.py --data "$DATA" --steps "$STEPS" --episodes $EPISODES --device cuda \
+    --out "$OUT/$name.pt" --json "$OUT/$name-train.json" ${variant#*=} > "/tmp/$name-train.txt" 2>&1 &
+done
+wait
+for variant in "$@"; do
+  name=${variant%%=*}
+  echo "== $name: ${variant#*=}"; grep -E "^step .*000 |exact" "/tmp/$name-train.txt" | tail -3
+  python3 benchmarks/metaworld_captions.py "$OUT/$name.pt" --tasks "${DATA#env:}" --workers 16 --streams 4 \
+    --frames 400 --device cuda --json "$OUT/$name-eval.json" 2>&1 | grep -v "EGL\|Traceback\|File \|Exception ignored"
+done
