@@ -1,6 +1,6 @@
 """Captions of Meta-World renders, read from the simulator's state: what the arm does to the task's object.
 
-Grammar (22 captions): ``the arm PHASE``, followed by `` and the task is done`` once the episode has
+Grammar (18 captions): ``the arm PHASE``, followed by `` and the task is done`` once the episode has
 succeeded. One grammar for every Meta-World task: "the object" is the thing the task is about, the
 point ``obs[4:7]`` (the puck, the button, the drawer, the lock, the handle, …), except in the reach
 tasks, whose target is the red goal sphere (their puck is the table's colour and never touched).
@@ -14,10 +14,9 @@ tasks, whose target is the red goal sphere (their puck is the table's colour and
 | `pushes the object`               | the object moved `MOVED` along the table (a press, a slide, a push)      |
 | `closes on the object`            | the fingers within `HOLD` of it, the gripper closing by `GRIP`           |
 | `releases the object`             | the fingers within `HOLD` of it, the gripper opening by `GRIP`           |
-| `stays still`                     | the hand travelled less than `STILL` a frame                             |
 | `reaches toward the object`       | the hand `REACH` closer to it, with most (`STEADY`) of its travel        |
 | `moves away`                      | the hand `REACH` farther from it, with most of its travel                |
-| `moves`                           | otherwise (e.g. random actions: a jittering hand)                        |
+| `idles`                           | otherwise: a hand at rest, creeping, or jittering (random actions)       |
 
 The first matching row wins. Everything is a position the frames show, compared over a window of
 frames, never a velocity: the state's velocities include the latest action, which no frame shows yet.
@@ -29,16 +28,16 @@ Why these numbers (measured on the six tasks of ``mw-easy`` and pick-place): the
 1 cm a step (action scale 1/100) and a 64×64 ``corner2`` frame shows about 0.35 px per cm, so a
 motion needs a few frames to show: `WINDOW` = 4 frames (the captioner's second difference channel
 spans 4 too). Random actions move the hand 1.4–4.9 mm a frame (10th–90th percentile; the arm
-smooths the jumps of its target) in ever-changing directions: it is seldom still (`STILL`, 1 mm a
-frame) and seldom closes `REACH` on anything within a window, so it reads ``moves`` (~90% of its
-frames). The scripted expert travels 5–12 mm a frame straight at its target, then creeps or holds at
-0–3 mm a frame. A gripped puck sits ~1 cm from the fingers' centre; pads closing on it take
+smooths the jumps of its target) in ever-changing directions and seldom closes `REACH` on anything
+within a window, so it reads ``idles`` (~90% of its frames). The scripted expert travels 5–12 mm a
+frame straight at its target, then creeps or holds at 0–3 mm a frame. A gripped puck sits ~1 cm from the fingers' centre; pads closing on it take
 ``obs[3]`` from 1 to ~0.5.
 
-Known soft spots (BENCHMARKS.md): the expert's creep after it arrives crosses `STILL` at speeds no
-frame can tell apart, and its slowing approach crosses `REACH` likewise, so the captioner's errors
-gather there; "stays on the object" for a slow arm at its object (tried) fixed the first for presses
-but moved the same ambiguity to random jitter at the edge of that radius.
+Why one ``idles`` for a hand at rest, creeping and jittering: a 64×64 frame shows 1 mm a frame as
+~0.04 px, so no frame tells a stopped hand from the expert's creep after it arrives or from slow
+jitter; the grammar had ``stays still`` (under 1 mm a frame) and ``moves`` apart, and a quarter of the
+captioner's mistakes were those two swapped (BENCHMARKS.md). Its slowing approach still crosses
+`REACH` at speeds the frames barely show, where most of the errors left gather.
 """
 
 from __future__ import annotations
@@ -51,8 +50,7 @@ import numpy as np
 
 PHASES: tuple[str, ...] = (
     "reaches toward the object", "closes on the object", "lifts the object", "carries the object",
-    "holds the object up", "drops the object", "pushes the object", "releases the object", "moves away", "moves",
-    "stays still",
+    "holds the object up", "drops the object", "pushes the object", "releases the object", "moves away", "idles",
 )
 DONE = " and the task is done"
 ARM_CAPTIONS: tuple[str, ...] = tuple(f"the arm {p}{d}" for p in PHASES for d in ("", DONE))
@@ -64,7 +62,6 @@ LIFT = 0.02  # the object this far above where it rested: off the table
 RISE = 0.01  # a held object rising this much over the window: lifted
 MOVED = 0.01  # the object moving this much over the window
 GRIP = 0.1  # the gripper's opening (0 closed … 1 open) changing this much over the window
-STILL = 0.001  # hand travel per frame below this: still
 REACH = 0.015  # the hand closing on (or leaving) the object this much over the window: reaching (leaving)
 STEADY = 0.6  # … with this fraction of its travel at least
 
@@ -93,7 +90,7 @@ def arm_phase(views: Sequence[ArmView], rest_z: float) -> str:
     now, then = views[-1], views[0]
     frames = len(views) - 1
     if frames == 0:  # an episode's first frame shows no motion yet
-        return "stays still"
+        return "idles"
     dist = np.linalg.norm(now.hand - now.obj)
     held = dist < HOLD
     lifted = now.obj[2] - rest_z > LIFT
@@ -108,13 +105,11 @@ def arm_phase(views: Sequence[ArmView], rest_z: float) -> str:
         return "closes on the object" if now.opening < then.opening else "releases the object"
     hands = np.stack([v.hand for v in views])
     travel = float(np.linalg.norm(np.diff(hands, axis=0), axis=1).sum())
-    if travel < STILL * frames:
-        return "stays still"
     closing = np.linalg.norm(then.hand - then.obj) - dist
     steady = max(STEADY * travel, REACH * frames / WINDOW)
     if closing > steady:
         return "reaches toward the object"
-    return "moves away" if -closing > steady else "moves"
+    return "moves away" if -closing > steady else "idles"
 
 
 class ArmCaptioner:
