@@ -34,18 +34,6 @@ def ray_address():
     ray.shutdown()
 
 
-@pytest.fixture(scope="session")
-def mw_run(ray_address, tmp_path_factory) -> Path:
-    """A Meta-World task-sequence run (mw-easy) with a tiny budget: 32 steps a task on 2 envs at 32 px,
-    so no episode finishes (500 steps each); shared by the Meta-World and replay tests (which only add
-    the run's replay/ folder)."""
-    run_dir = tmp_path_factory.mktemp("mw") / "mw-easy"
-    proc = run_cli("run", "--tasks", "mw-easy", "--steps-per-task", "32", "--num-envs", "2", "--captioner", "off",
-                   "--frame-size", "32", "--run-dir", str(run_dir), "--address", ray_address, "--json")
-    assert proc.returncode == 0, proc.stderr
-    return run_dir
-
-
 def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the real `thalamus` command line in a subprocess."""
     return subprocess.run([sys.executable, "-m", "launch.cli", *args], capture_output=True, text=True,

@@ -1,5 +1,5 @@
-"""`thalamus replay` on Meta-World: a run's task checkpoints played on fresh episodes of every task
-to a success-rate matrix, the evaluation stored in the run and read back, Continual World's metrics
+"""A `thalamus run` of Meta-World tasks, and `thalamus replay` of it: its task checkpoints played on
+fresh episodes of every task to a success-rate matrix, the evaluation stored in the run and read back, Continual World's metrics
 and the --reference layout (agent/learner/scoring.py, transfer.py, forgetting.py, launch/replay_cmd.py)."""
 
 import datetime as dt
@@ -10,13 +10,36 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import tree_digest
+from conftest import run_cli, tree_digest
 
 from agent.learner.forgetting import normalized_transfer, success_auc, task_forgetting
 from envs.tasks import MW_EASY, task_sequence
 from launch.cli import main
+from memory import open_store, read_manifest
 
 QUICK = ["--episodes", "1", "--max-steps", "5"]  # a 5×5 matrix of 25 five-step episodes
+
+
+@pytest.fixture(scope="module")
+def mw_run(ray_address, tmp_path_factory) -> Path:
+    """A Meta-World task-sequence run (mw-easy) with a tiny budget: 32 steps a task on 2 envs at 32 px,
+    so no episode finishes (500 steps each); every test here reads it (replay only adds its replay/ folder)."""
+    run_dir = tmp_path_factory.mktemp("mw") / "mw-easy"
+    proc = run_cli("run", "--tasks", "mw-easy", "--steps-per-task", "32", "--num-envs", "2", "--captioner", "off",
+                   "--frame-size", "32", "--run-dir", str(run_dir), "--address", ray_address, "--json")
+    assert proc.returncode == 0, proc.stderr
+    return run_dir
+
+
+def test_a_meta_world_run_stores_success_and_reports_its_rates(mw_run):
+    summary = read_manifest(mw_run)["summary"]
+    assert summary["steps"] == 5 * 32 and "success_rate_last20" in summary
+    assert len(summary["task_success"]) == 5  # per task of mw-easy (None: no episode finished in 32 steps)
+    store = open_store(mw_run)
+    ep = store.get_episode(0)
+    assert ep["success"].dtype == bool and len(ep["success"]) == len(ep["reward"])
+    assert ep["frame"].shape[1:] == (32, 32, 3) and ep["action"].shape[1:] == (4,)
+    assert np.array_equal(np.unique(store.episode_tasks), np.arange(5))
 
 
 def _replay(capsys, run_dir: Path, out: Path, *flags: str) -> tuple[dict, float, str]:
