@@ -21,12 +21,13 @@ run: $(STAMP)
 
 # Our packages byte-compiled first: where PYTHONDONTWRITEBYTECODE is set no process writes its .pyc,
 # and every Ray worker of every test run would compile them again (~0.8 s a process).
-# Two pytest workers, a file each at a time: a test waits on Ray actors, robots and subprocesses
-# as much as it computes, so two overlap on two cores; each worker is a test session with its one
-# Ray cluster.
+# Two pytest workers, a file each at a time: a test waits on Ray actors and subprocesses as much as
+# it computes, so two overlap on two cores; each worker is a test session with its one Ray cluster.
+# The tests that hold a wall-clock rate (a robot at 30 Hz within 10%) run after them, alone.
 test: $(STAMP)
 	$(PY) -m compileall -q -j 0 agent envs kernels launch memory > /dev/null
-	TRITON_INTERPRET=1 $(VENV)/bin/pytest -n 2 --dist loadfile
+	TRITON_INTERPRET=1 $(VENV)/bin/pytest -n 2 --dist loadfile -m "not realtime"
+	TRITON_INTERPRET=1 $(VENV)/bin/pytest -m realtime
 
 bench: $(STAMP)
 	$(PY) benchmarks/pipeline.py

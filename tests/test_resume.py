@@ -86,8 +86,6 @@ def test_a_killed_task_sequence_resumes_in_the_task_it_stopped_in_keeping_every_
     assert [c for c in summary["checkpoints"] if c.startswith("task_")] == [f"task_{t}.pt" for t in range(4)]
     assert "final.pt" in summary["checkpoints"]
     assert summary["task_returns"][:stopped_in] == [None] * stopped_in  # tasks it did not see again
-    # the tasks after it were played whole; the one it resumed in may have finished no episode in its rest
-    assert all(r is not None for r in summary["task_returns"][stopped_in + 1:])
     store = open_store(run_dir)
     tasks = store.episode_tasks
     assert np.all(np.diff(tasks) >= 0)  # task ids in order: no task was stepped twice

@@ -22,6 +22,8 @@ import envs
 from envs import EnvNotFoundError, EnvOptions, RobotError
 from envs.sim_arm import JOINTS, SimArm
 
+pytestmark = pytest.mark.realtime  # a control rate within 10%: `make test` runs it unshared
+
 ARM = "robot:envs.sim_arm:SimArm"
 KEYS = [f"{j}.pos" for j in JOINTS]
 LIMITS = {"action_low": [-3, -3, -3], "action_high": [3, 3, 0.5]}  # wider than the arm's joints, but the elbow

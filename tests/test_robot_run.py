@@ -16,6 +16,8 @@ from conftest import one_clear_line, run_cli
 from envs.sim_arm import JOINTS
 from memory import open_store, read_manifest
 
+pytestmark = pytest.mark.realtime  # a control rate within 10%: `make test` runs it unshared
+
 ARM = "robot:envs.sim_arm:SimArm"
 
 
