@@ -67,15 +67,3 @@ def one_line_store_error(call, *args: object, **kwargs: object) -> str:
     message = str(info.value)
     assert "\n" not in message
     return message
-
-
-# The files whose tests take longest (CLI runs through Ray), slowest first: `make test`'s two workers
-# take whole files in collection order, so starting these first keeps one worker from finishing them alone.
-SLOW_FILES = ("test_run_cmd.py", "test_tasks.py", "test_cli.py", "test_resume.py", "test_clips.py", "test_failures.py",
-              "test_replay.py", "test_cluster.py", "test_caption_cmd.py", "test_learning.py", "test_metaworld.py",
-              "test_eval.py", "test_checkpoint_safety.py", "test_continual.py")
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    rank = {name: i for i, name in enumerate(SLOW_FILES)}
-    items.sort(key=lambda item: rank.get(item.path.name, len(SLOW_FILES)))  # stable: in-file order kept
