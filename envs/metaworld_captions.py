@@ -30,8 +30,8 @@ motion needs a few frames to show: `WINDOW` = 4 frames (the captioner's second d
 spans 4 too). Random actions move the hand 1.4–4.9 mm a frame (10th–90th percentile; the arm
 smooths the jumps of its target) in ever-changing directions and seldom closes `REACH` on anything
 within a window, so it reads ``idles`` (~90% of its frames). The scripted expert travels 5–12 mm a
-frame straight at its target, then creeps or holds at 0–3 mm a frame. A gripped puck sits ~1 cm from the fingers' centre; pads closing on it take
-``obs[3]`` from 1 to ~0.5.
+frame straight at its target, then creeps or holds at 0–3 mm a frame. A gripped puck sits ~1 cm
+from the fingers' centre; pads closing on it take ``obs[3]`` from 1 to ~0.5.
 
 Why one ``idles`` for a hand at rest, creeping and jittering: a 64×64 frame shows 1 mm a frame as
 ~0.04 px, so no frame tells a stopped hand from the expert's creep after it arrives or from slow

@@ -1,6 +1,7 @@
 """Train the shipped Meta-World captioner: play the episodes first, then train on them for several epochs.
 
-    python scripts/train_metaworld_captioner.py --gen-s 130 --steps 1800 --device cuda --workers 16 \\
+    python scripts/train_metaworld_captioner.py --gen-s 100 --steps 0 --workers 16 --episodes eps.npz
+    python scripts/train_metaworld_captioner.py --steps 3000 --seed 1 --episodes eps.npz --device cuda \\
         --out agent/perception/checkpoints/captioner-metaworld.pt --json stats.json
 
 Why not ``thalamus train captioner --data env:mw-easy,Meta-World/pick-place-v3`` as it stands (it
@@ -35,7 +36,6 @@ from envs.headless import configure; configure()  # noqa: E402, E702  headless r
 import numpy as np  # noqa: E402
 
 from agent.perception.captioner import CaptionerConfig  # noqa: E402
-
 from envs.env_captions import EnvFrameTruth, env_ids  # noqa: E402
 from envs.metaworld_captions import ArmCaptioner, ArmStream, ArmView  # noqa: E402
 
