@@ -7,8 +7,9 @@
 
 For each task and each play (``expert``: Meta-World's scripted expert every episode; ``random``:
 uniform random actions), ``--streams`` streams of ``--frames`` frames are played on evaluation
-seeds (`envs.seeds.eval_seed` under seed 1: apart from training's demonstration seeds and from the
-training run's own end-of-run check under seed 0), captioned from the simulator state
+seeds (`envs.seeds.eval_seed` under seed 1: apart from training's demonstration seeds, from the
+training run's own end-of-run check under seed 0 and from the validation set that chooses among
+trainings, ``--seed-set 2``), captioned from the simulator state
 (`envs.metaworld_captions`), and the checkpoint captions every frame in order, one carried state a
 stream, decoded under its grammar. Reported per task and play: the fraction of frames whose
 caption is exactly right, of the arm's phase alone, of "the task is done" alone, and the most
@@ -36,9 +37,10 @@ from envs.metaworld_captions import DONE  # noqa: E402
 from envs.seeds import eval_seed  # noqa: E402
 
 PLAYS = ("expert", "random")
+Stream = tuple[str, str, np.ndarray, list[str], float]  # task, play, frames, captions, frames/s made
 
 
-def _play(job: tuple[str, str, int, int]) -> tuple[str, str, np.ndarray, list[str], float]:
+def _play(job: tuple[str, str, int, int]) -> Stream:
     """One stream's frames [n, 64, 64, 3] and true captions (with its frames/s), in a worker."""
     env_id, play, seed, n_frames = job
     batch = EnvCaptionBatch(env_id, [seed], 64, play)
@@ -48,9 +50,9 @@ def _play(job: tuple[str, str, int, int]) -> tuple[str, str, np.ndarray, list[st
     return env_id, play, frames[0], [t.caption for t in truths[0]], rate
 
 
-def streams(tasks: str, n_streams: int, n_frames: int, workers: int) -> list[tuple[str, str, np.ndarray, list[str], float]]:
+def streams(tasks: str, n_streams: int, n_frames: int, workers: int, seed_set: int = 1) -> list[Stream]:
     """Every (task, play, stream): its frames and captions, generated in ``workers`` processes."""
-    jobs = [(env_id, play, eval_seed(1, k), n_frames) for env_id in env_ids(tasks) for play in PLAYS
+    jobs = [(env_id, play, eval_seed(seed_set, k), n_frames) for env_id in env_ids(tasks) for play in PLAYS
             for k in range(n_streams)]
     with mp.get_context("fork").Pool(workers) as pool:
         return pool.map(_play, jobs, chunksize=1)
@@ -106,19 +108,22 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=400, help="frames per stream")
     p.add_argument("--workers", type=int, default=2, help="processes generating frames")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--seed-set", type=int, default=1,
+                   help="streams on eval_seed(SET, k): 1 is the benchmark's; 2 validates (chooses among trainings)")
     p.add_argument("--rates", action="store_true", help="only time frame generation (frames/s per process)")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
     if args.checkpoint is None and not args.rates:
         p.error("give a checkpoint to score, or --rates")
     start = time.perf_counter()
-    played = streams(args.tasks, args.streams, args.frames, args.workers)
+    played = streams(args.tasks, args.streams, args.frames, args.workers, args.seed_set)
     gen_s = time.perf_counter() - start
     total = sum(len(t) for *_, t, _ in played)
     rates = [r for *_, r in played]
     print(f"{total:,} frames in {gen_s:.1f} s on {args.workers} workers ({total / gen_s:,.0f} frames/s; "
           f"per process {np.median(rates):.0f} frames/s median)")
-    result: dict = {"tasks": args.tasks, "streams": args.streams, "frames": args.frames, "gen_s": gen_s,
+    result: dict = {"tasks": args.tasks, "streams": args.streams, "frames": args.frames, "seed_set": args.seed_set,
+                    "gen_s": gen_s,
                     "frames_per_s_per_process": float(np.median(rates)), "machine": platform.node()}
     if not args.rates:
         result["scores"] = score(args.checkpoint, played, args.device)

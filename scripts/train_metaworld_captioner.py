@@ -28,6 +28,7 @@ import json
 import multiprocessing as mp
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -40,7 +41,7 @@ from envs.env_captions import EnvFrameTruth, env_ids  # noqa: E402
 from envs.metaworld_captions import ArmCaptioner, ArmStream, ArmView  # noqa: E402
 
 Episode = tuple[np.ndarray, list[str]]  # frames (T, S, S, 3) uint8, a caption per frame
-Played = tuple[np.ndarray, list[ArmView]]  # frames and what each shows: captions are made from these
+Played = tuple[np.ndarray, list[ArmView], str]  # frames, what each shows (captions are made from these), play
 
 
 def _play(job: tuple[str, int, int]) -> list[Played]:
@@ -48,9 +49,10 @@ def _play(job: tuple[str, int, int]) -> list[Played]:
     env_id, seed, n_frames = job
     stream = ArmStream(env_id, seed, 64, "mixed")
     episodes: list[Played] = []
-    while sum(len(v) for _, v in episodes) < n_frames:
+    while sum(len(v) for _, v, _ in episodes) < n_frames:
+        kind = str(stream.kind)  # drawn when the episode began
         frames, _, views = stream.episode()
-        episodes.append((frames, views))
+        episodes.append((frames, views, kind))
     stream.env.close()
     return episodes
 
@@ -58,7 +60,7 @@ def _play(job: tuple[str, int, int]) -> list[Played]:
 def captioned(played: list[Played]) -> list[Episode]:
     """Each episode's frames with this checkout's captions of them (`envs.metaworld_captions`)."""
     episodes = []
-    for frames, views in played:
+    for frames, views, _ in played:
         captioner = ArmCaptioner()
         episodes.append((frames, [captioner(v) for v in views]))
     return episodes
@@ -66,8 +68,9 @@ def captioned(played: list[Played]) -> list[Episode]:
 
 def save_played(played: list[Played], path: Path) -> None:
     """Episodes to one .npz (frames concatenated, views as arrays), for other trainings to share."""
-    views = [v for _, vs in played for v in vs]
-    np.savez(path, frames=np.concatenate([f for f, _ in played]), lengths=[len(vs) for _, vs in played],
+    views = [v for _, vs, _ in played for v in vs]
+    np.savez(path, frames=np.concatenate([f for f, _, _ in played]), lengths=[len(vs) for _, vs, _ in played],
+             kinds=[k for _, _, k in played],
              hand=[v.hand for v in views], opening=[v.opening for v in views], obj=[v.obj for v in views],
              success=[v.success for v in views])
 
@@ -77,7 +80,7 @@ def load_played(path: Path) -> list[Played]:
     views = [ArmView(h, float(o), b, bool(s)) for h, o, b, s in zip(z["hand"], z["opening"], z["obj"], z["success"])]
     ends = np.cumsum(z["lengths"])
     frames = z["frames"]
-    return [(frames[e - n:e], views[e - n:e]) for e, n in zip(ends, z["lengths"])]
+    return [(frames[e - n:e], views[e - n:e], str(k)) for e, n, k in zip(ends, z["lengths"], z["kinds"])]
 
 
 def play_episodes(source: str, seconds: float, workers: int, frames_per_job: int = 1500) -> list[Played]:
@@ -97,12 +100,18 @@ def play_episodes(source: str, seconds: float, workers: int, frames_per_job: int
 
 class EpisodeReplay:
     """``streams`` persistent streams over stored episodes: ``next(n)`` → frames (B, n, S, S, 3) and
-    per stream the truth of each frame; each stream plays episodes back to back, drawn at random."""
+    per stream the truth of each frame; each stream plays episodes back to back, drawn at random with
+    probabilities proportional to ``weights`` (uniform without)."""
 
-    def __init__(self, episodes: list[Episode], streams: int, seed: int) -> None:
+    def __init__(self, episodes: list[Episode], streams: int, seed: int,
+                 weights: Sequence[float] | None = None) -> None:
         self.episodes = episodes
+        self.p = None if weights is None else np.asarray(weights, np.float64) / np.sum(weights)
         self.rngs = [np.random.default_rng([seed, i]) for i in range(streams)]
-        self.at = [(int(rng.integers(len(episodes))), 0) for rng in self.rngs]  # (episode, frame)
+        self.at = [(self._draw(rng), 0) for rng in self.rngs]  # (episode, frame)
+
+    def _draw(self, rng: np.random.Generator) -> int:
+        return int(rng.choice(len(self.episodes), p=self.p))
 
     def next(self, n_frames: int) -> tuple[np.ndarray, list[list[EnvFrameTruth]]]:
         size = self.episodes[0][0].shape[1:]
@@ -117,7 +126,7 @@ class EpisodeReplay:
                 frames[b, len(row):len(row) + take] = ep_frames[pos:pos + take]
                 row += [EnvFrameTruth(c) for c in ep_captions[pos:pos + take]]
                 pos += take
-                self.at[b] = (e, pos) if pos < len(ep_captions) else (int(rng.integers(len(self.episodes))), 0)
+                self.at[b] = (e, pos) if pos < len(ep_captions) else (self._draw(rng), 0)
             truths.append(row)
         return frames, truths
 
@@ -130,6 +139,8 @@ def main() -> None:
     p.add_argument("--streams", type=int, default=32)
     p.add_argument("--workers", type=int, default=16, help="processes playing episodes")
     p.add_argument("--episodes", type=Path, help="an .npz of played episodes: loaded if it exists, else saved there")
+    p.add_argument("--random-weight", type=float, default=1.0,
+                   help="how much likelier a random-action episode is replayed than an (noisy) expert one")
     p.add_argument("--d-model", type=int, default=CaptionerConfig.d_model)
     p.add_argument("--layers", type=int, default=CaptionerConfig.n_layers)
     p.add_argument("--channels", default=",".join(map(str, CaptionerConfig.channels)), help="encoder convs")
@@ -151,8 +162,9 @@ def main() -> None:
     episodes = captioned(played)
     counts = collections.Counter(c for _, caps in episodes for c in caps)
     n_frames = sum(counts.values())
-    print(f"played {len(episodes):,} episodes, {n_frames:,} frames in {gen_s:.0f} s "
-          f"({n_frames / gen_s:,.0f} frames/s)", flush=True)
+    kinds = collections.Counter(k for *_, k in played)
+    print(f"played {len(episodes):,} episodes ({', '.join(f'{n:,} {k}' for k, n in kinds.items())}), "
+          f"{n_frames:,} frames in {gen_s:.0f} s ({n_frames / gen_s:,.0f} frames/s)", flush=True)
     for caption, n in sorted(counts.items(), key=lambda kv: -kv[1]):
         print(f"  {n / n_frames:6.2%}  {caption}")
 
@@ -171,11 +183,12 @@ def main() -> None:
                   (f" exact {m['exact']:.1%}" if "exact" in m else ""), flush=True)
 
     metrics = train_captioner(cfg, out=args.out, progress=report,
-                              frames=EpisodeReplay(episodes, args.streams, args.seed))
+                              frames=EpisodeReplay(episodes, args.streams, args.seed,
+                                                   [args.random_weight if k == "random" else 1.0 for *_, k in played]))
     print(json.dumps(metrics), flush=True)
     if args.json:
-        args.json.write_text(json.dumps({"episodes": len(episodes), "frames": n_frames, "gen_s": gen_s,
-                                         "captions": counts, "epochs": metrics["frames"] / n_frames,
+        args.json.write_text(json.dumps({"episodes": len(episodes), "kinds": kinds, "frames": n_frames,
+                                         "gen_s": gen_s, "random_weight": args.random_weight, "captions": counts, "epochs": metrics["frames"] / n_frames,
                                          "train": metrics}, indent=1))
 
 

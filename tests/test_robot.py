@@ -22,8 +22,6 @@ import envs
 from envs import EnvNotFoundError, EnvOptions, RobotError
 from envs.sim_arm import JOINTS, SimArm
 
-pytestmark = pytest.mark.realtime  # a control rate within 10%: `make test` runs it unshared
-
 ARM = "robot:envs.sim_arm:SimArm"
 KEYS = [f"{j}.pos" for j in JOINTS]
 LIMITS = {"action_low": [-3, -3, -3], "action_high": [3, 3, 0.5]}  # wider than the arm's joints, but the elbow
@@ -123,6 +121,7 @@ def test_episode_is_truncated_after_episode_s():
 
 
 # -- the control clock -----------------------------------------------------------------------------
+@pytest.mark.realtime  # a clock within 10%: `make test` runs it unshared
 def test_control_rate_holds_30_hz():
     with make() as env:
         env.reset()
@@ -133,6 +132,7 @@ def test_control_rate_holds_30_hz():
     assert 27.0 <= rate <= 33.0, f"{rate:.1f} steps/s at --control-hz 30"
 
 
+@pytest.mark.realtime  # a clock within 10%: `make test` runs it unshared
 def test_a_robot_slower_than_the_period_makes_every_step_late():
     with make(config={"robot": {"camera_latency_s": 0.05}}) as env:  # 50 ms a frame at 30 Hz (33 ms)
         env.reset()
@@ -142,6 +142,7 @@ def test_a_robot_slower_than_the_period_makes_every_step_late():
         assert late == [False] + [True] * 4 and env.late_steps == 4
 
 
+@pytest.mark.realtime  # a clock within 10%: `make test` runs it unshared
 def test_after_a_late_step_the_clock_restarts_instead_of_catching_up():
     with make(control_hz=5) as env:  # 200 ms ticks (the arm takes ~10 ms a step: room for a loaded machine)
         env.reset()

@@ -16,8 +16,6 @@ from conftest import one_clear_line, run_cli
 from envs.sim_arm import JOINTS
 from memory import open_store, read_manifest
 
-pytestmark = pytest.mark.realtime  # a control rate within 10%: `make test` runs it unshared
-
 ARM = "robot:envs.sim_arm:SimArm"
 
 
@@ -43,9 +41,8 @@ def _wait_for_episodes(run_dir: Path, n: int, proc: subprocess.Popen, timeout: f
         time.sleep(0.3)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
-def test_the_arm_runs_at_its_rate_records_what_it_was_sent_and_is_disconnected_when_stopped(sig, ray_address,
-                                                                                             tmp_path):
+def _run_until_stopped(sig: signal.Signals, ray_address: str, tmp_path: Path) -> dict[str, np.ndarray]:
+    """Drive the arm for three episodes, stop the run with `sig`, and return the stored time and action rows."""
     run_dir = tmp_path / "arm"
     wide = {"action_low": [-3.0] * 3, "action_high": [3.0] * 3}  # wider than the joints: the arm clips
     proc = _start(ray_address, run_dir, _config(tmp_path, **wide))
@@ -60,12 +57,22 @@ def test_the_arm_runs_at_its_rate_records_what_it_was_sent_and_is_disconnected_w
     assert (tmp_path / "disconnected").exists()
     assert read_manifest(run_dir)["status"] == "interrupted"
     store = open_store(run_dir)
-    rows = {k: np.concatenate([store.get_episode(i)[k] for i in range(store.n_episodes)]) for k in ("time", "action")}
+    return {k: np.concatenate([store.get_episode(i)[k] for i in range(store.n_episodes)]) for k in ("time", "action")}
+
+
+@pytest.mark.realtime  # a control rate within 10%: `make test` runs it unshared
+def test_the_arm_runs_at_its_rate_records_what_it_was_sent_and_is_disconnected_on_ctrl_c(ray_address, tmp_path):
+    rows = _run_until_stopped(signal.SIGINT, ray_address, tmp_path)
     period = np.median(np.diff(rows["time"]))
     assert abs(period - 1 / 30) < 0.1 / 30, period  # driven at 30 Hz, held within 10%
     limits = np.array([hi for _, hi in JOINTS.values()])
     assert (np.abs(rows["action"]) <= limits + 1e-6).all()  # what was sent: clipped to the joints
     assert (np.isclose(np.abs(rows["action"]), limits)).any()  # ... and the policy did ask for more
+
+
+def test_sigterm_commits_the_arms_episodes_and_disconnects_it(ray_address, tmp_path):
+    rows = _run_until_stopped(signal.SIGTERM, ray_address, tmp_path)
+    assert len(rows["time"]) >= 45 and (np.diff(rows["time"]) > 0).all()  # three whole episodes, in order
 
 
 def test_a_robot_that_stops_answering_is_one_clear_line_its_episodes_kept_and_it_is_let_go(ray_address, tmp_path):
