@@ -1,8 +1,8 @@
 """Train the shipped Meta-World captioner: play the episodes first, then train on them for several epochs.
 
-    python scripts/train_metaworld_captioner.py --gen-s 100 --steps 0 --workers 16 --episodes eps.npz
-    python scripts/train_metaworld_captioner.py --steps 3000 --seed 1 --episodes eps.npz --device cuda \\
-        --out agent/perception/checkpoints/captioner-metaworld.pt --json stats.json
+    python scripts/train_metaworld_captioner.py --gen-s 90 --steps 0 --workers 16 --episodes eps.npz
+    python scripts/train_metaworld_captioner.py --steps 3000 --seed 1 --random-weight 2 --episodes eps.npz \\
+        --device cuda --out agent/perception/checkpoints/captioner-metaworld.pt --json stats.json
 
 Why not ``thalamus train captioner --data env:mw-easy,Meta-World/pick-place-v3`` as it stands (it
 works, and makes the same kind of checkpoint): a Meta-World frame costs a MuJoCo step and a render.

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from agent.learner.cache import CacheMemory
 from agent.learner.columns import ColumnConfig, ColumnNet
 from agent.learner.spectral import ColumnSpectra
+from agent.optim import SGD
 from memory import LearnerMemory, MemoryBlock
 
 ABLATIONS = ("router", "spectral", "cache")
@@ -59,7 +60,7 @@ class TRC:
         self.net = ColumnNet(ColumnConfig(in_dim=in_dim, n_classes=out_dim, columns=cfg.columns, top_k=cfg.top_k,
                                           hidden=cfg.column_hidden)).to(self.device)
         c = self.net.cfg
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=cfg.lr)
+        self.opt = SGD(self.net.parameters(), lr=cfg.lr)
         self.cache = CacheMemory(cfg.memory, seed, self.device)
         self.spectral = ColumnSpectra(c, cfg.spectral_threshold, self.device)
         self.context_sum, self.context_mass = torch.zeros(c.in_dim, device=self.device), 0.0
@@ -84,7 +85,7 @@ class TRC:
 
     def begin_task(self, task: int) -> None:
         """Start learning ``task``: a fresh optimizer, and the controller's best-so-far forgotten."""
-        self.opt = torch.optim.SGD(self.net.parameters(), lr=self.cfg.lr)
+        self.opt = SGD(self.net.parameters(), lr=self.cfg.lr)
         self.task, self.best_old = task, 0.0
 
     def step(self, x: torch.Tensor, y: torch.Tensor, task: int, first_epoch: bool) -> float:

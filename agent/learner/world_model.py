@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from agent.config import LearnerConfig
+from agent.optim import Adam
 
 
 
@@ -42,7 +43,7 @@ class WorldModelTrainer:
         torch.manual_seed(seed)
         self.rng = np.random.default_rng(seed)
         self.model = WorldModel(percept_dim, action_dim, cfg.hidden).to(self.device)
-        self.opt = torch.optim.Adam(self.model.parameters(), lr=cfg.learning_rate)
+        self.opt = Adam(self.model.parameters(), lr=cfg.learning_rate)
         cap = cfg.replay_capacity
         self.percept = np.zeros((cap, percept_dim), np.float32)
         self.action = np.zeros((cap, action_dim), np.float32)

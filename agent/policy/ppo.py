@@ -19,6 +19,7 @@ from torch import nn
 from torch.distributions import Categorical, Normal
 
 from agent.config import PPOConfig
+from agent.optim import Adam
 
 
 
@@ -100,7 +101,7 @@ class PPO:
         self.net = ActorCritic(obs_dim, action_dim, discrete, cfg.hidden)
         # the net that learns: the acting net itself, or a copy whose weights are swapped in after each update
         self.train_net = copy.deepcopy(self.net) if cfg.background_update else self.net
-        self.opt = torch.optim.Adam(self.train_net.parameters(), lr=cfg.learning_rate, eps=1e-5)
+        self.opt = Adam(self.train_net.parameters(), lr=cfg.learning_rate, eps=1e-5)
         self.lock = threading.Lock()  # acting and the weight swap take turns
         self.thread: threading.Thread | None = None
         self.num_updates = (
