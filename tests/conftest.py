@@ -40,6 +40,21 @@ def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None) -> subpro
                           timeout=timeout, cwd=cwd)
 
 
+def run_main(capsys: pytest.CaptureFixture, *argv: str) -> subprocess.CompletedProcess:
+    """`thalamus ARGV` in this process, for bad input that stops before any work: a subprocess would
+    mostly time Python's start-up and our imports (~1 s of CPU each, several seconds on a loaded
+    2-core machine). Its exit code and output as `run_cli` gives them; a traceback fails the test."""
+    from launch.cli import main
+
+    capsys.readouterr()
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:  # argparse's own errors
+        code = exc.code
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(list(argv), code, out.out, out.err)
+
+
 def one_clear_line(proc: subprocess.CompletedProcess, expect: str) -> None:
     """A bad input's contract: non-zero exit, no traceback, exactly one stderr line saying ``expect``."""
     assert proc.returncode != 0

@@ -9,19 +9,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import one_clear_line, run_cli
+from conftest import one_clear_line, run_cli, run_main
 from envs.synthetic import SceneStream, all_captions
-
-
-def run_main(capsys: pytest.CaptureFixture, *argv: str) -> subprocess.CompletedProcess:
-    """`thalamus ARGV` in this process (cheaper than a new one for bad input, which stops before any
-    work): its exit code and output, as `run_cli` gives them; a traceback would fail the test."""
-    from launch.cli import main
-
-    capsys.readouterr()
-    code = main(list(argv))
-    out = capsys.readouterr()
-    return subprocess.CompletedProcess(argv, code, out.out, out.err)
 
 
 def _summary(proc: subprocess.CompletedProcess) -> dict:

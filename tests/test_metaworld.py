@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import one_clear_line, run_cli
+from conftest import one_clear_line, run_cli, run_main
 
 import envs
 from envs import metaworld
@@ -90,6 +90,6 @@ def test_record_expert_writes_demonstrations_of_every_task(tmp_path):
     (["record", "--tasks", "split-digits", "--expert"], "has no scripted expert"),
     (["record", "--env", "Meta-World/reach-v3"], "--expert"),
 ])
-def test_bad_robot_input_is_one_clear_line(argv, expect, tmp_path):
-    one_clear_line(run_cli(*argv, "--run-dir", str(tmp_path / "r")), expect)
+def test_bad_robot_input_is_one_clear_line(argv, expect, tmp_path, capsys):
+    one_clear_line(run_main(capsys, *argv, "--run-dir", str(tmp_path / "r")), expect)
     assert not (tmp_path / "r" / "store.zarr").exists()

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import one_clear_line, run_cli
+from conftest import one_clear_line, run_main
 
 from envs.sim_arm import JOINTS
 from memory import open_store, read_manifest
@@ -96,6 +96,6 @@ def test_a_robot_that_stops_answering_is_one_clear_line_its_episodes_kept_and_it
     (["--env", ARM, "--robot-config", "{not json"], "not valid JSON"),
     (["--env", ARM, "--num-envs", "4"], "drives one robot"),
 ])
-def test_bad_robot_input_is_one_clear_line(argv, expect, tmp_path):
-    one_clear_line(run_cli("run", *argv, "--run-dir", str(tmp_path / "r")), expect)
+def test_bad_robot_input_is_one_clear_line(argv, expect, tmp_path, capsys):
+    one_clear_line(run_main(capsys, "run", *argv, "--run-dir", str(tmp_path / "r")), expect)
     assert not (tmp_path / "r").exists()

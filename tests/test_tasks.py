@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import one_clear_line, run_cli, tree_digest
+from conftest import one_clear_line, run_cli, run_main, tree_digest
 from gymnasium.utils.env_checker import check_env
 
 from envs.tasks import (
@@ -277,14 +277,6 @@ def test_replay_of_no_run_getsone_clear_line():
     (["run", "--tasks", "split-digits", "--steps-per-task", "0"], "--steps-per-task must be between 1"),
 ])
 def test_bad_task_flags_getone_clear_line(argv, expect, capsys):
-    """The same `thalamus` entry point, called in this process: each case fails on its flags before
-    anything starts, so a subprocess (~3 s each, on 2 cores) would only time Python's start-up."""
-    from launch.cli import main
-
-    try:
-        code = main(argv)
-    except SystemExit as exc:  # argparse's own errors
-        code = exc.code
-    assert code == 2
-    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and expect in lines[0], lines
+    proc = run_main(capsys, *argv)
+    one_clear_line(proc, expect)
+    assert proc.returncode == 2
