@@ -117,7 +117,7 @@ def test_bad_input_getsone_clear_line(argv, expect, capsys):
     one_clear_line(run_main(capsys, *argv), expect)  # an unreachable --address: tests/test_run_cmd.py
 
 
-def test_corrupt_and_newer_stores_are_refused_untouched(cartpole_run, tmp_path):
+def test_corrupt_and_newer_stores_are_refused_untouched(cartpole_run, tmp_path, capsys):
     import shutil
 
     run_dir, _ = cartpole_run
@@ -131,10 +131,10 @@ def test_corrupt_and_newer_stores_are_refused_untouched(cartpole_run, tmp_path):
     (corrupt / "store.zarr" / "zarr.json").write_text("{ not json")
     for path, expect in ((newer, "newer thalamus"), (corrupt, "corrupt")):
         before = tree_digest(path)
-        one_clear_line(run_cli("memory", "inspect", str(path)), expect)
+        one_clear_line(run_main(capsys, "memory", "inspect", str(path)), expect)
         assert tree_digest(path) == before
     before = tree_digest(run_dir)
-    one_clear_line(run_cli("run", "--run-dir", str(run_dir)), "already holds a run")
+    one_clear_line(run_main(capsys, "run", "--run-dir", str(run_dir)), "already holds a run")
     assert tree_digest(run_dir) == before
 
 

@@ -9,7 +9,7 @@ import sys
 import time
 
 import numpy as np
-from conftest import one_clear_line, run_cli
+from conftest import one_clear_line, run_cli, run_main
 
 from agent.checkpoints import load_tensors
 from memory import open_store, read_manifest
@@ -28,15 +28,15 @@ def _wait_for(predicate, timeout: float, what: str) -> None:
         time.sleep(0.5)
 
 
-def test_bad_resumes_are_one_clear_line(tmp_path):
-    one_clear_line(run_cli("run", "--resume", str(tmp_path / "nowhere")), "does not exist")
-    one_clear_line(run_cli("run", "--resume", str(tmp_path), "--env", "Acrobot-v1"), "leave out --env")
-    one_clear_line(run_cli("run", "--resume", str(tmp_path), "--num-envs", "2"), "leave out --num-envs")
+def test_bad_resumes_are_one_clear_line(tmp_path, capsys):
+    one_clear_line(run_main(capsys, "run", "--resume", str(tmp_path / "nowhere")), "does not exist")
+    one_clear_line(run_main(capsys, "run", "--resume", str(tmp_path), "--env", "Acrobot-v1"), "leave out --env")
+    one_clear_line(run_main(capsys, "run", "--resume", str(tmp_path), "--num-envs", "2"), "leave out --num-envs")
     (tmp_path / "run.json").write_text("{not json")
-    one_clear_line(run_cli("run", "--resume", str(tmp_path)), "corrupt")
+    one_clear_line(run_main(capsys, "run", "--resume", str(tmp_path)), "corrupt")
     (tmp_path / "run.json").write_text(json.dumps({"config": {"env_id": "CartPole-v1", "warp": 9},
                                                    "started": "2026-11-28T00:00:00+00:00"}))
-    one_clear_line(run_cli("run", "--resume", str(tmp_path)), "newer thalamus")
+    one_clear_line(run_main(capsys, "run", "--resume", str(tmp_path)), "newer thalamus")
 
 
 def test_a_killed_task_sequence_resumes_in_the_task_it_stopped_in_keeping_every_committed_step(ray_address,

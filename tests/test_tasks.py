@@ -227,7 +227,7 @@ def test_replay_of_a_captioned_run_plays_on_the_captioners_features(ray_address,
     assert r.shape == (4, 4) and ((r >= 1) & (r <= 8)).all()
 
 
-def test_runs_without_task_checkpoints_or_a_sequence_are_refused_untouched(cartpole_tasks, tmp_path):
+def test_runs_without_task_checkpoints_or_a_sequence_are_refused_untouched(cartpole_tasks, tmp_path, capsys):
     run_dir, _ = cartpole_tasks
     bare, plain = tmp_path / "bare", tmp_path / "plain"
     shutil.copytree(run_dir, bare)
@@ -241,7 +241,7 @@ def test_runs_without_task_checkpoints_or_a_sequence_are_refused_untouched(cartp
     (plain / "run.json").write_text(json.dumps(manifest))
     for path, expect in ((bare, "has no task checkpoints"), (plain, "is a run of CartPole-v1 (--env)")):
         before = tree_digest(path)
-        one_clear_line(run_cli("replay", str(path)), expect)
+        one_clear_line(run_main(capsys, "replay", str(path)), expect)
         assert tree_digest(path) == before
 
 
@@ -263,8 +263,8 @@ def test_bad_replay_flags_get_one_clear_line_and_play_nothing(cartpole_tasks, fl
     assert tree_digest(run_dir) == before
 
 
-def test_replay_of_no_run_getsone_clear_line():
-    one_clear_line(run_cli("replay", "/nonexistent/run"), "no run at '/nonexistent/run'")
+def test_replay_of_no_run_getsone_clear_line(capsys):
+    one_clear_line(run_main(capsys, "replay", "/nonexistent/run"), "no run at '/nonexistent/run'")
 
 
 @pytest.mark.parametrize("argv, expect", [
