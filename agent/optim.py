@@ -35,7 +35,8 @@ class _Optimizer:
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         (group,) = state_dict["param_groups"]
         if len(group["params"]) != len(self.params):
-            raise ValueError(f"the saved optimizer holds {len(group['params'])} parameters, this one {len(self.params)}")
+            raise ValueError(f"the saved optimizer holds {len(group['params'])} parameters, "
+                             f"this one {len(self.params)}")
         self.param_groups[0].update({k: v for k, v in group.items() if k in self.param_groups[0] and k != "params"})
         self.state = {int(i): {k: v.to(self.params[int(i)].device, copy=True) for k, v in s.items()}
                       for i, s in state_dict["state"].items()}  # copies: the saved dict may still be stepped

@@ -188,7 +188,8 @@ def main() -> None:
     print(json.dumps(metrics), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"episodes": len(episodes), "kinds": kinds, "frames": n_frames,
-                                         "gen_s": gen_s, "random_weight": args.random_weight, "captions": counts, "epochs": metrics["frames"] / n_frames,
+                                         "gen_s": gen_s, "random_weight": args.random_weight, "captions": counts,
+                                         "epochs": metrics["frames"] / n_frames,
                                          "train": metrics}, indent=1))
 
 
