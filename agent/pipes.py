@@ -59,7 +59,7 @@ def open_reader(path: str) -> int:
 def open_writer(path: str, timeout_s: float) -> int:
     """Open the write end once its reader has opened the other end (ChannelTimeout after ``timeout_s``).
     It stays non-blocking: :func:`write_frame` waits in ``poll`` while the pipe is full."""
-    deadline = time.monotonic() + timeout_s
+    deadline, pause = time.monotonic() + timeout_s, 0.001
     while True:
         try:
             return os.open(path, os.O_WRONLY | os.O_NONBLOCK)
@@ -68,7 +68,8 @@ def open_writer(path: str, timeout_s: float) -> int:
                 raise
             if time.monotonic() > deadline:
                 raise ChannelTimeout(f"no reader opened {path} within {timeout_s:.0f} s") from None
-            time.sleep(0.001)
+            time.sleep(pause)  # a reader still starting (seconds, importing torch) is not polled 1000 times a second
+            pause = min(2 * pause, 0.05)
 
 
 def write_frame(fd: int, payload: bytes, kind: int = DATA, timeout_s: float | None = None) -> None:

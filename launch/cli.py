@@ -8,6 +8,7 @@ configure()  # headless rendering defaults and triton before anything renders (e
 
 import argparse  # noqa: E402
 import functools  # noqa: E402
+import gc  # noqa: E402
 import sys  # noqa: E402
 from typing import Any  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
@@ -119,5 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     return code
 
 
+def entry() -> None:
+    """The `thalamus` executable: ``main``, then exit without Python's last garbage collections, which
+    would walk every object torch and Ray created (a second of CPU) only to find nothing to free."""
+    code = main()
+    gc.freeze()
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -421,6 +421,7 @@ def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: Re
             raise ActorFailed(f"{exc}; the committed episodes are kept, go on with: "
                               f"thalamus run --resume {run_dir}") from None
         raise
+    agent.shutdown()  # killed now, not left to exit on their own when this driver goes (seconds of CPU each)
     summary = _plain(summary)
     update_manifest(run_dir, ended=_now(), status="interrupted" if summary["interrupted"] else "completed",
                     summary=summary)
