@@ -23,6 +23,7 @@ from agent.hot_loop import HotLoop, RingBudget
 from agent.messages import Action, Episode, Observation, decode, encode
 from agent.outbox import Outbox
 from agent.recorder import store_specs
+from agent.transport import Link
 from envs.options import EnvOptions
 from envs.robot import is_robot
 from envs.tasks import task_sequence
@@ -87,12 +88,10 @@ class EnvActor:
         self.batch_step = steps // self.num_envs
         self.returns.extend(returns)
 
-    def attach(self, recorder: Any, perception: Any, policy: Any, transport: str, timeout_s: float) -> None:
-        """Send finished episodes to ``recorder.add`` (blocking when 16 are in flight) and reach
-        perception and the policy over ``transport`` (agent/transport.py)."""
+    def attach(self, recorder: Any) -> None:
+        """Send finished episodes to ``recorder.add`` (blocking when 16 are in flight)."""
         if recorder is not None:
             self.recorder = Outbox("env→recorder", recorder, "add", window=16)
-        self.ring.connect(perception, policy, transport, timeout_s)
 
     def spec(self) -> dict[str, Any]:
         """Shapes of what this env produces and accepts."""
@@ -109,9 +108,10 @@ class EnvActor:
         return out
 
     # -- the ring, driven by the driver --------------------------------------------------------------
-    def start(self, budget: RingBudget) -> None:
-        """Run the ring on the env thread until ``budget`` is spent (returns at once; see ``status``)."""
-        self.ring.start(budget, self._thread)
+    def start(self, budget: RingBudget, link: Link) -> None:
+        """Run the ring on the env thread until ``budget`` is spent, reaching perception and the policy
+        over ``link`` (agent/transport.py); returns at once (see ``status``)."""
+        self.ring.start(budget, link, self._thread)
 
     def status(self) -> dict[str, Any]:
         """The ring's state (``running``, ``paused``, ``done``, ``broken``, ``failed``) with the counters."""

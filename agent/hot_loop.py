@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from agent.channels import ChannelTimeout
-from agent.transport import PeerDied, StageError, Transport, open_transport
+from agent.transport import Link, PeerDied, StageError, Transport, open_transport
 
 if TYPE_CHECKING:
     from agent.env_actor import EnvActor
@@ -41,7 +41,6 @@ class HotLoop:
 
     def __init__(self, env: EnvActor) -> None:
         self.env = env
-        self.actors: tuple[Any, Any, str, float] | None = None
         self.state, self.error = "idle", None  # idle | running | paused | done | broken | failed
         self._stop = threading.Event()
         self._resume = threading.Event()
@@ -50,10 +49,8 @@ class HotLoop:
         self._ended.set()
         self.transport_name: str | None = None
 
-    def connect(self, perception: Any, policy: Any, kind: str, timeout_s: float) -> None:
-        self.actors = (perception, policy, kind, timeout_s)
-
-    def start(self, budget: RingBudget, thread: Executor) -> None:
+    def start(self, budget: RingBudget, link: Link, thread: Executor) -> None:
+        """Run ``_run`` on ``thread`` over ``link`` (laid afresh by the driver for every start)."""
         if not self._ended.is_set():
             raise RuntimeError("the ring is already running")
         self._stop.clear()
@@ -61,16 +58,14 @@ class HotLoop:
         self._paused.clear()
         self._ended.clear()
         self.state, self.error = "running", None
-        thread.submit(self._run, budget)
+        thread.submit(self._run, budget, link)
 
-    def _run(self, budget: RingBudget) -> None:
+    def _run(self, budget: RingBudget, link: Link) -> None:
         """The loop itself, on the env thread."""
         env = self.env
         transport: Transport | None = None
         try:
-            assert self.actors is not None, "connect the ring to perception and the policy first"
-            perception, policy, kind, timeout_s = self.actors
-            transport = open_transport(kind, perception, policy, timeout_s)
+            transport = open_transport(link)
             self.transport_name = transport.name
             obs = env.first_observation()
             while not self._stop.is_set():

@@ -2,6 +2,9 @@
 
     head ─p0─▶ stage 0 ─p1─▶ stage 1 ─p2─▶ … ─pN─▶ head     (the EnvActor; perception, policy)
 
+Whoever holds the stages lays the pipes and starts the stages (:func:`lay_pipes`: the driver); the
+head joins the laid ring by its folder (:class:`PipeRing`), holding no handle to any stage.
+
 Each stage runs one method of an actor on a thread of that actor: read a message, call the method,
 write its result on. A reader sleeps in the kernel until its message arrives and is woken at once,
 so a hop costs tens of microseconds and an idle agent no CPU. (Ray Compiled Graphs' shared-memory
@@ -157,22 +160,44 @@ def on_ray_actors(timeout_s: float) -> Callable[[Any, str, str, str], None]:
     return start
 
 
-class PipeRing:
-    """The head's end of a ring of stages (each ``(actor, method name)``, in order, on this node)."""
-
-    def __init__(self, stages: list[tuple[Any, str]], start: Callable[[Any, str, str, str], None],
-                 timeout_s: float) -> None:
-        """``start(actor, method, inp, out)`` makes ``actor`` :func:`serve` its method between two
-        pipes (a Ray actor call, or a direct call in-process)."""
-        self.timeout_s = timeout_s
-        self.dir = Path(tempfile.mkdtemp(prefix="thalamus-pipes-"))
-        paths = [str(self.dir / f"p{i}") for i in range(len(stages) + 1)]
-        for path in paths:
-            os.mkfifo(path, 0o600)
+def lay_pipes(stages: list[tuple[Any, str]], start: Callable[[Any, str, str, str], None]) -> str:
+    """Make a ring's pipes in a new folder and have each stage ``(actor, method name)`` serve between
+    its two; returns the folder, whose ``p0`` the head writes and whose last pipe it reads
+    (:class:`PipeRing`). ``start(actor, method, inp, out)`` makes ``actor`` :func:`serve` its method
+    (a Ray actor call, or a direct call in-process). Whoever holds the stages lays the pipes, so the
+    head needs no handle to them: the driver lays them, the EnvActor joins them."""
+    folder = Path(tempfile.mkdtemp(prefix="thalamus-pipes-"))
+    paths = [str(folder / f"p{i}") for i in range(len(stages) + 1)]
+    for path in paths:
+        os.mkfifo(path, 0o600)
+    try:
         for i, (actor, method) in enumerate(stages):
             start(actor, method, paths[i], paths[i + 1])
-        self._r = open_reader(paths[-1])
-        self._w = open_writer(paths[0], timeout_s)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # stages already serving see no reader, time out and end
+        raise
+    return str(folder)
+
+
+class PipeRing:
+    """The head's ends of a ring of ``n_stages`` stages laid by :func:`lay_pipes` in ``folder``."""
+
+    def __init__(self, folder: str, n_stages: int, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.dir = Path(folder)
+        self._r = open_reader(str(self.dir / f"p{n_stages}"))
+        try:
+            self._w = open_writer(str(self.dir / "p0"), timeout_s)
+        except BaseException:
+            os.close(self._r)
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    @classmethod
+    def around(cls, stages: list[tuple[Any, str]], start: Callable[[Any, str, str, str], None],
+               timeout_s: float) -> PipeRing:
+        """Lay the pipes and join them as the head, in one process (the tests, the benchmarks)."""
+        return cls(lay_pipes(stages, start), len(stages), timeout_s)
 
     def execute(self, msg: bytes) -> bytes:
         """Send ``msg`` through every stage; the last stage's result. StageFailed if a method raised,

@@ -6,7 +6,8 @@
     └──────episodes────────────────▶ RecorderActor ─▶ store.zarr
 ```
 
-The driver never touches a frame: it gives the EnvActor a budget, then every ``progress_every_s``
+The driver never touches a frame: it links perception and the policy for the EnvActor
+(agent/transport.py) and gives it a budget, then every ``progress_every_s``
 reads its status for the live display, takes a checkpoint of one moment every
 ``checkpoint_every_s`` (agent/recovery.py), and brings the ring back when a perception or policy
 process died. With a task sequence the ring runs one task at a time; between two tasks the driver
@@ -37,7 +38,7 @@ from agent.policy.actor import PolicyActor
 from agent.recorder import RecorderActor, store_specs
 from agent.recovery import MAX_RESTARTS, RESTARTABLE, ActorFailed, Supervisor, call, get
 from agent.summary import ActorStats, summarize
-from agent.transport import one_node
+from agent.transport import PeerDied, link, one_node
 from envs.tasks import TaskSequence, task_sequence
 
 Progress = Callable[[dict[str, Any]], None]
@@ -92,8 +93,7 @@ class Agent:
                                   learner_name if use_ray else self.learner, restart=True)
         if captioner is not None and self.recorder is not None:
             get(call(self.perception, "attach_recorder", self.recorder), "perception", cfg.hop_timeout_s)
-        get(call(self.env, "attach", self.recorder, self.perception, self.policy, cfg.transport, cfg.hop_timeout_s),
-            "env", cfg.hop_timeout_s)
+        get(call(self.env, "attach", self.recorder), "env", cfg.hop_timeout_s)
         self.actors = {"perception": self.perception, "policy": self.policy, "learner": self.learner,
                        "recorder": self.recorder}
         self.supervisor = Supervisor(self.actors, self.env, run_dir, cfg.hop_timeout_s)
@@ -176,7 +176,7 @@ class Agent:
         checkpoints, and recovery when a ring peer died."""
         cfg = self.cfg
         period = max(progress_every_s, MIN_WATCH_S)
-        get(call(self.env, "start", budget), "env", cfg.hop_timeout_s)
+        self._start_ring(budget)
         while True:
             status = get(call(self.env, "watch", period), "env", cfg.hop_timeout_s + period)
             now = time.perf_counter()
@@ -189,10 +189,21 @@ class Agent:
                 raise ActorFailed(status["error"])
             if status["state"] == "broken":
                 self.supervisor.recover(status["error"])
-                get(call(self.env, "start", budget), "env", cfg.hop_timeout_s)
+                self._start_ring(budget)
             elif self.run_dir is not None and now - self.checkpointed >= cfg.checkpoint_every_s:
                 self.checkpointed = now
                 self._save_latest(status)
+
+    def _start_ring(self, budget: RingBudget) -> None:
+        """Link perception and the policy for the EnvActor (agent/transport.py) and start the ring; a
+        peer found dead while linking is brought back first."""
+        while True:
+            try:
+                ring_link = link(self.cfg.transport, self.perception, self.policy, self.cfg.hop_timeout_s)
+                break
+            except PeerDied as exc:
+                self.supervisor.recover(str(exc))
+        get(call(self.env, "start", budget, ring_link), "env", self.cfg.hop_timeout_s)
 
     def _task_name(self, task: int) -> str | None:
         return None if self.sequence is None else f"task {task}: {self.sequence.names[task]}"

@@ -6,8 +6,13 @@ how the action comes back.
 One interface, :class:`Transport` (``round_trip(obs) -> action``), with two implementations:
 named pipes between the actors' loop threads on one node (:class:`PipeTransport`, agent/pipes.py),
 and plain actor calls with the ObjectRef handed on across nodes (:class:`ActorCallTransport`).
-:func:`open_transport` picks one. In one process (tests, the pipeline benchmark's baseline) the
-calls are direct (:class:`DirectTransport`).
+In one process (tests, the pipeline benchmark's baseline) the calls are direct (:class:`DirectTransport`).
+
+Two halves, because the two ends hold different things: the driver, which holds perception's and the
+policy's handles, makes a :class:`Link` (:func:`link` picks the kind and, for pipes, starts the
+stages); the EnvActor opens its :class:`Transport` from the link (:func:`open_transport`). So the
+EnvActor never unpickles a handle to them on one node, which would load their classes and with them
+torch (seconds of CPU in a process that has no other use for it).
 
 Every implementation reports a dead peer as :class:`PeerDied`, a raising method as
 :class:`StageError` and a stalled one as ``ChannelTimeout``, so the ring loop handles one set.
@@ -15,12 +20,13 @@ Every implementation reports a dead peer as :class:`PeerDied`, a raising method 
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import ray
 
 from agent.channels import ChannelTimeout
-from agent.pipes import PeerClosed, PipeRing, StageFailed, on_ray_actors
+from agent.pipes import PeerClosed, PipeRing, StageFailed, lay_pipes, on_ray_actors
 
 KINDS = ("auto", "pipes", "actor")
 
@@ -72,11 +78,8 @@ class PipeTransport:
 
     name = "pipes"
 
-    def __init__(self, perception: Any, policy: Any, timeout_s: float) -> None:
-        try:
-            self.ring = PipeRing([(perception, "encode"), (policy, "act")], on_ray_actors(timeout_s), timeout_s)
-        except ray.exceptions.RayActorError as exc:
-            raise PeerDied(last_error_line(exc)) from None
+    def __init__(self, folder: str, timeout_s: float) -> None:
+        self.ring = PipeRing(folder, 2, timeout_s)
 
     def round_trip(self, obs: bytes) -> bytes:
         try:
@@ -118,13 +121,40 @@ def one_node() -> bool:
     return len([n for n in ray.nodes() if n["Alive"]]) <= 1
 
 
-def open_transport(kind: str, perception: Any, policy: Any, timeout_s: float) -> Transport:
-    """The transport ``kind`` names (``auto``: pipes on a one-node cluster, else actor calls); given
-    plain objects instead of Ray actor handles, direct calls."""
+@dataclass(frozen=True)
+class Link:
+    """What the ring's head needs to reach perception and the policy: the folder of a pipe ring whose
+    stages already serve (``pipes``), or the stages themselves (handles for ``actor`` calls, objects
+    ``inprocess``); a hop silent for ``timeout_s`` is a stall."""
+
+    kind: str
+    timeout_s: float
+    folder: str | None = None
+    stages: tuple[Any, Any] | None = None
+
+
+def link(kind: str, perception: Any, policy: Any, timeout_s: float) -> Link:
+    """The link ``kind`` names (``auto``: pipes on a one-node cluster, else actor calls), made where
+    the handles are; given plain objects instead of Ray actor handles, direct calls. PeerDied if a
+    stage's process is gone (Ray restarts it)."""
     if kind not in KINDS:
         raise ValueError(f"transport must be one of {', '.join(KINDS)}, got {kind!r}")
     if not isinstance(perception, ray.actor.ActorHandle):
-        return DirectTransport(perception, policy)
+        return Link("inprocess", timeout_s, stages=(perception, policy))
     if kind == "pipes" or (kind == "auto" and one_node()):
-        return PipeTransport(perception, policy, timeout_s)
-    return ActorCallTransport(perception, policy, timeout_s)
+        try:
+            return Link("pipes", timeout_s, folder=lay_pipes([(perception, "encode"), (policy, "act")], on_ray_actors(timeout_s)))
+        except ray.exceptions.RayActorError as exc:
+            raise PeerDied(last_error_line(exc)) from None
+    return Link("actor", timeout_s, stages=(perception, policy))
+
+
+def open_transport(link: Link) -> Transport:
+    """The head's end of ``link``."""
+    if link.kind == "pipes":
+        assert link.folder is not None
+        return PipeTransport(link.folder, link.timeout_s)
+    assert link.stages is not None
+    if link.kind == "actor":
+        return ActorCallTransport(*link.stages, link.timeout_s)
+    return DirectTransport(*link.stages)

@@ -30,7 +30,7 @@ def _local(actor, method, inp, out):
 
 
 def test_frames_pass_every_stage_whole_and_in_order():
-    ring = PipeRing([(Stage(b"a"), "add"), (Stage(b"b"), "add")], _local, 5.0)
+    ring = PipeRing.around([(Stage(b"a"), "add"), (Stage(b"b"), "add")], _local, 5.0)
     try:
         for size in (0, 1, 7, 65_537, 3 * 2**20 + 5):  # empty, tiny, and larger than a pipe's buffer
             msg = os.urandom(size)
@@ -42,7 +42,7 @@ def test_frames_pass_every_stage_whole_and_in_order():
 
 
 def test_a_raising_stage_is_reported_and_the_ring_keeps_serving():
-    ring = PipeRing([(Stage(b"a"), "add"), (Stage(b"b"), "add")], _local, 5.0)
+    ring = PipeRing.around([(Stage(b"a"), "add"), (Stage(b"b"), "add")], _local, 5.0)
     try:
         with pytest.raises(StageFailed, match="ValueError: no boom here"):
             ring.execute(b"boom")
@@ -52,7 +52,7 @@ def test_a_raising_stage_is_reported_and_the_ring_keeps_serving():
 
 
 def test_a_stalled_stage_times_out():
-    ring = PipeRing([(Stage(b"a"), "slow")], _local, 0.5)
+    ring = PipeRing.around([(Stage(b"a"), "slow")], _local, 0.5)
     try:
         with pytest.raises(ChannelTimeout):
             ring.execute(b"x")
@@ -72,7 +72,7 @@ def test_a_killed_stage_process_shows_as_peer_closed_not_a_timeout():
         proc.start()
         procs.append(proc)
 
-    ring = PipeRing([(None, "add"), (Stage(b"b"), "add")], lambda a, m, i, o: start(a, m, i, o) if a is None
+    ring = PipeRing.around([(None, "add"), (Stage(b"b"), "add")], lambda a, m, i, o: start(a, m, i, o) if a is None
                     else _local(a, m, i, o), 30.0)
     try:
         assert ring.execute(b"x") == b"xpb"
@@ -86,7 +86,7 @@ def test_a_killed_stage_process_shows_as_peer_closed_not_a_timeout():
 
 
 def test_a_full_pipe_to_a_stalled_stage_times_out_the_sender():
-    ring = PipeRing([(Stage(b"a"), "slow")], _local, 0.5)
+    ring = PipeRing.around([(Stage(b"a"), "slow")], _local, 0.5)
     try:
         with pytest.raises(ChannelTimeout):  # the stage sleeps in its first call; 4 MB cannot all fit the pipe
             ring.execute(b"x")

@@ -42,7 +42,7 @@ def camera_to_action(seconds: float = 10.0, fps: float = 30.0, frame_size: int =
         with InputNode() as inp:
             graph = policy.act.bind(perception.encode.bind(inp)).experimental_compile()
     elif transport == "ours":
-        graph = PipeRing([(perception, "encode"), (policy, "act")], on_ray_actors(timeout_s), timeout_s)
+        graph = PipeRing.around([(perception, "encode"), (policy, "act")], on_ray_actors(timeout_s), timeout_s)
 
     def act(obs: bytes) -> bytes:
         if transport == "ours":

@@ -80,7 +80,7 @@ def measure_hops(n: int = 300, timeout_s: float = 30.0) -> dict[str, dict[str, f
             out[f"inprocess/{name}"] = _time(lambda p: local.echo(local.echo(p)), payload, n, 2)
             out[f"compiled/{name}"] = _time(lambda p: graph.execute(p).get(timeout=timeout_s), payload, n, 3)
         graph.teardown()
-        ring = PipeRing([(a, "echo"), (b, "echo")], on_ray_actors(timeout_s), timeout_s)
+        ring = PipeRing.around([(a, "echo"), (b, "echo")], on_ray_actors(timeout_s), timeout_s)
         for name, shape in PAYLOADS.items():
             out[f"ours/{name}"] = _time(ring.execute, _payload(shape), n, 3)
         ring.teardown()
