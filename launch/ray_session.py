@@ -9,8 +9,11 @@ import tempfile
 from pathlib import Path
 
 import ray
+from ray.job_config import JobConfig
 
 from launch.errors import UsageError
+
+PACKAGE_ROOT = Path(__file__).resolve().parents[1]  # holds agent/, envs/, memory/, kernels/, launch/
 
 
 def _check_reachable(address: str, timeout_s: float = 3.0) -> None:
@@ -35,7 +38,10 @@ def connect(address: str | None, object_store_mb: int = 256) -> None:
     Joining leaves authentication to Ray: a cluster that uses tokens needs RAY_AUTH_MODE=token and
     the token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or ~/.ray/auth_token) here too (README, Cluster).
     """
-    quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
+    # Workers import our packages from where they are installed (the package root, below) instead of
+    # unpickling each actor class this driver would otherwise export, disassemble and hash first.
+    code = JobConfig(code_search_path=[str(PACKAGE_ROOT)])
+    quiet = {"logging_level": logging.WARNING, "log_to_driver": False, "job_config": code}
     if address is None:
         os.environ.setdefault("RAY_AUTH_MODE", "disabled")  # read by ray.init; inherited by the cluster's processes
         temp = Path(tempfile.gettempdir()) / f"thalamus-ray-{os.getuid()}"

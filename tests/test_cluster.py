@@ -30,6 +30,14 @@ def _start(args: list[str], log: Path) -> subprocess.Popen:
                             stdout=log.open("w"), stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
 
+def _listening(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
 def _alive_nodes(address: str) -> list[dict]:
     """The cluster's live nodes as ``{"id", "resources"}`` ([] while it cannot be reached)."""
     code = ("import json, ray; ray.init(address=%r, logging_level='ERROR', log_to_driver=False); "
@@ -42,7 +50,8 @@ def _alive_nodes(address: str) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory):
-    """A head and a second node that advertises the custom resource ``robot`` (the robot's computer)."""
+    """A head and a second node that advertises the custom resource ``robot`` (the robot's computer):
+    the cluster's address and the robot node's id."""
     tmp_path = tmp_path_factory.mktemp("two-nodes")
     port = _free_port()
     address = f"127.0.0.1:{port}"
@@ -52,15 +61,17 @@ def two_nodes(tmp_path_factory):
                     tmp_path / "head.log")]
     try:
         deadline = time.time() + 60
-        while len(_alive_nodes(address)) < 1 and time.time() < deadline:
-            time.sleep(1)
+        while not _listening(port) and time.time() < deadline:  # the head's GCS takes connections
+            time.sleep(0.5)
         procs.append(_start([f"--address={address}", f"--node-manager-port={_free_port()}",
                              f"--object-manager-port={_free_port()}", '--resources={"robot": 1}'],
                             tmp_path / "worker.log"))
-        while len(_alive_nodes(address)) < 2 and time.time() < deadline:
-            time.sleep(1)
-        assert len(_alive_nodes(address)) == 2, (tmp_path / "worker.log").read_text()[-2000:]
-        yield address
+        nodes: list[dict] = []
+        while len(nodes) < 2 and time.time() < deadline:  # a Python process joining the cluster: seconds of CPU each
+            time.sleep(2)
+            nodes = _alive_nodes(address)
+        assert len(nodes) == 2, (tmp_path / "worker.log").read_text()[-2000:]
+        yield address, next(n["id"] for n in nodes if n["resources"].get("robot"))
     finally:
         for proc in procs:  # `ray start --block` stops its node's processes on SIGTERM: both at once
             os.killpg(proc.pid, signal.SIGTERM)
@@ -69,9 +80,9 @@ def two_nodes(tmp_path_factory):
 
 
 def test_an_agent_spans_both_nodes_with_its_env_on_the_robots_node_and_records_every_step(two_nodes, tmp_path):
-    robot_node = next(n["id"] for n in _alive_nodes(two_nodes) if n["resources"].get("robot"))
+    address, robot_node = two_nodes
     run_dir = tmp_path / "run"
-    proc = run_cli("run", "--address", two_nodes, "--env-resources", "robot=1", "--steps", "600", "--num-envs", "2",
+    proc = run_cli("run", "--address", address, "--env-resources", "robot=1", "--steps", "600", "--num-envs", "2",
                    "--captioner", "off", "--run-dir", str(run_dir), "--json")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
@@ -83,6 +94,6 @@ def test_an_agent_spans_both_nodes_with_its_env_on_the_robots_node_and_records_e
 
 
 def test_a_resource_no_node_advertises_is_one_clear_line(two_nodes, tmp_path):
-    one_clear_line(run_cli("run", "--address", two_nodes, "--env-resources", "gripper=1", "--steps", "64",
+    one_clear_line(run_cli("run", "--address", two_nodes[0], "--env-resources", "gripper=1", "--steps", "64",
                            "--run-dir", str(tmp_path / "run")), "no node of the cluster advertises it")
     assert not (tmp_path / "run").exists()

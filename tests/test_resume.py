@@ -40,10 +40,10 @@ def test_bad_resumes_are_one_clear_line(tmp_path, capsys):
 
 
 def test_a_killed_task_sequence_resumes_in_the_task_it_stopped_in_keeping_every_committed_step(ray_address,
-                                                                                                  tmp_path):
+                                                                                                  tmp_path, capsys):
     """SIGKILL mid-run (no summary, no final checkpoint), then --resume: the store and the newest
     checkpoint go on, in the task the run stopped in; a finished run cannot be resumed again."""
-    run_dir, per_task = tmp_path / "tasks", 1200
+    run_dir, per_task = tmp_path / "tasks", 600
     cmd = [sys.executable, "-m", "launch.cli", "run", "--address", ray_address, "--tasks", "cartpole-physics",
            "--steps-per-task", str(per_task), "--num-envs", "4", "--captioner", "off", "--checkpoint-every", "1",
            "--run-dir", str(run_dir), "--json"]
@@ -92,5 +92,5 @@ def test_a_killed_task_sequence_resumes_in_the_task_it_stopped_in_keeping_every_
     for t in range(4):  # each task got its budget (the resumed one rounded up to whole batches of 4)
         assert per_task <= store.episode_lengths[tasks == t].sum() < per_task + 4
 
-    done = run_cli("run", "--resume", str(run_dir))
+    done = run_main(capsys, "run", "--resume", str(run_dir))
     one_clear_line(done, "has finished all 4 tasks")

@@ -11,7 +11,7 @@ import time
 import numpy as np
 import ray
 
-from conftest import one_clear_line, run_cli
+from conftest import one_clear_line, run_cli, run_main
 from memory import open_store
 
 
@@ -60,7 +60,7 @@ def test_a_run_on_a_terminal_says_what_it_does_rounds_out_loud_and_ends_its_bar_
 
 
 def test_ctrl_c_commits_what_was_seen_says_how_to_go_on_and_the_resume_counts_the_runs_last_20(ray_address,
-                                                                                                  tmp_path):
+                                                                                                  tmp_path, capsys):
     """Ctrl-C: exit 130, the --resume hint, final.pt named; the episodes it cut short are marked, and
     the resumed run's mean return is of the run's last 20 complete episodes, not those since the resume."""
     run_dir = tmp_path / "stopped"
@@ -92,7 +92,7 @@ def test_ctrl_c_commits_what_was_seen_says_how_to_go_on_and_the_resume_counts_th
     assert complete.sum() == summary["episodes"] < store.n_episodes  # the ends cut short are not counted
     returns = store.episode_returns()[complete]
     assert np.isclose(summary["mean_return_last20"], np.mean(returns[-20:]))
-    done = run_cli("run", "--resume", str(run_dir))  # its budget is spent: more needs a larger --steps
+    done = run_main(capsys, "run", "--resume", str(run_dir))  # its budget is spent: more needs a larger --steps
     one_clear_line(done, "already holds")
     assert "--steps" in done.stderr
 
