@@ -17,21 +17,67 @@ import logging  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
+import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def ray_address():
-    """Start the session's Ray cluster and return its GCS address for `--address`."""
+SHARED_CLUSTER = "THALAMUS_TEST_RAY_ADDRESS"  # set by `pytest -n N`'s controller for its workers
+
+
+def _start_cluster() -> str:
+    """Start a local Ray cluster, this process its first driver; its GCS address."""
     import ray
 
     temp = tempfile.mkdtemp(prefix="thr-", dir="/tmp")  # short: unix socket paths are ≤ 107 chars
     ray.init(num_cpus=4, include_dashboard=False, object_store_memory=256 * 2**20, _temp_dir=temp,
              logging_level=logging.WARNING, log_to_driver=False)
-    yield ray.get_runtime_context().gcs_address
+    return ray.get_runtime_context().gcs_address
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """`pytest -n N`: the controller starts the one cluster its workers share (each worker's own
+    would cost its start-up and an idle cluster's CPU for the whole session)."""
+    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
+        os.environ[SHARED_CLUSTER] = _start_cluster()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if SHARED_CLUSTER in os.environ and not hasattr(config, "workerinput"):
+        import ray
+
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_address():
+    """The session's Ray cluster (started here, or the controller's under `pytest -n N`), joined by
+    this process; its GCS address for `--address`."""
+    import ray
+
+    address = os.environ.get(SHARED_CLUSTER)
+    if address is None:
+        address = _start_cluster()
+    else:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    yield address
     ray.shutdown()
+
+
+def run_actor_pid(driver_pid: int, class_name: str, timeout: float = 120) -> int:
+    """The pid of the live ``class_name`` actor of the run whose driver (the `thalamus run` process)
+    is ``driver_pid``, once there is one: other runs may share the cluster."""
+    import ray
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        jobs = {j["JobID"] for j in ray._private.state.jobs() if j["DriverPid"] == driver_pid and not j["IsDead"]}
+        for actor in ray._private.state.actors().values():
+            if actor["JobID"] in jobs and actor["ActorClassName"] == class_name and actor["State"] == "ALIVE":
+                return int(actor["Pid"])
+        time.sleep(0.3)
+    raise AssertionError(f"no live {class_name} actor of process {driver_pid} within {timeout:.0f} s")
 
 
 def run_cli(*args: str, timeout: float = 300, cwd: Path | None = None) -> subprocess.CompletedProcess:

@@ -8,27 +8,15 @@ import sys
 import time
 
 import numpy as np
-import ray
+from conftest import run_actor_pid
 
 from agent.checkpoints import load_tensors
 from agent.policy.ppo import PPOConfig
 from memory import open_store
 
 
-def _alive_pid(class_name: str, timeout: float = 120) -> int:
-    """The pid of the live actor of ``class_name``, once there is one."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        for actor in ray._private.state.actors().values():
-            if actor["ActorClassName"] == class_name and actor["State"] == "ALIVE":
-                return int(actor["Pid"])
-        time.sleep(0.5)
-    raise AssertionError(f"no live {class_name} actor within {timeout:.0f} s")
-
-
 def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_step(ray_address, tmp_path):
     run_dir = tmp_path / "run"
-    before = {a["Pid"] for a in ray._private.state.actors().values() if a["State"] == "ALIVE"}
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--address", ray_address, "--steps", "4000",
                              "--num-envs", "2", "--captioner", "off", "--checkpoint-every", "1",
@@ -45,8 +33,7 @@ def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_ste
 
     try:
         for name in ("PerceptionActor", "PolicyActor"):
-            pid = _alive_pid(name)
-            assert pid not in before
+            pid = run_actor_pid(proc.pid, name)
             time.sleep(4)  # let it step a while
             if name == "PolicyActor":  # late enough that learning from scratch again would show
                 deadline = time.time() + 120

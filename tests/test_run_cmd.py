@@ -9,9 +9,8 @@ import sys
 import time
 
 import numpy as np
-import ray
 
-from conftest import one_clear_line, run_cli, run_main
+from conftest import one_clear_line, run_actor_pid, run_cli, run_main
 from memory import open_store
 
 
@@ -103,16 +102,11 @@ def test_a_killed_recorder_is_restarted_and_the_run_goes_on(ray_address, tmp_pat
     proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--steps", "2400", "--num-envs", "4",
                              "--captioner", "off", "--run-dir", str(run_dir), "--address", ray_address, "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    before = {a["Pid"] for a in ray._private.state.actors().values() if a["State"] == "ALIVE"}
-    deadline, pid = time.monotonic() + 120, None
-    while time.monotonic() < deadline and pid is None:
-        if (run_dir / "store.zarr" / "episodes").is_dir() and open_store(run_dir).n_episodes >= 3:
-            pid = next((int(a["Pid"]) for a in ray._private.state.actors().values()
-                        if a["ActorClassName"] == "RecorderActor" and a["State"] == "ALIVE"
-                        and a["Pid"] not in before), None)
+    deadline = time.monotonic() + 120
+    while not ((run_dir / "store.zarr" / "episodes").is_dir() and open_store(run_dir).n_episodes >= 3):
+        assert time.monotonic() < deadline, "the run never committed an episode"
         time.sleep(0.3)
-    assert pid is not None, "the run never committed an episode"
-    os.kill(pid, signal.SIGKILL)
+    os.kill(run_actor_pid(proc.pid, "RecorderActor"), signal.SIGKILL)
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     summary = json.loads(out)
