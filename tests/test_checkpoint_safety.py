@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import one_clear_line, run_cli
+from conftest import one_clear_line, run_main
 
 from agent.config import AgentConfig
 
@@ -56,17 +56,17 @@ def test_the_evil_file_runs_code_when_unpickled(tmp_path, marker):
     assert marker.exists()
 
 
-def test_caption_refuses_an_evil_captioner(tmp_path, marker):
+def test_caption_refuses_an_evil_captioner(tmp_path, marker, capsys):
     evil = _evil_captioner(tmp_path / "evil.pt", marker)
-    proc = run_cli("caption", "--source", "synthetic", "--max-frames", "2", "--checkpoint", str(evil))
+    proc = run_main(capsys, "caption", "--source", "synthetic", "--max-frames", "2", "--checkpoint", str(evil))
     one_clear_line(proc, REFUSED)
     assert not marker.exists()
 
 
-def test_run_refuses_an_evil_captioner_before_it_starts(tmp_path, marker):
+def test_run_refuses_an_evil_captioner_before_it_starts(tmp_path, marker, capsys):
     evil = _evil_captioner(tmp_path / "evil.pt", marker)
     run_dir = tmp_path / "run"
-    proc = run_cli("run", "--captioner", str(evil), "--steps", "16", "--run-dir", str(run_dir))
+    proc = run_main(capsys, "run", "--captioner", str(evil), "--steps", "16", "--run-dir", str(run_dir))
     one_clear_line(proc, REFUSED)
     assert not marker.exists()
     assert not run_dir.exists()  # refused before anything was made
@@ -92,17 +92,17 @@ def _task_run(run_dir: Path) -> None:
         writer.add_episode(episode, task=0)
 
 
-def test_replay_refuses_an_evil_task_checkpoint(tmp_path, marker):
+def test_replay_refuses_an_evil_task_checkpoint(tmp_path, marker, capsys):
     run_dir = tmp_path / "run"
     _task_run(run_dir)
     _evil(run_dir / "checkpoints" / "task_0.pt", marker, {"task": 0, "task_name": "default"})
-    proc = run_cli("replay", str(run_dir), "--png", str(tmp_path / "r.png"))
+    proc = run_main(capsys, "replay", str(run_dir), "--png", str(tmp_path / "r.png"))
     one_clear_line(proc, REFUSED)
     assert "task_0.pt" in proc.stderr
     assert not marker.exists() and not (tmp_path / "r.png").exists()
 
 
-def test_resume_refuses_an_evil_latest_checkpoint(ray_address, tmp_path, marker):
+def test_resume_refuses_an_evil_latest_checkpoint(ray_address, tmp_path, marker, capsys):
     """The resume is refused before anything starts: one line, the code not run, run.json untouched."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -111,7 +111,7 @@ def test_resume_refuses_an_evil_latest_checkpoint(ray_address, tmp_path, marker)
                                                   "started": dt.datetime.now(dt.timezone.utc).isoformat()}))
     _evil(run_dir / "checkpoints" / "latest.pt", marker, {"steps": 32, "task": 0})
     before = (run_dir / "run.json").read_text()
-    proc = run_cli("run", "--resume", str(run_dir), "--address", ray_address, "--json")
+    proc = run_main(capsys, "run", "--resume", str(run_dir), "--address", ray_address, "--json")
     one_clear_line(proc, REFUSED)
     assert "latest.pt" in proc.stderr
     assert not marker.exists()

@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli
+from conftest import run_cli, run_main
 
 from agent.perception.grammar import VOCAB, Vocab
 from envs.clips import ClipBatch, ClipDataError, clip_grammar, heldout_dir, read_captions, scan_clips
@@ -172,13 +172,13 @@ def test_train_on_a_clip_folder_then_caption_a_clip(clips_dir, tmp_path):
     ("empty", "no videos in"),
     ("malformed", 'blob.jsonl:1: "caption" must be a string'),
 ])
-def test_bad_folder_is_one_line(tmp_path, folder, expect):
+def test_bad_folder_is_one_line(tmp_path, folder, expect, capsys):
     root = tmp_path / "data"
     if folder != "missing":
         root.mkdir()
     if folder == "malformed":
         _write_clip(root, "blob", 20, CLIPS["blob"][1], ['{"frame": 0}'])
-    proc = run_cli("train", "captioner", "--data", str(root), "--steps", "1", "--out", str(tmp_path / "x.pt"))
+    proc = run_main(capsys, "train", "captioner", "--data", str(root), "--steps", "1", "--out", str(tmp_path / "x.pt"))
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("thalamus: error: --data: ") and expect in lines[0], proc.stderr
