@@ -11,10 +11,12 @@ unexport PYTHONDONTWRITEBYTECODE
 
 # torch goes in first and pinned: the CPU build; a bare `torch` in a fresh venv pulls a CUDA build.
 # No compiling the whole 2.5 GB (40 s on 2 cores): the import check compiles what we use (~15 s).
+# The venv gets no pip of its own (ensurepip takes 8 s): the machine's pip installs into it (--python).
+PIP    := python3 -m pip --python $(PY) install -q --no-compile --disable-pip-version-check
 $(STAMP): pyproject.toml
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --no-compile --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "is ignored" || true
-	$(PY) -m pip install -q --no-compile --disable-pip-version-check torch==2.13.0 triton==3.8.0 -e ".[dev]" 2>&1 | grep -v "is ignored" || true
+	python3 -m venv --without-pip $(VENV)
+	$(PIP) torch==2.13.0 2>&1 | grep -v "is ignored" || true
+	$(PIP) torch==2.13.0 triton==3.8.0 -e ".[dev]" 2>&1 | grep -v "is ignored" || true
 	$(PY) -c "import torch, triton, ray, gymnasium, zarr, mujoco, metaworld, launch.cli, agent.runtime"
 	touch $(STAMP)
 
@@ -22,7 +24,7 @@ run: $(STAMP)
 	$(VENV)/bin/thalamus run
 
 # Two pytest workers, a file each at a time: a test waits on Ray actors and subprocesses as much as
-# it computes, so two overlap on two cores; each worker is a test session with its one Ray cluster.
+# it computes, so two overlap on two cores; both join the one Ray cluster pytest's controller starts.
 # The tests that hold a wall-clock rate (a robot at 30 Hz within 10%) run after them, alone.
 test: $(STAMP)
 	TRITON_INTERPRET=1 $(VENV)/bin/pytest -n 2 --dist loadfile -m "not realtime"
