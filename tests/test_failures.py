@@ -19,7 +19,7 @@ def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_ste
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--address", ray_address, "--steps", "4000",
-                             "--num-envs", "2", "--captioner", "off", "--checkpoint-every", "1",
+                             "--num-envs", "4", "--captioner", "off", "--checkpoint-every", "1",
                              "--run-dir", str(run_dir), "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     latest = run_dir / "checkpoints" / "latest.pt"
@@ -51,7 +51,7 @@ def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_ste
     # the restarted policy went on from the newest checkpoint, not from scratch: its update count is
     # the checkpoint's plus one a rollout after it (from scratch it would be short by the checkpoint's)
     assert updates_at_kill >= 12
-    rollouts_after = (4000 - steps_at_kill) / (PPOConfig.for_actions(True).num_steps * 2)
+    rollouts_after = (4000 - steps_at_kill) / (PPOConfig.for_actions(True).num_steps * 4)
     updates = summary["policy"]["updates"]
     assert updates >= rollouts_after + updates_at_kill / 2, (updates, updates_at_kill, rollouts_after)
     store = open_store(run_dir)
