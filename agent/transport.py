@@ -143,7 +143,8 @@ def link(kind: str, perception: Any, policy: Any, timeout_s: float) -> Link:
         return Link("inprocess", timeout_s, stages=(perception, policy))
     if kind == "pipes" or (kind == "auto" and one_node()):
         try:
-            return Link("pipes", timeout_s, folder=lay_pipes([(perception, "encode"), (policy, "act")], on_ray_actors(timeout_s)))
+            folder = lay_pipes([(perception, "encode"), (policy, "act")], on_ray_actors(timeout_s))
+            return Link("pipes", timeout_s, folder=folder)
         except ray.exceptions.RayActorError as exc:
             raise PeerDied(last_error_line(exc)) from None
     return Link("actor", timeout_s, stages=(perception, policy))
