@@ -25,7 +25,9 @@ class CameraObservation(gymnasium.ObservationWrapper, gymnasium.utils.RecordCons
     | `"state"` | `Box(float32, (S,))`            | the env's own observation, flattened, float32  |
     | `"frame"` | `Box(0, 255, (F, F, 3), uint8)` | RGB picture of the state the observation is of |
 
-    `F` is `frame_size`. Actions, rewards, termination and truncation are the wrapped env's.
+    `F` is `frame_size`. Actions, rewards, termination and truncation are the wrapped env's. With
+    ``frames=False`` nothing is rendered and every frame is black: a policy that reads only the state
+    (the diffusion policy) plays a Meta-World env ~30x faster in software GL.
 
     ## Where frames come from (fastest that applies)
 
@@ -51,12 +53,13 @@ class CameraObservation(gymnasium.ObservationWrapper, gymnasium.utils.RecordCons
         ((4,), (48, 48, 3), dtype('uint8'))
     """
 
-    def __init__(self, env: gymnasium.Env, frame_size: int = 64) -> None:
+    def __init__(self, env: gymnasium.Env, frame_size: int = 64, frames: bool = True) -> None:
         if frame_size < 1:
             raise ValueError(f"frame_size must be a positive number of pixels, got {frame_size}")
-        gymnasium.utils.RecordConstructorArgs.__init__(self, frame_size=frame_size)
+        gymnasium.utils.RecordConstructorArgs.__init__(self, frame_size=frame_size, frames=frames)
         gymnasium.ObservationWrapper.__init__(self, env)
         self.frame_size = frame_size
+        self.frames = frames
         self._paint = painter_for(env.unwrapped)
         self._mujoco = self._paint is None and is_mujoco(env.unwrapped)
         if self._paint is None and env.render_mode != "rgb_array":
@@ -85,6 +88,8 @@ class CameraObservation(gymnasium.ObservationWrapper, gymnasium.utils.RecordCons
 
     def _frame(self) -> np.ndarray:
         """A frame of the current state; a first render that fails raises EnvUnavailableError."""
+        if not self.frames:
+            return np.zeros((self.frame_size, self.frame_size, 3), np.uint8)
         if self._paint is not None:
             return self._paint(self.env.unwrapped, self.frame_size)
         try:

@@ -13,3 +13,4 @@ class EnvOptions:
     full_episodes: bool = False  # Meta-World: run every episode its full 500 steps instead of ending it on success
     robot_config: str | None = None  # robot:MODULE:CLASS: the robot's config, JSON text or a .json file
     control_hz: float = 30.0  # robot:MODULE:CLASS: steps a second the robot is driven at
+    frames: bool = True  # False: nothing is rendered and every frame is black (for a policy that reads the state only)

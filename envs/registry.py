@@ -67,7 +67,7 @@ def make(env_id: str, frame_size: int = 64, seed: int | None = None,
                                  options.full_episodes)
         if seed is not None:
             env.action_space.seed(seed)
-        return CameraObservation(env, frame_size)
+        return CameraObservation(env, frame_size, options.frames)
     if options.camera is not None or options.full_episodes:
         raise ValueError(f"--camera and --full-episodes are for Meta-World envs; {env_id} has one picture "
                          "and ends its episodes itself")
@@ -83,7 +83,7 @@ def make(env_id: str, frame_size: int = 64, seed: int | None = None,
         raise EnvUnavailableError(f"cannot make {env_id}: {one_line(error)}") from error
     if seed is not None:
         env = SeedFirstReset(env, seed)
-    return CameraObservation(env, frame_size)
+    return CameraObservation(env, frame_size, options.frames)
 
 
 class SeedFirstReset(gymnasium.Wrapper, gymnasium.utils.RecordConstructorArgs):

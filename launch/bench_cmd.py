@@ -17,7 +17,7 @@ import argparse
 import json
 from pathlib import Path
 
-from launch import continual_bench_cmd, pipeline_bench_cmd
+from launch import continual_bench_cmd, pipeline_bench_cmd, policy_bench_cmd
 from launch.errors import UsageError
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "agent" / "perception" / "checkpoints"
@@ -31,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     bsub = bench.add_subparsers(dest="bench", required=True, metavar="BENCH")
     continual_bench_cmd.add_parser(bsub)
     pipeline_bench_cmd.add_parser(bsub)
+    policy_bench_cmd.add_parser(bsub)
     p = bsub.add_parser("caption", help="captioner accuracy, frames/s and memory vs softmax attention",
                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lengths", default="1000,10000,100000",

@@ -31,6 +31,7 @@ import argparse
 import json
 from pathlib import Path
 
+from launch import train_policy_cmd
 from launch.errors import UsageError
 
 
@@ -57,6 +58,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="score on held-out streams every N steps (0: only at the end)")
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     p.set_defaults(func=main)
+    train_policy_cmd.add_parser(tsub)
 
 
 def _scored_on(data: str) -> str:
