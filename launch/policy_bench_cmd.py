@@ -34,12 +34,12 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
     p.add_argument("--episodes", type=int, default=50, metavar="N", help="episodes per task and sampler (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, help="episode i starts from eval_seed(SEED, i) (default: %(default)s)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu", help="where the policy runs (default: %(default)s)")
-    p.add_argument("--envs", type=int, metavar="N", help="envs stepped in lockstep (default: 10 on cpu, 50 on cuda)")
+    p.add_argument("--envs", type=int, metavar="N", help="envs stepped in lockstep (default: 10 on cpu, 25 on cuda)")
     p.add_argument("--latency-batch", type=int, metavar="B", help="chunks per timed call (default: 1 on cpu, 64 on cuda)")
     p.add_argument("--latency-calls", type=int, default=200, metavar="N", help="timed calls per sampler and task (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1, metavar="N", help="torch CPU threads (default: %(default)s)")
-    p.add_argument("--sea-threshold", type=float, metavar="DELTA", help="SeaCache's δ (default: the sampler's, 0.1)")
-    p.add_argument("--sen-threshold", type=float, metavar="EPS", help="SenCache's ε (default: the sampler's, 0.1)")
+    p.add_argument("--sea-threshold", type=float, metavar="DELTA", help="SeaCache's δ (default: the sampler's, 0.5)")
+    p.add_argument("--sen-threshold", type=float, metavar="EPS", help="SenCache's ε (default: the sampler's, 0.3)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the results here (default: none)")
     p.set_defaults(func=main)
 
@@ -89,7 +89,7 @@ def main(args: argparse.Namespace) -> int:
 
     cuda = args.device == "cuda"
     cfg = PolicyBenchConfig(episodes=args.episodes, seed=args.seed, device=args.device,
-                            envs=args.envs or (50 if cuda else 10), latency_batch=args.latency_batch or (64 if cuda else 1),
+                            envs=args.envs or (25 if cuda else 10), latency_batch=args.latency_batch or (64 if cuda else 1),
                             latency_calls=args.latency_calls, sea_threshold=args.sea_threshold,
                             sen_threshold=args.sen_threshold)
     console = stdout_console()

@@ -14,7 +14,7 @@ python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 -
   --platform manylinux2014_x86_64 -d .whl \
   metaworld==3.0.0 mujoco==3.8.1 glfw==2.11.0 PyOpenGL==3.1.10 gymnasium==1.4.0 farama-notifications==0.0.6 \
   simple-parsing==0.1.9 docstring-parser==0.18.0 zarr==3.1.6 numcodecs==0.16.6 donfig==0.8.1.post1 \
-  google-crc32c==1.9.0 2>&1 | grep -v "is ignored" || true
+  google-crc32c==1.9.0 rich==15.0.0 pygments==2.21.0 markdown-it-py==4.3.0 mdurl==0.1.2 2>&1 | grep -v "is ignored" || true
 python3 - .whl/metaworld-3.0.0-py3-none-any.whl <<'PY'
 import os, re, sys, zipfile
 src = sys.argv[1]; tmp = src + ".tmp"

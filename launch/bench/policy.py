@@ -24,7 +24,7 @@ import torch
 
 from agent.evaluation import wilson_interval
 from agent.policy.diffusion.policy import DiffusionCheckpoint, DiffusionPolicy
-from agent.policy.diffusion.rollout import rollouts
+from agent.policy.diffusion.rollout import make_envs, rollouts
 from agent.policy.diffusion.sampler import SamplerConfig
 
 SAMPLERS: dict[str, SamplerConfig] = {
@@ -90,22 +90,27 @@ def bench_task(ckpt: DiffusionCheckpoint, env_id: str, cfg: PolicyBenchConfig,
     samplers["ddim16+sencache"] = replace(samplers["ddim16+sencache"], threshold=cfg.sen_threshold)
     rows: dict[str, Row] = {}
     windows: torch.Tensor | None = None
+    envs = make_envs(env_id, min(cfg.envs, cfg.episodes), cfg.seed)
 
     def run(name: str, sampler: SamplerConfig) -> None:
         nonlocal windows
         say(f"{env_id}: {name}")
         policy = DiffusionPolicy(ckpt, sampler, cfg.device)
-        outcomes = rollouts(policy, env_id, cfg.episodes, cfg.seed, cfg.envs)
+        outcomes = rollouts(policy, env_id, cfg.episodes, cfg.seed, envs=envs)
         if windows is None:  # the first sampler's windows serve every sampler's timing
             windows = policy.windows()
         nfe = [n for c in policy.chunks for n in c.nfe]
         steps = 100 if sampler.method == "ddpm" else sampler.steps
         rows[name] = Row([o.success for o in outcomes], nfe, _timed(policy, windows, cfg), steps)
 
-    for name, sampler in samplers.items():
-        run(name, sampler)
-    cached = max(np.mean(rows[n].nfe) for n in ("ddim16+seacache", "ddim16+sencache"))
-    run("ddim_matched", SamplerConfig(steps=max(1, math.ceil(cached - 1e-9))))
+    try:
+        for name, sampler in samplers.items():
+            run(name, sampler)
+        cached = max(np.mean(rows[n].nfe) for n in ("ddim16+seacache", "ddim16+sencache"))
+        run("ddim_matched", SamplerConfig(steps=max(1, math.ceil(cached - 1e-9))))
+    finally:
+        for env in envs:
+            env.close()
     return rows
 
 

@@ -86,7 +86,11 @@ class DiffusionPolicy:
     def __init__(self, ckpt: DiffusionCheckpoint, sampler: SamplerConfig, device: str = "cpu") -> None:
         self.ckpt, self.cfg, self.device = ckpt, ckpt.config, torch.device(device)
         model = Denoiser(ckpt.config)
-        model.load_state_dict(ckpt.weights)
+        try:
+            model.load_state_dict(ckpt.weights)
+        except RuntimeError:
+            raise PolicyFileError("the checkpoint's weights do not fit its own config (a damaged file, or one "
+                                  "from another version of thalamus): train it again") from None
         self.model = model.to(self.device).eval()
         self.sampler = Sampler(self.model, NoiseSchedule(ckpt.config.levels), sampler, ckpt.beta,
                                None if ckpt.sensitivity is None else

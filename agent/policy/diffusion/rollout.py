@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import gymnasium
 import numpy as np
 
 from agent.policy.diffusion.policy import DiffusionPolicy
@@ -28,12 +29,20 @@ class Outcome:
     ret: float
 
 
+def make_envs(env_id: str, n: int, seed: int = 0) -> list[gymnasium.Env]:
+    """``n`` envs of ``env_id`` for :func:`rollouts` (a Meta-World env takes ~1.5 s to make: share them)."""
+    return [make(env_id, frame_size=1, seed=eval_seed(seed, 0), options=EnvOptions(frames=False)) for _ in range(n)]
+
+
 def rollouts(policy: DiffusionPolicy, env_id: str, episodes: int, seed: int = 0, num_envs: int = 10,
-             on_episode: Callable[[Outcome], None] | None = None) -> list[Outcome]:
-    """``episodes`` episodes of ``env_id``, ``num_envs`` at a time; an episode succeeded if any of its
-    steps' ``info["success"]`` was true."""
-    n = min(num_envs, episodes)
-    envs = [make(env_id, frame_size=1, seed=eval_seed(seed, 0), options=EnvOptions(frames=False)) for _ in range(n)]
+             on_episode: Callable[[Outcome], None] | None = None,
+             envs: list[gymnasium.Env] | None = None) -> list[Outcome]:
+    """``episodes`` episodes of ``env_id``, ``num_envs`` at a time (or on ``envs``, made by
+    :func:`make_envs` with the same seed, left open); an episode succeeded if any of its steps'
+    ``info["success"]`` was true."""
+    own = envs is None
+    envs = make_envs(env_id, min(num_envs, episodes), seed) if envs is None else envs[:episodes]
+    n = len(envs)
     try:
         policy.reset(n)
         states = np.zeros((n, policy.cfg.obs_dim), np.float32)
@@ -71,5 +80,5 @@ def rollouts(policy: DiffusionPolicy, env_id: str, episodes: int, seed: int = 0,
                     start(j)
         return sorted(done, key=lambda o: o.episode)
     finally:
-        for env in envs:
+        for env in envs if own else []:
             env.close()

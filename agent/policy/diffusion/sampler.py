@@ -69,7 +69,7 @@ class Sampler:
                           else schedule.ddim_timesteps(cfg.steps))
         self.cache = make_cache(cfg, schedule, beta, table)
 
-    @torch.no_grad()
+    @torch.inference_mode()
     def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None,
                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Chunks for flattened observation windows ``obs`` (B, obs_horizon·obs_dim), in normalised

@@ -52,22 +52,24 @@ class FiLMBlock(nn.Module):
 
 
 class Body(nn.Module):
-    """The U-Net: FiLM blocks down (halving the length between levels), two in the middle, then up,
-    each level joined by the skip of the same length (the full-length one unused, as in Diffusion
-    Policy). One linear layer makes every block's FiLM scale and shift (on the CPU, per-layer overhead
+    """The U-Net: ``blocks`` FiLM blocks a level down (halving the length between levels), in the
+    middle, then up, each level joined by the skip of the same length (the full-length one unused, as in
+    Diffusion Policy, which has two blocks a level). One linear layer makes every block's FiLM scale and shift (on the CPU, per-layer overhead
     is most of a small network's time)."""
 
-    def __init__(self, width: int, dims: tuple[int, ...], cond_dim: int, kernel: int, groups: int) -> None:
+    def __init__(self, width: int, dims: tuple[int, ...], cond_dim: int, kernel: int, groups: int,
+                 blocks: int) -> None:
         super().__init__()
         block = lambda i, o: FiLMBlock(i, o, kernel, groups)  # noqa: E731
         ins = (width, *dims[:-1])
         self.down = nn.ModuleList(
-            nn.ModuleList([block(i, o), block(o, o),
+            nn.ModuleList([block(i, o), *(block(o, o) for _ in range(blocks - 1)),
                            nn.Conv1d(o, o, 3, stride=2, padding=1) if k < len(dims) - 1 else nn.Identity()])
             for k, (i, o) in enumerate(zip(ins, dims)))
-        self.mid = nn.ModuleList([block(dims[-1], dims[-1]), block(dims[-1], dims[-1])])
+        self.mid = nn.ModuleList([block(dims[-1], dims[-1]) for _ in range(blocks)])
         self.up = nn.ModuleList(
-            nn.ModuleList([block(2 * o, i), block(i, i), nn.ConvTranspose1d(i, i, 4, stride=2, padding=1)])
+            nn.ModuleList([block(2 * o, i), *(block(i, i) for _ in range(blocks - 1)),
+                           nn.ConvTranspose1d(i, i, 4, stride=2, padding=1)])
             for i, o in zip(reversed(dims[:-1]), reversed(dims[1:])))
         self.out = ConvBlock(dims[0], width, kernel, groups)
         self.sizes = [2 * b.out_channels for b in self.modules() if isinstance(b, FiLMBlock)]
@@ -76,14 +78,18 @@ class Body(nn.Module):
     def forward(self, m: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
         films = iter(self.film(cond)[..., None].split(self.sizes, dim=1))
         skips = []
-        for first, second, down in self.down:
-            m = second(first(m, next(films)), next(films))
+        for *blocks, down in self.down:
+            for b in blocks:
+                m = b(m, next(films))
             skips.append(m)
             m = down(m)
         for b in self.mid:
             m = b(m, next(films))
-        for first, second, up in self.up:
-            m = up(second(first(torch.cat([m, skips.pop()], dim=1), next(films)), next(films)))
+        for first, *blocks, up in self.up:
+            m = first(torch.cat([m, skips.pop()], dim=1), next(films))
+            for b in blocks:
+                m = b(m, next(films))
+            m = up(m)
         return self.out(m)
 
 
@@ -100,7 +106,7 @@ class Denoiser(nn.Module):
                                   nn.Linear(4 * cfg.time_dim, cfg.time_dim))
         self.stem = nn.Conv1d(cfg.action_dim, width, cfg.kernel, padding=cfg.kernel // 2)
         self.stem_film = nn.Sequential(nn.Mish(), nn.Linear(cond_dim, 2 * width))
-        self.body = Body(width, cfg.down_dims, cond_dim, cfg.kernel, cfg.groups)
+        self.body = Body(width, cfg.down_dims, cond_dim, cfg.kernel, cfg.groups, cfg.blocks)
         self.head = nn.Sequential(nn.GroupNorm(cfg.groups, width), nn.Mish(), nn.Conv1d(width, cfg.action_dim, 1))
 
     def condition(self, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
