@@ -18,6 +18,7 @@ from envs.options import EnvOptions
 
 DEVICES = ("cpu", "cuda")
 TRANSPORTS = ("auto", "pipes", "actor")
+POLICY_KINDS = ("diffusion",)  # what --policy KIND:PATH may name (no --policy: PPO, learning from the reward)
 
 
 @dataclass
@@ -82,7 +83,10 @@ class AgentConfig:
     num_envs: int = flag(8, metavar="N")  # envs stepped together, batched through perception and policy
     frame_size: int = flag(64, metavar="PX")  # side of the square RGB camera frame, in pixels
     seed: int = flag(0, metavar="S")  # seeds the envs (env i gets seed+i) and the models
-    device: str = flag("cpu", choices=DEVICES)  # where perception, the captioner and the learner run (PPO stays on the CPU)
+    device: str = flag("cpu", choices=DEVICES)  # where perception, the captioner and the learner run (the policy stays on the CPU)
+    policy: str | None = flag(None, metavar="KIND:PATH")  # diffusion:PATH acts with a trained diffusion policy (`thalamus train policy`), which does not learn; default: PPO learning from the reward
+    step_cache: str = flag("none", metavar="none|seacache|sencache")  # with a diffusion policy: skip denoiser steps whose output would barely change (none: every step)
+    cache_threshold: float | None = flag(None, metavar="X")  # with --step-cache: SeaCache's δ or SenCache's ε (default: the cache's own)
     captioner: str = flag("auto", metavar="auto|off|PT")  # auto: the shipped captioner trained on this env, if any; off: no captions; or a checkpoint path (run.json keeps the path auto chose)
     checkpoint_every_s: float = flag(30.0, alias=["--checkpoint-every"], metavar="SECONDS")  # seconds between checkpoints/latest.pt, which --resume goes on from
     transport: str = flag("auto", choices=TRANSPORTS)  # the hot ring: pipes (one node), actor calls (any node); auto picks
@@ -109,6 +113,17 @@ class AgentConfig:
         """The config ``to_dict`` wrote (run.json's ``config``); ValueError naming the first field this
         version does not know (a run from a newer thalamus) or a nested value that is not an object."""
         return _from_dict(cls, d, "")
+
+
+def policy_choice(text: str) -> tuple[str, str]:
+    """``--policy KIND:PATH`` as (kind, path); ValueError (one line) for an unknown kind or no path."""
+    kind, _, path = text.partition(":")
+    if kind not in POLICY_KINDS:
+        raise ValueError(f"--policy {text}: unknown kind {kind!r}; give {' or '.join(k + ':PATH' for k in POLICY_KINDS)} "
+                         "(a checkpoint from `thalamus train policy`), or leave --policy out for PPO")
+    if not path:
+        raise ValueError(f"--policy {text}: give the checkpoint's path, e.g. {kind}:reach-v3.pt")
+    return kind, path
 
 
 def env_resources(text: str | None) -> dict[str, float]:

@@ -34,7 +34,8 @@ from agent.env_actor import EnvActor
 from agent.hot_loop import RingBudget
 from agent.learner.actor import LearnerActor
 from agent.perception.actor import PerceptionActor
-from agent.policy.actor import PolicyActor
+from agent.policy.actor import FEED_EVERY, PolicyActor
+from agent.policy.diffusion import SamplerConfig
 from agent.recorder import RecorderActor, store_specs
 from agent.recovery import MAX_RESTARTS, RESTARTABLE, ActorFailed, Supervisor, call, get
 from agent.summary import ActorStats, summarize
@@ -78,8 +79,9 @@ class Agent:
         spec = get(call(self.env, "spec"), "env", cfg.hop_timeout_s)
         self.recorder = (self._spawn(RecorderActor, str(run_dir), store_specs(spec, caption_len), here=True, restart=True)
                          if run_dir is not None else None)
+        # a diffusion policy (--policy) acts on the env's own state: it normalizes it itself
         self.perception = self._spawn(PerceptionActor, spec["state_dim"], cfg.perception, cfg.seed, cfg.device,
-                                      captioner, cfg.num_envs, num_gpus=gpu, restart=True)
+                                      captioner, cfg.num_envs, cfg.policy is None, num_gpus=gpu, restart=True)
         percept_dim = PerceptionActor.percept_dim(spec["state_dim"], cfg.perception, captioner)
         learner_name = f"thalamus-learner-{uuid.uuid4().hex[:12]}"
         self.learner = self._spawn(LearnerActor, percept_dim, spec["action_dim"], cfg.learner, cfg.seed, cfg.device,
@@ -89,8 +91,10 @@ class Agent:
         ppo = replace(ppo, anneal_lr=ppo.anneal_lr and self.sequence is None)  # a continual learner has no known end
         # the policy finds the learner by name: a handle would be a constructor argument kept in the
         # object store, which Ray warns a restart may not find
+        sampler = SamplerConfig(cache=cfg.step_cache, threshold=cfg.cache_threshold)
         self.policy = self._spawn(PolicyActor, percept_dim, spec, cfg.num_envs, ppo, cfg.steps, cfg.seed,
-                                  learner_name if use_ray else self.learner, restart=True)
+                                  learner_name if use_ray else self.learner, FEED_EVERY, cfg.policy, sampler,
+                                  restart=True)
         if captioner is not None and self.recorder is not None:
             get(call(self.perception, "attach_recorder", self.recorder), "perception", cfg.hop_timeout_s)
         get(call(self.env, "attach", self.recorder), "env", cfg.hop_timeout_s)

@@ -1,6 +1,7 @@
 """PerceptionActor: observation batches in, percept batches out (on the per-step hot path).
 
-The percept is ``[normalized state, frame features]``. The frame features are computed once per
+The percept is ``[normalized state, frame features]`` (for a policy that normalizes the state
+itself, a diffusion policy, the state as the env gave it). The frame features are computed once per
 frame: with a captioner they are its trained temporal feature (one streaming state per env), and
 the caption decoded from that same feature goes to the recorder, keyed by (env, step); without
 one, a small seeded CNN's embedding.
@@ -25,7 +26,8 @@ class PerceptionActor:
     """Wraps :class:`PerceptionModel` (and a ``LiveCaptioner``); passes reward and done flags on."""
 
     def __init__(self, state_dim: int, cfg: PerceptionConfig, seed: int, device: str = "cpu",
-                 captioner: str | None = None, num_envs: int = 1) -> None:
+                 captioner: str | None = None, num_envs: int = 1, normalize_state: bool = True) -> None:
+        """``normalize_state=False``: the percept's state part is the env's own, unscaled."""
         torch.set_num_threads(1)
         self.captioner = None
         if captioner is not None:
@@ -34,6 +36,9 @@ class PerceptionActor:
             self.captioner = LiveCaptioner(Path(captioner), streams=num_envs, device=device)
         self.model = PerceptionModel(state_dim, cfg, seed=seed, device=device,
                                      cnn=self.captioner is None)
+        # a diffusion policy normalizes the state with its demonstrations' statistics: a running
+        # normalization here would hand it a drifting scale it was never trained on
+        self.normalize_state = normalize_state
         self.recorder: Outbox | None = None
         self.last_caption: np.ndarray | None = None
         self.hop = LatencyMeter()
@@ -54,8 +59,11 @@ class PerceptionActor:
     def encode(self, obs_msg: bytes) -> bytes:
         obs = decode(obs_msg, Observation)
         self.hop.add_ns(obs.sent_ns)
-        state = self.model.encode_state(obs.state)
-        final_state = self.model.encode_state(obs.final_state, update_stats=False)
+        if self.normalize_state:
+            state = self.model.encode_state(obs.state)
+            final_state = self.model.encode_state(obs.final_state, update_stats=False)
+        else:
+            state, final_state = obs.state.astype(np.float32), obs.final_state.astype(np.float32)
         if self.captioner is None:
             frames = self.model.encode_frames(obs.frame)
             final_frames = self.model.encode_frames(obs.final_frame)
