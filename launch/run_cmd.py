@@ -7,6 +7,8 @@
     thalamus run --tasks split-digits --steps-per-task 4000
     thalamus run --resume runs/reacher             # go on with a stopped run (Ctrl-C, crash, kill)
     thalamus run --resume runs/reacher --steps 50000   # ... to a larger budget
+    thalamus run --env Meta-World/reach-v3 --policy diffusion:reach-v3.pt --step-cache seacache
+                                                   # acts with a trained diffusion policy (no PPO)
 
 Budgets count whole batches: the envs step together, so a run of --steps N ends at the first
 multiple of --num-envs at or above N (and says so). A resumed run keeps every episode its store
@@ -30,13 +32,14 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from agent.config import AgentConfig, env_resources
+from agent.config import AgentConfig, env_resources, policy_choice
 from envs.robot import is_robot
 from envs.seeds import MAX_SEED
 from launch.errors import UsageError
 
 if TYPE_CHECKING:
     from agent.checkpoints import ResumePoint
+    from agent.policy.diffusion import DiffusionCheckpoint
     from envs.tasks import TaskSequence
 
 # with --resume, the run's own settings hold; only these may be given
@@ -101,6 +104,14 @@ def _validate(args: argparse.Namespace) -> AgentConfig:
             raise UsageError(f"--resume goes on with the run's own settings: leave out {_flag(extra[0])} "
                              "(with --resume give only --steps, --device, --checkpoint-every, --address, --json)")
         return cfg
+    if cfg.policy is not None:
+        try:
+            policy_choice(cfg.policy)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    elif cfg.step_cache != "none" or cfg.cache_threshold is not None:
+        flag = "--step-cache" if cfg.step_cache != "none" else "--cache-threshold"
+        raise UsageError(f"{flag} is for a diffusion policy: add --policy diffusion:PATH, or leave {flag} out")
     budgets = [f for f, on in (("--steps", "steps" in given), ("--episodes", cfg.episodes is not None),
                                ("--steps-per-task", args.steps_per_task is not None)) if on]
     if len(budgets) > 1:
@@ -168,6 +179,42 @@ def _captioner(choice: str, env_id: str) -> str | None:
     return str(path.resolve())
 
 
+def _diffusion(cfg: AgentConfig) -> tuple[str, DiffusionCheckpoint] | None:
+    """The checkpoint ``--policy`` names (None without one), read and built with the
+    ``--step-cache`` settings before Ray starts, and ``--policy`` with its path made absolute
+    (run.json keeps that)."""
+    if cfg.policy is None:
+        return None
+    from agent.policy.diffusion import DiffusionCheckpoint, DiffusionPolicy, PolicyFileError, SamplerConfig
+
+    kind, text = policy_choice(cfg.policy)  # checked by _validate (or, resuming, with run.json)
+    path = Path(text).expanduser()
+    sampler = SamplerConfig(cache=cfg.step_cache, threshold=cfg.cache_threshold)
+    try:
+        ckpt = DiffusionCheckpoint.read(path)
+        sampler.validate(ckpt.config.levels)
+        DiffusionPolicy(ckpt, sampler)  # what only building it checks: SenCache needs the checkpoint's table
+    except PolicyFileError as exc:
+        raise UsageError(f"--policy: {exc}") from None
+    except ValueError as exc:  # the sampler settings'
+        raise UsageError(str(exc)) from None
+    return f"{kind}:{path.resolve()}", ckpt
+
+
+def _check_fit(env: Any, name: str, ckpt: DiffusionCheckpoint) -> None:
+    """UsageError (one line) when ``env``'s state or action space is not the policy's."""
+    from agent.policy.actor import misfit
+
+    space = env.action_space
+    discrete = hasattr(space, "n")
+    why = misfit(ckpt.config, discrete, int(space.n) if discrete else math.prod(space.shape),
+                 int(env.observation_space["state"].shape[0]))
+    if why is not None:
+        trained = ckpt.provenance.get("env_id")
+        raise UsageError(f"--policy: {name} does not fit this diffusion policy: {why}"
+                         + (f" (it was trained on {trained})" if trained else ""))
+
+
 def _plain(value: Any) -> Any:
     """``value`` with every NaN float (e.g. the mean return of a run with no finished episode) as None,
     so the summary is plain JSON for run.json and ``--json``."""
@@ -192,9 +239,9 @@ def _task_sequence(name: str, steps: int | None) -> TaskSequence:
     return seq
 
 
-def _probe(name: str, seq: TaskSequence | None, cfg: AgentConfig) -> None:
+def _probe(name: str, seq: TaskSequence | None, cfg: AgentConfig, policy: DiffusionCheckpoint | None) -> None:
     """Make, reset and close one env: unknown ids fail here, before Ray starts, and so does a
-    renderer that cannot start, or an option the env does not take."""
+    renderer that cannot start, an option the env does not take, or spaces ``policy`` does not act in."""
     import envs
 
     from envs.robot import RobotConfig
@@ -211,11 +258,13 @@ def _probe(name: str, seq: TaskSequence | None, cfg: AgentConfig) -> None:
         if isinstance(exc, envs.EnvNotFoundError):
             raise
         raise UsageError(str(exc)) from None
-    if robot:  # built and checked, but not connected: the env actor connects it where it runs
+    try:
+        if policy is not None:
+            _check_fit(probe, name, policy)
+        if not robot:  # a robot is built and checked, but not connected: the env actor connects it where it runs
+            probe.reset()
+    finally:
         probe.close()
-        return
-    probe.reset()
-    probe.close()
 
 
 def _say(args: argparse.Namespace, text: str) -> None:
@@ -245,7 +294,11 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError(f"--num-envs {cfg.num_envs}: a robot env drives one robot; leave out --num-envs "
                              "(a robot run steps one env)")
         cfg = replace(cfg, num_envs=1)
-    _probe(name, seq, cfg)
+    diffusion = _diffusion(cfg)
+    _probe(name, seq, cfg, diffusion[1] if diffusion else None)
+    trained = diffusion[1].provenance.get("env_id") if diffusion else None
+    if trained is not None and trained != name:
+        _say(args, f"warning: the policy was trained on {trained}, and this run steps {name}")
     captioner = _captioner(cfg.captioner, name if seq is None else seq.base_env or seq.name)
     sequence: dict[str, Any] = {}
     steps = cfg.steps
@@ -257,7 +310,8 @@ def main(args: argparse.Namespace) -> int:
     elif steps is not None:
         steps = math.ceil(steps / cfg.num_envs) * cfg.num_envs
     asked = args.steps_per_task * seq.n_tasks if seq and args.steps_per_task else cfg.steps
-    cfg = replace(cfg, env_id=name, steps=steps, captioner=captioner or "off")
+    cfg = replace(cfg, env_id=name, steps=steps, captioner=captioner or "off",
+                  policy=diffusion[0] if diffusion else None)
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     run_dir = (args.run_dir or Path("runs") / f"{name}-{stamp}").resolve()
     _connect(args, cfg)  # before the run dir exists: a cluster that cannot be joined leaves nothing behind
@@ -321,6 +375,7 @@ def _resume(args: argparse.Namespace, flags: AgentConfig) -> int:
         raise UsageError(f"--resume: {exc}") from None
     try:
         cfg = AgentConfig.from_dict(manifest.get("config") or {})
+        policy = policy_choice(cfg.policy)[1] if cfg.policy is not None else None
         started = dt.datetime.fromisoformat(manifest["started"]).timestamp()
     except (ValueError, TypeError, KeyError) as exc:
         raise UsageError(f"--resume: {run_dir / 'run.json'} holds no config this version can run: {exc}") from None
@@ -362,7 +417,10 @@ def _resume(args: argparse.Namespace, flags: AgentConfig) -> int:
                          f"give --steps N to go on for N steps in all")
     if captioner is not None:
         _captioner(captioner, cfg.env_id)  # checks it is still a captioner checkpoint
-    _probe(cfg.env_id, seq, cfg)
+    if policy is not None and not Path(policy).is_file():
+        raise UsageError(f"--resume: the run's policy checkpoint {policy} is gone; put it back to go on with this run")
+    diffusion = _diffusion(cfg)
+    _probe(cfg.env_id, seq, cfg, diffusion[1] if diffusion else None)
     from agent.checkpoints import CheckpointError, load_tensors
 
     try:  # before anything starts: a checkpoint that is not plain tensors is refused here, in one line
