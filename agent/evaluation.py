@@ -25,7 +25,8 @@ its intervals treat them as one sample, which overstates the spread of the avera
 tasks when the tasks differ (the interval is conservative).
 
 Policies are loaded by kind (``POLICY_LOADERS``): ``ppo`` reads a run's checkpoint with the config
-in the run's ``run.json``; a new kind is a function ``Path → LoadedPolicy`` added there. Only
+in the run's ``run.json``; ``diffusion`` a `thalamus train policy` checkpoint (its frames are not
+rendered: it reads the state); a new kind is a function ``Path → LoadedPolicy`` added there. Only
 ``load_*`` functions and :class:`PPOPolicy`'s methods import torch, so importing this module is
 cheap (the CLI checks its input before paying for torch).
 """
@@ -384,7 +385,20 @@ def _captioner(run_dir: Path, choice: str | None) -> Captioner | None:
 
 # Policy loaders by the KIND of ``--policy KIND:PATH``; a new kind (e.g. ``diffusion``) is a function
 # ``Path → LoadedPolicy`` whose policy implements `Policy`, added here.
-POLICY_LOADERS: Mapping[str, Callable[[Path], LoadedPolicy]] = MappingProxyType({"ppo": load_ppo})
+def load_diffusion(path: Path, sampler: Any = None) -> LoadedPolicy:
+    """``--policy diffusion:PATH``: a checkpoint `thalamus train policy` wrote, sampled with ``sampler``
+    (an `agent.policy.diffusion.SamplerConfig`; default DDIM 16 without a step cache)."""
+    from agent.policy.diffusion.eval_policy import load_diffusion as load
+    from agent.policy.diffusion.sampler import SamplerConfig
+
+    if not Path(path).is_file():
+        raise EvaluationError(f"--policy diffusion:{path}: no such file (make one with `thalamus train policy`)")
+    _torch_file(Path(path))
+    return load(Path(path), sampler or SamplerConfig())
+
+
+POLICY_LOADERS: Mapping[str, Callable[..., LoadedPolicy]] = MappingProxyType({"ppo": load_ppo,
+                                                                            "diffusion": load_diffusion})
 
 
 # -- results ----------------------------------------------------------------------------------------

@@ -4,12 +4,16 @@
     thalamus eval runs/mw-easy-20261201-101500 --checkpoint task_2 --episodes 50 --json
     thalamus eval --policy ppo:runs/CartPole-v1-20261201-101500/checkpoints/final.pt --tasks cartpole-physics
     thalamus eval --expert --env Meta-World/reach-v3 --episodes 10     # Meta-World's scripted expert
+    thalamus eval --policy diffusion:agent/policy/checkpoints/mw-easy/reach-v3.pt --step-cache seacache --json
 
 RUN_DIR's policy (perception + PPO of `--checkpoint`, default final) plays its run's env, or every
 task of its run's sequence, with the run's frame size, camera and captioner; `--env`/`--tasks` put
 it on another env with the same spaces. `--policy KIND:PATH` loads a policy file (`ppo`: a
 checkpoint in a run's checkpoints/, read with that run's run.json); `--expert` plays Meta-World's
-scripted expert. Episode i of every task starts from env seed `envs.seeds.eval_seed(SEED, i)`, a
+scripted expert. `--policy diffusion:PATH` plays a diffusion policy (`thalamus train policy`; default
+env: the one it was trained on) with `--ddim-steps` and `--step-cache`; its report adds denoiser
+evaluations and ms per action chunk (`--json`: `nfe_per_chunk`, `ms_per_chunk_p50`, `ms_per_chunk_p99`).
+Episode i of every task starts from env seed `envs.seeds.eval_seed(SEED, i)`, a
 range no run trains on; the policy acts deterministically and learns nothing (agent/evaluation.py).
 Episodes run here, one env at a time, with a progress bar on stderr.
 
@@ -31,6 +35,7 @@ from launch.errors import UsageError
 
 if TYPE_CHECKING:
     from agent.evaluation import EvalConfig, EvalReport, EvalTask, LoadedPolicy, Policy
+    from agent.policy.diffusion.sampler import SamplerConfig
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -41,7 +46,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--checkpoint", metavar="final|task_<i>|PATH",
                    help="which of RUN_DIR's checkpoints (default: final)")
     p.add_argument("--policy", metavar="KIND:PATH",
-                   help="a policy file instead of a run: ppo:RUN_DIR/checkpoints/NAME.pt")
+                   help="a policy file instead of a run: ppo:RUN_DIR/checkpoints/NAME.pt, or diffusion:PATH "
+                        "(`thalamus train policy`)")
     p.add_argument("--expert", action="store_true", help="Meta-World's scripted expert instead of a learned policy")
     p.add_argument("--env", metavar="ID", help="the env to evaluate on (default: the run's)")
     p.add_argument("--tasks", metavar="NAME", help="a task sequence to evaluate on, every task (default: the run's)")
@@ -49,6 +55,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="episode i starts from env seed eval_seed(S, i)")
     p.add_argument("--frame-size", type=int, metavar="PX",
                    help="side of the camera frame (default: the policy's run's; 64 for --expert)")
+    p.add_argument("--ddim-steps", type=int, default=16, metavar="N",
+                   help="a diffusion policy's DDIM steps per action chunk (default: %(default)s)")
+    p.add_argument("--step-cache", choices=["none", "seacache", "sencache"], default="none",
+                   help="a diffusion policy's step cache (default: %(default)s)")
+    p.add_argument("--cache-threshold", type=float, metavar="X",
+                   help="SeaCache's δ or SenCache's ε (default: 0.5 and 0.3)")
     p.add_argument("--json", action="store_true", help="print the report as one JSON object on stdout")
     p.set_defaults(func=main)
 
@@ -68,7 +80,8 @@ def _check(args: argparse.Namespace) -> EvalConfig:
         raise UsageError("--checkpoint picks one of RUN_DIR's checkpoints; with --policy give the file itself")
     if args.env is not None and args.tasks is not None:
         raise UsageError("give --env ID or --tasks NAME, not both")
-    if args.run_dir is None and args.env is None and args.tasks is None:
+    diffusion = args.policy is not None and args.policy.startswith("diffusion:")
+    if args.run_dir is None and args.env is None and args.tasks is None and not diffusion:
         raise UsageError(f"{given[0]} needs something to play: add --env ID or --tasks NAME")
     if args.frame_size is not None and args.frame_size < 1:
         raise UsageError(f"--frame-size must be a positive number of pixels, got {args.frame_size}")
@@ -78,11 +91,25 @@ def _check(args: argparse.Namespace) -> EvalConfig:
             raise UsageError(f"--policy takes KIND:PATH (e.g. ppo:runs/RUN/checkpoints/final.pt), got {args.policy!r}")
         if kind not in POLICY_LOADERS:
             raise UsageError(f"--policy {args.policy}: unknown kind {kind!r}; known kinds: {', '.join(POLICY_LOADERS)}")
+    if not diffusion and (args.step_cache != "none" or args.cache_threshold is not None or args.ddim_steps != 16):
+        raise UsageError("--ddim-steps, --step-cache and --cache-threshold are for a diffusion policy "
+                         "(--policy diffusion:PATH)")
+    if diffusion:
+        try:
+            _sampler(args).validate(100)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
     cfg = EvalConfig(episodes=args.episodes, seed=args.seed)
     cfg.validate()
     if args.run_dir is not None:
         run_checkpoint(args.run_dir, args.checkpoint or "final")
     return cfg
+
+
+def _sampler(args: argparse.Namespace) -> SamplerConfig:
+    from agent.policy.diffusion.sampler import SamplerConfig
+
+    return SamplerConfig(steps=args.ddim_steps, cache=args.step_cache, threshold=args.cache_threshold)
 
 
 def _tasks(args: argparse.Namespace, loaded: LoadedPolicy | None) -> list[EvalTask]:
@@ -116,7 +143,8 @@ def main(args: argparse.Namespace) -> int:
         else:
             if args.policy is not None:
                 kind, _, path = args.policy.partition(":")
-                loaded = POLICY_LOADERS[kind](Path(path))
+                loaded = (POLICY_LOADERS[kind](Path(path), _sampler(args)) if kind == "diffusion"
+                          else POLICY_LOADERS[kind](Path(path)))
             else:
                 loaded = load_run(args.run_dir, args.checkpoint or "final")
             import torch  # (loaded by now)
@@ -129,10 +157,19 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     sequence = tasks[0].sequence
     env = None if sequence is not None else tasks[0].name
+    chunks = policy.chunk_report() if hasattr(policy, "chunk_report") else {}
     if args.json:
-        print(json.dumps({"policy": source, "env": env, "sequence": sequence, "seed": cfg.seed, **report.to_dict()}))
+        print(json.dumps({"policy": source, "env": env, "sequence": sequence, "seed": cfg.seed, **report.to_dict(),
+                          **chunks}))
     else:
         _print(report, source, sequence or env)
+        if chunks:
+            from launch.display import stdout_console
+
+            stdout_console().print(f"{chunks['sampler']}: {chunks['nfe_per_chunk']:.2f} denoiser evaluations per "
+                                   f"action chunk, {chunks['ms_per_chunk_p50']:.1f} ms per chunk (p50), "
+                                   f"{chunks['ms_per_chunk_p99']:.1f} ms (p99) over {chunks['chunks']} chunks",
+                                   highlight=False)
     return 0
 
 
