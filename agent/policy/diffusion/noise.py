@@ -43,14 +43,16 @@ class NoiseSchedule:
     def clean(self, x: torch.Tensor, eps: torch.Tensor, t: int) -> torch.Tensor:
         """The clean chunk x̂0 that ``x`` at level ``t`` and the predicted noise imply, clipped to [-1, 1]."""
         ab = self.alpha_bar(t)
-        return ((x - math.sqrt(1 - ab) * eps) / math.sqrt(ab)).clamp(-1, 1)
+        return torch.sub(x, eps, alpha=math.sqrt(1 - ab)).mul_(1 / math.sqrt(ab)).clamp_(-1, 1)
 
     def ddim_step(self, x: torch.Tensor, eps: torch.Tensor, t: int, t_prev: int) -> torch.Tensor:
-        """Deterministic DDIM (η = 0) from level ``t`` to ``t_prev`` (-1: the end)."""
+        """Deterministic DDIM (η = 0) from level ``t`` to ``t_prev`` (-1: the end):
+        ``√ᾱ' x̂0 + √(1−ᾱ') ε̂'`` with ε̂' the noise the clipped x̂0 implies, ``(x − √ᾱ x̂0)/√(1−ᾱ)``,
+        folded into two coefficients (each op costs tens of µs on a CPU at batch 1)."""
         x0 = self.clean(x, eps, t)
         ab, ab_prev = self.alpha_bar(t), self.alpha_bar(t_prev)
-        eps = (x - math.sqrt(ab) * x0) / math.sqrt(1 - ab)  # the noise the clipped x̂0 implies
-        return math.sqrt(ab_prev) * x0 + math.sqrt(1 - ab_prev) * eps
+        keep = math.sqrt((1 - ab_prev) / (1 - ab))
+        return torch.add(x * keep, x0, alpha=math.sqrt(ab_prev) - keep * math.sqrt(ab))
 
     def ddpm_step(self, x: torch.Tensor, eps: torch.Tensor, t: int, generator: torch.Generator | None) -> torch.Tensor:
         """Ancestral DDPM from level ``t`` to ``t - 1``, with the posterior's variance ("fixed small")."""

@@ -125,6 +125,9 @@ class SenCache:
 
     def __init__(self, table: Sensitivity, eps: float, max_skips: int = DEFAULT_MAX_SKIPS) -> None:
         self.table, self.eps, self.max_skips = table, eps, max_skips
+        # plain floats: a lookup per step, not a tensor op
+        self.j_x, self.j_t = table.j_x.tolist(), table.j_t.tolist()
+        self.limit = (eps * table.r_norm).tolist()
 
     def start(self, batch: int, steps: int) -> None:
         self.steps = steps
@@ -133,15 +136,16 @@ class SenCache:
         self.skips: torch.Tensor | None = None  # steps skipped in a row
 
     def refresh(self, i: int, t: int, x: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:
-        t_now = torch.full((x.shape[0],), t, dtype=torch.float32, device=x.device)
         if self.x_ref is None or self.t_ref is None or self.skips is None or i == self.steps - 1:
             run = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+            self.x_ref = x.clone()
+            self.t_ref = torch.full((x.shape[0],), float(t), device=x.device)
             self.skips = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-        else:
-            moved = (x - self.x_ref).flatten(1).norm(dim=1)
-            err = float(self.table.j_x[t]) * moved + float(self.table.j_t[t]) * (self.t_ref - t_now).abs()
-            run = (err >= self.eps * float(self.table.r_norm[t])) | (self.skips >= self.max_skips)
-            self.skips = torch.where(run, torch.zeros_like(self.skips), self.skips + 1)
-        self.x_ref = x.clone() if self.x_ref is None else torch.where(run.view(-1, 1, 1), x, self.x_ref)
-        self.t_ref = t_now if self.t_ref is None else torch.where(run, t_now, self.t_ref)
+            return run
+        err = torch.linalg.vector_norm((x - self.x_ref).flatten(1), dim=1).mul_(self.j_x[t])
+        err.add_((self.t_ref - t).abs_(), alpha=self.j_t[t])
+        run = (err >= self.limit[t]).logical_or_(self.skips >= self.max_skips)
+        self.skips = (self.skips + 1).masked_fill_(run, 0)
+        self.x_ref[run] = x[run]
+        self.t_ref.masked_fill_(run, float(t))
         return run

@@ -109,9 +109,13 @@ class Denoiser(nn.Module):
         self.body = Body(width, cfg.down_dims, cond_dim, cfg.kernel, cfg.groups, cfg.blocks)
         self.head = nn.Sequential(nn.GroupNorm(cfg.groups, width), nn.Mish(), nn.Conv1d(width, cfg.action_dim, 1))
 
+    def time_features(self, t: torch.Tensor) -> torch.Tensor:
+        """The embedded noise levels ``t`` (B,) → (B, time_dim)."""
+        return self.time(time_embedding(t, self.cfg.time_dim))
+
     def condition(self, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
         """The conditioning vector of noise levels ``t`` (B,) and flattened observations ``obs`` (B, O·S)."""
-        return torch.cat([self.time(time_embedding(t, self.cfg.time_dim)), obs], dim=-1)
+        return torch.cat([self.time_features(t), obs], dim=-1)
 
     def enter(self, x: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The stem: ``x`` (B, horizon, action_dim) → its features ``h`` and their modulated copy ``m``
