@@ -36,6 +36,11 @@ for cache in ("none", "seacache", "sencache"):
         eager, nfe_e = s._sample_eager(obs, noise)
         e50, e99 = timed(lambda: s._sample_eager(obs, noise))
     p50, p99 = timed(lambda: s.sample(obs, noise=noise))
+    cpu = DiffusionPolicy(ckpt, SamplerConfig(steps=16, cache=cache)).sampler.sample(obs.cpu(), noise=noise.cpu())[0]
+    per_sample = lambda a, b: (a.cpu() - b.cpu()).flatten(1).abs().max(1).values  # noqa: E731
     print(f"{cache}: graphed {p50:.2f} / {p99:.2f} ms (p50/p99, 64 chunks), eager {e50:.2f} / {e99:.2f} ms; "
-          f"nfe {nfe_g.float().mean():.2f}, equal to eager's: {torch.equal(nfe_g, nfe_e)}; "
-          f"max |graphed - eager| {(graphed - eager).abs().max():.2e}", flush=True)
+          f"nfe {nfe_g.float().mean():.2f}, equal to eager's: {torch.equal(nfe_g, nfe_e)}; per-sample max "
+          f"|graphed - eager| median {per_sample(graphed, eager).median():.1e}, max {per_sample(graphed, eager).max():.1e}; "
+          f"|eager GPU - CPU| median {per_sample(eager, cpu).median():.1e}, max {per_sample(eager, cpu).max():.1e}; "
+          f"samples apart by > 0.01: {int((per_sample(graphed, eager) > 0.01).sum())} (graphed/eager), "
+          f"{int((per_sample(eager, cpu) > 0.01).sum())} (GPU/CPU)", flush=True)

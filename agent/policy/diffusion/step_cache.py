@@ -76,31 +76,35 @@ class SeaCache:
 
     def __init__(self, schedule: NoiseSchedule, delta: float, beta: float) -> None:
         self.schedule, self.delta, self.beta = schedule, delta, beta
-        self._gains: dict[tuple[int, int], torch.Tensor] = {}
+        self._filters: dict[tuple[int, int, torch.device], torch.Tensor] = {}
 
     def start(self, batch: int, steps: int) -> None:
         self.steps = steps
-        self.prev: torch.Tensor | None = None
+        self.prev: torch.Tensor | None = None  # the last step's filtered input (B, C·T)
+        self.prev_l1: torch.Tensor | None = None  # and its L1 norm
         self.acc: torch.Tensor | None = None
 
-    def _gain(self, t: int, length: int) -> torch.Tensor:
-        if (t, length) not in self._gains:
+    def _filter(self, t: int, length: int, device: torch.device) -> torch.Tensor:
+        """The SEA filter of level ``t`` as a (T, T) matrix (rows: the filtered unit vectors), so that
+        filtering is one matmul instead of an FFT, a product and an inverse FFT."""
+        key = (t, length, device)
+        if key not in self._filters:
             ab = self.schedule.alpha_bar(t)
-            self._gains[t, length] = sea_gain(length, ab ** 0.5, (1 - ab) ** 0.5, self.beta)
-        return self._gains[t, length]
+            self._filters[key] = sea_filter(torch.eye(length), sea_gain(length, ab ** 0.5, (1 - ab) ** 0.5,
+                                                                          self.beta)).to(device)
+        return self._filters[key]
 
     def refresh(self, i: int, t: int, x: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:
-        filtered = sea_filter(proxy, self._gain(t, proxy.shape[-1])).flatten(1)
-        batch = filtered.shape[0]
-        if self.prev is None or i == self.steps - 1:
-            run = torch.ones(batch, dtype=torch.bool, device=x.device)
-            self.acc = torch.zeros(batch, device=x.device)
+        filtered = (proxy @ self._filter(t, proxy.shape[-1], proxy.device)).flatten(1)
+        l1 = filtered.abs().sum(1)
+        if self.prev is None or self.prev_l1 is None or self.acc is None or i == self.steps - 1:
+            run = torch.ones(filtered.shape[0], dtype=torch.bool, device=x.device)
+            self.acc = torch.zeros(filtered.shape[0], device=x.device)
         else:
-            change = (filtered - self.prev).abs().sum(1) / self.prev.abs().sum(1).clamp_min(1e-12)
-            self.acc = self.acc + change
+            self.acc += (filtered - self.prev).abs_().sum(1).div_(self.prev_l1.clamp_min(1e-12))
             run = self.acc >= self.delta
-            self.acc = torch.where(run, torch.zeros_like(self.acc), self.acc)
-        self.prev = filtered
+            self.acc.masked_fill_(run, 0.0)
+        self.prev, self.prev_l1 = filtered, l1
         return run
 
 
