@@ -7,8 +7,7 @@
 Every step runs the denoiser's cheap stem and head on the current chunk; the body runs only for the
 samples the cache says to refresh (on a subset of the batch when some reuse), and the others add the
 residual it gave them last. With ``cache="none"`` the loop is plain DDIM/DDPM, bit for bit the same
-as calling the whole denoiser each step (a test holds it to that). On a GPU, DDIM's steps are replays
-of CUDA graphs (graphs.py): the body runs for the whole batch when any sample refreshes.
+as calling the whole denoiser each step (a test holds it to that).
 """
 
 from __future__ import annotations
@@ -17,7 +16,6 @@ from dataclasses import dataclass
 
 import torch
 
-from agent.policy.diffusion.graphs import StepGraphs
 from agent.policy.diffusion.noise import NoiseSchedule
 from agent.policy.diffusion.step_cache import (
     CACHES, DEFAULT_MAX_SKIPS, DEFAULT_THRESHOLD, NoCache, SeaCache, SenCache, Sensitivity, StepCache,
@@ -71,7 +69,6 @@ class Sampler:
                           else schedule.ddim_timesteps(cfg.steps))
         self.cache = make_cache(cfg, schedule, beta, table)
         self._time: dict[tuple[int, int, torch.device], torch.Tensor] = {}  # (level, batch, device) → time features
-        self._graphs: dict[int, StepGraphs] = {}  # batch size → its CUDA graphs (DDIM on a GPU)
 
     def _time_features(self, t: int, batch: int, device: torch.device) -> torch.Tensor:
         """The embedded level ``t`` for a batch, computed as the whole denoiser would (so equal to the
@@ -92,14 +89,6 @@ class Sampler:
         batch = obs.shape[0]
         x = noise if noise is not None else torch.randn(
             (batch, cfg.horizon, cfg.action_dim), generator=generator, device=obs.device)
-        if obs.is_cuda and self.cfg.method == "ddim":
-            return self._sample_graphed(obs, x)
-        return self._sample_eager(obs, x, generator)
-
-    def _sample_eager(self, obs: torch.Tensor, x: torch.Tensor,
-                      generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """`sample` one op at a time, the body on the subset of the batch that refreshes."""
-        model, batch = self.model, obs.shape[0]
         ts = self.timesteps
         self.cache.start(batch, len(ts))
         residual: torch.Tensor | None = None
@@ -120,30 +109,6 @@ class Sampler:
             else:
                 x = self.schedule.ddim_step(x, eps, t, ts[i + 1] if i + 1 < len(ts) else -1)
         return x, nfe
-
-    def _sample_graphed(self, obs: torch.Tensor, noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """`sample` on a GPU with the steps replayed as CUDA graphs (graphs.py), captured per batch size."""
-        batch = obs.shape[0]
-        if batch not in self._graphs:
-            self._graphs[batch] = StepGraphs(self.model, self.schedule, self.timesteps, batch, obs.device)
-        g = self._graphs[batch]
-        g.obs.copy_(obs)
-        g.x.copy_(noise)
-        self.cache.start(batch, len(self.timesteps))
-        nfe = torch.zeros(batch, dtype=torch.long, device=obs.device)
-        for i, t in enumerate(self.timesteps):
-            g.enter[i].replay()
-            run = self.cache.refresh(i, t, g.x, g.m)
-            runs = batch if i == 0 else int(run.sum())  # (the one wait for the GPU a step)
-            if runs:
-                g.body.replay()
-                if runs == batch:
-                    g.r.copy_(g.r_new)
-                else:
-                    torch.where(run.view(-1, 1, 1), g.r_new, g.r, out=g.r)
-            nfe += run
-            g.leave[i].replay()
-        return g.x.clone(), nfe
 
 
 def make_cache(cfg: SamplerConfig, schedule: NoiseSchedule, beta: float, table: Sensitivity | None) -> StepCache:
