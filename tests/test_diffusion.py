@@ -20,7 +20,7 @@ from agent.policy.diffusion.unet import Denoiser
 from envs.options import EnvOptions
 from launch.train_policy_cmd import DEFAULTS
 from memory import write_manifest
-from tests.conftest import one_clear_line, run_main
+from conftest import one_clear_line, run_main
 
 TINY = DiffusionConfig(obs_dim=5, action_dim=3, down_dims=(8, 16), groups=4, time_dim=16)
 
@@ -151,15 +151,15 @@ def test_a_tiny_policy_learns_reach_from_demonstrations(reach_demos, tmp_path):
     from agent.policy.diffusion.train import train_policy
 
     out = tmp_path / "reach.pt"
-    cfg = PolicyTrainConfig(steps=600, batch=64, lr=3e-3, held_out=0.2, eval_episodes=6)  # the shipped U-Net
+    cfg = PolicyTrainConfig(steps=400, batch=64, lr=3e-3, held_out=0.2, eval_episodes=4)  # the shipped U-Net
     m = train_policy(cfg, [reach_demos], out)
     assert m["train_episodes"] == 24 and m["heldout_episodes"] == 6
     # an untrained denoiser's noise-prediction error is ~1 (the noise's variance); on held-out episodes
-    # this one's is a small fraction of it, and it reaches the goal from unseen starts
+    # this one's is a small fraction of it, and it reaches the goal from unseen starts (2 of 4 at least)
     assert m["heldout_loss"] < 0.15
     assert m["rollout_success"] >= 0.5
     ckpt = DiffusionCheckpoint.read(out)
-    assert ckpt.provenance["data"] == [str(reach_demos)] and ckpt.provenance["train"]["steps"] == 600
+    assert ckpt.provenance["data"] == [str(reach_demos)] and ckpt.provenance["train"]["steps"] == 400
     assert len(ckpt.provenance["episodes"]["held_out"]) == 6 and ckpt.sensitivity is not None
     assert ckpt.provenance["metrics"]["rollout_success"] == m["rollout_success"]
 
