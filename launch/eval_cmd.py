@@ -95,8 +95,10 @@ def _check(args: argparse.Namespace) -> EvalConfig:
         raise UsageError("--ddim-steps, --step-cache and --cache-threshold are for a diffusion policy "
                          "(--policy diffusion:PATH)")
     if diffusion:
+        from agent.policy.diffusion.config import DiffusionConfig
+
         try:
-            _sampler(args).validate(100)
+            _sampler(args).validate(DiffusionConfig().levels)  # (a checkpoint's own levels are checked on load)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     cfg = EvalConfig(episodes=args.episodes, seed=args.seed)

@@ -93,8 +93,7 @@ class DiffusionPolicy:
                                   "from another version of thalamus): train it again") from None
         self.model = model.to(self.device).eval()
         self.sampler = Sampler(self.model, NoiseSchedule(ckpt.config.levels), sampler, ckpt.beta,
-                               None if ckpt.sensitivity is None else
-                               Sensitivity(*(v.to(self.device) for v in ckpt.sensitivity.to_dict().values())))
+                               None if ckpt.sensitivity is None else ckpt.sensitivity.to(self.device))
         self.chunks: list[ChunkTiming] = []
         self.seen: list[torch.Tensor] = []  # the first SEEN_KEPT observation windows planned on (to time chunks on)
         self.reset(1)

@@ -52,7 +52,7 @@ class NoCache:
     """Every step runs the body."""
 
     def start(self, batch: int, steps: int) -> None:
-        self._batch = batch
+        """Nothing to forget."""
 
     def refresh(self, i: int, t: int, x: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:
         return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
@@ -119,6 +119,9 @@ class Sensitivity:
     def to_dict(self) -> dict[str, torch.Tensor]:
         return {"j_x": self.j_x, "j_t": self.j_t, "r_norm": self.r_norm}
 
+    def to(self, device: str | torch.device) -> Sensitivity:
+        return Sensitivity(self.j_x.to(device), self.j_t.to(device), self.r_norm.to(device))
+
     @classmethod
     def from_dict(cls, d: dict[str, torch.Tensor]) -> Sensitivity:
         return cls(d["j_x"].float(), d["j_t"].float(), d["r_norm"].float())
@@ -128,7 +131,7 @@ class SenCache:
     """SenCache's rule: skip while J_x·‖x − x*‖ + J_t·|t − t*| < ε·‖r‖ and under K skips in a row."""
 
     def __init__(self, table: Sensitivity, eps: float, max_skips: int = DEFAULT_MAX_SKIPS) -> None:
-        self.table, self.eps, self.max_skips = table, eps, max_skips
+        self.max_skips = max_skips
         # plain floats: a lookup per step, not a tensor op
         self.j_x, self.j_t = table.j_x.tolist(), table.j_t.tolist()
         self.limit = (eps * table.r_norm).tolist()

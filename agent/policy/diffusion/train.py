@@ -134,7 +134,7 @@ def train_policy(cfg: PolicyTrainConfig, data: list[Path], out: Path, progress: 
                   "train": {**asdict(cfg), "model": mcfg.to_dict()}, "command": command or [],
                   "torch": str(torch.__version__), "metrics": metrics}
     ckpt = DiffusionCheckpoint(mcfg, {k: v.detach().cpu() for k, v in ema.state_dict().items()}, norm, beta,
-                               table.__class__(*(v.cpu() for v in table.to_dict().values())), provenance)
+                               table.to("cpu"), provenance)
     save_tensors(out, ckpt.to_dict())
     if cfg.eval_episodes and demos.env_id is not None:
         from agent.policy.diffusion.rollout import rollouts
