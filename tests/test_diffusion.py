@@ -12,8 +12,9 @@ import torch
 
 from agent.demonstrations import DemoTasks, record_expert
 from agent.policy.diffusion.config import DiffusionConfig, PolicyTrainConfig
+from agent.policy.diffusion.cuda_graphs import GraphedSampler
 from agent.policy.diffusion.noise import NoiseSchedule
-from agent.policy.diffusion.sampler import Sampler, SamplerConfig
+from agent.policy.diffusion.sampler import Sampler, SamplerConfig, make_cache
 from agent.policy.diffusion.sensitivity import estimate_sensitivity
 from agent.policy.diffusion.step_cache import SeaCache, SenCache, Sensitivity, sea_gain
 from agent.policy.diffusion.unet import Denoiser
@@ -133,6 +134,29 @@ def test_cached_chunks_stay_close_to_ddim():
                        beta=2.0).sample(obs, noise=noise)
     assert nfe.float().mean() < 16
     assert (sea - ref).abs().max() < 0.5 * ref.abs().max()
+
+
+@pytest.mark.parametrize("cache", ["none", "seacache", "sencache"])
+def test_graph_program_takes_the_eager_samplers_decisions(cache):
+    """The GPU's graph program (here run eagerly, as it is recorded) gives every sample the eager
+    sampler's chunk and body count, twice in a row (no state left from the last chunk), though it runs
+    the body on the whole batch and merges by mask where the eager one runs it on the refreshing subset."""
+    model, schedule = _tiny(), NoiseSchedule(100)
+    cfg = SamplerConfig(steps=16, cache=cache, threshold={"none": None, "seacache": 0.3, "sencache": 0.5}[cache])
+    table = _table(0) if cache == "sencache" else None
+    eager = Sampler(model, schedule, cfg, beta=2.0, table=table)
+    times = [eager._time_features(t, 8, torch.device("cpu")) for t in eager.timesteps]
+    graphed = GraphedSampler(model, schedule, eager.timesteps, times, make_cache(cfg, schedule, 2.0, table), 8,
+                             capture=False)
+    g = torch.Generator().manual_seed(3)
+    for _ in range(2):
+        obs, noise = torch.randn(8, 10, generator=g), torch.randn(8, 16, 3, generator=g)
+        ref, ref_nfe = eager.sample(obs, noise=noise)
+        out, nfe = graphed.sample(obs, noise)
+        assert torch.equal(nfe, ref_nfe)
+        torch.testing.assert_close(out, ref, rtol=1e-5, atol=1e-5)
+    if cache != "none":
+        assert 2 < ref_nfe.float().mean() < 16 and ref_nfe.min() < ref_nfe.max()  # partial batches were met
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,11 @@
 Every step runs the denoiser's cheap stem and head on the current chunk; the body runs only for the
 samples the cache says to refresh (on a subset of the batch when some reuse), and the others add the
 residual it gave them last. With ``cache="none"`` the loop is plain DDIM/DDPM, bit for bit the same
-as calling the whole denoiser each step (a test holds it to that).
+as calling the whole denoiser each step (a test holds it to that). On a GPU, DDIM runs as CUDA graphs
+(`agent.policy.diffusion.cuda_graphs`), recorded once per batch size (rounded up to a power of two,
+padded with copies of the first row) and run in full fp32: the first step, from level 99, multiplies
+the network's error by ~1/√ᾱ₉₉ ≈ 1,300 before clipping, and TF32 convolutions would make a chunk
+depend on which kernels cuDNN picked.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 
+from agent.policy.diffusion.cuda_graphs import GraphedSampler
 from agent.policy.diffusion.noise import NoiseSchedule
 from agent.policy.diffusion.step_cache import (
     CACHES, DEFAULT_MAX_SKIPS, DEFAULT_THRESHOLD, NoCache, SeaCache, SenCache, Sensitivity, StepCache,
@@ -62,12 +67,14 @@ class Sampler:
     (SenCache's sensitivities) come from the checkpoint."""
 
     def __init__(self, model: Denoiser, schedule: NoiseSchedule, cfg: SamplerConfig, beta: float = 2.0,
-                 table: Sensitivity | None = None) -> None:
+                 table: Sensitivity | None = None, graphs: bool = True) -> None:
         cfg.validate(schedule.levels)
         self.model, self.schedule, self.cfg = model, schedule, cfg
+        self.beta, self.table, self.graphs = beta, table, graphs
         self.timesteps = (list(range(schedule.levels - 1, -1, -1)) if cfg.method == "ddpm"
                           else schedule.ddim_timesteps(cfg.steps))
         self.cache = make_cache(cfg, schedule, beta, table)
+        self._graphed: dict[int, GraphedSampler] = {}  # padded batch size → its graphs
         self._time: dict[tuple[int, int, torch.device], torch.Tensor] = {}  # (level, batch, device) → time features
 
     def _time_features(self, t: int, batch: int, device: torch.device) -> torch.Tensor:
@@ -85,11 +92,17 @@ class Sampler:
                noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Chunks for flattened observation windows ``obs`` (B, obs_horizon·obs_dim), in normalised
         action units, and how many times the body ran for each (B,)."""
-        model, cfg = self.model, self.model.cfg
-        batch = obs.shape[0]
+        cfg = self.model.cfg
         x = noise if noise is not None else torch.randn(
-            (batch, cfg.horizon, cfg.action_dim), generator=generator, device=obs.device)
-        ts = self.timesteps
+            (obs.shape[0], cfg.horizon, cfg.action_dim), generator=generator, device=obs.device)
+        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+            if obs.is_cuda and self.graphs and self.cfg.method == "ddim":
+                return self._sample_graphed(obs, x)
+            return self._sample_eager(obs, x, generator)
+
+    def _sample_eager(self, obs: torch.Tensor, x: torch.Tensor,
+                      generator: torch.Generator | None) -> tuple[torch.Tensor, torch.Tensor]:
+        model, batch, ts = self.model, obs.shape[0], self.timesteps
         self.cache.start(batch, len(ts))
         residual: torch.Tensor | None = None
         nfe = torch.zeros(batch, dtype=torch.long, device=obs.device)
@@ -109,6 +122,21 @@ class Sampler:
             else:
                 x = self.schedule.ddim_step(x, eps, t, ts[i + 1] if i + 1 < len(ts) else -1)
         return x, nfe
+
+    def _sample_graphed(self, obs: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``sample`` through the CUDA graphs of the batch rounded up to a power of two."""
+        batch = obs.shape[0]
+        padded = 1 << (batch - 1).bit_length()
+        if padded not in self._graphed:
+            times = [self._time_features(t, padded, obs.device) for t in self.timesteps]
+            cache = make_cache(self.cfg, self.schedule, self.beta, self.table)
+            self._graphed[padded] = GraphedSampler(self.model, self.schedule, self.timesteps, times, cache, padded)
+        pad = padded - batch
+        if pad:
+            obs = torch.cat([obs, obs[:1].expand(pad, -1)])
+            x = torch.cat([x, x[:1].expand(pad, -1, -1)])
+        chunk, nfe = self._graphed[padded].sample(obs, x)
+        return chunk[:batch], nfe[:batch]
 
 
 def make_cache(cfg: SamplerConfig, schedule: NoiseSchedule, beta: float, table: Sensitivity | None) -> StepCache:

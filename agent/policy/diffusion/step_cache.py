@@ -18,7 +18,9 @@ over the batch), three rules, each decided per sample (an env's chunk never wait
   relative to the body output's typical norm at the level, stays under ε and fewer than K steps in a
   row were skipped.
 
-The first and the last step of a chunk always run the body (both papers do).
+The first and the last step of a chunk always run the body (both papers do). A cache's state lives in
+tensors made at the first step and updated in place after it, so that CUDA graphs of later steps
+(`agent.policy.diffusion.cuda_graphs`) all read and write the same memory.
 """
 
 from __future__ import annotations
@@ -96,15 +98,17 @@ class SeaCache:
 
     def refresh(self, i: int, t: int, x: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:
         filtered = (proxy @ self._filter(t, proxy.shape[-1], proxy.device)).flatten(1)
-        l1 = filtered.abs().sum(1)
-        if self.prev is None or self.prev_l1 is None or self.acc is None or i == self.steps - 1:
-            run = torch.ones(filtered.shape[0], dtype=torch.bool, device=x.device)
+        if self.prev is None or self.prev_l1 is None or self.acc is None:
+            self.prev, self.prev_l1 = filtered.clone(), filtered.abs().sum(1)
             self.acc = torch.zeros(filtered.shape[0], device=x.device)
-        else:
-            self.acc += (filtered - self.prev).abs_().sum(1).div_(self.prev_l1.clamp_min(1e-12))
-            run = self.acc >= self.delta
-            self.acc.masked_fill_(run, 0.0)
-        self.prev, self.prev_l1 = filtered, l1
+            return torch.ones(filtered.shape[0], dtype=torch.bool, device=x.device)
+        self.acc += (filtered - self.prev).abs_().sum(1).div_(self.prev_l1.clamp_min(1e-12))
+        run = self.acc >= self.delta
+        if i == self.steps - 1:
+            run.fill_(True)
+        self.acc.masked_fill_(run, 0.0)
+        self.prev.copy_(filtered)
+        torch.sum(filtered.abs_(), 1, out=self.prev_l1)
         return run
 
 
@@ -143,16 +147,17 @@ class SenCache:
         self.skips: torch.Tensor | None = None  # steps skipped in a row
 
     def refresh(self, i: int, t: int, x: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:
-        if self.x_ref is None or self.t_ref is None or self.skips is None or i == self.steps - 1:
-            run = torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
+        if self.x_ref is None or self.t_ref is None or self.skips is None:
             self.x_ref = x.clone()
             self.t_ref = torch.full((x.shape[0],), float(t), device=x.device)
             self.skips = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
-            return run
+            return torch.ones(x.shape[0], dtype=torch.bool, device=x.device)
         err = torch.linalg.vector_norm((x - self.x_ref).flatten(1), dim=1).mul_(self.j_x[t])
         err.add_((self.t_ref - t).abs_(), alpha=self.j_t[t])
         run = (err >= self.limit[t]).logical_or_(self.skips >= self.max_skips)
-        self.skips = (self.skips + 1).masked_fill_(run, 0)
-        self.x_ref[run] = x[run]
+        if i == self.steps - 1:
+            run.fill_(True)
+        self.skips.add_(1).masked_fill_(run, 0)
+        self.x_ref.copy_(torch.where(run[:, None, None], x, self.x_ref))
         self.t_ref.masked_fill_(run, float(t))
         return run
