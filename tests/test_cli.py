@@ -15,7 +15,7 @@ from memory import open_store
 def cartpole_run(ray_address, tmp_path_factory):
     """One short CartPole run shared by the tests that read its outputs."""
     run_dir = tmp_path_factory.mktemp("runs") / "cartpole"
-    proc = run_cli("run", "--env", "CartPole-v1", "--steps", "1200", "--num-envs", "4", "--seed", "3",
+    proc = run_cli("run", "--env", "CartPole-v1", "--steps", "800", "--num-envs", "4", "--seed", "3",
                    "--run-dir", str(run_dir), "--address", ray_address, "--json")
     assert proc.returncode == 0, proc.stderr
     return run_dir, json.loads(proc.stdout)
@@ -23,7 +23,7 @@ def cartpole_run(ray_address, tmp_path_factory):
 
 def test_run_prints_a_json_summary(cartpole_run):
     run_dir, summary = cartpole_run
-    assert summary["steps"] == 1200 and summary["run_dir"] == str(run_dir)
+    assert summary["steps"] == 800 and summary["run_dir"] == str(run_dir)
     assert summary["transport"] == "pipes" and summary["restarts"] == 0  # one node: the hot path is pipes
     assert summary["episodes"] > 10 and summary["steps_per_s"] > 0
     assert 8 <= summary["mean_return_last20"] <= 500
@@ -41,7 +41,7 @@ def test_store_opens_with_plain_zarr(cartpole_run):
     assert dict(g.attrs) == {"format": "thalamus-store", "version": 1}
     ends = g["episodes/meta/episode_ends"][:]
     lengths = np.diff(ends, prepend=0)
-    assert (lengths > 0).all() and lengths.sum() == ends[-1] == summary["steps_recorded"] == 1200
+    assert (lengths > 0).all() and lengths.sum() == ends[-1] == summary["steps_recorded"] == 800
     for key in ("obs", "frame", "action", "reward", "terminated", "truncated", "task", "time"):
         assert g[f"episodes/data/{key}"].shape[0] >= ends[-1]
     frames = g["episodes/data/frame"][: ends[-1]]
@@ -57,11 +57,11 @@ def test_inspect_reports_the_store(cartpole_run):
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["version"] == 1 and report["episodes"] == summary["episodes_recorded"]
-    assert sum(report["episode_lengths"]) == report["steps"] == 1200
+    assert sum(report["episode_lengths"]) == report["steps"] == 800
     finished = report["episode_returns"][: summary["episodes"]]
     assert all(r == n for r, n in zip(finished, report["episode_lengths"]))  # CartPole: +1 per step
     paths = {a["path"]: a for a in report["arrays"]}
-    assert paths["episodes/data/frame"]["shape"] == [1200, 64, 64, 3]
+    assert paths["episodes/data/frame"]["shape"] == [800, 64, 64, 3]
     assert paths["episodes/data/frame"]["dtype"] == "uint8"
     human = run_cli("memory", "inspect", str(run_dir))
     assert human.returncode == 0 and "episodes/data/frame" in human.stdout
@@ -86,7 +86,7 @@ def test_captions_are_stored_per_step_and_say_what_the_frames_show(cartpole_run)
             assert said in POLE_CART_CAPTIONS
             hits += said == truth(state)
             total += 1
-    assert total == 1200 and hits / total >= 0.9, hits / total
+    assert total == 800 and hits / total >= 0.9, hits / total
 
 
 def test_reacher_stores_mujoco_frames(ray_address, tmp_path):

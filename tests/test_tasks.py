@@ -97,7 +97,7 @@ def test_cartpole_physics_variants_differ_under_the_same_seed_and_actions():
 @pytest.fixture(scope="module")
 def cartpole_tasks(ray_address, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("tasks") / "cartpole-physics"
-    proc = run_cli("run", "--tasks", "cartpole-physics", "--steps", "1600", "--num-envs", "4",
+    proc = run_cli("run", "--tasks", "cartpole-physics", "--steps", "800", "--num-envs", "4",
                    "--captioner", "off", "--run-dir", str(run_dir), "--address", ray_address, "--json")
     assert proc.returncode == 0, proc.stderr
     return run_dir, json.loads(proc.stdout)
@@ -106,8 +106,8 @@ def cartpole_tasks(ray_address, tmp_path_factory):
 def test_run_over_tasks_checkpoints_every_boundary_and_stores_task_ids_in_order(cartpole_tasks):
     run_dir, summary = cartpole_tasks
     names = [v.name for v in CARTPOLE_VARIANTS]
-    assert summary["steps"] == 1600 and summary["tasks"] == "cartpole-physics"
-    assert summary["steps_per_task"] == 400 and summary["task_names"] == names
+    assert summary["steps"] == 800 and summary["tasks"] == "cartpole-physics"
+    assert summary["steps_per_task"] == 200 and summary["task_names"] == names
     for i in range(4):
         assert (run_dir / "checkpoints" / f"task_{i}.pt").stat().st_size > 0
     manifest = json.loads((run_dir / "run.json").read_text())
@@ -115,8 +115,8 @@ def test_run_over_tasks_checkpoints_every_boundary_and_stores_task_ids_in_order(
     assert manifest["status"] == "completed"
     store = open_store(run_dir)
     task = np.concatenate([store.get_episode(i)["task"] for i in range(store.n_episodes)])
-    assert len(task) == 1600 and np.array_equal(np.unique(task), [0, 1, 2, 3])
-    assert (np.diff(task) >= 0).all() and np.array_equal(np.bincount(task), [400] * 4)
+    assert len(task) == 800 and np.array_equal(np.unique(task), [0, 1, 2, 3])
+    assert (np.diff(task) >= 0).all() and np.array_equal(np.bincount(task), [200] * 4)
     assert np.array_equal(store.episode_tasks, np.sort(store.episode_tasks))
     assert "target" not in store.keys
 
