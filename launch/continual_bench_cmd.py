@@ -4,11 +4,15 @@
     thalamus bench continual --benchmark split-digits --ablate --json split.json
 
 Every method trains task after task (SGD, batch 32, 20 epochs a task) and is scored on every task
-after each one (the matrix R); the table gives mean ± std over seeds of the average accuracy after
-the last task, backward transfer and forgetting (best-so-far minus final), in points. Methods that
-store samples get `--memory` samples each. `--ablate` adds trc without its router, its spectral
-memory and its cache. `trc`'s router reads the recent past of the stream it scores (never the
-sample being scored); the baselines score each sample on its own.
+after each one (the matrix R); a table gives mean ± std over seeds of the average accuracy after
+the last task, backward transfer and forgetting (best-so-far minus final), in points, and the
+training seconds per run. Methods that store samples get `--memory` samples each. `--ablate` adds
+trc without its router, its spectral memory and its cache.
+
+`--order` picks the test streams: `per-task` plays each task's test set as its own stream, `mixed`
+one stream of every task's test samples shuffled by the seed (the same order for every method),
+`both` (the default) prints a table for each. The baselines score each sample on its own; `trc`'s
+router reads the recent past of the stream it scores (never the sample being scored).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 from launch.errors import UsageError
 
 BENCHMARKS = ("permuted-digits", "split-digits", "split-digits-task")
+ORDER_CHOICES = {"per-task": ("per-task",), "mixed": ("mixed",), "both": ("per-task", "mixed")}
 
 
 def add_parser(bsub: argparse._SubParsersAction) -> None:
@@ -36,6 +41,8 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
                    help="samples a method may store (default: %(default)s)")
     p.add_argument("--ablate", action="store_true",
                    help="add trc without router, spectral memory, cache (default: off)")
+    p.add_argument("--order", default="both", choices=list(ORDER_CHOICES),
+                   help="test streams: each task's own, one mixed stream, or both (default: %(default)s)")
     p.add_argument("--workers", type=int, default=2, metavar="N", help="processes (default: %(default)s)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the results here (default: none)")
     p.set_defaults(func=main)
@@ -55,7 +62,6 @@ def main(args: argparse.Namespace) -> int:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
     if args.ablate:
         methods += [f"trc-no-{part}" for part in ABLATIONS]
-    import numpy as np
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
@@ -63,35 +69,52 @@ def main(args: argparse.Namespace) -> int:
     from launch.display import stdout_console
 
     seeds = list(range(args.seed, args.seed + args.seeds))
+    orders = ORDER_CHOICES[args.order]
     started = time.perf_counter()
     columns = (TextColumn(f"[bold]{args.benchmark}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
                TextColumn("{task.fields[last]}"), TimeElapsedColumn())
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task("runs", total=len(methods) * len(seeds), last="")
         runs = run_benchmark(args.benchmark, methods, seeds, ContinualConfig(memory=args.memory), args.workers,
-                             progress=lambda name, r: bar.update(task, advance=1, last=f"{name} seed {r['seed']}: "
-                                                                                     f"{r['acc']:.1%}"))
+                             progress=lambda name, r: bar.update(task, advance=1, last=f"{name} seed {r['seed']}: " + ", ".join(
+                                 f"{o} {r[o]['acc']:.1%}" for o in orders)), orders=orders)
     elapsed = time.perf_counter() - started
-    results = {}
-    for name, rs in runs.items():
-        results[name] = {key: float(np.mean([r[key] for r in rs])) for key in ("acc", "bwt", "forgetting", "forgetting_auc")}
-        results[name] |= {f"{key}_std": float(np.std([r[key] for r in rs], ddof=1)) if len(rs) > 1 else 0.0
-                          for key in ("acc", "bwt", "forgetting")}
-        results[name] |= {"matrix": np.mean([r["matrix"] for r in rs], axis=0).tolist(),
-                          "seconds_per_run": float(np.mean([r["seconds"] for r in rs])),
-                          "seeds": [r["seed"] for r in rs], "runs": [r["acc"] for r in rs]}
-    table = Table("method", "ACC %", "BWT %", "forgetting %", "AUC forgetting %", "s / run",
-                  title=f"{args.benchmark}, memory {args.memory}, seeds {seeds[0]}–{seeds[-1]} (mean ± std)",
-                  title_justify="left")
-    for name, r in results.items():
-        table.add_row(name, f"{100 * r['acc']:.1f} ± {100 * r['acc_std']:.1f}",
-                      f"{100 * r['bwt']:.1f} ± {100 * r['bwt_std']:.1f}",
-                      f"{100 * r['forgetting']:.1f} ± {100 * r['forgetting_std']:.1f}",
-                      f"{100 * r['forgetting_auc']:.1f}", f"{r['seconds_per_run']:.1f}")
+    results = {name: _summary(rs, orders) for name, rs in runs.items()}
     console = stdout_console()
-    console.print(table)
+    for order in orders:
+        table = Table("method", "ACC %", "BWT %", "forgetting %", "AUC forgetting %", "s / run",
+                      title=f"{args.benchmark}, {_TITLES[order]}, memory {args.memory}, seeds {seeds[0]}–{seeds[-1]} "
+                            "(mean ± std)", title_justify="left")
+        for name, r in results.items():
+            o = r if order == "per-task" else r["mixed"]
+            table.add_row(name, f"{100 * o['acc']:.1f} ± {100 * o['acc_std']:.1f}",
+                          f"{100 * o['bwt']:.1f} ± {100 * o['bwt_std']:.1f}",
+                          f"{100 * o['forgetting']:.1f} ± {100 * o['forgetting_std']:.1f}",
+                          f"{100 * o['forgetting_auc']:.1f}", f"{r['seconds_per_run']:.1f}")
+        console.print(table)
     console.print(f"{len(methods) * len(seeds)} runs in {elapsed:.0f} s on {args.workers} processes")
     if args.json:
         args.json.write_text(json.dumps({"benchmark": args.benchmark, "memory": args.memory, "seeds": seeds,
-                                         "seconds": elapsed, "results": results}, indent=1))
+                                         "orders": list(orders), "seconds": elapsed, "results": results}, indent=1))
     return 0
+
+
+_TITLES = {"per-task": "each task's test set as its own stream", "mixed": "one stream mixing every task's test samples"}
+
+
+def _summary(runs: list[dict], orders: tuple[str, ...]) -> dict:
+    """A method's runs in the JSON's shape: the per-task order's figures at the top (when scored),
+    the mixed order's under ``mixed``; each mean and std over seeds, R averaged."""
+    import numpy as np
+
+    def scores(order: str) -> dict:
+        rs = [r[order] for r in runs]
+        out = {key: float(np.mean([r[key] for r in rs])) for key in ("acc", "bwt", "forgetting", "forgetting_auc")}
+        out |= {f"{key}_std": float(np.std([r[key] for r in rs], ddof=1)) if len(rs) > 1 else 0.0
+                for key in ("acc", "bwt", "forgetting")}
+        return out | {"matrix": np.mean([r["matrix"] for r in rs], axis=0).tolist(), "runs": [r["acc"] for r in rs]}
+
+    summary = scores("per-task") if "per-task" in orders else {}
+    if "mixed" in orders:
+        summary["mixed"] = scores("mixed")
+    return summary | {"seconds_per_run": float(np.mean([r["seconds"] for r in runs])), "seeds": [r["seed"] for r in runs]}

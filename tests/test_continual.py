@@ -19,7 +19,7 @@ from agent.learner.forgetting import forgetting_report
 from agent.learner.spectral import SpectralMemory
 from agent.learner.trc import TRC, TRCConfig
 from envs.digits import digits_tasks
-from launch.bench.continual import ContinualConfig, run_method
+from launch.bench.continual import ContinualConfig, MixedStream, run_method
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -102,9 +102,21 @@ def test_forgetting_report_numbers():
 def test_trc_keeps_what_naive_fine_tuning_forgets():
     """Class-incremental split digits, a short schedule: trc remembers earlier tasks, naive does not."""
     cfg = ContinualConfig(epochs=4)
-    trc, naive = run_method("split-digits", "trc", cfg, 0), run_method("split-digits", "naive", cfg, 0)
-    assert naive["acc"] < 0.3 and naive["forgetting"] > 0.8
+    trc = run_method("split-digits", "trc", cfg, 0, ("per-task",))["per-task"]
+    naive = run_method("split-digits", "naive", cfg, 0)
+    assert naive["per-task"]["acc"] < 0.3 and naive["per-task"]["forgetting"] > 0.8
+    assert naive["mixed"] == naive["per-task"]  # each sample scored on its own: the order cannot matter
     assert trc["acc"] > 0.85 and trc["forgetting"] < 0.1, (trc["acc"], trc["forgetting"])
+
+
+def test_the_mixed_stream_holds_every_test_sample_once_in_one_order_per_seed():
+    tasks = digits_tasks("split-digits")
+    a, b, other = MixedStream.of(tasks, 0), MixedStream.of(tasks, 0), MixedStream.of(tasks, 1)
+    assert np.array_equal(a.x, b.x) and not np.array_equal(a.x, other.x)
+    assert np.array_equal(np.bincount(a.task), [len(t.test_x) for t in tasks])
+    assert len(np.unique(a.task[:40])) == len(tasks)  # mixed from the start, not task after task
+    for i, t in enumerate(tasks):
+        assert sorted(map(tuple, a.x[a.task == i])) == sorted(map(tuple, t.test_x))
 
 
 WRITER = """

@@ -7,9 +7,11 @@ once, the upper bound) — an MLP 64-256-256-10 trained by SGD, as in the refere
 (`continual-baselines.md`) — and ``trc``, the runtime's learner (`agent/learner/trc.py`). Every
 method that stores samples gets the same budget, ``memory`` samples.
 
-``trc`` routes on a causal summary of the stream: the average input of the completed steps. It is
-scored on each task's test set played as a stream, so its router sees the recent past of that
-stream (never the sample being scored); the baselines score each sample on its own.
+Two test orders (``ORDERS``): ``per-task`` plays each task's test set as its own stream; ``mixed``
+plays one stream of every task's test samples, shuffled by the run's seed alone (the same order for
+every method), and scores each task on its samples in it. The baselines score each sample on its
+own, so the orders agree for them; ``trc``'s router reads the recent past of the stream (never the
+sample being scored), which in a per-task stream tells it the task and in the mixed one does not.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from agent.learner.trc import TRC, TRCConfig
 from envs.digits import DigitsTask, digits_tasks
 
 METHODS = ("trc", "naive", "ewc", "er", "derpp", "gpm", "joint")
+ORDERS = ("per-task", "mixed")
+MIXED_ORDER_SEED = 1000  # the mixed stream of seed s is shuffled by MIXED_ORDER_SEED + s, whatever the method
 
 
 @dataclass
@@ -116,17 +120,48 @@ class Baseline:
         return self.net(x)
 
 
-def _accuracy(learner: Baseline | TRC, task: DigitsTask, task_incremental: bool) -> float:
-    logits = learner.logits(torch.as_tensor(task.test_x))
-    if task_incremental:  # only the task's own classes compete
-        mask = torch.full((10,), float("-inf"))
-        mask[list(task.classes)] = 0
+def _correct(learner: Baseline | TRC, x: np.ndarray, y: np.ndarray, classes: list[tuple[int, ...]] | None) -> np.ndarray:
+    """Whether each sample of the stream ``x`` is answered right; with ``classes`` (task-incremental)
+    only each sample's task classes compete."""
+    logits = learner.logits(torch.as_tensor(x))
+    if classes is not None:
+        mask = torch.full(logits.shape, float("-inf"))
+        for row, allowed in enumerate(classes):
+            mask[row, list(allowed)] = 0
         logits = logits + mask
-    return float((logits.argmax(-1) == torch.as_tensor(task.test_y)).float().mean())
+    return (logits.argmax(-1) == torch.as_tensor(y)).numpy()
 
 
-def run_method(sequence: str, method: str, cfg: ContinualConfig, seed: int) -> dict:
-    """Train ``method`` through ``sequence`` with ``seed``; returns R, its report and the wall time."""
+@dataclass(frozen=True)
+class MixedStream:
+    """Every task's test samples in one shuffled order, and the task of each."""
+
+    x: np.ndarray
+    y: np.ndarray
+    task: np.ndarray
+
+    @classmethod
+    def of(cls, tasks: list[DigitsTask], seed: int) -> MixedStream:
+        order = np.random.default_rng(MIXED_ORDER_SEED + seed).permutation(sum(len(t.test_x) for t in tasks))
+        task = np.concatenate([np.full(len(t.test_x), i) for i, t in enumerate(tasks)])
+        return cls(np.concatenate([t.test_x for t in tasks])[order], np.concatenate([t.test_y for t in tasks])[order],
+                   task[order])
+
+
+def score_row(learner: Baseline | TRC, tasks: list[DigitsTask], order: str, task_il: bool, seed: int) -> list[float]:
+    """The learner's accuracy on every task now: one row of R, under the test ``order``."""
+    if order == "per-task":
+        return [float(_correct(learner, t.test_x, t.test_y, [t.classes] * len(t.test_x) if task_il else None).mean())
+                for t in tasks]
+    stream = MixedStream.of(tasks, seed)
+    right = _correct(learner, stream.x, stream.y, [tasks[i].classes for i in stream.task] if task_il else None)
+    return [float(right[stream.task == i].mean()) for i in range(len(tasks))]
+
+
+def run_method(sequence: str, method: str, cfg: ContinualConfig, seed: int,
+               orders: tuple[str, ...] = ORDERS) -> dict:
+    """Train ``method`` through ``sequence`` with ``seed``, scored after each task under each test order;
+    returns, per order, R and its report, and the wall time of the training."""
     torch.manual_seed(seed)
     torch.set_num_threads(1)
     rng = np.random.default_rng(seed)
@@ -135,23 +170,29 @@ def run_method(sequence: str, method: str, cfg: ContinualConfig, seed: int) -> d
     if method == "gpm" and sequence.startswith("split"):
         cfg = replace(cfg, gpm_threshold=0.90)
     learner = TRC(cfg, seed) if method == "trc" else Baseline(method, cfg, seed)
-    started = time.perf_counter()
+    trained = 0.0
     if method == "joint":  # the union, for as many SGD steps as the sequence takes
         union = DigitsTask("all", np.concatenate([t.train_x for t in tasks]), np.concatenate([t.train_y for t in tasks]),
                            tasks[0].test_x, tasks[0].test_y, tuple(range(10)))
         epochs = cfg.epochs * sum(len(t.train_x) for t in tasks) // len(union.train_x)
+        started = time.perf_counter()
         train_task(learner, union, 0, replace(cfg, epochs=max(1, epochs)), rng)
-        row = [_accuracy(learner, t, task_il) for t in tasks]
-        matrix = [row for _ in tasks]
+        trained = time.perf_counter() - started
+        matrices = {o: [score_row(learner, tasks, o, task_il, seed)] * len(tasks) for o in orders}
     else:
-        matrix = []
+        matrices = {o: [] for o in orders}
         for i, task in enumerate(tasks):
+            started = time.perf_counter()
             train_task(learner, task, i, cfg, rng)
-            matrix.append([_accuracy(learner, t, task_il) for t in tasks])
-    report = forgetting_report(matrix)
-    return {"method": method, "seed": seed, "seconds": time.perf_counter() - started,
-            "acc": report.average, "bwt": report.backward_transfer, "forgetting": report.forgetting,
-            "forgetting_auc": report.forgetting_auc, "matrix": report.matrix}
+            trained += time.perf_counter() - started
+            for o in orders:
+                matrices[o].append(score_row(learner, tasks, o, task_il, seed))
+    out: dict = {"method": method, "seed": seed, "seconds": trained}
+    for o, matrix in matrices.items():
+        report = forgetting_report(matrix)
+        out[o] = {"acc": report.average, "bwt": report.backward_transfer, "forgetting": report.forgetting,
+                  "forgetting_auc": report.forgetting_auc, "matrix": report.matrix}
+    return out
 
 
 def train_task(learner: Baseline | TRC, task: DigitsTask, index: int, cfg: ContinualConfig,
@@ -170,24 +211,26 @@ def train_task(learner: Baseline | TRC, task: DigitsTask, index: int, cfg: Conti
         learner.end_task(index, task, rng)
 
 
-def _job(args: tuple[str, str, ContinualConfig, int]) -> dict:
-    sequence, name, cfg, seed = args
+def _job(args: tuple[str, str, ContinualConfig, int, tuple[str, ...]]) -> dict:
+    sequence, name, cfg, seed, orders = args
     method, _, without = name.partition("-no-")
-    return run_method(sequence, method, replace(cfg, ablate=without or None), seed)
+    return run_method(sequence, method, replace(cfg, ablate=without or None), seed, orders)
 
 
 def run_benchmark(sequence: str, methods: list[str], seeds: list[int], cfg: ContinualConfig, workers: int = 2,
-                  progress: Callable[[str, dict], None] | None = None) -> dict[str, list[dict]]:
+                  progress: Callable[[str, dict], None] | None = None,
+                  orders: tuple[str, ...] = ORDERS) -> dict[str, list[dict]]:
     """Every (method, seed) run, ``workers`` processes at a time; method names may be ablations
     (``trc-no-router``, ``trc-no-spectral``, ``trc-no-cache``). Returns the runs of each method."""
-    jobs = [(sequence, name, cfg, seed) for name in methods for seed in seeds]
+    jobs = [(sequence, name, cfg, seed, orders) for name in methods for seed in seeds]
     results: dict[str, list[dict]] = {name: [] for name in methods}
     with mp.get_context("spawn").Pool(workers) as pool:
-        for (_, name, _, _), run in zip(jobs, pool.imap(_job, jobs)):
+        for (_, name, _, _, _), run in zip(jobs, pool.imap(_job, jobs)):
             results[name].append(run)
             if progress is not None:
                 progress(name, run)
     return results
 
 
-__all__ = ["METHODS", "Baseline", "ContinualConfig", "run_benchmark", "run_method", "train_task"]
+__all__ = ["METHODS", "ORDERS", "Baseline", "ContinualConfig", "MixedStream", "run_benchmark", "run_method",
+           "score_row", "train_task"]
