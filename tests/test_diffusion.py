@@ -159,6 +159,19 @@ def test_graph_program_takes_the_eager_samplers_decisions(cache):
         assert 2 < ref_nfe.float().mean() < 16 and ref_nfe.min() < ref_nfe.max()  # partial batches were met
 
 
+def test_the_chunk_log_of_a_long_run_stays_bounded_and_counts_every_chunk(monkeypatch):
+    from agent.policy.diffusion import policy as policy_module
+
+    monkeypatch.setattr(policy_module, "CHUNKS_KEPT", 3)
+    log = policy_module.ChunkLog()
+    for k in range(5):  # batches of 2 chunks: 16 and k evaluations, 10·k ms
+        log.add(policy_module.ChunkTiming(2, 10.0 * k, [16, k]))
+    assert len(log.recent) == 3 and log.nfe() == [16, 2, 16, 3, 16, 4]
+    summary = log.summary()
+    assert summary["chunks"] == 10 and summary["nfe_per_chunk"] == (5 * 16 + 0 + 1 + 2 + 3 + 4) / 10
+    assert summary["ms_p50"] == 30.0  # over the kept batches (20, 30, 40 ms)
+
+
 @pytest.fixture(scope="module")
 def reach_demos(tmp_path_factory) -> Path:
     """30 scripted-expert episodes of reach-v3 (its goal moves: a policy needs a few dozen to generalise),

@@ -75,13 +75,10 @@ class DiffusionActing:
     def stats(self) -> dict[str, Any]:
         """The sampler, and the chunks it sampled: body evaluations per chunk, wall time per sampling
         call (the envs that ran out of actions at the same step are sampled as one batch)."""
-        chunks = self.policy.chunks
-        nfe = [n for c in chunks for n in c.nfe]
-        ms = [c.ms for c in chunks]
+        log = self.policy.chunks.summary()
         return {"policy": f"diffusion:{self.path}", "sampler": self.policy.sampler.cfg.name, "updates": 0,
-                "chunks": len(nfe), "body_evals_per_chunk": float(np.mean(nfe)) if nfe else None,
-                "chunk_ms_p50": float(np.percentile(ms, 50)) if ms else None,
-                "chunk_ms_p99": float(np.percentile(ms, 99)) if ms else None}
+                "chunks": log["chunks"], "body_evals_per_chunk": log["nfe_per_chunk"],
+                "chunk_ms_p50": log["ms_p50"], "chunk_ms_p99": log["ms_p99"]}
 
 
 class PolicyActor:

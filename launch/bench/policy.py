@@ -99,7 +99,7 @@ def bench_task(ckpt: DiffusionCheckpoint, env_id: str, cfg: PolicyBenchConfig,
         outcomes = rollouts(policy, env_id, cfg.episodes, cfg.seed, envs=envs)
         if windows is None:  # the first sampler's windows serve every sampler's timing
             windows = policy.windows()
-        nfe = [n for c in policy.chunks for n in c.nfe]
+        nfe = policy.chunks.nfe()
         steps = 100 if sampler.method == "ddpm" else sampler.steps
         rows[name] = Row([o.success for o in outcomes], nfe, _timed(policy, windows, cfg), steps)
 

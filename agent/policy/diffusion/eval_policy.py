@@ -44,12 +44,10 @@ class DiffusionEvalPolicy:
         return self.policy.act(obs["state"][None])[0]
 
     def chunk_report(self) -> dict[str, Any]:
-        """Body evaluations per chunk and ms per chunk over every chunk sampled so far."""
-        nfe = [n for c in self.policy.chunks for n in c.nfe]
-        ms = np.asarray([c.ms for c in self.policy.chunks])
-        return {"nfe_per_chunk": float(np.mean(nfe)), "ms_per_chunk_p50": float(np.percentile(ms, 50)),
-                "ms_per_chunk_p99": float(np.percentile(ms, 99)), "chunks": len(ms),
-                "sampler": self.policy.sampler.cfg.name}
+        """Body evaluations per chunk and ms per chunk over the chunks sampled so far."""
+        log = self.policy.chunks.summary()
+        return {"nfe_per_chunk": log["nfe_per_chunk"], "ms_per_chunk_p50": log["ms_p50"],
+                "ms_per_chunk_p99": log["ms_p99"], "chunks": log["chunks"], "sampler": self.policy.sampler.cfg.name}
 
 
 def load_diffusion(path: Path, sampler: SamplerConfig) -> LoadedPolicy:

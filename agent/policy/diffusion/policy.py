@@ -9,12 +9,13 @@ empty gets a new chunk sampled from its state window, and the first ``n_action``
 ``horizon`` actions are queued; envs that need a chunk at the same step are sampled as one batch.
 The initial noise of env i's chunks comes from its own generator, seeded by ``reset``, so an
 episode's chunks do not depend on which other envs it shares a batch with (for DDIM; DDPM's per-step
-noise comes from one shared generator). Every sampled batch is timed into ``chunks``.
+noise comes from one shared generator). Every sampled batch is timed into ``chunks`` (a bounded log).
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from agent.policy.diffusion.step_cache import Sensitivity
 from agent.policy.diffusion.unet import Denoiser
 
 SEEN_KEPT = 4096
+CHUNKS_KEPT = 10_000  # sampled batches whose timings are kept: a run of any length holds at most these
 KIND = "diffusion-policy"  # the checkpoint's "kind", so that another file is refused in one line
 
 
@@ -80,6 +82,31 @@ class ChunkTiming:
     nfe: list[int]
 
 
+class ChunkLog:
+    """Every sampled batch counted; the last ``CHUNKS_KEPT`` kept for their times and body counts."""
+
+    def __init__(self) -> None:
+        self.recent: deque[ChunkTiming] = deque(maxlen=CHUNKS_KEPT)
+        self.chunks = self.body_evals = 0  # over every batch ever sampled
+
+    def add(self, timing: ChunkTiming) -> None:
+        self.recent.append(timing)
+        self.chunks += len(timing.nfe)
+        self.body_evals += sum(timing.nfe)
+
+    def nfe(self) -> list[int]:
+        """Body evaluations of each chunk of the kept batches."""
+        return [n for c in self.recent for n in c.nfe]
+
+    def summary(self) -> dict[str, Any]:
+        """Chunks sampled, body evaluations per chunk (over all of them), and ms per sampling call
+        (p50, p99 over the kept ones); None where nothing was sampled yet."""
+        ms = [c.ms for c in self.recent]
+        return {"chunks": self.chunks, "nfe_per_chunk": self.body_evals / self.chunks if self.chunks else None,
+                "ms_p50": float(np.percentile(ms, 50)) if ms else None,
+                "ms_p99": float(np.percentile(ms, 99)) if ms else None}
+
+
 class DiffusionPolicy:
     """Acts for ``num_envs`` envs at once with a checkpoint's denoiser under a sampler config."""
 
@@ -94,7 +121,7 @@ class DiffusionPolicy:
         self.model = model.to(self.device).eval()
         self.sampler = Sampler(self.model, NoiseSchedule(ckpt.config.levels), sampler, ckpt.beta,
                                None if ckpt.sensitivity is None else ckpt.sensitivity.to(self.device))
-        self.chunks: list[ChunkTiming] = []
+        self.chunks = ChunkLog()
         self.seen: list[torch.Tensor] = []  # the first SEEN_KEPT observation windows planned on (to time chunks on)
         self.reset(1)
 
@@ -151,6 +178,6 @@ class DiffusionPolicy:
         t0 = time.perf_counter()
         chunk, nfe = self.sampler.sample(obs, self.generators[envs[0]], noise=noise)
         chunk = chunk.cpu().numpy()  # (waits for the device)
-        self.chunks.append(ChunkTiming(len(envs), (time.perf_counter() - t0) * 1e3, nfe.tolist()))
+        self.chunks.add(ChunkTiming(len(envs), (time.perf_counter() - t0) * 1e3, nfe.tolist()))
         for row, i in enumerate(envs):
             self.queue[i] = list(chunk[row, :cfg.n_action].clip(-1, 1))
