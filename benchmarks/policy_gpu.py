@@ -12,7 +12,6 @@ Prints one line per sampler and task, then the JSON of all of them.
 
 import argparse
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,26 +20,11 @@ import torch
 from agent.policy.diffusion.data import load_demos, windows
 from agent.policy.diffusion.policy import DiffusionCheckpoint, DiffusionPolicy
 from agent.policy.diffusion.sampler import SamplerConfig
+from launch.bench.policy import PolicyBenchConfig, time_calls
 
 SAMPLERS = {"ddim16": SamplerConfig(steps=16), "ddim16+seacache": SamplerConfig(steps=16, cache="seacache"),
             "ddim16+sencache": SamplerConfig(steps=16, cache="sencache"), "ddim8": SamplerConfig(steps=8),
             "ddim6": SamplerConfig(steps=6)}
-
-
-def timed(policy: DiffusionPolicy, obs: torch.Tensor, calls: int, batch: int) -> list[float]:
-    """Wall ms of ``calls`` sampler calls of ``batch`` windows each, chunks copied to the host (5 untimed first)."""
-    g = torch.Generator(device="cuda").manual_seed(0)
-    pick = torch.randint(0, len(obs), (calls + 5, batch), generator=torch.Generator().manual_seed(0))
-    out = []
-    for k in range(calls + 5):
-        x = obs[pick[k]]
-        torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        chunk, _ = policy.sampler.sample(x, g)
-        chunk.cpu()
-        if k >= 5:
-            out.append((time.perf_counter() - t0) * 1e3)
-    return out
 
 
 def main() -> None:
@@ -71,7 +55,8 @@ def main() -> None:
             second, _ = graphed.sampler.sample(x, noise=noise)
             small, _ = graphed.sampler.sample(x[:10], noise=noise[:10])
             small_ref, _ = eager.sampler.sample(x[:10], noise=noise[:10])
-            ms_eager, ms_graph = timed(eager, obs, args.calls, args.batch), timed(graphed, obs, args.calls, args.batch)
+            timing = PolicyBenchConfig(device="cuda", latency_batch=args.batch, latency_calls=args.calls)
+            ms_eager, ms_graph = time_calls(eager, obs, timing), time_calls(graphed, obs, timing)
             row = {"nfe": float(nfe.float().mean()), "nfe_equal": bool(torch.equal(nfe, ref_nfe)),
                    "max_diff_vs_eager": float((first - ref).abs().max()),
                    "repeat_identical": bool(torch.equal(first, second)),

@@ -148,12 +148,13 @@ class MixedStream:
                    task[order])
 
 
-def score_row(learner: Baseline | TRC, tasks: list[DigitsTask], order: str, task_il: bool, seed: int) -> list[float]:
-    """The learner's accuracy on every task now: one row of R, under the test ``order``."""
-    if order == "per-task":
+def score_row(learner: Baseline | TRC, tasks: list[DigitsTask], stream: MixedStream | None,
+              task_il: bool) -> list[float]:
+    """The learner's accuracy on every task now: one row of R, each task's test set as its own stream
+    (``stream`` None) or its samples in the mixed ``stream``."""
+    if stream is None:
         return [float(_correct(learner, t.test_x, t.test_y, [t.classes] * len(t.test_x) if task_il else None).mean())
                 for t in tasks]
-    stream = MixedStream.of(tasks, seed)
     right = _correct(learner, stream.x, stream.y, [tasks[i].classes for i in stream.task] if task_il else None)
     return [float(right[stream.task == i].mean()) for i in range(len(tasks))]
 
@@ -170,6 +171,7 @@ def run_method(sequence: str, method: str, cfg: ContinualConfig, seed: int,
     if method == "gpm" and sequence.startswith("split"):
         cfg = replace(cfg, gpm_threshold=0.90)
     learner = TRC(cfg, seed) if method == "trc" else Baseline(method, cfg, seed)
+    streams = {o: MixedStream.of(tasks, seed) if o == "mixed" else None for o in orders}
     trained = 0.0
     if method == "joint":  # the union, for as many SGD steps as the sequence takes
         union = DigitsTask("all", np.concatenate([t.train_x for t in tasks]), np.concatenate([t.train_y for t in tasks]),
@@ -178,7 +180,7 @@ def run_method(sequence: str, method: str, cfg: ContinualConfig, seed: int,
         started = time.perf_counter()
         train_task(learner, union, 0, replace(cfg, epochs=max(1, epochs)), rng)
         trained = time.perf_counter() - started
-        matrices = {o: [score_row(learner, tasks, o, task_il, seed)] * len(tasks) for o in orders}
+        matrices = {o: [score_row(learner, tasks, streams[o], task_il)] * len(tasks) for o in orders}
     else:
         matrices = {o: [] for o in orders}
         for i, task in enumerate(tasks):
@@ -186,7 +188,7 @@ def run_method(sequence: str, method: str, cfg: ContinualConfig, seed: int,
             train_task(learner, task, i, cfg, rng)
             trained += time.perf_counter() - started
             for o in orders:
-                matrices[o].append(score_row(learner, tasks, o, task_il, seed))
+                matrices[o].append(score_row(learner, tasks, streams[o], task_il))
     out: dict = {"method": method, "seed": seed, "seconds": trained}
     for o, matrix in matrices.items():
         report = forgetting_report(matrix)

@@ -64,7 +64,7 @@ class Row:
                 "ms_p99": float(np.percentile(ms, 99)), "steps": self.steps}
 
 
-def _timed(policy: DiffusionPolicy, windows: torch.Tensor, cfg: PolicyBenchConfig) -> list[float]:
+def time_calls(policy: DiffusionPolicy, windows: torch.Tensor, cfg: PolicyBenchConfig) -> list[float]:
     """Wall ms of ``latency_calls`` sampler calls of ``latency_batch`` windows each (after 5 untimed)."""
     g = torch.Generator(device=policy.device).manual_seed(cfg.seed)
     pick = torch.randint(0, len(windows), (cfg.latency_calls + 5, cfg.latency_batch),
@@ -101,7 +101,7 @@ def bench_task(ckpt: DiffusionCheckpoint, env_id: str, cfg: PolicyBenchConfig,
             windows = policy.windows()
         nfe = policy.chunks.nfe()
         steps = 100 if sampler.method == "ddpm" else sampler.steps
-        rows[name] = Row([o.success for o in outcomes], nfe, _timed(policy, windows, cfg), steps)
+        rows[name] = Row([o.success for o in outcomes], nfe, time_calls(policy, windows, cfg), steps)
 
     try:
         for name, sampler in samplers.items():

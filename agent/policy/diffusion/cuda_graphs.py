@@ -46,7 +46,7 @@ class GraphedSampler:
         self.any = torch.ones((), dtype=torch.bool, device=device)
         self.nfe = torch.zeros(batch, dtype=torch.long, device=device)
         self.segments = self._program()
-        self.graphs: list[list[torch.cuda.CUDAGraph | None]] | None = None
+        self.graphs: list[list[torch.cuda.CUDAGraph]] | None = None
         if capture:
             self._capture()
 

@@ -95,8 +95,10 @@ class Sampler:
         cfg = self.model.cfg
         x = noise if noise is not None else torch.randn(
             (obs.shape[0], cfg.horizon, cfg.action_dim), generator=generator, device=obs.device)
+        if not obs.is_cuda:
+            return self._sample_eager(obs, x, generator)
         with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-            if obs.is_cuda and self.graphs and self.cfg.method == "ddim":
+            if self.graphs and self.cfg.method == "ddim":
                 return self._sample_graphed(obs, x)
             return self._sample_eager(obs, x, generator)
 
