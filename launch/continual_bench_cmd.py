@@ -6,13 +6,14 @@
 Every method trains task after task (SGD, batch 32, 20 epochs a task) and is scored on every task
 after each one (the matrix R); a table gives mean ± std over seeds of the average accuracy after
 the last task, backward transfer and forgetting (best-so-far minus final), in points, and the
-training seconds per run. Methods that store samples get `--memory` samples each. `--ablate` adds
-trc without its router, its spectral memory and its cache.
+training seconds per run (and, for trc, the columns a test sample is computed in). Methods that
+store samples get `--memory` samples each. `--ablate` adds trc without its router, its spectral
+memory and its cache.
 
 `--order` picks the test streams: `per-task` plays each task's test set as its own stream, `mixed`
 one stream of every task's test samples shuffled by the seed (the same order for every method),
-`both` (the default) prints a table for each. The baselines score each sample on its own; `trc`'s
-router reads the recent past of the stream it scores (never the sample being scored).
+`both` (the default) prints a table for each. Every method, trc included, scores each sample on its
+own, so the two orders agree unless a method reads the stream around a sample.
 """
 
 from __future__ import annotations
@@ -24,39 +25,56 @@ from pathlib import Path
 
 from launch.errors import UsageError
 
-BENCHMARKS = ("permuted-digits", "split-digits", "split-digits-task")
+DIGITS = ("permuted-digits", "split-digits", "split-digits-task")
+IMITATION = ("mw-easy-imitation", "cw10-imitation")  # launch/bench/imitation.py's SEQUENCES
+IMITATION_DEFAULTS = {"steps": 1000, "batch": 256}  # ImitationConfig's (the CLI starts without torch)
 ORDER_CHOICES = {"per-task": ("per-task",), "mixed": ("mixed",), "both": ("per-task", "mixed")}
 
 
 def add_parser(bsub: argparse._SubParsersAction) -> None:
     p = bsub.add_parser("continual", help="continual learning: trc vs naive, ewc, er, derpp, gpm, joint",
                         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--benchmark", default="permuted-digits", choices=BENCHMARKS,
+    p.add_argument("--benchmark", default="permuted-digits", choices=DIGITS + IMITATION,
                    help="the task sequence (default: %(default)s)")
-    p.add_argument("--methods", default="trc,naive,ewc,er,derpp,gpm,joint",
-                   help="comma-separated: trc, naive, ewc, er, derpp, gpm, joint (default: all)")
+    p.add_argument("--methods", default=None,
+                   help="comma-separated; digits: trc, naive, ewc, er, derpp, gpm, joint; imitation: trc, naive, "
+                        "er, derpp, multitask (default: all of the benchmark's)")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per method (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="first seed: seeds S..S+N-1 (default: %(default)s)")
-    p.add_argument("--memory", type=int, default=200, metavar="N",
-                   help="samples a method may store (default: %(default)s)")
+    p.add_argument("--memory", type=int, default=None, metavar="N",
+                   help="samples (imitation: windows) a method may store (default: 200; imitation 2000)")
     p.add_argument("--ablate", action="store_true",
                    help="add trc without router, spectral memory, cache (default: off)")
     p.add_argument("--order", default="both", choices=list(ORDER_CHOICES),
                    help="test streams: each task's own, one mixed stream, or both (default: %(default)s)")
     p.add_argument("--workers", type=int, default=2, metavar="N", help="processes (default: %(default)s)")
     p.add_argument("--json", type=Path, metavar="PATH", help="also write the results here (default: none)")
+    p.add_argument("--data", type=Path, nargs="+", metavar="RUN_DIR",
+                   help="imitation: stores of expert demonstrations of every task of the sequence, made by "
+                        "`thalamus record --expert --tasks mw-easy|cw10` (required there)")
+    p.add_argument("--steps", type=int, default=IMITATION_DEFAULTS["steps"], metavar="N",
+                   help="imitation: optimizer steps a task (default: %(default)s)")
+    p.add_argument("--batch", type=int, default=IMITATION_DEFAULTS["batch"], metavar="N",
+                   help="imitation: windows a step, and replayed windows a step (default: %(default)s)")
+    p.add_argument("--episodes", type=int, default=10, metavar="N",
+                   help="imitation: rollouts of each learned task after each task (default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="imitation: torch device for training and acting (default: %(default)s)")
     p.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
+    if args.benchmark in IMITATION:
+        from launch.imitation_bench_cmd import main as imitation
+
+        return imitation(args)
     from agent.learner.trc import ABLATIONS
     from launch.bench.continual import METHODS
 
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    methods = [m.strip() for m in (args.methods or ",".join(METHODS)).split(",") if m.strip()]
     unknown = [m for m in methods if m not in METHODS]
     if unknown or not methods:
         raise UsageError(f"--methods: unknown {', '.join(unknown) or '(none given)'}; choose from {', '.join(METHODS)}")
-    for flag, value, low in (("--seeds", args.seeds, 1), ("--seed", args.seed, 0), ("--memory", args.memory, 1),
+    for flag, value, low in (("--seeds", args.seeds, 1), ("--seed", args.seed, 0), ("--memory", 1 if args.memory is None else args.memory, 1),
                              ("--workers", args.workers, 1)):
         if value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
@@ -70,6 +88,7 @@ def main(args: argparse.Namespace) -> int:
 
     seeds = list(range(args.seed, args.seed + args.seeds))
     orders = ORDER_CHOICES[args.order]
+    args.memory = ContinualConfig().memory if args.memory is None else args.memory
     started = time.perf_counter()
     columns = (TextColumn(f"[bold]{args.benchmark}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
                TextColumn("{task.fields[last]}"), TimeElapsedColumn())
@@ -82,7 +101,7 @@ def main(args: argparse.Namespace) -> int:
     results = {name: _summary(rs, orders) for name, rs in runs.items()}
     console = stdout_console()
     for order in orders:
-        table = Table("method", "ACC %", "BWT %", "forgetting %", "AUC forgetting %", "s / run",
+        table = Table("method", "ACC %", "BWT %", "forgetting %", "AUC forgetting %", "s / run", "columns / sample",
                       title=f"{args.benchmark}, {_TITLES[order]}, memory {args.memory}, seeds {seeds[0]}–{seeds[-1]} "
                             "(mean ± std)", title_justify="left")
         for name, r in results.items():
@@ -90,8 +109,11 @@ def main(args: argparse.Namespace) -> int:
             table.add_row(name, f"{100 * o['acc']:.1f} ± {100 * o['acc_std']:.1f}",
                           f"{100 * o['bwt']:.1f} ± {100 * o['bwt_std']:.1f}",
                           f"{100 * o['forgetting']:.1f} ± {100 * o['forgetting_std']:.1f}",
-                          f"{100 * o['forgetting_auc']:.1f}", f"{r['seconds_per_run']:.1f}")
+                          f"{100 * o['forgetting_auc']:.1f}", f"{r['seconds_per_run']:.1f}",
+                          f"{r['columns_per_sample']:.2f}" if "columns_per_sample" in r else "")
         console.print(table)
+    if "trc" in results and "derpp" in results:
+        console.print(f"trc's training time per run: {results['trc']['seconds_per_run'] / results['derpp']['seconds_per_run']:.2f}× DER++'s")
     console.print(f"{len(methods) * len(seeds)} runs in {elapsed:.0f} s on {args.workers} processes")
     if args.json:
         args.json.write_text(json.dumps({"benchmark": args.benchmark, "memory": args.memory, "seeds": seeds,
@@ -117,4 +139,7 @@ def _summary(runs: list[dict], orders: tuple[str, ...]) -> dict:
     summary = scores("per-task") if "per-task" in orders else {}
     if "mixed" in orders:
         summary["mixed"] = scores("mixed")
-    return summary | {"seconds_per_run": float(np.mean([r["seconds"] for r in runs])), "seeds": [r["seed"] for r in runs]}
+    summary |= {"seconds_per_run": float(np.mean([r["seconds"] for r in runs])), "seeds": [r["seed"] for r in runs]}
+    if "columns_per_sample" in runs[0]:
+        summary["columns_per_sample"] = float(np.mean([r["columns_per_sample"] for r in runs]))
+    return summary

@@ -1,10 +1,10 @@
-"""Cortical columns behind a thalamic router (TRC², Khadangi 2026, made causal).
+"""Cortical columns behind a thalamic router that reads the sample itself (after TRC², Khadangi 2026).
 
-M small columns (each a whole two-hidden-layer network with its own readout) share the input; a router scores a *causal* summary of the stream — an
-average of the inputs of completed steps only, never the present one — against learned column
-keys, keeps the top k and softmax-weights them. A gain modulated by surprise sharpens routing when
-the world stops matching predictions; a load-balance loss pushes a new context toward columns that
-have been little used. The routed columns' logits are mixed by the routing weights.
+M small columns, each a whole two-hidden-layer network with its own readout, and a router: one MLP
+trunk on the standardised sample with two heads, which column owns the sample and the output itself
+(an auxiliary readout that the learner combines with the columns'). A sample is routed to the
+columns that hold router mass ``top_p``, at least one and at most ``top_k`` (hybrid top-k ∪ top-p),
+and only those columns are computed for it.
 """
 
 from __future__ import annotations
@@ -23,50 +23,42 @@ class ColumnConfig:
 
     in_dim: int = 64
     n_classes: int = 10
-    columns: int = 8  # M
-    top_k: int = 2
-    hidden: int = 128  # per column
-    route_dim: int = 32
-    temperature: float = 8.0  # scale of the cosine routing logits
+    columns: int = 4  # M
+    top_k: int = 2  # at most this many columns a sample
+    top_p: float = 0.9  # the fewest columns holding this much router mass (at least one)
+    hidden: int = 96  # per column
+    router_hidden: int = 256
 
 
 class Router(nn.Module):
-    """Causal summary [N, in_dim] → routing weights [N, M] (top-k, softmaxed) and full probabilities."""
+    """Sample [N, in_dim] → owner logits [N, M] (which column owns it) and auxiliary outputs [N, classes]."""
 
     def __init__(self, cfg: ColumnConfig) -> None:
         super().__init__()
-        self.k, self.temperature = cfg.top_k, cfg.temperature
-        self.query = nn.Linear(cfg.in_dim, cfg.route_dim)
-        self.keys = nn.Parameter(torch.randn(cfg.columns, cfg.route_dim))
+        h = cfg.router_hidden
+        self.trunk = nn.Sequential(nn.Linear(cfg.in_dim, h), nn.ReLU(), nn.Linear(h, h), nn.ReLU())
+        self.owner = nn.Linear(h, cfg.columns)
+        self.aux = nn.Linear(h, cfg.n_classes)
 
-    def queries(self, summary: torch.Tensor) -> torch.Tensor:
-        """Unit query vectors of summaries (standardised first: the pattern matters, not the level)."""
-        return F.normalize(self.query(F.layer_norm(summary, summary.shape[-1:])), dim=-1)
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.trunk(F.layer_norm(x, x.shape[-1:]))  # the pattern matters, not the level
+        return self.owner(features), self.aux(features)
 
-    @torch.no_grad()
-    def recruit(self, summary: torch.Tensor, free: torch.Tensor, usage: torch.Tensor, similar: float) -> int | None:
-        """A context unlike every recruited column's key takes a column: the least-used free one (or
-        the least-used of all when none is free) gets the context's query as its key. Returns it."""
-        q = self.queries(summary)
-        keys = F.normalize(self.keys, dim=-1)
-        if (~free).any() and float((keys[~free] @ q).max()) > similar:
-            return None
-        pool = free if free.any() else torch.ones_like(free)
-        m = int(torch.where(pool, usage, torch.inf).argmin())
-        self.keys[m] = q * self.keys[m].norm()
-        return m
 
-    def forward(self, summary: torch.Tensor, gain: float | torch.Tensor = 1.0) -> tuple[torch.Tensor, ...]:
-        """→ routing weights [N, M] (top-k, softmaxed), probabilities over all columns, and the logits."""
-        logits = gain * self.temperature * self.queries(summary) @ F.normalize(self.keys, dim=-1).T
-        top = logits.topk(self.k, dim=-1)
-        weights = torch.zeros_like(logits).scatter(-1, top.indices, top.values.softmax(-1))
-        return weights, logits.softmax(-1), logits
+def select(owner_logits: torch.Tensor, allowed: torch.Tensor, top_k: int, top_p: float) -> torch.Tensor:
+    """Routing weights [N, M]: among the ``allowed`` columns, the most probable ones until their mass
+    reaches ``top_p`` (at least one, at most ``top_k``), their probabilities renormalised."""
+    probs = owner_logits.masked_fill(~allowed, float("-inf")).softmax(-1)
+    sorted_probs, order = probs.sort(-1, descending=True)
+    before = sorted_probs.cumsum(-1) - sorted_probs  # mass of the better columns
+    rank = torch.arange(probs.shape[-1], device=probs.device)
+    keep = torch.zeros_like(probs, dtype=torch.bool).scatter(-1, order, (before < top_p) & (rank < top_k))
+    weights = torch.where(keep, probs, torch.zeros_like(probs))
+    return weights / weights.sum(-1, keepdim=True)
 
 
 class ColumnNet(nn.Module):
-    """Columns [M] of ``in → hidden → hidden → classes`` (ReLU), each a whole small network with its
-    own readout; the routing weights mix the columns' logits."""
+    """Columns [M] of ``in → hidden → hidden → outputs`` (ReLU) and their router."""
 
     def __init__(self, cfg: ColumnConfig) -> None:
         super().__init__()
@@ -80,10 +72,19 @@ class ColumnNet(nn.Module):
         self.w3 = nn.Parameter(torch.randn(m, h, c) / math.sqrt(h))
         self.b3 = nn.Parameter(torch.zeros(m, c))
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """x [N, in], routing weights [N, M] → logits [N, classes] and each layer's input, which
-        the spectral memories sketch: ``x`` [N, in], ``h1`` and ``h2`` [N, M, hidden]."""
-        h1 = torch.relu(torch.einsum("nd,mdh->nmh", x, self.w1) + self.b1)
-        h2 = torch.relu(torch.einsum("nmh,mhk->nmk", h1, self.w2) + self.b2)
-        out = torch.einsum("nmh,mhc->nmc", h2, self.w3) + self.b3
-        return torch.einsum("nm,nmc->nc", weights, out), {"x": x, "h1": h1, "h2": h2}
+    def column(self, x: torch.Tensor, m: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Column ``m`` on x [N, in] → outputs [N, classes] and the input of each of its layers
+        (``x``, ``h1``, ``h2``: what its spectral memories sketch)."""
+        h1 = torch.relu(x @ self.w1[m] + self.b1[m])
+        h2 = torch.relu(h1 @ self.w2[m] + self.b2[m])
+        return h2 @ self.w3[m] + self.b3[m], {"x": x, "h1": h1, "h2": h2}
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        """x [N, in], routing weights [N, M] → the weighted sum of the routed columns' outputs
+        [N, classes]; each column runs only on the samples routed to it."""
+        out = x.new_zeros(len(x), self.cfg.n_classes)
+        for m in range(self.cfg.columns):
+            rows = weights[:, m].nonzero().flatten()
+            if len(rows):
+                out = out.index_add(0, rows, weights[rows, m, None] * self.column(x[rows], m)[0])
+        return out

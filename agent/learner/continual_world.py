@@ -33,7 +33,7 @@ class ContinualWorldModel(nn.Module):
         self.net = self.trc.net  # its weights are this module's (state_dict, load_state_dict)
 
     def forward(self, percept: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out, _ = self.trc.stream(torch.cat([percept, action], -1))
+        out, _ = self.trc.predict(torch.cat([percept, action], -1))
         return percept + out[..., :-1], out[..., -1]
 
 

@@ -44,8 +44,7 @@ class SpectralMemory:
         outside = torch.eye(self.dim, device=self.device) - u @ u.T  # the part of the input space not yet protected
         residual = outside @ self.sketch @ outside
         inside = total - torch.trace(residual)
-        evals, evecs = torch.linalg.eigh(residual)
-        evals, evecs = evals.flip(0).clamp_min(0), evecs.flip(1)
+        evals, evecs = _eigh(residual)
         need = self.threshold * total - inside
         take = int((torch.cumsum(evals, 0) < need).sum()) + 1 if need > 0 else 0
         take = min(take, self.dim - u.shape[1])
@@ -88,7 +87,7 @@ class SpectralMemory:
 
 class ColumnSpectra:
     """The spectral memories of a column network, one per column and layer (the inputs of its
-    three weight matrices); projections and sketch updates are batched over columns."""
+    three weight matrices). A column learns one task at a time, so it is observed and protected alone."""
 
     LAYERS = (("w1", "x"), ("w2", "h1"), ("w3", "h2"))  # weight, the activations it reads
 
@@ -96,46 +95,36 @@ class ColumnSpectra:
         dims = {"x": cfg.in_dim, "h1": cfg.hidden, "h2": cfg.hidden}
         self.memories = {act: [SpectralMemory(dims[act], threshold, device) for _ in range(cfg.columns)]
                          for _, act in self.LAYERS}
-        self.restack()
 
     def columns(self) -> list[SpectralMemory]:
         return [s for mems in self.memories.values() for s in mems]
 
-    def restack(self) -> None:
-        """Bases padded to one rank and stacked [M, D, R], so one bmm projects every column."""
-        self.stacked = {act: _padded([s.basis for s in mems]) for act, mems in self.memories.items()}
-
     @torch.no_grad()
-    def observe(self, acts: dict[str, torch.Tensor], weights: torch.Tensor) -> None:
-        """Add a step's routed inputs: row n counts toward column m with weight weights[n, m]."""
-        root = weights.detach().sqrt()[:, :, None]
+    def observe(self, m: int, acts: dict[str, torch.Tensor]) -> None:
+        """Add a step's inputs of column ``m``'s three layers to its sketches."""
         for act, mems in self.memories.items():
-            a = acts[act].detach()
-            a = (a[:, None, :] if a.dim() == 2 else a) * root  # [N, M, D]
-            sketch = torch.einsum("nmd,nme->mde", a, a)
-            for i, mem in enumerate(mems):
-                mem.sketch += sketch[i]
-                mem.updates += 1
+            mems[m].observe(acts[act])
 
     @torch.no_grad()
-    def project(self, net: nn.Module, strength: float) -> None:
-        """Scale the protected part out of every column's weight gradients."""
-        if strength == 0:
-            return
+    def project(self, net: nn.Module, m: int, strength: float) -> None:
+        """Scale the protected part out of column ``m``'s weight gradients."""
         for weight, act in self.LAYERS:
-            u, grad = self.stacked[act], getattr(net, weight).grad
-            if u.shape[2]:
-                grad -= strength * torch.bmm(u, torch.bmm(u.transpose(1, 2), grad))
+            grad = getattr(net, weight).grad
+            grad[m] = self.memories[act][m].project(grad[m], strength)
+
+    def novelty(self, x: torch.Tensor) -> torch.Tensor:
+        """Per column, the mean novelty of inputs x [N, in] to its first layer: how much room it has left."""
+        return torch.stack([mem.novelty(x).mean() for mem in self.memories["x"]])
 
     def consolidate(self) -> None:
         for s in self.columns():
             s.consolidate()
-        self.restack()
 
 
-def _padded(bases: list[torch.Tensor]) -> torch.Tensor:
-    rank = max(b.shape[1] for b in bases)
-    out = torch.zeros(len(bases), bases[0].shape[0], rank, device=bases[0].device)
-    for i, b in enumerate(bases):
-        out[i, :, : b.shape[1]] = b
-    return out
+def _eigh(sym: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eigenvalues (descending, ≥ 0) and vectors of a PSD matrix, in float64 with a small jitter:
+    a float32 ``eigh`` fails to converge on the rank-deficient sketches a single task leaves."""
+    s = sym.double()
+    s = (s + s.T) / 2 + 1e-9 * float(torch.trace(s)) / len(s) * torch.eye(len(s), dtype=s.dtype, device=s.device)
+    evals, evecs = torch.linalg.eigh(s)
+    return evals.flip(0).clamp_min(0).to(sym.dtype), evecs.flip(1).to(sym.dtype)

@@ -9,9 +9,8 @@ method that stores samples gets the same budget, ``memory`` samples.
 
 Two test orders (``ORDERS``): ``per-task`` plays each task's test set as its own stream; ``mixed``
 plays one stream of every task's test samples, shuffled by the run's seed alone (the same order for
-every method), and scores each task on its samples in it. The baselines score each sample on its
-own, so the orders agree for them; ``trc``'s router reads the recent past of the stream (never the
-sample being scored), which in a per-task stream tells it the task and in the mixed one does not.
+every method), and scores each task on its samples in it. Every method, trc included, scores each
+sample on its own, so the orders agree; they would not for a method that read the stream around a sample.
 """
 
 from __future__ import annotations
@@ -44,6 +43,7 @@ class ContinualConfig(TRCConfig):
 
     epochs: int = 20
     hidden: int = 256  # baselines' MLP width
+    replay_beta: float = 0.5  # DER++'s weight of replayed labels (its alpha, for logits, is replay_alpha)
     ewc_lambda: float = 10.0
     gpm_threshold: float = 0.99  # 0.90 is best on split (continual-baselines.md)
 
@@ -190,6 +190,9 @@ def run_method(sequence: str, method: str, cfg: ContinualConfig, seed: int,
             for o in orders:
                 matrices[o].append(score_row(learner, tasks, streams[o], task_il))
     out: dict = {"method": method, "seed": seed, "seconds": trained}
+    if isinstance(learner, TRC):  # how many columns a test sample is computed in, over every task's test set
+        weights = learner.predict(torch.as_tensor(np.concatenate([t.test_x for t in tasks])))[1]
+        out["columns_per_sample"] = float((weights > 0).sum(-1).float().mean())
     for o, matrix in matrices.items():
         report = forgetting_report(matrix)
         out[o] = {"acc": report.average, "bwt": report.backward_transfer, "forgetting": report.forgetting,

@@ -111,16 +111,29 @@ class DiffusionPolicy:
     """Acts for ``num_envs`` envs at once with a checkpoint's denoiser under a sampler config."""
 
     def __init__(self, ckpt: DiffusionCheckpoint, sampler: SamplerConfig, device: str = "cpu") -> None:
-        self.ckpt, self.cfg, self.device = ckpt, ckpt.config, torch.device(device)
+        self.ckpt = ckpt
         model = Denoiser(ckpt.config)
         try:
             model.load_state_dict(ckpt.weights)
         except RuntimeError:
             raise PolicyFileError("the checkpoint's weights do not fit its own config (a damaged file, or one "
                                   "from another version of thalamus): train it again") from None
-        self.model = model.to(self.device).eval()
-        self.sampler = Sampler(self.model, NoiseSchedule(ckpt.config.levels), sampler, ckpt.beta,
-                               None if ckpt.sensitivity is None else ckpt.sensitivity.to(self.device))
+        self.model = model.to(device).eval()
+        self._start(ckpt.config, ckpt.normalizer, Sampler(self.model, NoiseSchedule(ckpt.config.levels), sampler,
+                                                          ckpt.beta, None if ckpt.sensitivity is None
+                                                          else ckpt.sensitivity.to(device)), device)
+
+    @classmethod
+    def from_sampler(cls, cfg: DiffusionConfig, normalizer: Normalizer, sampler: Any,
+                     device: str = "cpu") -> DiffusionPolicy:
+        """A policy acting through any ``sampler`` with :class:`Sampler`'s ``sample(obs, generator,
+        noise=…) → (chunks, evaluations)`` (a learner that is not one checkpoint's denoiser)."""
+        policy = cls.__new__(cls)
+        policy._start(cfg, normalizer, sampler, device)
+        return policy
+
+    def _start(self, cfg: DiffusionConfig, normalizer: Normalizer, sampler: Any, device: str) -> None:
+        self.cfg, self.normalizer, self.sampler, self.device = cfg, normalizer, sampler, torch.device(device)
         self.chunks = ChunkLog()
         self.seen: list[torch.Tensor] = []  # the first SEEN_KEPT observation windows planned on (to time chunks on)
         self.reset(1)
@@ -146,7 +159,7 @@ class DiffusionPolicy:
         envs where ``active`` is False are not stepped (their row is zeros)."""
         cfg, n = self.cfg, len(states)
         active = np.ones(n, bool) if active is None else active
-        normed = self.ckpt.normalizer(np.asarray(states, np.float32))
+        normed = self.normalizer(np.asarray(states, np.float32))
         for i in np.flatnonzero(active):
             h = self.history[i]
             h.append(normed[i])

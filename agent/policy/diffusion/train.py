@@ -42,11 +42,12 @@ TABLE_WINDOWS = 128  # training windows SenCache's table is measured on (300 bod
 Progress = Callable[[str, int, int, dict[str, float]], None]  # (phase, done, total, metrics)
 
 
-def _lr(step: int, cfg: PolicyTrainConfig) -> float:
-    warm = min(200, cfg.steps // 10 + 1)
+def learning_rate(step: int, steps: int, peak: float) -> float:
+    """Linear warm-up over the first min(200, steps / 10) steps, then cosine from ``peak`` to 0."""
+    warm = min(200, steps // 10 + 1)
     if step < warm:
-        return cfg.lr * (step + 1) / warm
-    return cfg.lr * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, cfg.steps - warm)))
+        return peak * (step + 1) / warm
+    return peak * 0.5 * (1 + math.cos(math.pi * (step - warm) / max(1, steps - warm)))
 
 
 @torch.no_grad()
@@ -93,7 +94,7 @@ def train_policy(cfg: PolicyTrainConfig, data: list[Path], out: Path, progress: 
         loss = F.mse_loss(model(schedule.add_noise(act[idx], noise, t), t, obs[idx]), noise)
         opt.zero_grad()
         loss.backward()
-        opt.param_groups[0]["lr"] = _lr(step, cfg)
+        opt.param_groups[0]["lr"] = learning_rate(step, cfg.steps, cfg.lr)
         opt.step()
         decay = min(cfg.ema, (1 + step) / (10 + step))
         with torch.no_grad():

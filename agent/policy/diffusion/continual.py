@@ -1,0 +1,201 @@
+"""A diffusion policy that learns tasks one after another from their demonstrations.
+
+Each method sees task 1's demonstration windows, then task 2's, and so on, for ``steps`` optimizer
+steps a task (Adam, warm-up and cosine decay per task), and never sees a task's data again except
+what it stores (``memory`` windows, reservoir-sampled over what it trained on):
+
+- ``naive``: one denoiser, fine-tuned task after task;
+- ``er``: ... plus the diffusion loss on a replayed batch of stored windows;
+- ``derpp``: ... plus, on one replayed batch, the distance of the denoiser's noise prediction from
+  the one it made when the window was stored (same noise and level: DER++'s replayed logits, α) and
+  the diffusion loss on another (β);
+- ``multitask``: every task's windows at once for as many steps as the sequence (the upper bound);
+- ``trc``: trc's parts (`agent/learner/`) around whole denoisers: each task owns a column (a
+  denoiser of its own, trained on that task alone), and a router reads the observation window and
+  learns which column owns it, on the present batch and on stored windows (with their owner). It
+  acts by mixing the noise predictions of a window's
+  hybrid top-k ∪ top-p columns by their routing weights, computing only those columns.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from agent.learner.cache import CacheMemory
+from agent.learner.columns import select
+from agent.optim import Adam
+from agent.policy.diffusion.config import DiffusionConfig
+from agent.policy.diffusion.noise import NoiseSchedule
+from agent.policy.diffusion.train import learning_rate
+from agent.policy.diffusion.unet import Denoiser
+
+IMITATION_METHODS = ("trc", "naive", "er", "derpp", "multitask")
+
+
+@dataclass(frozen=True)
+class ImitationConfig:
+    """The protocol every method follows and trc's routing settings."""
+
+    steps: int = 1000  # optimizer steps a task (multitask: this times the tasks)
+    batch: int = 256  # windows a step (and replayed windows a step)
+    lr: float = 1e-3
+    memory: int = 2000  # windows a storing method keeps (er, derpp, trc)
+    replay_alpha: float = 0.5  # derpp: the weight of replayed noise predictions
+    replay_beta: float = 0.5  # derpp: the diffusion loss on replayed windows
+    columns: int = 0  # trc's columns (0: one per task)
+    top_k: int = 2
+    top_p: float = 0.9
+    router_hidden: int = 256
+    ddim_steps: int = 16  # sampling steps when acting
+    model: DiffusionConfig = field(default_factory=DiffusionConfig)
+
+
+class Router(nn.Module):
+    """Observation window (already scaled to [-1, 1] per dimension) → which column owns it (logits)."""
+
+    def __init__(self, obs_dim: int, columns: int, hidden: int) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(obs_dim, hidden), nn.ReLU(), nn.Linear(hidden, hidden), nn.ReLU(),
+                                 nn.Linear(hidden, columns))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.net(obs)
+
+
+class ImitationLearner:
+    """One method's policy through a task sequence: ``train_task`` in order, ``policy`` to act."""
+
+    def __init__(self, method: str, cfg: ImitationConfig, tasks: int, seed: int, device: str = "cpu") -> None:
+        if method not in IMITATION_METHODS:
+            raise ValueError(f"unknown method {method!r}; choose from {', '.join(IMITATION_METHODS)}")
+        self.method, self.cfg, self.device = method, cfg, torch.device(device)
+        torch.manual_seed(seed)
+        self.schedule = NoiseSchedule(cfg.model.levels)
+        n = (cfg.columns or tasks) if method == "trc" else 1
+        self.columns = nn.ModuleList([Denoiser(cfg.model) for _ in range(n)]).to(self.device)
+        obs_dim = cfg.model.obs_dim * cfg.model.obs_horizon
+        self.router = Router(obs_dim, n, cfg.router_hidden).to(self.device) if method == "trc" else None
+        self.cache = CacheMemory(cfg.memory, seed, self.device)
+        self.owners: dict[int, int] = {}
+        self.generator = torch.Generator(device=self.device).manual_seed(seed)
+
+    def train_task(self, task: int, obs: torch.Tensor, act: torch.Tensor, steps: int | None = None) -> None:
+        """``steps`` (default ``cfg.steps``) steps on one task's windows (obs [N, obs_horizon·obs_dim],
+        act [N, horizon, A]). The step's windows and the replayed ones go through the denoiser as one
+        batch; what the method stores is written after the step's update."""
+        cfg, g = self.cfg, self.generator
+        steps = steps or cfg.steps
+        if self.method == "trc" and task not in self.owners:  # a free column, else the least-owning one
+            counts = np.bincount(list(self.owners.values()), minlength=len(self.columns))
+            self.owners[task] = int(counts.argmin())
+        model = self.columns[self.owners.get(task, 0)]
+        params = list(model.parameters()) + (list(self.router.parameters()) if self.router else [])
+        opt = Adam(params, lr=cfg.lr)
+        for step in range(steps):
+            idx = torch.randint(0, len(obs), (cfg.batch,), generator=g, device=self.device)
+            o, a = obs[idx], act[idx]
+            t = self._levels(len(o))
+            noise = torch.randn(a.shape, generator=g, device=self.device)
+            parts = [(o, a, noise, t, noise, 1.0)] + self._replayed()
+            o_all, a_all, n_all, t_all = (torch.cat([p[k] for p in parts]) for k in range(4))
+            pred = model(self.schedule.add_noise(a_all, n_all, t_all), t_all, o_all)
+            loss = sum(w * F.mse_loss(chunk, target)
+                       for chunk, (*_, target, w) in zip(pred.split([len(p[0]) for p in parts]), parts))
+            stored: dict[str, torch.Tensor] = {}
+            if self.method == "trc":
+                router_loss, stored = self._router_loss(o, task)
+                loss = loss + router_loss
+            opt.zero_grad()
+            loss.backward()
+            opt.param_groups[0]["lr"] = learning_rate(step, steps, cfg.lr)
+            opt.step()
+            if self.method in ("er", "derpp"):
+                stored = {"x": o, "labels": a}
+            if self.method == "derpp":
+                stored |= {"noise": noise, "t": t, "logits": pred[: len(o)]}
+            if stored:
+                self.cache.stash(**stored, task=torch.full((len(o),), task, device=self.device))
+                self.cache.flush()
+
+    def _levels(self, n: int) -> torch.Tensor:
+        return torch.randint(0, self.cfg.model.levels, (n,), generator=self.generator, device=self.device)
+
+    def _replayed(self) -> list[tuple[Any, ...]]:
+        """Replayed windows as (obs, actions, noise, level, target, weight): er's batch with fresh noise
+        (target: the noise); derpp's batch with its stored noise and level (target: the stored
+        prediction, weight α) and another with fresh noise (weight β)."""
+        if self.method not in ("er", "derpp") or self.cache.size == 0:
+            return []
+        out = []
+        if self.method == "derpp":
+            b = self.cache.sample(self.cfg.batch)
+            out.append((b["x"], b["labels"], b["noise"], b["t"], b["logits"], self.cfg.replay_alpha))
+        b = self.cache.sample(self.cfg.batch)
+        noise = torch.randn(b["labels"].shape, generator=self.generator, device=self.device)
+        weight = self.cfg.replay_beta if self.method == "derpp" else 1.0
+        return out + [(b["x"], b["labels"], noise, self._levels(len(noise)), noise, weight)]
+
+    def _router_loss(self, obs: torch.Tensor, task: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """trc's router: the owner of the step's windows and of replayed ones; and what the cache stores
+        of the step. (Its stored logits are not replayed: while one column is in use the router learns
+        nothing, and pulling later logits toward those untrained ones kept two skills' windows mixed.)"""
+        owner = torch.full((len(obs),), self.owners[task], device=self.device)
+        b = self.cache.sample(self.cfg.batch)
+        logits = self.router(obs if b is None else torch.cat([obs, b["x"]]))
+        masked = logits.masked_fill(~self._used(), -1e9)
+        loss = F.cross_entropy(masked[: len(obs)], owner)
+        if b is not None:
+            loss = loss + F.cross_entropy(masked[len(obs):], b["owner"])
+        return loss, {"x": obs, "owner": owner}
+
+    def _used(self) -> torch.Tensor:
+        used = torch.zeros(len(self.columns), dtype=torch.bool, device=self.device)
+        used[list(self.owners.values()) or list(range(len(self.columns)))] = True
+        return used
+
+    @torch.no_grad()
+    def denoise(self, x: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Noise prediction [N, horizon, A] and the routing weights [N, columns] (one column: all ones)."""
+        if self.router is None:
+            return self.columns[0](x, t, obs), torch.ones(len(x), 1, device=self.device)
+        weights = select(self.router(obs), self._used(), self.cfg.top_k, self.cfg.top_p)
+        eps = torch.zeros_like(x)
+        for m, column in enumerate(self.columns):
+            rows = weights[:, m].nonzero().flatten()
+            if len(rows):
+                eps = eps.index_add(0, rows, weights[rows, m, None, None] * column(x[rows], t[rows], obs[rows]))
+        return eps, weights
+
+    def memory_bytes(self) -> int:
+        """What the stored windows take (every field the method keeps for them)."""
+        return sum(v[: self.cache.size].numel() * v.element_size() for v in self.cache.data.values())
+
+    def sampler(self) -> DDIMSampler:
+        return DDIMSampler(self, self.cfg.ddim_steps)
+
+
+class DDIMSampler:
+    """Deterministic DDIM over a learner's (routed) noise prediction, with :class:`Sampler`'s
+    ``sample`` signature, so a :class:`DiffusionPolicy` acts through it. Counts columns per window."""
+
+    def __init__(self, learner: ImitationLearner, steps: int) -> None:
+        self.learner, self.timesteps = learner, learner.schedule.ddim_timesteps(steps)
+        self.routed = self.windows = 0
+
+    def sample(self, obs: torch.Tensor, generator: torch.Generator | None = None,
+               noise: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg, schedule = self.learner.cfg.model, self.learner.schedule
+        x = noise if noise is not None else torch.randn((len(obs), cfg.horizon, cfg.action_dim), generator=generator,
+                                                      device=obs.device)
+        for t, prev in zip(self.timesteps, [*self.timesteps[1:], -1]):
+            eps, weights = self.learner.denoise(x, torch.full((len(x),), t, device=x.device), obs)
+            x = schedule.ddim_step(x, eps, t, prev)
+        self.routed += int((weights > 0).sum())
+        self.windows += len(obs)
+        return x, torch.full((len(obs),), len(self.timesteps))

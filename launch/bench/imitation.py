@@ -1,0 +1,126 @@
+"""Skills on a robot arm, one after another: the imitation benchmarks behind `thalamus bench continual
+--benchmark mw-easy-imitation|cw10-imitation`.
+
+Each method (`agent/policy/diffusion/continual.py`) learns the sequence's Meta-World tasks in order
+from their scripted-expert demonstrations (``--data``: stores made by `thalamus record --expert`),
+and after each task plays rollouts of every task learned so far, the cells R[i][j], j ≤ i, of the
+success matrix (the tasks not yet learned are not played). Continual World's figures follow from R:
+average performance (the mean final success), forgetting (a task's success right after it was
+learned minus its final one, averaged over all tasks but the last) and backward transfer. Every run
+uses the same demonstrations, the same held-out episodes (`thalamus eval`'s seeds) and the same state
+scaling, fitted once on every task's demonstrations: the one thing every method knows in advance.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from agent.learner.forgetting import forgetting_report, task_forgetting
+from agent.policy.diffusion.config import DiffusionConfig
+from agent.policy.diffusion.continual import ImitationConfig, ImitationLearner
+from agent.policy.diffusion.data import Normalizer, load_demos, windows
+from agent.policy.diffusion.policy import DiffusionPolicy
+from agent.policy.diffusion.rollout import make_envs, rollouts
+
+SEQUENCES = {"mw-easy-imitation": "mw-easy", "cw10-imitation": "cw10"}
+
+
+@dataclass(frozen=True)
+class ImitationTasks:
+    """A sequence's tasks: names, env ids, and each one's training windows under the shared scaling."""
+
+    names: list[str]
+    env_ids: list[str]
+    obs: list[np.ndarray]
+    act: list[np.ndarray]
+    normalizer: Normalizer
+    model: DiffusionConfig
+
+
+def load_tasks(benchmark: str, data: list[Path]) -> ImitationTasks:
+    """Every task of the benchmark's sequence from the stores in ``data`` (DemoDataError, one line, when
+    one is missing)."""
+    from envs.tasks import METAWORLD_SEQUENCES
+
+    demos = [load_demos(data, name) for name in METAWORLD_SEQUENCES[SEQUENCES[benchmark]]]
+    norm = Normalizer.fit(np.concatenate([e.states for d in demos for e in d.episodes]))
+    first = demos[0].episodes[0]
+    model = DiffusionConfig(obs_dim=first.states.shape[1], action_dim=first.actions.shape[1])
+    pairs = [windows(d.episodes, norm, model.obs_horizon, model.horizon) for d in demos]
+    return ImitationTasks([d.task for d in demos], [str(d.env_id) for d in demos], [p[0] for p in pairs],
+                          [p[1] for p in pairs], norm, model)
+
+
+def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, data: list[Path], episodes: int,
+                  device: str = "cpu") -> dict:
+    """One method and seed through the sequence: R (None where not played), its report, the training
+    seconds, the stored windows and their bytes, and for trc the columns a window is computed in."""
+    torch.set_num_threads(1)
+    tasks = load_tasks(benchmark, data)
+    cfg = ImitationConfig(**{**cfg.__dict__, "model": tasks.model})
+    n = len(tasks.names)
+    learner = ImitationLearner(method, cfg, n, seed, device)
+    tensors = [(torch.from_numpy(o).to(device), torch.from_numpy(a).to(device)) for o, a in zip(tasks.obs, tasks.act)]
+    sampler = learner.sampler()
+    envs: dict[int, list] = {}
+    matrix = [[None] * n for _ in range(n)]
+    trained = 0.0
+
+    def play(j: int) -> float:
+        envs.setdefault(j, make_envs(tasks.env_ids[j], min(10, episodes)))
+        policy = DiffusionPolicy.from_sampler(cfg.model, tasks.normalizer, sampler, device)
+        return float(np.mean([o.success for o in rollouts(policy, tasks.env_ids[j], episodes, seed=0, envs=envs[j])]))
+
+    try:
+        if method == "multitask":  # the union, for as many steps as the sequence takes
+            started = time.perf_counter()
+            learner.train_task(0, torch.cat([o for o, _ in tensors]), torch.cat([a for _, a in tensors]), cfg.steps * n)
+            trained = time.perf_counter() - started
+            final = [play(j) for j in range(n)]
+            matrix = [[final[j] if j <= i else None for j in range(n)] for i in range(n)]
+        else:
+            for i, (obs, act) in enumerate(tensors):
+                started = time.perf_counter()
+                learner.train_task(i, obs, act)
+                trained += time.perf_counter() - started
+                for j in range(i + 1):
+                    matrix[i][j] = play(j)
+    finally:
+        for made in envs.values():
+            for env in made:
+                env.close()
+    filled = [[v if v is not None else 0.0 for v in row] for row in matrix]  # the report reads no unplayed cell
+    report = forgetting_report(filled)
+    return {"method": method, "seed": seed, "seconds": trained, "tasks": tasks.names, "matrix": matrix,
+            "acc": report.average, "bwt": report.backward_transfer,
+            "forgetting": float(np.mean(task_forgetting(filled)[:-1])), "episodes": episodes,
+            "memory": {"windows": learner.cache.size, "bytes": learner.memory_bytes()},
+            "columns_per_sample": sampler.routed / sampler.windows if method == "trc" and sampler.windows else None}
+
+
+def _job(args: tuple) -> dict:
+    return run_imitation(*args)
+
+
+def run_imitation_benchmark(benchmark: str, methods: list[str], seeds: list[int], cfg: ImitationConfig,
+                            data: list[Path], episodes: int, device: str = "cpu", workers: int = 2,
+                            progress: Callable[[str, dict], None] | None = None) -> dict[str, list[dict]]:
+    """Every (method, seed) run, ``workers`` processes at a time. Returns the runs of each method."""
+    jobs = [(benchmark, name, cfg, seed, data, episodes, device) for name in methods for seed in seeds]
+    results: dict[str, list[dict]] = {name: [] for name in methods}
+    with mp.get_context("spawn").Pool(workers) as pool:
+        for job, run in zip(jobs, pool.imap(_job, jobs)):
+            results[job[1]].append(run)
+            if progress is not None:
+                progress(job[1], run)
+    return results
+
+
+__all__ = ["SEQUENCES", "ImitationTasks", "load_tasks", "run_imitation", "run_imitation_benchmark"]

@@ -1,0 +1,97 @@
+"""`thalamus bench continual --benchmark mw-easy-imitation|cw10-imitation`: skills on a robot arm, one
+after another (`launch/bench/imitation.py`), trc beside naive fine-tuning, ER, DER++ and multitask.
+
+    thalamus record --expert --tasks mw-easy --episodes 50 --run-dir runs/mw-easy-50
+    thalamus bench continual --benchmark mw-easy-imitation --data runs/mw-easy-50 --device cuda --workers 5
+
+The table gives mean ± std over seeds of the final average success over every task, forgetting
+(success right after a task was learned minus final, over all but the last task) and backward
+transfer, in points; the training seconds per run; what each storing method keeps (windows and
+bytes); and the columns a trc window is computed in.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+
+from launch.errors import UsageError
+
+
+def main(args: argparse.Namespace) -> int:
+    from agent.policy.diffusion.continual import IMITATION_METHODS
+
+    methods = [m.strip() for m in (args.methods or ",".join(IMITATION_METHODS)).split(",") if m.strip()]
+    unknown = [m for m in methods if m not in IMITATION_METHODS]
+    if unknown or not methods:
+        raise UsageError(f"--methods: unknown for {args.benchmark}: {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(IMITATION_METHODS)}")
+    if not args.data:
+        raise UsageError(f"{args.benchmark} learns from expert demonstrations: give --data RUN_DIR (make one with "
+                         "`thalamus record --expert --tasks mw-easy --episodes 50 --run-dir runs/mw-easy-50`)")
+    for flag, value, low in (("--seeds", args.seeds, 1), ("--seed", args.seed, 0), ("--steps", args.steps, 1),
+                             ("--batch", args.batch, 1), ("--episodes", args.episodes, 1),
+                             ("--memory", 1 if args.memory is None else args.memory, 1), ("--workers", args.workers, 1)):
+        if value < low:
+            raise UsageError(f"{flag} must be at least {low}, got {value}")
+    if args.ablate:
+        raise UsageError(f"--ablate is for the digits benchmarks; {args.benchmark} has no ablations")
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from agent.policy.diffusion.continual import ImitationConfig
+    from agent.policy.diffusion.data import DemoDataError
+    from launch.bench.imitation import load_tasks, run_imitation_benchmark
+    from launch.display import stdout_console
+
+    try:
+        tasks = load_tasks(args.benchmark, args.data)
+    except DemoDataError as exc:
+        raise UsageError(str(exc)) from None
+    cfg = ImitationConfig(steps=args.steps, batch=args.batch,
+                          **({} if args.memory is None else {"memory": args.memory}))
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    started = time.perf_counter()
+    columns = (TextColumn(f"[bold]{args.benchmark}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
+               TextColumn("{task.fields[last]}"), TimeElapsedColumn())
+    with Progress(*columns, transient=False) as bar:
+        task = bar.add_task("runs", total=len(methods) * len(seeds), last="")
+        runs = run_imitation_benchmark(args.benchmark, methods, seeds, cfg, args.data, args.episodes, args.device,
+                                       args.workers, progress=lambda name, r: bar.update(
+                                           task, advance=1, last=f"{name} seed {r['seed']}: {r['acc']:.0%}"))
+    elapsed = time.perf_counter() - started
+    results = {name: summary(rs) for name, rs in runs.items()}
+    table = Table("method", "success %", "forgetting %", "BWT %", "s / run", "stored windows", "stored MB",
+                  "columns / window",
+                  title=f"{args.benchmark} ({', '.join(tasks.names)}), {args.steps} steps a task, {args.episodes} "
+                        f"episodes a cell, seeds {seeds[0]}–{seeds[-1]} (mean ± std)", title_justify="left")
+    for name, r in results.items():
+        table.add_row(name, f"{100 * r['acc']:.1f} ± {100 * r['acc_std']:.1f}",
+                      f"{100 * r['forgetting']:.1f} ± {100 * r['forgetting_std']:.1f}", f"{100 * r['bwt']:.1f}",
+                      f"{r['seconds_per_run']:.0f}", str(r["memory"]["windows"]), f"{r['memory']['bytes'] / 1e6:.2f}",
+                      "" if r["columns_per_sample"] is None else f"{r['columns_per_sample']:.2f}")
+    console = stdout_console()
+    console.print(table)
+    console.print(f"{len(methods) * len(seeds)} runs in {elapsed:.0f} s on {args.workers} processes ({args.device})")
+    if args.json:
+        args.json.write_text(json.dumps({"benchmark": args.benchmark, "tasks": tasks.names, "steps": args.steps,
+                                         "batch": args.batch, "episodes": args.episodes, "seeds": seeds,
+                                         "device": args.device, "seconds": elapsed, "results": results}, indent=1))
+    return 0
+
+
+def summary(runs: list[dict]) -> dict:
+    """A method's runs: means and stds over seeds, R averaged where played (None elsewhere)."""
+    out = {key: float(np.mean([r[key] for r in runs])) for key in ("acc", "bwt", "forgetting")}
+    out |= {f"{key}_std": float(np.std([r[key] for r in runs], ddof=1)) if len(runs) > 1 else 0.0
+            for key in ("acc", "forgetting")}
+    n = len(runs[0]["matrix"])
+    out["matrix"] = [[None if runs[0]["matrix"][i][j] is None else float(np.mean([r["matrix"][i][j] for r in runs]))
+                      for j in range(n)] for i in range(n)]
+    cols = [r["columns_per_sample"] for r in runs if r["columns_per_sample"] is not None]
+    return out | {"runs": [r["acc"] for r in runs], "seeds": [r["seed"] for r in runs],
+                  "seconds_per_run": float(np.mean([r["seconds"] for r in runs])), "memory": runs[0]["memory"],
+                  "columns_per_sample": float(np.mean(cols)) if cols else None}
