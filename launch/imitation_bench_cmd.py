@@ -55,14 +55,30 @@ def main(args: argparse.Namespace) -> int:
                           **({} if args.memory is None else {"memory": args.memory}))
     seeds = list(range(args.seed, args.seed + args.seeds))
     started = time.perf_counter()
+    done: dict[str, list[dict]] = {}
+
+    def write(final: bool) -> None:
+        """The JSON so far: rewritten after every run, so a stopped benchmark keeps what it finished."""
+        if args.json:
+            results = {name: summary(rs) for name, rs in done.items()}
+            args.json.write_text(json.dumps({"benchmark": args.benchmark, "tasks": tasks.names, "steps": args.steps,
+                                             "batch": args.batch, "episodes": args.episodes, "seeds": seeds,
+                                             "device": args.device, "complete": final,
+                                             "seconds": time.perf_counter() - started, "results": results}, indent=1))
+
+    def finished(name: str, run: dict) -> None:
+        done.setdefault(name, []).append(run)
+        write(False)
+        bar.update(task, advance=1, last=f"{name} seed {run['seed']}: {run['acc']:.0%}")
+
     columns = (TextColumn(f"[bold]{args.benchmark}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
                TextColumn("{task.fields[last]}"), TimeElapsedColumn())
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task("runs", total=len(methods) * len(seeds), last="")
         runs = run_imitation_benchmark(args.benchmark, methods, seeds, cfg, args.data, args.episodes, args.device,
-                                       args.workers, progress=lambda name, r: bar.update(
-                                           task, advance=1, last=f"{name} seed {r['seed']}: {r['acc']:.0%}"))
+                                       args.workers, progress=finished)
     elapsed = time.perf_counter() - started
+    write(True)
     results = {name: summary(rs) for name, rs in runs.items()}
     table = Table("method", "success %", "forgetting %", "BWT %", "s / run", "stored windows", "stored MB",
                   "columns / window",
@@ -76,10 +92,6 @@ def main(args: argparse.Namespace) -> int:
     console = stdout_console()
     console.print(table)
     console.print(f"{len(methods) * len(seeds)} runs in {elapsed:.0f} s on {args.workers} processes ({args.device})")
-    if args.json:
-        args.json.write_text(json.dumps({"benchmark": args.benchmark, "tasks": tasks.names, "steps": args.steps,
-                                         "batch": args.batch, "episodes": args.episodes, "seeds": seeds,
-                                         "device": args.device, "seconds": elapsed, "results": results}, indent=1))
     return 0
 
 

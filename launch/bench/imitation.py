@@ -116,10 +116,12 @@ def run_imitation_benchmark(benchmark: str, methods: list[str], seeds: list[int]
     jobs = [(benchmark, name, cfg, seed, data, episodes, device) for name in methods for seed in seeds]
     results: dict[str, list[dict]] = {name: [] for name in methods}
     with mp.get_context("spawn").Pool(workers) as pool:
-        for job, run in zip(jobs, pool.imap(_job, jobs)):
-            results[job[1]].append(run)
+        for run in pool.imap_unordered(_job, jobs):  # as each finishes
+            results[run["method"]].append(run)
             if progress is not None:
-                progress(job[1], run)
+                progress(run["method"], run)
+    for runs in results.values():
+        runs.sort(key=lambda r: r["seed"])
     return results
 
 

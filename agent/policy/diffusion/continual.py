@@ -11,7 +11,8 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
   the diffusion loss on another (β);
 - ``multitask``: every task's windows at once for as many steps as the sequence (the upper bound);
 - ``trc``: trc's parts (`agent/learner/`) around whole denoisers: each task owns a column (a
-  denoiser of its own, trained on that task alone), and a router reads the observation window and
+  denoiser of its own, trained on that task alone, starting as a copy of the column trained last, so
+  a new skill starts from what the arm knows), and a router reads the observation window and
   learns which column owns it, on the present batch and on stored windows (with their owner). It
   acts by mixing the noise predictions of a window's
   hybrid top-k ∪ top-p columns by their routing weights, computing only those columns.
@@ -82,7 +83,8 @@ class ImitationLearner:
         obs_dim = cfg.model.obs_dim * cfg.model.obs_horizon
         self.router = Router(obs_dim, n, cfg.router_hidden).to(self.device) if method == "trc" else None
         self.cache = CacheMemory(cfg.memory, seed, self.device)
-        self.owners: dict[int, int] = {}
+        self.owners: dict[int, int] = {}  # trc: task → the column that learns it
+        self.last: int | None = None  # the column trained last
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     def train_task(self, task: int, obs: torch.Tensor, act: torch.Tensor, steps: int | None = None) -> None:
@@ -94,7 +96,10 @@ class ImitationLearner:
         if self.method == "trc" and task not in self.owners:  # a free column, else the least-owning one
             counts = np.bincount(list(self.owners.values()), minlength=len(self.columns))
             self.owners[task] = int(counts.argmin())
-        model = self.columns[self.owners.get(task, 0)]
+            if counts[self.owners[task]] == 0 and self.last is not None:  # a fresh column starts from the last skill
+                self.columns[self.owners[task]].load_state_dict(self.columns[self.last].state_dict())
+        self.last = self.owners.get(task, 0)
+        model = self.columns[self.last]
         params = list(model.parameters()) + (list(self.router.parameters()) if self.router else [])
         opt = Adam(params, lr=cfg.lr)
         for step in range(steps):
