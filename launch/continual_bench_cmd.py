@@ -2,6 +2,10 @@
 
     thalamus bench continual --benchmark permuted-digits
     thalamus bench continual --benchmark split-digits --ablate --json split.json
+    thalamus bench continual --benchmark mw-easy-imitation --data runs/mw-easy-50 --device cuda
+
+The digits sequences are below; `mw-easy-imitation` and `cw10-imitation` teach a diffusion policy
+Meta-World skills one after another from expert demonstrations (`launch/imitation_bench_cmd.py`).
 
 Every method trains task after task (SGD, batch 32, 20 epochs a task) and is scored on every task
 after each one (the matrix R); a table gives mean ± std over seeds of the average accuracy after

@@ -220,6 +220,11 @@ def test_train_policy_flags_default_to_its_config():
     (["eval", "--policy", "diffusion:x.pt", "--ddim-steps", "101"], "DDIM steps must be 1..100"),
     (["bench", "policy", "--checkpoints", "/no/such/dir"], "no checkpoint /no/such/dir/reach-v3.pt"),
     (["bench", "policy", "--tasks", "CartPole-v1"], "is not a Meta-World id"),
+    (["bench", "continual", "--benchmark", "mw-easy-imitation"], "give --data RUN_DIR"),
+    (["bench", "continual", "--benchmark", "mw-easy-imitation", "--data", "{demos}"],
+     "no episodes of task 'reach-v3'"),  # the store holds Meta-World/reach-v3 alone, not the sequence
+    (["bench", "continual", "--benchmark", "mw-easy-imitation", "--data", "{demos}", "--methods", "gpm"],
+     "unknown for mw-easy-imitation: gpm"),
 ])
 def test_bad_policy_input_is_one_clear_line(argv, expect, reach_demos, tmp_path, capsys):
     argv = [a.replace("{demos}", str(reach_demos)) for a in argv]
