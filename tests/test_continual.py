@@ -106,8 +106,6 @@ def test_cache_stash_is_invisible_until_flush_and_reservoir_is_uniform():
     assert cache.size == 100 and cache.offered == 1000 and cache.evictions > 0
     counts = torch.bincount(cache.data["task"], minlength=5)
     assert counts.min() >= 8, counts  # each fifth of the stream keeps about 20 of 100 slots
-    near = cache.nearest(torch.tensor([7.0]), 3)
-    assert near["keys"].shape == (3, 1) and (near["keys"] > 0).all()
 
 
 def test_spectral_projection_keeps_old_outputs():
@@ -174,15 +172,15 @@ while True:
 
 
 def _reads(learner: TRC) -> dict:
-    """What the memories answer: nearest entries to a fixed query, a seeded sample, novelty of fixed inputs."""
-    probe = torch.linspace(0, 1, 64)
-    nearest = learner.cache.nearest(probe, 5)
+    """What the memories answer: the entries, a seeded sample, novelty of fixed inputs."""
     state = learner.cache.rng.bit_generator.state
     sample = learner.cache.sample(6)
     learner.cache.rng.bit_generator.state = state
+    kept = learner.cache.data
     novelty = [mems[m].novelty(torch.ones(1, mems[m].dim)).item()
                for mems in learner.spectral.memories.values() for m in (0, 3)]
-    return {"nearest": nearest["labels"].tolist(), "nearest_x": nearest["x"].sum().item(),
+    return {"labels": kept["labels"][: learner.cache.size].tolist(), "x": kept["x"][: learner.cache.size].sum().item(),
+            "owners": [[t, m] for t, m in sorted(learner.owners.items())],
             "sample": sample["x"].sum().item(), "size": learner.cache.size, "novelty": novelty,
             "ranks": [mem.basis.shape[1] for mem in learner.spectral.columns()]}
 

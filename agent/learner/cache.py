@@ -1,8 +1,7 @@
-"""Cache memory: a bounded store of past samples, read by top-k similarity, replayed to consolidate.
+"""Cache memory: a bounded store of past samples, drawn at random and replayed to consolidate.
 
-Entries are (key, x, label, logits, task): the key is the latent summary the learner saw the sample
-in (what similarity reads compare), the logits are the model's outputs when the sample was written
-(replayed as targets, as DER++ does). Writes are *stashed* during the forward pass and *flushed*
+Entries are whatever the learner stashes, one row per sample (trc: the sample, its label, owner and
+task, and the outputs its column and router gave it, replayed as targets as DER++ does). Writes are *stashed* during the forward pass and *flushed*
 after the backward pass, so a step never reads what it is about to learn from. Eviction policy:
 reservoir sampling over every sample ever offered, so the cache is a uniform sample of the stream.
 """
@@ -14,9 +13,7 @@ import torch
 
 
 class CacheMemory:
-    """``capacity`` entries; ``stash`` during forward, ``flush`` after backward, ``sample``/``nearest`` to read."""
-
-    FIELDS = ("keys", "x", "labels", "logits", "task")
+    """``capacity`` entries; ``stash`` during forward, ``flush`` after backward, ``sample`` to read."""
 
     def __init__(self, capacity: int, seed: int, device: str | torch.device = "cpu") -> None:
         self.capacity, self.device = capacity, torch.device(device)
@@ -60,15 +57,6 @@ class CacheMemory:
             return None
         idx = torch.as_tensor(self.rng.integers(self.size, size=min(n, self.size)))
         return {k: v[idx] for k, v in self.data.items()}
-
-    def nearest(self, query: torch.Tensor, k: int) -> dict[str, torch.Tensor] | None:
-        """The ``k`` entries whose keys are most cosine-similar to ``query`` [Dk]."""
-        if self.size == 0:
-            return None
-        keys = self.data["keys"][: self.size]
-        sim = torch.nn.functional.cosine_similarity(keys, query[None], dim=-1)
-        idx = sim.topk(min(k, self.size)).indices
-        return {name: v[idx] for name, v in self.data.items()}
 
     def to_arrays(self) -> tuple[dict[str, np.ndarray], dict]:
         """What the run store keeps: the filled rows and the counters."""

@@ -116,7 +116,7 @@ class TRC:
         if cfg.ablate != "spectral":
             self.spectral.observe(owner, acts)
         if cfg.ablate != "cache":  # written after the backward pass, as stashed during the forward
-            self.cache.stash(keys=x, x=x, labels=y, logits=out, owner=owners,
+            self.cache.stash(x=x, labels=y, logits=out, owner=owners,
                              task=torch.full((n,), task, dtype=torch.int32, device=x.device), **written)
             self.cache.flush()
         self.steps += 1

@@ -92,7 +92,7 @@ class Baseline:
                 lin.weight.grad, lin.bias.grad = g[:-1].T.contiguous(), g[-1].contiguous()
         self.opt.step()
         if self.method == "derpp" or (self.method == "er" and first_epoch):
-            self.cache.stash(x=x, labels=y, logits=logits, keys=x, task=torch.full_like(y, task))
+            self.cache.stash(x=x, labels=y, logits=logits, task=torch.full_like(y, task))
             self.cache.flush()
 
     def end_task(self, task: int, data: DigitsTask, rng: np.random.Generator) -> None:
