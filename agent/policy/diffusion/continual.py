@@ -13,7 +13,8 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
 - ``trc``: trc's parts (`agent/learner/`) around whole denoisers: each task owns a column (a
   denoiser of its own, trained on that task alone, starting as a copy of the column trained last, so
   a new skill starts from what the arm knows), and a router reads the observation window and
-  learns which column owns it, on the present batch and on stored windows (with their owner). It
+  learns which column owns it, on the present batch and on stored windows (with their owner); with
+  ``column_replay`` the stored windows (and their actions) also train their owners' columns. It
   acts by mixing the noise predictions of a window's
   hybrid top-k ∪ top-p columns by their routing weights, computing only those columns.
 """
@@ -50,6 +51,7 @@ class ImitationConfig:
     replay_alpha: float = 0.5  # derpp: the weight of replayed noise predictions
     replay_beta: float = 0.5  # derpp: the diffusion loss on replayed windows
     columns: int = 0  # trc's columns (0: one per task)
+    column_replay: float = 0.0  # trc: weight of stored windows' diffusion loss in their owners' columns (0: none)
     top_k: int = 2
     top_p: float = 0.9
     router_hidden: int = 256
@@ -100,7 +102,9 @@ class ImitationLearner:
                 self.columns[self.owners[task]].load_state_dict(self.columns[self.last].state_dict())
         self.last = self.owners.get(task, 0)
         model = self.columns[self.last]
-        params = list(model.parameters()) + (list(self.router.parameters()) if self.router else [])
+        replaying = self.method == "trc" and cfg.column_replay > 0  # then every column may learn this task
+        params = list((self.columns if replaying else model).parameters()) + (
+            list(self.router.parameters()) if self.router else [])
         opt = Adam(params, lr=cfg.lr)
         for step in range(steps):
             idx = torch.randint(0, len(obs), (cfg.batch,), generator=g, device=self.device)
@@ -114,7 +118,7 @@ class ImitationLearner:
                        for chunk, (*_, target, w) in zip(pred.split([len(p[0]) for p in parts]), parts))
             stored: dict[str, torch.Tensor] = {}
             if self.method == "trc":
-                router_loss, stored = self._router_loss(o, task)
+                router_loss, stored = self._router_loss(o, a, task)
                 loss = loss + router_loss
             opt.zero_grad()
             loss.backward()
@@ -146,10 +150,11 @@ class ImitationLearner:
         weight = self.cfg.replay_beta if self.method == "derpp" else 1.0
         return out + [(b["x"], b["labels"], noise, self._levels(len(noise)), noise, weight)]
 
-    def _router_loss(self, obs: torch.Tensor, task: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """trc's router: the owner of the step's windows and of replayed ones; and what the cache stores
-        of the step. (Its stored logits are not replayed: while one column is in use the router learns
-        nothing, and pulling later logits toward those untrained ones kept two skills' windows mixed.)"""
+    def _router_loss(self, obs: torch.Tensor, act: torch.Tensor, task: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """trc's router: the owner of the step's windows and of replayed ones; with ``column_replay``,
+        the replayed windows' diffusion loss in their owners' columns too; and what the cache stores of
+        the step. (The router's stored logits are not replayed: while one column is in use the router
+        learns nothing, and pulling later logits toward those untrained ones kept two skills mixed.)"""
         owner = torch.full((len(obs),), self.owners[task], device=self.device)
         b = self.cache.sample(self.cfg.batch)
         logits = self.router(obs if b is None else torch.cat([obs, b["x"]]))
@@ -157,7 +162,19 @@ class ImitationLearner:
         loss = F.cross_entropy(masked[: len(obs)], owner)
         if b is not None:
             loss = loss + F.cross_entropy(masked[len(obs):], b["owner"])
-        return loss, {"x": obs, "owner": owner}
+        if self.cfg.column_replay > 0 and b is not None:
+            for m in b["owner"].unique().tolist():
+                rows = b["owner"] == m
+                share = float(rows.float().mean())
+                loss = loss + self.cfg.column_replay * share * self._diffusion_loss(self.columns[m], b["x"][rows],
+                                                                                   b["labels"][rows])
+        return loss, {"x": obs, "owner": owner} | ({"labels": act} if self.cfg.column_replay > 0 else {})
+
+    def _diffusion_loss(self, model: Denoiser, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """The DDPM loss of ``model`` on windows, at fresh noise and levels."""
+        t = self._levels(len(obs))
+        noise = torch.randn(act.shape, generator=self.generator, device=self.device)
+        return F.mse_loss(model(self.schedule.add_noise(act, noise, t), t, obs), noise)
 
     def _used(self) -> torch.Tensor:
         used = torch.zeros(len(self.columns), dtype=torch.bool, device=self.device)
