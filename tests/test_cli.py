@@ -51,6 +51,29 @@ def test_store_opens_with_plain_zarr(cartpole_run):
     assert np.array_equal(np.flatnonzero(done), ends - 1)
 
 
+def test_plot_draws_the_runs_curve_from_its_store(cartpole_run, tmp_path, capsys):
+    run_dir, _ = cartpole_run
+    png = tmp_path / "curve.png"
+    proc = run_main(capsys, "plot", str(run_dir), "--png", str(png), "--window", "5", "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    store = open_store(run_dir)
+    done = store.episode_complete
+    ends, returns = store.episode_ends[done], store.episode_returns()[done]
+    assert report["episodes"] == int(done.sum()) > 10
+    for row in report["tenths"]:  # the mean of the last 5 episodes finished by that step, computed here
+        i = np.searchsorted(ends, row["step"], side="right")
+        expected = returns[max(0, i - 5): i].mean() if i else None
+        assert row["mean_return"] == pytest.approx(expected) if i else row["mean_return"] is None
+    assert row["mean_success"] is None  # CartPole reports no success
+    import matplotlib.image
+
+    pixels = matplotlib.image.imread(png)
+    assert pixels.shape[0] > 100 and pixels[..., :3].std() > 0.05  # a drawn figure, not a blank page
+    one_clear_line(run_main(capsys, "plot", str(tmp_path / "nothing")), "no run at")
+    one_clear_line(run_main(capsys, "plot", str(run_dir), "--window", "0"), "--window must be at least 1")
+
+
 def test_inspect_reports_the_store(cartpole_run):
     run_dir, summary = cartpole_run
     proc = run_cli("memory", "inspect", str(run_dir), "--json")
