@@ -41,6 +41,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="read every chunk of every array, and report each damaged one (default: only the "
                         "episode index, rewards and captions are read)")
     p.set_defaults(func=main)
+    from launch import export_cmd
+
+    export_cmd.add_parser(msub)
 
 
 def never_started(run_dir: Path) -> dict[str, Any] | None:
@@ -161,7 +164,7 @@ def _task_summary(lengths: np.ndarray, tasks: np.ndarray, returns: list[Any], na
     return out
 
 
-def _decoder(vocab: Any) -> tuple[Any, str | None]:
+def caption_decoder(vocab: Any) -> tuple[Any, str | None]:
     """A function from a row of token ids to caption text, and why the words are unknown (None if known).
 
     Decodes as the captioner does (agent/perception/grammar.py, Vocab.decode): stop at <eos>, skip <pad>
@@ -194,7 +197,7 @@ def _decoder(vocab: Any) -> tuple[Any, str | None]:
 def _caption_summary(tokens: np.ndarray, store: EpisodeStore, check: StoreCheck, vocab: Any) -> dict[str, Any]:
     """The most frequent captions, and the captions of the first and last episode, over episodes whose
     captions read whole."""
-    decode, note = _decoder(vocab)
+    decode, note = caption_decoder(vocab)
     ends = store.episode_ends
     starts = np.concatenate(([0], ends))[:-1].astype(np.int64)
     whole = np.flatnonzero(check.intact(["caption"]))

@@ -72,7 +72,8 @@ def read_curves(run_dir: Path, window: int) -> Curves:
                          "one short, or none was stored): let the run go longer")
     step, ret, task = store.episode_ends[done], store.episode_returns()[done], store.episode_tasks[done]
     success = (store.episode_returns("success")[done] > 0).astype(float) if "success" in store.keys else None
-    names = read_manifest(store.path.parent).get("task_names") or []
+    manifest = read_manifest(store.path.parent)
+    names = manifest.get("task_names") or [manifest.get("config", {}).get("env_id") or "task 0"]
     names = [str(n) for n in names] if isinstance(names, list) else []
     return Curves(step, ret, success, task, _moving(ret, task, window),
                   None if success is None else _moving(success, task, window), names)

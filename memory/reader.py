@@ -107,6 +107,10 @@ class EpisodeStore:
         start = int(self._commit.ends[i - 1]) if i else 0
         return {key: self._rows(key, start, int(self._commit.ends[i])) for key in self._store.data}
 
+    def column(self, key: str) -> np.ndarray:
+        """Every committed row of data array ``key``, the episodes concatenated in order."""
+        return self._rows(key, 0, self.n_steps)
+
     def episode_returns(self, key: str = "reward") -> np.ndarray:
         """Sum of `key` over each committed episode, in float64."""
         if not self.n_episodes:

@@ -74,6 +74,32 @@ def test_plot_draws_the_runs_curve_from_its_store(cartpole_run, tmp_path, capsys
     one_clear_line(run_main(capsys, "plot", str(run_dir), "--window", "0"), "--window must be at least 1")
 
 
+def test_export_writes_videos_that_decode_to_each_episodes_frames_and_the_steps_as_npz_and_csv(
+        cartpole_run, tmp_path, capsys):
+    import cv2
+
+    run_dir, _ = cartpole_run
+    proc = run_main(capsys, "memory", "export", str(run_dir), "--video", str(tmp_path / "v"), "--episodes", "0,2-3",
+                    "--npz", str(tmp_path / "s.npz"), "--csv", str(tmp_path / "s.csv"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout)
+    store = open_store(run_dir)
+    assert [v["episode"] for v in report["videos"]] == [0, 2, 3]
+    for v in report["videos"]:
+        video, decoded = cv2.VideoCapture(v["path"]), 0
+        while video.read()[0]:
+            decoded += 1
+        assert decoded == v["frames"] == store.episode_lengths[v["episode"]]
+    steps = np.load(tmp_path / "s.npz")
+    assert np.array_equal(steps["reward"], store.column("reward")) and len(steps["episode"]) == store.n_steps
+    assert np.array_equal(np.flatnonzero(np.diff(steps["episode"])) + 1, store.episode_ends[:-1])
+    lines = (tmp_path / "s.csv").read_text().splitlines()
+    assert len(lines) == store.n_steps + 1 and lines[0].split(",")[:2] == ["episode", "step"]
+    one_clear_line(run_main(capsys, "memory", "export", str(run_dir), "--video", str(tmp_path / "w"),
+                            "--episodes", "99999"), "outside the store's episodes")
+    one_clear_line(run_main(capsys, "memory", "export", str(run_dir)), "nothing to export")
+
+
 def test_inspect_reports_the_store(cartpole_run):
     run_dir, summary = cartpole_run
     proc = run_cli("memory", "inspect", str(run_dir), "--json")
