@@ -129,7 +129,9 @@ def test_a_checkpoint_file_plays_every_task_of_a_sequence(run_dir):
         _ci_holds(result, "mean_return", "return_ci95")
     on_env = evaluate(loaded.policy, eval_tasks(env_id="CartPole-v1", frame_size=16), EvalConfig(episodes=3))
     assert out["per_task"]["default"]["returns"] == on_env.overall.returns
-    assert out["per_task"]["heavy pole"]["returns"] != on_env.overall.returns  # the physics did change
+    # the physics did change: a briefly trained policy's 3 short episodes can match on one changed task
+    # by chance (seen once under load), not on all three
+    assert any(out["per_task"][t]["returns"] != on_env.overall.returns for t in ("heavy pole", "long pole", "weak push"))
 
 
 def test_a_task_incremental_task_is_played_among_its_own_classes():
