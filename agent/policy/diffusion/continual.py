@@ -72,7 +72,8 @@ class Router(nn.Module):
 
 
 class ImitationLearner:
-    """One method's policy through a task sequence: ``train_task`` in order, ``policy`` to act."""
+    """One method's policy through a task sequence: ``train_task`` in order, ``sampler`` to act
+    (through :meth:`DiffusionPolicy.from_sampler`)."""
 
     def __init__(self, method: str, cfg: ImitationConfig, tasks: int, seed: int, device: str = "cpu") -> None:
         if method not in IMITATION_METHODS:
@@ -199,6 +200,7 @@ class ImitationLearner:
         return sum(v[: self.cache.size].numel() * v.element_size() for v in self.cache.data.values())
 
     def sampler(self) -> DDIMSampler:
+        """A DDIM sampler over :meth:`denoise`, with ``cfg.ddim_steps`` steps."""
         return DDIMSampler(self, self.cfg.ddim_steps)
 
 
