@@ -17,10 +17,30 @@ from memory import open_store
 RAY = str(Path(sys.executable).with_name("ray"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
+RAY_DEFAULT_PORTS = {6379, 8076, 8265, 10001, 52365}  # a node takes these unless told otherwise
+
+
+def _free_ports(n: int) -> list[int]:
+    """``n`` distinct free loopback ports, none a Ray default (a node would claim it twice)."""
+    held: list[socket.socket] = []
+    while len(held) < n:
+        s = socket.socket()
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        if s.getsockname()[1] in RAY_DEFAULT_PORTS:
+            s.close()
+            continue
+        held.append(s)
+    ports = [s.getsockname()[1] for s in held]
+    for s in held:
+        s.close()
+    return ports
+
+
+def _node_ports() -> list[str]:
+    """Every port a node would otherwise default to, chosen free, so two nodes on one host never collide."""
+    names = ["node-manager", "object-manager", "dashboard-agent-listen", "dashboard-agent-grpc",
+             "runtime-env-agent", "metrics-export"]
+    return [f"--{name}-port={port}" for name, port in zip(names, _free_ports(len(names)))]
 
 
 def _start(args: list[str], log: Path) -> subprocess.Popen:
@@ -53,18 +73,16 @@ def two_nodes(tmp_path_factory):
     """A head and a second node that advertises the custom resource ``robot`` (the robot's computer):
     the cluster's address and the robot node's id."""
     tmp_path = tmp_path_factory.mktemp("two-nodes")
-    port = _free_port()
+    port = _free_ports(1)[0]
     address = f"127.0.0.1:{port}"
     temp = Path("/tmp") / f"thalamus-2n-{os.getpid()}"
     procs = [_start(["--head", f"--port={port}", "--include-dashboard=false", f"--temp-dir={temp}",
-                     f"--node-manager-port={_free_port()}", f"--object-manager-port={_free_port()}"],
-                    tmp_path / "head.log")]
+                     *_node_ports()], tmp_path / "head.log")]
     try:
         deadline = time.time() + 60
         while not _listening(port) and time.time() < deadline:  # the head's GCS takes connections
             time.sleep(0.5)
-        procs.append(_start([f"--address={address}", f"--node-manager-port={_free_port()}",
-                             f"--object-manager-port={_free_port()}", '--resources={"robot": 1}'],
+        procs.append(_start([f"--address={address}", *_node_ports(), '--resources={"robot": 1}'],
                             tmp_path / "worker.log"))
         nodes: list[dict] = []
         while len(nodes) < 2 and time.time() < deadline:  # a Python process joining the cluster: seconds of CPU each
