@@ -31,7 +31,7 @@ from launch.errors import UsageError
 
 DIGITS = ("permuted-digits", "split-digits", "split-digits-task")
 IMITATION = ("mw-easy-imitation", "cw10-imitation")  # launch/bench/imitation.py's SEQUENCES
-IMITATION_DEFAULTS = {"steps": 1000, "batch": 256}  # ImitationConfig's (the CLI starts without torch)
+IMITATION_DEFAULTS = {"steps": 1000, "batch": 256, "column_replay": 0.0}  # ImitationConfig's (the CLI starts without torch)
 ORDER_CHOICES = {"per-task": ("per-task",), "mixed": ("mixed",), "both": ("per-task", "mixed")}
 
 
@@ -60,6 +60,9 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
                    help="imitation: optimizer steps a task (default: %(default)s)")
     p.add_argument("--batch", type=int, default=IMITATION_DEFAULTS["batch"], metavar="N",
                    help="imitation: windows a step, and replayed windows a step (default: %(default)s)")
+    p.add_argument("--column-replay", type=float, default=IMITATION_DEFAULTS["column_replay"], metavar="W",
+                   help="imitation, trc: weight of stored windows' diffusion loss in their owners' columns, so a "
+                        "learned skill keeps training on what was stored of it (0: frozen; default: %(default)s)")
     p.add_argument("--episodes", type=int, default=10, metavar="N",
                    help="imitation: rollouts of each learned task after each task (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="imitation: torch device for training and acting (default: %(default)s)")

@@ -34,6 +34,7 @@ def main(args: argparse.Namespace) -> int:
                          "`thalamus record --expert --tasks mw-easy --episodes 50 --run-dir runs/mw-easy-50`)")
     for flag, value, low in (("--seeds", args.seeds, 1), ("--seed", args.seed, 0), ("--steps", args.steps, 1),
                              ("--batch", args.batch, 1), ("--episodes", args.episodes, 1),
+                             ("--column-replay", args.column_replay, 0),
                              ("--memory", 1 if args.memory is None else args.memory, 1), ("--workers", args.workers, 1)):
         if value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
@@ -51,7 +52,7 @@ def main(args: argparse.Namespace) -> int:
         tasks = load_tasks(args.benchmark, args.data)
     except DemoDataError as exc:
         raise UsageError(str(exc)) from None
-    cfg = ImitationConfig(steps=args.steps, batch=args.batch,
+    cfg = ImitationConfig(steps=args.steps, batch=args.batch, column_replay=args.column_replay,
                           **({} if args.memory is None else {"memory": args.memory}))
     seeds = list(range(args.seed, args.seed + args.seeds))
     started = time.perf_counter()
@@ -62,7 +63,8 @@ def main(args: argparse.Namespace) -> int:
         if args.json:
             results = {name: summary(rs) for name, rs in done.items()}
             args.json.write_text(json.dumps({"benchmark": args.benchmark, "tasks": tasks.names, "steps": args.steps,
-                                             "batch": args.batch, "episodes": args.episodes, "seeds": seeds,
+                                             "batch": args.batch, "column_replay": args.column_replay,
+                                             "episodes": args.episodes, "seeds": seeds,
                                              "device": args.device, "complete": final,
                                              "seconds": time.perf_counter() - started, "results": results}, indent=1))
 
