@@ -96,11 +96,9 @@ def test_cartpole_physics_variants_differ_under_the_same_seed_and_actions():
 # -- thalamus run --tasks / thalamus replay ----------------------------------------------------------
 @pytest.fixture(scope="module")
 def cartpole_tasks(ray_address, tmp_path_factory):
-    """A cartpole-physics run whose percepts are the shipped CartPole captioner's features (the default
-    ``--captioner auto``): every replay here plays its checkpoints on those features."""
     run_dir = tmp_path_factory.mktemp("tasks") / "cartpole-physics"
     proc = run_cli("run", "--tasks", "cartpole-physics", "--steps", "800", "--num-envs", "4",
-                   "--run-dir", str(run_dir), "--address", ray_address, "--json")
+                   "--captioner", "off", "--run-dir", str(run_dir), "--address", ray_address, "--json")
     assert proc.returncode == 0, proc.stderr
     return run_dir, json.loads(proc.stdout)
 
@@ -115,7 +113,6 @@ def test_run_over_tasks_checkpoints_every_boundary_and_stores_task_ids_in_order(
     manifest = json.loads((run_dir / "run.json").read_text())
     assert manifest["sequence"] == "cartpole-physics" and manifest["task_names"] == names
     assert manifest["status"] == "completed"
-    assert Path(manifest["config"]["captioner"]).name == "captioner-cartpole.pt"
     store = open_store(run_dir)
     task = np.concatenate([store.get_episode(i)["task"] for i in range(store.n_episodes)])
     assert len(task) == 800 and np.array_equal(np.unique(task), [0, 1, 2, 3])
@@ -213,6 +210,21 @@ def test_digits_run_stores_targets_and_replays_to_a_return_matrix(ray_address, t
     assert report["metric"] == "mean return" and r.shape == (5, 5)  # digits answered right, of 16
     assert ((r >= 0) & (r <= DIGITS_EPISODE_LENGTH)).all() and r.sum() > 0
     assert (run_dir / "forgetting.png").read_bytes()[:8] == PNG_MAGIC  # the default PNG path
+
+
+def test_replay_of_a_captioned_run_plays_on_the_captioners_features(ray_address, tmp_path):
+    """A run whose percepts were the shipped CartPole captioner's features (``--captioner auto``)."""
+    run_dir = tmp_path / "captioned"
+    proc = run_cli("run", "--tasks", "cartpole-physics", "--steps-per-task", "16", "--num-envs", "4",
+                   "--run-dir", str(run_dir), "--address", ray_address, "--json")
+    assert proc.returncode == 0, proc.stderr
+    captioner = json.loads((run_dir / "run.json").read_text())["config"]["captioner"]
+    assert Path(captioner).name == "captioner-cartpole.pt"
+    proc = run_cli("replay", str(run_dir), "--episodes", "1", "--max-steps", "8", "--json", str(tmp_path / "r.json"),
+                   "--png", str(tmp_path / "r.png"))
+    assert proc.returncode == 0, proc.stderr
+    r = np.asarray(json.loads((tmp_path / "r.json").read_text())["matrix"])
+    assert r.shape == (4, 4) and ((r >= 1) & (r <= 8)).all()
 
 
 def test_runs_without_task_checkpoints_or_a_sequence_are_refused_untouched(cartpole_tasks, tmp_path, capsys):
