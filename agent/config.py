@@ -96,6 +96,8 @@ class AgentConfig:
     robot_config: str | None = flag(None, metavar="JSON")  # robot:MODULE:CLASS: the robot's config (JSON text or a .json file): its constructor's arguments, action limits, episode length, reward
     control_hz: float = flag(30.0, metavar="HZ")  # robot:MODULE:CLASS: steps a second the robot is driven at (late steps are counted)
     env_resources: str | None = flag(None, metavar="NAME=N")  # place the env actor on a Ray node that advertises this resource, e.g. robot=1 (the robot's computer)
+    view: str | None = flag(None, metavar="native|web|save:PATH.rrd")  # watch the run in Rerun: the desktop viewer, the web viewer on loopback (its URL is printed), or a recording file (needs thalamus[view])
+    view_fps: float = flag(10.0, metavar="FPS")  # with --view: camera frames a second of run time per env (0: every frame)
     ppo: PPOConfig | None = flag(None, cmd=False)  # None: PPOConfig.for_actions(the env's action type)
     perception: PerceptionConfig = flag(default_factory=PerceptionConfig, cmd=False)
     learner: LearnerConfig = flag(default_factory=LearnerConfig, cmd=False)

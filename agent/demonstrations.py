@@ -84,7 +84,7 @@ def _episode(env: gymnasium.Env, act: Callable[[np.ndarray], np.ndarray], seed: 
         nxt, reward, terminated, truncated, info = env.step(action)
         rows.append({"obs": obs["state"], "frame": obs["frame"], "action": action, "reward": reward,
                      "terminated": terminated, "truncated": truncated, "task": task, "time": time.time() - t0,
-                     "step": step, "stopped": False, "success": info["success"]})
+                     "step": step, "stopped": False, "success": info["success"], "env": 0})
         step += 1
         if terminated or truncated:
             return rows

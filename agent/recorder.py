@@ -14,8 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from agent.channels import LatencyMeter
+from agent.channels import LatencyMeter, Overflow
 from agent.messages import Captions, Episode, decode
+from agent.outbox import Outbox
 from memory import ArraySpec, EpisodeWriter, StoreBusy, create_store, open_store
 from memory.layout import EPISODES, STORE_DIR
 
@@ -36,6 +37,7 @@ def store_specs(spec: dict[str, Any], caption_len: int = 0) -> dict[str, ArraySp
         "time": ArraySpec((), "float64"),
         "step": ArraySpec((), "int64"),  # the batch step: env i's row of step s was acted on together with env j's
         "stopped": ArraySpec((), "bool"),  # the run cut this episode short here (not an end of the env's own)
+        "env": ArraySpec((), "int16"),  # which of the run's envs stepped this row (`thalamus view` draws each apart)
     }
     if caption_len:
         specs["caption"] = ArraySpec((caption_len,), "int16")
@@ -67,9 +69,11 @@ def _append(run_dir: Path, wait_s: float) -> EpisodeWriter:
 class RecorderActor:
     """Commits finished :class:`Episode` messages, with their captions, to ``RUN_DIR/store.zarr``: a
     new store, or appended to the run's own (a resumed run, or this actor restarted by Ray after its
-    process died: the episodes and captions in flight then are lost, and counted)."""
+    process died: the episodes and captions in flight then are lost, and counted). With a ``viewer``
+    (a ViewerActor, or the name Ray knows it by), each committed episode is also sent there, through a
+    window that drops episodes rather than wait for a slow viewer."""
 
-    def __init__(self, run_dir: str, specs: dict[str, ArraySpec], wait_s: float = 15.0) -> None:
+    def __init__(self, run_dir: str, specs: dict[str, ArraySpec], wait_s: float = 15.0, viewer: Any = None) -> None:
         path = Path(run_dir)
         self.writer = _append(path, wait_s) if has_episodes(path) else create_store(path, specs)
         self.caption_len = specs["caption"].shape[0] if "caption" in specs else 0
@@ -78,6 +82,12 @@ class RecorderActor:
         self.captions_missing = 0
         self.newest = -1  # the newest batch step a caption came for
         self.hop = LatencyMeter()
+        if isinstance(viewer, str):
+            import ray
+
+            viewer = ray.get_actor(viewer)
+        self.viewer = None if viewer is None else Outbox("recorder→viewer", viewer, "add", window=16,
+                                                         overflow=Overflow.DROP_NEWEST)
 
     def add(self, payload: bytes) -> None:
         msg = decode(payload, Episode)
@@ -105,18 +115,25 @@ class RecorderActor:
                 blank = np.zeros(self.caption_len, np.int16)
                 self.captions_missing += sum(k not in self.captions for k in keys)
                 episode.data["caption"] = np.stack([self.captions.pop(k, blank) for k in keys])
+            if "env" in self.writer.specs:
+                episode.data["env"] = np.full(len(keys), episode.env_index, np.int16)
             for key in ("step", "stopped"):
                 if key not in self.writer.specs:  # a store written before rows had it
                     episode.data.pop(key)
             self.writer.add_episode(episode.data, task=episode.task)
+            if self.viewer is not None:
+                self.viewer.send({"env": episode.env_index, "task": episode.task, "data": episode.data})
             self.waiting.popleft()
 
     def stats(self) -> dict[str, Any]:
         return {"hop_env_recorder": self.hop.summary(), "episodes_committed": self.writer.n_episodes,
                 "steps_committed": self.writer.n_steps, "store_bytes": self.writer.bytes_on_disk,
-                "captions_missing": self.captions_missing}
+                "captions_missing": self.captions_missing,
+                **({"channel_viewer": self.viewer.stats().to_dict()} if self.viewer is not None else {})}
 
     def close(self) -> dict[str, Any]:
         self._write_ready(pad=True)
         self.writer.close()
+        if self.viewer is not None:
+            self.viewer.drain()
         return self.stats()

@@ -64,9 +64,9 @@ class Agent:
         captioner = str(path) if path is not None else None
         gpu = 0.25 if cfg.device.startswith("cuda") and use_ray else 0
         caption_len = 0
-        if captioner is not None:
-            from agent.perception.train import checkpoint_config
+        from agent.perception.train import checkpoint_config
 
+        if captioner is not None:
             caption_len = checkpoint_config(Path(captioner)).max_len
         # a resumed run's envs are seeded past the original ones, so its new episodes are new
         env_seed = cfg.seed + (resume.steps if resume else 0)
@@ -77,7 +77,18 @@ class Agent:
             get(call(self.env, "continue_from", resume.steps, resume.episodes, resume.started, resume.returns),
                 "env", cfg.hop_timeout_s)
         spec = get(call(self.env, "spec"), "env", cfg.hop_timeout_s)
-        self.recorder = (self._spawn(RecorderActor, str(run_dir), store_specs(spec, caption_len), here=True, restart=True)
+        self.viewer, self.view_url, viewer_name = None, None, None
+        if cfg.view is not None and run_dir is not None:  # the recorder forwards what it commits
+            from viewer.actor import ViewerActor
+
+            vocab = list(checkpoint_config(Path(captioner)).vocab) if captioner is not None else None
+            viewer_name = f"thalamus-viewer-{uuid.uuid4().hex[:12]}"
+            self.viewer = self._spawn(ViewerActor, cfg.view, run_dir.name, cfg.num_envs, vocab,
+                                      list(self.sequence.names) if self.sequence else None, cfg.view_fps,
+                                      here=True, name=viewer_name)
+            self.view_url = get(call(self.viewer, "url"), "viewer", cfg.hop_timeout_s)
+        self.recorder = (self._spawn(RecorderActor, str(run_dir), store_specs(spec, caption_len), 15.0,
+                                     viewer_name if use_ray else self.viewer, here=True, restart=True)
                          if run_dir is not None else None)
         # a diffusion policy (--policy) acts on the env's own state: it normalizes it itself
         self.perception = self._spawn(PerceptionActor, spec["state_dim"], cfg.perception, cfg.seed, cfg.device,
@@ -184,6 +195,8 @@ class Agent:
         while True:
             status = get(call(self.env, "watch", period), "env", cfg.hop_timeout_s + period)
             now = time.perf_counter()
+            if self.viewer is not None:
+                self._view_status(status, now - started)
             if on_progress is not None:
                 on_progress({**status, "elapsed_s": now - started, "caption": self._caption_now(),
                              "task_name": self._task_name(status["task"])})
@@ -197,6 +210,17 @@ class Agent:
             elif self.run_dir is not None and now - self.checkpointed >= cfg.checkpoint_every_s:
                 self.checkpointed = now
                 self._save_latest(status)
+
+    def _view_status(self, status: dict[str, Any], elapsed_s: float) -> None:
+        """The run's counters to the viewer (not waited for: the viewer never holds the run up)."""
+        hop = status.get("hop_policy_env") or {}
+        values = {"steps_per_s": status["steps"] / max(elapsed_s, 1e-9),
+                  "mean_return_last20": status.get("mean_return_last20", math.nan),
+                  "latency/policy_env_p50_ms": hop.get("p50_ms", math.nan),
+                  "latency/policy_env_p99_ms": hop.get("p99_ms", math.nan)}
+        if "success_rate_last20" in status:
+            values["success_rate_last20"] = status["success_rate_last20"]
+        call(self.viewer, "status", status["steps"], {k: v for k, v in values.items() if math.isfinite(v)})
 
     def _start_ring(self, budget: RingBudget) -> None:
         """Link perception and the policy for the EnvActor (agent/transport.py) and start the ring; a
@@ -237,6 +261,9 @@ class Agent:
         self.supervisor.checkpoint("final.pt", steps=env["steps"], task=env["task"])
         learner = get(call(self.learner, "close"), "learner", t)
         recorder = get(call(self.recorder, "close"), "recorder", t) if self.recorder is not None else {}
+        if self.viewer is not None:
+            dropped = recorder.get("channel_viewer", {}).get("dropped", 0)
+            recorder["view"] = {**get(call(self.viewer, "close"), "viewer", t), "episodes_dropped": dropped}
         if self.use_ray:
             self.supervisor.count_restarts()  # e.g. a learner that died off the hot path
         return summarize(self.cfg, ActorStats(env, perception, policy, learner, recorder), elapsed, self.run_dir,
@@ -251,6 +278,6 @@ class Agent:
         except (ActorFailed, ChannelTimeout):
             pass  # the env actor is gone (its process took the robot connection with it) or stuck
         if self.use_ray:
-            for actor in (self.env, *self.actors.values()):
+            for actor in (self.env, *self.actors.values(), self.viewer):
                 if actor is not None:
                     ray.kill(actor)

@@ -69,6 +69,7 @@ def summarize(cfg: AgentConfig, stats: ActorStats, elapsed: float, run_dir: Path
         "steps_recorded": recorder.get("steps_committed", 0),
         "captions_missing": recorder.get("captions_missing", 0),
         "store_bytes": recorder.get("store_bytes", 0),
+        **({"view": recorder["view"]} if "view" in recorder else {}),  # --view: where it went, what was dropped
         "policy": {k: v for k, v in policy.items() if not k.startswith(("hop_", "channel_"))},
         "learner": {k: v for k, v in learner.items() if not k.startswith(("hop_", "channel_"))},
         **tasks,

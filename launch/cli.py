@@ -16,7 +16,7 @@ from collections.abc import Iterator  # noqa: E402
 import simple_parsing  # noqa: E402
 
 from launch import (bench_cmd, caption_cmd, envs_cmd, eval_cmd, inspect_cmd, plot_cmd, record_cmd,  # noqa: E402
-                    replay_cmd, run_cmd, train_cmd)
+                    replay_cmd, run_cmd, train_cmd, view_cmd)
 from envs import EnvNotFoundError  # noqa: E402
 from launch.errors import UsageError  # noqa: E402
 
@@ -72,6 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect_cmd.add_parser(sub)
     replay_cmd.add_parser(sub)
     plot_cmd.add_parser(sub)
+    view_cmd.add_parser(sub)
     eval_cmd.add_parser(sub)
     record_cmd.add_parser(sub)
     train_cmd.add_parser(sub)

@@ -57,7 +57,7 @@ def episode_list(spec: str, n: int) -> list[int]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from memory import StoreError, open_store, read_manifest
+    from memory import StoreError, caption_decoder, open_store, read_manifest
 
     if not (args.video or args.npz or args.csv):
         raise UsageError("nothing to export: give --video DIR, --npz PATH and/or --csv PATH")
@@ -74,8 +74,6 @@ def main(args: argparse.Namespace) -> int:
         if "frame" not in store.keys:
             raise UsageError(f"{args.run_dir}: the store has no camera frames to make videos of (record with frames)")
         episodes = episode_list(args.episodes, store.n_episodes)
-        from launch.inspect_cmd import caption_decoder
-
         decode, _ = caption_decoder(read_manifest(store.path.parent).get("caption_vocab"))
         args.video.mkdir(parents=True, exist_ok=True)
         written["videos"] = []

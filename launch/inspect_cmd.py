@@ -164,39 +164,11 @@ def _task_summary(lengths: np.ndarray, tasks: np.ndarray, returns: list[Any], na
     return out
 
 
-def caption_decoder(vocab: Any) -> tuple[Any, str | None]:
-    """A function from a row of token ids to caption text, and why the words are unknown (None if known).
-
-    Decodes as the captioner does (agent/perception/grammar.py, Vocab.decode): stop at <eos>, skip <pad>
-    and <bos>. Without a vocabulary, the ids themselves as text, less the padding (token 0).
-    """
-    special = {"<pad>", "<bos>"}
-    if not (isinstance(vocab, list) and vocab and all(isinstance(w, str) for w in vocab) and "<eos>" in vocab):
-        note = ("run.json has no caption_vocab (the captioner's words): captions are shown as token ids"
-                if vocab is None else "run.json's caption_vocab is not a list of words with <eos>: "
-                                      "captions are shown as token ids")
-
-        def ids(row: np.ndarray) -> str:
-            return " ".join(str(i) for i in row.tolist() if i != 0)
-
-        return ids, note
-
-    def words(row: np.ndarray) -> str:
-        out = []
-        for i in row.tolist():
-            word = vocab[i] if 0 <= i < len(vocab) else f"<{i}?>"
-            if word == "<eos>":
-                break
-            if word not in special:
-                out.append(word)
-        return " ".join(out)
-
-    return words, None
-
-
 def _caption_summary(tokens: np.ndarray, store: EpisodeStore, check: StoreCheck, vocab: Any) -> dict[str, Any]:
     """The most frequent captions, and the captions of the first and last episode, over episodes whose
     captions read whole."""
+    from memory import caption_decoder
+
     decode, note = caption_decoder(vocab)
     ends = store.episode_ends
     starts = np.concatenate(([0], ends))[:-1].astype(np.int64)

@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from envs.tasks import TaskSequence
 
 # with --resume, the run's own settings hold; only these may be given
-RESUME_FLAGS = ("steps", "device", "checkpoint_every_s", "hop_timeout_s")
+RESUME_FLAGS = ("steps", "device", "checkpoint_every_s", "hop_timeout_s", "view", "view_fps")
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -102,8 +102,9 @@ def _validate(args: argparse.Namespace) -> AgentConfig:
             + (["run_dir"] if args.run_dir else [])
         if extra:
             raise UsageError(f"--resume goes on with the run's own settings: leave out {_flag(extra[0])} "
-                             "(with --resume give only --steps, --device, --checkpoint-every, --address, --json)")
+                             "(with --resume give only --steps, --device, --checkpoint-every, --view, --address, --json)")
         return cfg
+    _check_view(cfg)
     if cfg.policy is not None:
         try:
             policy_choice(cfg.policy)
@@ -127,6 +128,21 @@ def _validate(args: argparse.Namespace) -> AgentConfig:
         raise UsageError(f"--run-dir {args.run_dir} already holds a run; choose a new directory, "
                          f"or go on with it: thalamus run --resume {args.run_dir}")
     return replace(cfg, steps=None) if cfg.episodes is not None else cfg
+
+
+def _check_view(cfg: AgentConfig) -> None:
+    """``--view``: a target the viewer can use, and rerun-sdk installed (before anything is started)."""
+    if cfg.view is None:
+        return
+    from viewer.target import ViewError, ViewTarget, require_rerun
+
+    if cfg.view_fps < 0:
+        raise UsageError(f"--view-fps must be 0 or more, got {cfg.view_fps}")
+    try:
+        ViewTarget.parse(cfg.view)
+        require_rerun()
+    except ViewError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _caption_vocab(captioner: str | None) -> list[str] | None:
@@ -394,6 +410,8 @@ def _resume(args: argparse.Namespace, flags: AgentConfig) -> int:
         cfg = replace(cfg, steps=math.ceil(flags.steps / cfg.num_envs) * cfg.num_envs, episodes=None)
     cfg = replace(cfg, **{name: getattr(flags, name) for name in given if name in ("device", "checkpoint_every_s",
                                                                                    "hop_timeout_s")})
+    cfg = replace(cfg, view=flags.view, view_fps=flags.view_fps)  # this sitting's viewer, not the first one's
+    _check_view(cfg)
     captioner = cfg.captioner if cfg.captioner not in (None, "auto", "off") else None
     if captioner is not None and not Path(captioner).is_file():
         raise UsageError(f"--resume: the run's captioner checkpoint {captioner} is gone; put it back "

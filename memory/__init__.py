@@ -1,10 +1,11 @@
 """The run store: episodes and the learner's memories in Zarr v3 with crash-safe commits, and the run manifest.
 
 Layout and names: layout.py. Crash-safety guarantees: writer.py. What a reader trusts: integrity.py.
-Finding damaged chunks: verify.py. Disk space: disk.py.
+Finding damaged chunks: verify.py. Stored captions as words: captions.py. Disk space: disk.py.
 The learner's cache and spectral memories: learner_memory.py.
 """
 
+from memory.captions import caption_decoder
 from memory.disk import check_free_space, free_bytes, store_bytes_needed
 from memory.errors import StoreBusy, StoreError
 from memory.layout import STORE_FORMAT, STORE_VERSION, ArraySpec
@@ -28,6 +29,7 @@ __all__ = [
     "StoreBusy",
     "StoreCheck",
     "StoreError",
+    "caption_decoder",
     "check_free_space",
     "create_store",
     "free_bytes",
