@@ -476,6 +476,8 @@ def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: Re
         update_manifest(run_dir, ended=_now(), status="failed to start", error=f"{type(exc).__name__}: {exc}")
         raise
     update_manifest(run_dir, status="running")
+    if agent.view_url is not None:
+        _say(args, f"the web viewer: {agent.view_url} (episodes show as they end)")
     total, unit = (cfg.steps, "steps") if cfg.steps is not None else (cfg.episodes, "episodes")
     try:
         with RunDisplay(total, unit, enabled=not args.json, start_steps=resume.steps if resume else 0) as display:
@@ -507,4 +509,6 @@ def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: Re
         stdout_console().print(summary_table(summary))
         if summary["interrupted"]:
             print(f"go on with: thalamus run --resume {run_dir}", flush=True)
+        if cfg.view in ("native", "web"):
+            print(f"see it again: thalamus view {run_dir}" + (" --web" if cfg.view == "web" else ""), flush=True)
     return 130 if summary["interrupted"] else 0

@@ -1,0 +1,61 @@
+"""What watching costs: `thalamus run` with `--view save:PATH.rrd` against the same run without it.
+
+    python benchmarks/view_cost.py                      # CartPole-v1, 20k steps, 8 envs, 2 rounds
+    python benchmarks/view_cost.py --env Meta-World/reach-v3 --steps 4000 --rounds 1
+
+The runs go through the command a user types, alternating plain and viewed (so a slow spell of the
+machine hits both), each on its own fresh Ray cluster; steps/s is the run's own (its summary's), and
+the table gives each pair's ratio viewed/plain and the mean.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+
+def run(env: str, steps: int, num_envs: int, view: Path | None, run_dir: Path) -> dict:
+    cmd = [sys.executable, "-m", "launch.cli", "run", "--env", env, "--steps", str(steps), "--num-envs",
+           str(num_envs), "--run-dir", str(run_dir), "--json"] + (["--view", f"save:{view}"] if view else [])
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed: {proc.stderr.strip().splitlines()[-1]}")
+    return json.loads(proc.stdout)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--env", default="CartPole-v1", help="(default: %(default)s)")
+    p.add_argument("--steps", type=int, default=20_000, help="(default: %(default)s)")
+    p.add_argument("--num-envs", type=int, default=8, help="(default: %(default)s)")
+    p.add_argument("--rounds", type=int, default=2, help="plain/viewed pairs (default: %(default)s)")
+    p.add_argument("--json", type=Path, help="also write the figures here (default: none)")
+    args = p.parse_args()
+    pairs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for r in range(args.rounds):
+            plain = run(args.env, args.steps, args.num_envs, None, Path(tmp) / f"plain{r}")
+            rrd = Path(tmp) / f"viewed{r}.rrd"
+            viewed = run(args.env, args.steps, args.num_envs, rrd, Path(tmp) / f"viewed{r}")
+            pair = {"plain_steps_per_s": plain["steps_per_s"], "viewed_steps_per_s": viewed["steps_per_s"],
+                    "ratio": viewed["steps_per_s"] / plain["steps_per_s"], "rrd_bytes": rrd.stat().st_size,
+                    "episodes_viewed": viewed["view"]["episodes_viewed"],
+                    "episodes_dropped": viewed["view"]["episodes_dropped"]}
+            pairs.append(pair)
+            print(f"round {r}: plain {pair['plain_steps_per_s']:.0f} steps/s, viewed {pair['viewed_steps_per_s']:.0f} "
+                  f"steps/s, ratio {pair['ratio']:.3f} ({pair['episodes_viewed']} episodes viewed, "
+                  f"{pair['episodes_dropped']} dropped, recording {pair['rrd_bytes'] / 2**20:.1f} MiB)", flush=True)
+    mean = sum(p["ratio"] for p in pairs) / len(pairs)
+    print(f"{args.env}, {args.steps} steps, {args.num_envs} envs: viewed/plain steps/s {mean:.3f} "
+          f"(cost {100 * (1 - mean):.1f}%)")
+    if args.json:
+        args.json.write_text(json.dumps({"env": args.env, "steps": args.steps, "num_envs": args.num_envs,
+                                         "pairs": pairs, "mean_ratio": mean}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
