@@ -50,6 +50,8 @@ def connect(address: str | None, object_store_mb: int = 256) -> None:
         return
     if address != "auto":
         _check_reachable(address)
+    if ray.is_initialized() and address in ("auto", ray.get_runtime_context().gcs_address):
+        return  # this process has joined that cluster already (a test's worker running the command in-process)
     try:
         ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as exc:

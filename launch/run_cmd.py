@@ -459,6 +459,16 @@ def _disk_full(exc: BaseException) -> bool:
 
 def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: ResumePoint | None,
            state: dict[str, Any] | None) -> int:
+    """:func:`_run_agent`, and stdout as it was after (it points stdout at stderr for ``--json``)."""
+    stdout = sys.stdout
+    try:
+        return _run_agent(args, cfg, run_dir, resume, state)
+    finally:
+        sys.stdout = stdout
+
+
+def _run_agent(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: ResumePoint | None,
+               state: dict[str, Any] | None) -> int:
     """Start the actors, run with a live display, record how it ended in run.json, print the summary."""
     from agent.channels import ChannelTimeout
     from agent.recovery import ActorFailed
@@ -468,7 +478,7 @@ def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: Re
 
     summary_out = sys.stdout
     if args.json:  # Ray's driver prints cluster notices (e.g. a worker that died) on stdout, at any time
-        sys.stdout = sys.stderr  # until exit: --json's stdout is the summary alone
+        sys.stdout = sys.stderr  # until the command ends: --json's stdout is the summary alone
     _say(args, "starting the actors (env, perception, policy, learner, recorder) ...")
     try:
         agent = Agent(cfg, run_dir, use_ray=True, resume=resume, state=state)

@@ -101,6 +101,25 @@ def run_main(capsys: pytest.CaptureFixture, *argv: str) -> subprocess.CompletedP
     return subprocess.CompletedProcess(list(argv), code, out.out, out.err)
 
 
+def run_here(*argv: str) -> subprocess.CompletedProcess:
+    """`thalamus ARGV` in this process, which has joined the session's cluster (``ray_address``): a
+    command that drives actors from here pays no driver start-up (a fresh Python importing torch and
+    Ray, ~5 CPU-seconds, over a minute of a loaded 2-core machine across the suite). Its exit code and
+    output as `run_cli` gives them; a traceback fails the test."""
+    import contextlib
+    import io
+
+    from launch.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:
+            code = exc.code
+    return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
+
+
 def one_clear_line(proc: subprocess.CompletedProcess, expect: str) -> None:
     """A bad input's contract: non-zero exit, no traceback, exactly one stderr line saying ``expect``."""
     assert proc.returncode != 0

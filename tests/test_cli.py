@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import one_clear_line, run_cli, run_main, tree_digest
+from conftest import one_clear_line, run_cli, run_here, run_main, tree_digest
 from memory import open_store
 
 
@@ -15,7 +15,7 @@ from memory import open_store
 def cartpole_run(ray_address, tmp_path_factory):
     """One short CartPole run shared by the tests that read its outputs."""
     run_dir = tmp_path_factory.mktemp("runs") / "cartpole"
-    proc = run_cli("run", "--env", "CartPole-v1", "--steps", "800", "--num-envs", "4", "--seed", "3",
+    proc = run_here("run", "--env", "CartPole-v1", "--steps", "800", "--num-envs", "4", "--seed", "3",
                    "--run-dir", str(run_dir), "--address", ray_address, "--json")
     assert proc.returncode == 0, proc.stderr
     return run_dir, json.loads(proc.stdout)
@@ -140,7 +140,7 @@ def test_captions_are_stored_per_step_and_say_what_the_frames_show(cartpole_run)
 
 def test_reacher_stores_mujoco_frames(ray_address, tmp_path):
     run_dir = tmp_path / "reacher"
-    proc = run_cli("run", "--env", "Reacher-v5", "--steps", "400", "--run-dir", str(run_dir),
+    proc = run_here("run", "--env", "Reacher-v5", "--steps", "400", "--run-dir", str(run_dir),
                    "--address", ray_address, "--json")
     assert proc.returncode == 0, proc.stderr
     store = open_store(run_dir)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import one_clear_line, run_cli, run_main
+from conftest import one_clear_line, run_here, run_main
 
 from agent.checkpoints import load_tensors
 from agent.config import AgentConfig
@@ -20,7 +20,7 @@ def test_a_diffusion_policy_reaches_in_a_run_and_the_run_keeps_what_it_acted_wit
     """Its states reach it unnormalized and its plans start afresh with each episode: it succeeds
     (a policy fed running-normalized states, or one acting on the last episode's plan, does not)."""
     run_dir = tmp_path / "reach"
-    proc = run_cli("run", "--env", "Meta-World/reach-v3", "--policy", POLICY, "--num-envs", "2", "--steps", "300",
+    proc = run_here("run", "--env", "Meta-World/reach-v3", "--policy", POLICY, "--num-envs", "2", "--steps", "300",
                    "--captioner", "off", "--run-dir", str(run_dir), "--address", ray_address, "--json")
     assert proc.returncode == 0, proc.stderr[-2000:]
     summary = json.loads(proc.stdout)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli, tree_digest
+from conftest import run_here, tree_digest
 
 from agent.learner.forgetting import normalized_transfer, success_auc, task_forgetting
 from envs.tasks import MW_EASY, task_sequence
@@ -25,7 +25,7 @@ def mw_run(ray_address, tmp_path_factory) -> Path:
     """A Meta-World task-sequence run (mw-easy) with a tiny budget: 32 steps a task on 1 env at 32 px,
     so no episode finishes (500 steps each); every test here reads it (replay only adds its replay/ folder)."""
     run_dir = tmp_path_factory.mktemp("mw") / "mw-easy"
-    proc = run_cli("run", "--tasks", "mw-easy", "--steps-per-task", "32", "--num-envs", "1", "--captioner", "off",
+    proc = run_here("run", "--tasks", "mw-easy", "--steps-per-task", "32", "--num-envs", "1", "--captioner", "off",
                    "--frame-size", "32", "--run-dir", str(run_dir), "--address", ray_address, "--json")
     assert proc.returncode == 0, proc.stderr
     return run_dir

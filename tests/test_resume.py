@@ -9,7 +9,7 @@ import sys
 import time
 
 import numpy as np
-from conftest import one_clear_line, run_cli, run_main
+from conftest import one_clear_line, run_cli, run_here, run_main
 
 from agent.checkpoints import load_tensors
 from memory import open_store, read_manifest
@@ -68,7 +68,7 @@ def test_a_killed_task_sequence_resumes_in_the_task_it_stopped_in_keeping_every_
     kept = _episodes(run_dir, n_before)
     updates_before = load_tensors(run_dir / "checkpoints" / "latest.pt")["policy"]["updates"]
 
-    res = run_cli("run", "--resume", str(run_dir), "--address", ray_address, "--json", timeout=400)
+    res = run_here("run", "--resume", str(run_dir), "--address", ray_address, "--json")
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout)
     assert summary["resumed_from"]["task"] == stopped_in

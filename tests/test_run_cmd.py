@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from conftest import one_clear_line, run_actor_pid, run_cli, run_main
+from conftest import one_clear_line, run_actor_pid, run_cli, run_here, run_main
 from memory import open_store
 
 
@@ -82,7 +82,7 @@ def test_ctrl_c_commits_what_was_seen_says_how_to_go_on_and_the_resume_counts_th
     assert json.loads((run_dir / "run.json").read_text())["status"] == "interrupted"
     store = open_store(run_dir)
     assert not store.episode_complete.all()  # the envs' open episodes were cut and marked so
-    again = run_cli("run", "--resume", str(run_dir), "--steps", str(store.n_steps + 80), "--address", ray_address,
+    again = run_here("run", "--resume", str(run_dir), "--steps", str(store.n_steps + 80), "--address", ray_address,
                     "--json")
     assert again.returncode == 0, again.stderr
     summary = json.loads(again.stdout)
@@ -124,7 +124,7 @@ def test_a_full_disk_stops_the_run_cleanly_keeping_what_was_committed(ray_addres
         raise AssertionError(f"this test needs to mount a 1 MB tmpfs (as root): {mounted.stderr.decode()}")
     try:
         run_dir = disk / "run"
-        proc = run_cli("run", "--steps", "40000", "--num-envs", "4", "--captioner", "off", "--run-dir", str(run_dir),
+        proc = run_here("run", "--steps", "40000", "--num-envs", "4", "--captioner", "off", "--run-dir", str(run_dir),
                        "--address", ray_address, "--json")
         assert proc.returncode != 0 and "Traceback" not in proc.stderr, proc.stderr
         last = proc.stderr.strip().splitlines()[-1]

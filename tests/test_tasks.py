@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import one_clear_line, run_cli, run_main, tree_digest
+from conftest import one_clear_line, run_cli, run_here, run_main, tree_digest
 from gymnasium.utils.env_checker import check_env
 
 from envs.tasks import (
@@ -97,7 +97,7 @@ def test_cartpole_physics_variants_differ_under_the_same_seed_and_actions():
 @pytest.fixture(scope="module")
 def cartpole_tasks(ray_address, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("tasks") / "cartpole-physics"
-    proc = run_cli("run", "--tasks", "cartpole-physics", "--steps", "800", "--num-envs", "4",
+    proc = run_here("run", "--tasks", "cartpole-physics", "--steps", "800", "--num-envs", "4",
                    "--captioner", "off", "--run-dir", str(run_dir), "--address", ray_address, "--json")
     assert proc.returncode == 0, proc.stderr
     return run_dir, json.loads(proc.stdout)
@@ -194,7 +194,7 @@ def test_replay_rows_are_what_eval_gives_each_checkpoint_and_a_changed_checkpoin
 
 def test_digits_run_stores_targets_and_replays_to_a_return_matrix(ray_address, tmp_path):
     run_dir = tmp_path / "digits"
-    proc = run_cli("run", "--tasks", "split-digits", "--steps-per-task", "160", "--num-envs", "4",
+    proc = run_here("run", "--tasks", "split-digits", "--steps-per-task", "160", "--num-envs", "4",
                    "--run-dir", str(run_dir), "--address", ray_address, "--json")
     assert proc.returncode == 0, proc.stderr
     store = open_store(run_dir)
@@ -210,21 +210,6 @@ def test_digits_run_stores_targets_and_replays_to_a_return_matrix(ray_address, t
     assert report["metric"] == "mean return" and r.shape == (5, 5)  # digits answered right, of 16
     assert ((r >= 0) & (r <= DIGITS_EPISODE_LENGTH)).all() and r.sum() > 0
     assert (run_dir / "forgetting.png").read_bytes()[:8] == PNG_MAGIC  # the default PNG path
-
-
-def test_replay_of_a_captioned_run_plays_on_the_captioners_features(ray_address, tmp_path):
-    """A run whose percepts were the shipped CartPole captioner's features (``--captioner auto``)."""
-    run_dir = tmp_path / "captioned"
-    proc = run_cli("run", "--tasks", "cartpole-physics", "--steps-per-task", "16", "--num-envs", "4",
-                   "--run-dir", str(run_dir), "--address", ray_address, "--json")
-    assert proc.returncode == 0, proc.stderr
-    captioner = json.loads((run_dir / "run.json").read_text())["config"]["captioner"]
-    assert Path(captioner).name == "captioner-cartpole.pt"
-    proc = run_cli("replay", str(run_dir), "--episodes", "1", "--max-steps", "8", "--json", str(tmp_path / "r.json"),
-                   "--png", str(tmp_path / "r.png"))
-    assert proc.returncode == 0, proc.stderr
-    r = np.asarray(json.loads((tmp_path / "r.json").read_text())["matrix"])
-    assert r.shape == (4, 4) and ((r >= 1) & (r <= 8)).all()
 
 
 def test_runs_without_task_checkpoints_or_a_sequence_are_refused_untouched(cartpole_tasks, tmp_path, capsys):

@@ -1,5 +1,7 @@
 """The Rerun viewer: a live run's recording read back with Rerun's own reader, a stored run's picture
-in the web viewer as headless Chromium renders it, and the viewer's bad input."""
+in the web viewer as headless Chromium renders it, and the viewer's bad input. The watched run is a
+captioned task sequence, so `thalamus replay` on captioner features is tested on it too (a run less
+to pay for)."""
 
 import json
 import os
@@ -12,16 +14,17 @@ import numpy as np
 import pytest
 
 from browser import find_chromium, screenshot_when
-from conftest import one_clear_line, run_main, run_cli
+from conftest import one_clear_line, run_cli, run_here, run_main
 from memory import caption_decoder, open_store, read_manifest
 
 
 @pytest.fixture(scope="module")
 def viewed_run(ray_address, tmp_path_factory):
-    """A captioned two-task run watched with ``--view save:`` at every frame: its dir and recording."""
+    """A captioned cartpole-physics run (the shipped CartPole captioner, ``--captioner auto``) watched
+    with ``--view save:`` at every frame: its dir, recording and summary."""
     base = tmp_path_factory.mktemp("view")
     run_dir, rrd = base / "run", base / "run.rrd"
-    proc = run_cli("run", "--tasks", "cartpole-physics", "--steps", "160", "--num-envs", "2", "--view",
+    proc = run_here("run", "--tasks", "cartpole-physics", "--steps", "160", "--num-envs", "2", "--view",
                    f"save:{rrd}", "--view-fps", "0", "--run-dir", str(run_dir), "--address", ray_address, "--json")
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
@@ -112,6 +115,16 @@ def _coloured(pixels: np.ndarray) -> np.ndarray:
     """Which pixels are coloured (channels ≥ 40 apart): the viewer's own chrome is grey and white."""
     p = pixels.reshape(-1, 3).astype(int)
     return (p.max(axis=1) - p.min(axis=1)) >= 40
+
+
+def test_replay_of_a_captioned_run_plays_on_the_captioners_features(viewed_run, tmp_path):
+    run_dir, _, summary = viewed_run
+    assert Path(summary["captioner"]).name == "captioner-cartpole.pt"
+    proc = run_cli("replay", str(run_dir), "--episodes", "1", "--max-steps", "8", "--json", str(tmp_path / "r.json"),
+                   "--png", str(tmp_path / "r.png"))
+    assert proc.returncode == 0, proc.stderr
+    r = np.asarray(json.loads((tmp_path / "r.json").read_text())["matrix"])
+    assert r.shape == (4, 4) and ((r >= 1) & (r <= 8)).all()
 
 
 @pytest.mark.parametrize("argv, expect", [
