@@ -102,21 +102,28 @@ def run_main(capsys: pytest.CaptureFixture, *argv: str) -> subprocess.CompletedP
 
 
 def run_here(*argv: str) -> subprocess.CompletedProcess:
-    """`thalamus ARGV` in this process, which has joined the session's cluster (``ray_address``): a
-    command that drives actors from here pays no driver start-up (a fresh Python importing torch and
-    Ray, ~5 CPU-seconds, over a minute of a loaded 2-core machine across the suite). Its exit code and
-    output as `run_cli` gives them; a traceback fails the test."""
+    """`thalamus ARGV` in this process (a `run` joins the session's cluster, which this process has
+    joined through ``ray_address``): no fresh Python importing torch and Ray for it (~5 CPU-seconds
+    each, over a minute of a loaded 2-core machine across the suite). Its exit code and output as
+    `run_cli` gives them; a traceback fails the test. torch's thread count is put back after (replay
+    and eval play on one thread, as the process they are meant to own)."""
     import contextlib
     import io
 
     from launch.cli import main
 
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
     out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = main(list(argv))
-        except SystemExit as exc:
-            code = exc.code
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(argv))
+            except SystemExit as exc:
+                code = exc.code
+    finally:
+        if threads is not None:
+            torch.set_num_threads(threads)
     return subprocess.CompletedProcess(list(argv), code, out.getvalue(), err.getvalue())
 
 

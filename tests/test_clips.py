@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, run_main
+from conftest import run_cli, run_here, run_main
 
 from agent.perception.grammar import VOCAB, Vocab
 from envs.clips import ClipBatch, ClipDataError, clip_grammar, heldout_dir, read_captions, scan_clips
@@ -147,7 +147,7 @@ def test_train_on_a_clip_folder_then_caption_a_clip(clips_dir, tmp_path):
     from agent.perception.train import checkpoint_grammar, load_checkpoint
 
     out = tmp_path / "mine.pt"
-    proc = run_cli("train", "captioner", "--data", str(clips_dir), "--steps", "30", "--streams", "2",
+    proc = run_here("train", "captioner", "--data", str(clips_dir), "--steps", "30", "--streams", "2",
                    "--out", str(out), "--json")
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -11,7 +11,7 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-from conftest import one_clear_line, run_cli
+from conftest import one_clear_line, run_cli, run_here
 
 from agent.config import AgentConfig
 from agent.checkpoints import CheckpointError
@@ -71,7 +71,7 @@ class _Tape(gymnasium.Wrapper):
 def test_a_runs_policy_evaluates_through_the_cli(run_dir):
     """RUN_DIR's final.pt on its env: one JSON object on stdout, the episodes the API plays with the
     run's frame size and the evaluation seeds, and an interval around the mean."""
-    proc = run_cli("eval", str(run_dir), "--episodes", "5", "--json")
+    proc = run_here("eval", str(run_dir), "--episodes", "5", "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)  # the whole of stdout is the one object
     assert out["episodes"] == len(out["returns"]) == 5
@@ -219,7 +219,7 @@ def test_caption_features_are_a_fresh_live_stream_of_the_episode(checkpoint):
 
 
 def test_the_expert_succeeds_on_reach():
-    proc = run_cli("eval", "--expert", "--env", "Meta-World/reach-v3", "--episodes", "3", "--frame-size", "16",
+    proc = run_here("eval", "--expert", "--env", "Meta-World/reach-v3", "--episodes", "3", "--frame-size", "16",
                    "--json")
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)

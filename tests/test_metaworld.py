@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import one_clear_line, run_cli, run_main
+from conftest import one_clear_line, run_here, run_main
 
 import envs
 from envs import metaworld
@@ -66,7 +66,7 @@ def test_a_reset_seed_decides_the_episode():
 
 def test_record_expert_writes_demonstrations_of_every_task(tmp_path):
     run_dir = tmp_path / "demos"
-    proc = run_cli("record", "--env", "Meta-World/reach-v3", "--expert", "--episodes", "3", "--frame-size", "32",
+    proc = run_here("record", "--env", "Meta-World/reach-v3", "--expert", "--episodes", "3", "--frame-size", "32",
                    "--run-dir", str(run_dir), "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import one_clear_line, run_cli, run_here, run_main, tree_digest
+from conftest import one_clear_line, run_here, run_main, tree_digest
 from gymnasium.utils.env_checker import check_env
 
 from envs.tasks import (
@@ -137,7 +137,7 @@ def test_replay_plays_each_checkpoint_to_a_return_matrix_and_a_png_and_changes_n
     run_dir, _ = cartpole_tasks
     before = _outside_replay(run_dir)
     out_json, out_png = tmp_path / "r.json", tmp_path / "r.png"
-    proc = run_cli("replay", str(run_dir), "--episodes", "2", "--max-steps", "30", "--json", str(out_json),
+    proc = run_here("replay", str(run_dir), "--episodes", "2", "--max-steps", "30", "--json", str(out_json),
                    "--png", str(out_png))
     assert proc.returncode == 0, proc.stderr
     assert "backward transfer" in proc.stdout and "heavy pole" in proc.stdout and "Continual World" in proc.stdout
@@ -203,7 +203,7 @@ def test_digits_run_stores_targets_and_replays_to_a_return_matrix(ray_address, t
     assert rows["target"].dtype == np.int64 and len(rows["target"]) == 800
     assert np.array_equal(rows["reward"] == 1.0, rows["action"] == rows["target"])
     assert np.array_equal(rows["target"] // 2, rows["task"])  # task t shows digits 2t and 2t+1
-    proc = run_cli("replay", str(run_dir), "--episodes", "1", "--json", str(tmp_path / "r.json"))
+    proc = run_here("replay", str(run_dir), "--episodes", "1", "--json", str(tmp_path / "r.json"))
     assert proc.returncode == 0, proc.stderr
     report = json.loads((tmp_path / "r.json").read_text())
     r = np.asarray(report["matrix"])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from browser import find_chromium, screenshot_when
-from conftest import one_clear_line, run_cli, run_here, run_main
+from conftest import one_clear_line, run_here, run_main
 from memory import caption_decoder, open_store, read_manifest
 
 
@@ -78,7 +78,7 @@ def test_view_saves_a_stored_run_and_the_web_viewer_shows_its_cameras(viewed_run
     renders the cameras (the first panel, top left) with the run's own frame colours."""
     run_dir, _, _ = viewed_run
     saved = tmp_path / "stored.rrd"
-    proc = run_cli("view", str(run_dir), "--save", str(saved), "--episodes", "0-2", "--json")
+    proc = run_here("view", str(run_dir), "--save", str(saved), "--episodes", "0-2", "--json")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["episodes"] == 3
     stored = open_store(run_dir)
@@ -120,7 +120,7 @@ def _coloured(pixels: np.ndarray) -> np.ndarray:
 def test_replay_of_a_captioned_run_plays_on_the_captioners_features(viewed_run, tmp_path):
     run_dir, _, summary = viewed_run
     assert Path(summary["captioner"]).name == "captioner-cartpole.pt"
-    proc = run_cli("replay", str(run_dir), "--episodes", "1", "--max-steps", "8", "--json", str(tmp_path / "r.json"),
+    proc = run_here("replay", str(run_dir), "--episodes", "1", "--max-steps", "8", "--json", str(tmp_path / "r.json"),
                    "--png", str(tmp_path / "r.png"))
     assert proc.returncode == 0, proc.stderr
     r = np.asarray(json.loads((tmp_path / "r.json").read_text())["matrix"])
