@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import one_clear_line, run_cli, run_main
+from conftest import one_clear_line, run_here, run_main
 from envs.synthetic import SceneStream, all_captions
 
 
@@ -20,7 +20,7 @@ def _summary(proc: subprocess.CompletedProcess) -> dict:
 
 def test_synthetic_stream_captions_are_mostly_right_and_jsonl_is_well_formed(tmp_path):
     jsonl, video = tmp_path / "c.jsonl", tmp_path / "overlay.mp4"
-    summary = _summary(run_cli("caption", "--source", "synthetic", "--seed", "5", "--max-frames", "120",
+    summary = _summary(run_here("caption", "--source", "synthetic", "--seed", "5", "--max-frames", "120",
                                "--jsonl", str(jsonl), "--out", str(video), "--json"))
     assert summary["frames_captioned"] == 120 and Path(summary["checkpoint"]).name == "captioner.pt"
     events = [json.loads(line) for line in jsonl.read_text().splitlines()]
@@ -206,7 +206,7 @@ def test_an_env_source_uses_the_envs_shipped_captioner(tmp_path, flags, checkpoi
     from agent.perception.train import checkpoint_grammar
 
     jsonl = tmp_path / "c.jsonl"
-    summary = _summary(run_cli("caption", "--source", "env:CartPole-v1", "--max-frames", "15", "--jsonl", str(jsonl),
+    summary = _summary(run_here("caption", "--source", "env:CartPole-v1", "--max-frames", "15", "--jsonl", str(jsonl),
                                "--json", *flags))
     grammars = {name: set(checkpoint_grammar(SHIPPED / name)) for name in ("captioner.pt", "captioner-cartpole.pt")}
     assert grammars["captioner.pt"].isdisjoint(grammars["captioner-cartpole.pt"])  # captions tell them apart

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import one_clear_line, run_cli, run_here, run_main, tree_digest
+from conftest import one_clear_line, run_here, run_main, tree_digest
 from memory import open_store
 
 
@@ -102,7 +102,7 @@ def test_export_writes_videos_that_decode_to_each_episodes_frames_and_the_steps_
 
 def test_inspect_reports_the_store(cartpole_run):
     run_dir, summary = cartpole_run
-    proc = run_cli("memory", "inspect", str(run_dir), "--json")
+    proc = run_here("memory", "inspect", str(run_dir), "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["version"] == 1 and report["episodes"] == summary["episodes_recorded"]
@@ -112,7 +112,7 @@ def test_inspect_reports_the_store(cartpole_run):
     paths = {a["path"]: a for a in report["arrays"]}
     assert paths["episodes/data/frame"]["shape"] == [800, 64, 64, 3]
     assert paths["episodes/data/frame"]["dtype"] == "uint8"
-    human = run_cli("memory", "inspect", str(run_dir))
+    human = run_here("memory", "inspect", str(run_dir))
     assert human.returncode == 0 and "episodes/data/frame" in human.stdout
 
 
@@ -189,7 +189,7 @@ def test_corrupt_and_newer_stores_are_refused_untouched(cartpole_run, tmp_path, 
 
 # -- help, listing and the exit codes of bad input (issue 11, item 9) -------------------------------
 def test_bare_thalamus_prints_the_help():
-    proc = run_cli()
+    proc = run_here()
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: thalamus") and not proc.stderr
     for command in ("run", "replay", "caption", "train", "envs"):
@@ -197,7 +197,7 @@ def test_bare_thalamus_prints_the_help():
 
 
 def test_a_group_without_its_command_prints_its_help():
-    proc = run_cli("train")
+    proc = run_here("train")
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("usage: thalamus train") and "captioner" in proc.stdout
 
@@ -215,7 +215,7 @@ def test_an_unknown_env_is_bad_input_that_names_matches_and_the_list(argv, expec
 
 
 def test_an_unknown_env_source_is_bad_input():
-    proc = run_cli("caption", "--source", "env:NoSuchEnv-v0", "--max-frames", "3", timeout=120)
+    proc = run_here("caption", "--source", "env:NoSuchEnv-v0", "--max-frames", "3")
     one_clear_line(proc, "supported: CartPole-v1")
     assert proc.returncode == 2
 
@@ -224,11 +224,11 @@ def test_envs_lists_what_the_unknown_env_line_points_to():
     from envs import SUPPORTED_ENVS
     from envs.tasks import TASK_SEQUENCES
 
-    human = run_cli("envs")
+    human = run_here("envs")
     assert human.returncode == 0, human.stderr
     for name in (*SUPPORTED_ENVS, *TASK_SEQUENCES):
         assert name in human.stdout
-    proc = run_cli("envs", "--json")
+    proc = run_here("envs", "--json")
     assert proc.returncode == 0, proc.stderr
     listing = json.loads(proc.stdout)
     assert [e["id"] for e in listing["envs"]] == list(SUPPORTED_ENVS)
@@ -243,7 +243,7 @@ def _flat(text: str) -> str:
 
 
 def test_help_shows_defaults():
-    proc = run_cli("train", "captioner", "--help")
+    proc = run_here("train", "captioner", "--help")
     assert proc.returncode == 0, proc.stderr
     text = _flat(proc.stdout)
     for flag, default in (("--steps N", "3000"), ("--streams N", "32"), ("--device {cpu,cuda}", "cpu"),
@@ -251,7 +251,7 @@ def test_help_shows_defaults():
                           ("--out PATH", "captioner.pt"), ("--data SRC", "synthetic")):
         after = text.split(f" {flag} ", 1)[1]
         assert f"(default: {default})" in after.split(" --", 1)[0], (flag, after[:200])
-    bench = _flat(run_cli("bench", "caption", "--help").stdout)
+    bench = _flat(run_here("bench", "caption", "--help").stdout)
     assert "(default: 1000,10000,100000)" in bench
 
 

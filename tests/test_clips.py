@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
-from conftest import run_cli, run_here, run_main
+from conftest import run_here, run_main
 
 from agent.perception.grammar import VOCAB, Vocab
 from envs.clips import ClipBatch, ClipDataError, clip_grammar, heldout_dir, read_captions, scan_clips
@@ -161,7 +161,7 @@ def test_train_on_a_clip_folder_then_caption_a_clip(clips_dir, tmp_path):
     assert set(said) <= set(captions)
     # its `thalamus caption --jsonl` output is training data again
     jsonl = tmp_path / "said.jsonl"
-    proc = run_cli("caption", "--checkpoint", str(out), "--source", str(clips_dir / "blob.mp4"),
+    proc = run_here("caption", "--checkpoint", str(out), "--source", str(clips_dir / "blob.mp4"),
                    "--fps", "600", "--jsonl", str(jsonl), "--json")
     assert proc.returncode == 0, proc.stderr
     assert {c for _, _, c in read_captions(jsonl)} <= set(captions)

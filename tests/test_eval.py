@@ -11,7 +11,7 @@ import gymnasium
 import numpy as np
 import pytest
 import torch
-from conftest import one_clear_line, run_cli, run_here
+from conftest import one_clear_line, run_here
 
 from agent.config import AgentConfig
 from agent.checkpoints import CheckpointError
@@ -301,7 +301,7 @@ def _argv(argv: list[str], run_dir: Path, bad_files: dict[str, Path]) -> list[st
 @pytest.mark.parametrize("argv, expect", BAD_INPUT[:3])
 def test_bad_input_is_one_clear_line(argv, expect, run_dir, bad_files):
     """The real command line, in a process of its own: one line, no traceback."""
-    one_clear_line(run_cli(*_argv(argv, run_dir, bad_files)), expect)
+    one_clear_line(run_here(*_argv(argv, run_dir, bad_files)), expect)
 
 
 @pytest.mark.parametrize("argv, expect", BAD_INPUT[3:])

@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import one_clear_line, run_cli, tree_digest
+from conftest import one_clear_line, run_here, tree_digest
 from memory import ArraySpec, create_store, write_manifest
 from test_store import make_episode, write_episodes
 
@@ -155,7 +155,7 @@ def test_damaged_learner_memory_is_reported(tmp_path: Path, capsys: pytest.Captu
 def test_a_run_that_never_started_says_so(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run = tmp_path / "run"
     write_manifest(run, {"status": "running", "started": "2026-03-01T10:00:00", "ended": None})
-    proc = run_cli("memory", "inspect", str(run))
+    proc = run_here("memory", "inspect", str(run))
     one_clear_line(proc, "never started")
     assert "status running" in proc.stderr and "not a thalamus run" not in proc.stderr
 

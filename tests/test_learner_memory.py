@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import zarr
 
-from conftest import one_line_store_error
+from conftest import one_line_store_error, run_here
 from memory import (
     ArraySpec,
     LearnerMemory,
@@ -353,12 +353,12 @@ def test_inspect_shows_cache_and_spectral_memory(tmp_path: Path) -> None:
     run = tmp_path / "run"
     with create_store(run, SPECS) as writer:
         writer.add_episode(_episode(4))
-    plain = json.loads(run_cli("memory", "inspect", str(run), "--json").stdout)
+    plain = json.loads(run_here("memory", "inspect", str(run), "--json").stdout)
     assert not {"memory_step", "cache", "spectral"} & set(plain)  # no learner memory: the report is unchanged
 
     memory = make_memory(12)
     save(run, memory)
-    proc = run_cli("memory", "inspect", str(run), "--json")
+    proc = run_here("memory", "inspect", str(run), "--json")
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout)
     assert report["episodes"] == 1 and report["memory_step"] == 12
@@ -370,7 +370,7 @@ def test_inspect_shows_cache_and_spectral_memory(tmp_path: Path) -> None:
     for col, block in zip(report["spectral"], memory.spectral):
         for key in ("rank", "dim", "energy_captured", "consolidation", "updates"):
             assert col[key] == block.attrs[key], key
-    human = run_cli("memory", "inspect", str(run))
+    human = run_here("memory", "inspect", str(run))
     assert human.returncode == 0, human.stderr
     assert "learner memory saved at step 12" in human.stdout
     assert "300 / 305 entries" in human.stdout and "reservoir" in human.stdout

@@ -9,7 +9,7 @@ import sys
 import time
 
 import numpy as np
-from conftest import one_clear_line, run_cli, run_here, run_main
+from conftest import one_clear_line, run_here, run_main
 
 from agent.checkpoints import load_tensors
 from memory import open_store, read_manifest
@@ -59,7 +59,7 @@ def test_a_killed_task_sequence_resumes_in_the_task_it_stopped_in_keeping_every_
             proc.kill()
     stopped_in = int(open_store(run_dir).episode_tasks.max())
     assert read_manifest(run_dir)["status"] == "running" and 1 <= stopped_in <= 2
-    report = run_cli("memory", "inspect", str(run_dir), "--json")  # the killed run's store reads back whole
+    report = run_here("memory", "inspect", str(run_dir), "--json")  # the killed run's store reads back whole
     assert report.returncode == 0, report.stderr
     inspected = json.loads(report.stdout)
     assert sum(inspected["episode_lengths"]) == inspected["steps"] > 0

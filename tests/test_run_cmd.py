@@ -10,13 +10,13 @@ import time
 
 import numpy as np
 
-from conftest import one_clear_line, run_actor_pid, run_cli, run_here, run_main
+from conftest import one_clear_line, run_actor_pid, run_here, run_main
 from memory import open_store
 
 
 def test_a_run_whose_cluster_cannot_be_reached_leaves_no_running_run_behind(tmp_path):
     run_dir = tmp_path / "never"
-    proc = run_cli("run", "--steps", "100", "--run-dir", str(run_dir), "--address", "127.0.0.1:9")
+    proc = run_here("run", "--steps", "100", "--run-dir", str(run_dir), "--address", "127.0.0.1:9")
     one_clear_line(proc, "cannot reach a Ray cluster at 127.0.0.1:9")
     manifest = run_dir / "run.json"
     assert not manifest.exists() or json.loads(manifest.read_text())["status"] != "running"
@@ -150,7 +150,7 @@ def test_the_readme_shows_the_defaults_run_help_shows():
     readme = (Path(__file__).parents[1] / "README.md").read_text()
     cells = [re.split(r"(?<!\\)\|", ln) for ln in readme.splitlines() if ln.startswith("| `--")]
     rows = {c[1].strip().split()[0].strip("`"): c[2].strip() for c in cells}
-    help_text = run_cli("run", "--help").stdout
+    help_text = run_here("run", "--help").stdout
     flags = {"env_id": "--env", "checkpoint_every_s": "--checkpoint-every"}
     checked = 0
     for name, value in AgentConfig().to_dict().items():
