@@ -5,7 +5,9 @@
 
 The runs go through the command a user types, alternating plain and viewed (so a slow spell of the
 machine hits both), each on its own fresh Ray cluster; steps/s is the run's own (its summary's), and
-the table gives each pair's ratio viewed/plain and the mean.
+the table gives each pair's ratio viewed/plain and the mean. `--log-only` measures instead what the
+viewer itself spends: CPU time to log synthetic 110-step episodes of 64×64 frames into a recording,
+and an idle recording stream's CPU a second.
 """
 
 from __future__ import annotations
@@ -27,6 +29,38 @@ def run(env: str, steps: int, num_envs: int, view: Path | None, run_dir: Path) -
     return json.loads(proc.stdout)
 
 
+def log_cost(episodes: int = 50, rows: int = 110) -> None:
+    """CPU milliseconds per episode logged (viewer/episodes.py), and per idle second of the stream."""
+    import time
+
+    import numpy as np
+    import rerun as rr
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from viewer.episodes import EpisodeLog
+    from viewer.layout import run_layout
+
+    rng = np.random.default_rng(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        rec = rr.RecordingStream("thalamus", recording_id="log-cost")
+        rec.save(str(Path(tmp) / "cost.rrd"))
+        rec.send_blueprint(run_layout(8))
+        log = EpisodeLog(rec, fps=10, decode=lambda tokens: f"the pole leans {int(tokens[0])}")
+        data = [{"step": np.arange(rows) + k * rows, "time": (np.arange(rows) + k * rows) * 0.045,
+                 "frame": rng.integers(0, 255, (rows, 64, 64, 3), dtype=np.uint8),
+                 "caption": np.repeat(np.arange(rows // 10 + 1), 10)[:rows, None],
+                 "reward": np.ones(rows, np.float32), "action": np.zeros(rows, np.int64)} for k in range(episodes)]
+        start = time.process_time()
+        for k, episode in enumerate(data):
+            log.log(k % 8, episode)
+        logged = time.process_time()
+        time.sleep(5)
+        idle = time.process_time() - logged
+        rec.disconnect()
+    print(f"{1000 * (logged - start) / episodes:.1f} ms of CPU per {rows}-step episode logged; "
+          f"an idle stream {1000 * idle / 5:.1f} ms a second")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="CartPole-v1", help="(default: %(default)s)")
@@ -34,7 +68,11 @@ def main() -> None:
     p.add_argument("--num-envs", type=int, default=8, help="(default: %(default)s)")
     p.add_argument("--rounds", type=int, default=2, help="plain/viewed pairs (default: %(default)s)")
     p.add_argument("--json", type=Path, help="also write the figures here (default: none)")
+    p.add_argument("--log-only", action="store_true", help="only the viewer's own logging cost (default: off)")
     args = p.parse_args()
+    if args.log_only:
+        log_cost()
+        return
     pairs = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
