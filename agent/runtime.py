@@ -214,7 +214,8 @@ class Agent:
     def _view_status(self, status: dict[str, Any], elapsed_s: float) -> None:
         """The run's counters to the viewer (not waited for: the viewer never holds the run up)."""
         hop = status.get("hop_policy_env") or {}
-        values = {"steps_per_s": status["steps"] / max(elapsed_s, 1e-9),
+        done = status["steps"] - (self.resume.steps if self.resume else 0)  # this sitting's steps
+        values = {"steps_per_s": done / max(elapsed_s, 1e-9),
                   "mean_return_last20": status.get("mean_return_last20", math.nan),
                   "latency/policy_env_p50_ms": hop.get("p50_ms", math.nan),
                   "latency/policy_env_p99_ms": hop.get("p99_ms", math.nan)}

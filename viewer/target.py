@@ -16,12 +16,11 @@ class ViewError(ValueError):
 
 @dataclass(frozen=True)
 class ViewTarget:
-    """One parsed ``--view`` value, and the loopback ports ``web`` serves on (0: any free one)."""
+    """One parsed ``--view`` value, and the loopback port ``web``'s page is served on (0: any free one)."""
 
     kind: str  # native | web | save
     path: Path | None = None  # save: the .rrd file
     web_port: int = 0
-    grpc_port: int = 0
 
     @staticmethod
     def parse(text: str) -> ViewTarget:
@@ -65,7 +64,7 @@ def open_recording(target: ViewTarget, app_id: str, recording_id: str) -> tuple[
     elif target.kind == "native":
         rec.spawn()
     else:
-        grpc = rec.serve_grpc(grpc_port=target.grpc_port or None)
+        grpc = rec.serve_grpc(grpc_port=_free_port())  # Rerun's fixed default would collide with a second viewer
         port = target.web_port or _free_port()
         rr.serve_web_viewer(web_port=port, open_browser=False, connect_to=grpc)
         url = f"http://127.0.0.1:{port}/?url={_quote(grpc)}"
