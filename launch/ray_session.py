@@ -30,8 +30,9 @@ def _check_reachable(address: str, timeout_s: float = 3.0) -> None:
         ) from None
 
 
-def connect(address: str | None, object_store_mb: int = 256) -> None:
-    """Join the cluster at ``address`` ('auto' or HOST:PORT), or start a local one.
+def connect(address: str | None, object_store_mb: int = 256) -> bool:
+    """Join the cluster at ``address`` ('auto' or HOST:PORT), or start a local one; True where this
+    call made the connection (False: this process had joined that cluster already).
 
     A local cluster is this command's own: it starts without Ray's token authentication (unless
     RAY_AUTH_MODE says otherwise), which it would otherwise switch on and write ~/.ray/auth_token for.
@@ -47,11 +48,11 @@ def connect(address: str | None, object_store_mb: int = 256) -> None:
         temp = Path(tempfile.gettempdir()) / f"thalamus-ray-{os.getuid()}"
         ray.init(num_cpus=max(4, os.cpu_count() or 1), include_dashboard=False,
                  object_store_memory=object_store_mb * 2**20, _temp_dir=str(temp), **quiet)
-        return
+        return True
     if address != "auto":
         _check_reachable(address)
     if ray.is_initialized() and address in ("auto", ray.get_runtime_context().gcs_address):
-        return  # this process has joined that cluster already (a test's worker running the command in-process)
+        return False  # this process has joined that cluster already (a test's worker running the command in-process)
     try:
         ray.init(address=address, **quiet)
     except (ConnectionError, RuntimeError, ray.exceptions.AuthenticationError) as exc:
@@ -59,3 +60,4 @@ def connect(address: str | None, object_store_mb: int = 256) -> None:
         hint = ("" if os.environ.get("RAY_AUTH_MODE", "").lower() == "token" else
                 "; a cluster with token authentication needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN")
         raise UsageError(f"cannot join the Ray cluster at --address {address}: {first}{hint}") from None
+    return True

@@ -351,7 +351,7 @@ def _connect(args: argparse.Namespace, cfg: AgentConfig) -> None:
 
     if args.address is None:
         _say(args, "starting a local Ray cluster (takes a while on a small machine) ...")
-    ray_session.connect(args.address)
+    args.own_ray = ray_session.connect(args.address)
     signal.signal(signal.SIGTERM, _terminate)  # after Ray's driver start-up, which installs a handler of its own
     _check_placement(cfg)
     if args.address is not None:
@@ -459,11 +459,18 @@ def _disk_full(exc: BaseException) -> bool:
 
 def _drive(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume: ResumePoint | None,
            state: dict[str, Any] | None) -> int:
-    """:func:`_run_agent`, and stdout as it was after (it points stdout at stderr for ``--json``)."""
+    """:func:`_run_agent`, and stdout as it was after (it points stdout at stderr for ``--json``).
+
+    A connection this command made is closed before stdout is given back: Ray's driver prints the
+    cluster's notices (a worker that died) on stdout until it disconnects, and --json's is the summary."""
     stdout = sys.stdout
     try:
         return _run_agent(args, cfg, run_dir, resume, state)
     finally:
+        if args.json and args.own_ray:
+            import ray
+
+            ray.shutdown()
         sys.stdout = stdout
 
 

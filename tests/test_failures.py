@@ -15,10 +15,13 @@ from agent.policy.ppo import PPOConfig
 from memory import open_store
 
 
+STEPS = 6000  # ~9 s on an idle 2-core machine: the kills land mid-run however fast it steps
+
+
 def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_step(ray_address, tmp_path):
     run_dir = tmp_path / "run"
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--address", ray_address, "--steps", "4000",
+    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--address", ray_address, "--steps", str(STEPS),
                              "--num-envs", "4", "--captioner", "off", "--checkpoint-every", "1",
                              "--run-dir", str(run_dir), "--json"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -31,15 +34,18 @@ def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_ste
         state = load_tensors(latest)
         return state["policy"]["updates"], state["steps"]
 
+    def wait_for_updates(n: int) -> tuple[int, int]:
+        """The newest checkpoint once it holds ``n`` policy updates (the run is stepping and learning)."""
+        deadline = time.time() + 120
+        while checkpointed()[0] < n and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        return checkpointed()
+
     try:
-        for name in ("PerceptionActor", "PolicyActor"):
-            pid = run_actor_pid(proc.pid, name)
-            time.sleep(4)  # let it step a while
-            if name == "PolicyActor":  # late enough that learning from scratch again would show
-                deadline = time.time() + 120
-                while checkpointed()[0] < 12 and time.time() < deadline:
-                    time.sleep(0.2)
-                updates_at_kill, steps_at_kill = checkpointed()
+        for name, updates in (("PerceptionActor", 1), ("PolicyActor", 12)):  # the policy late enough that
+            pid = run_actor_pid(proc.pid, name)                             # learning anew would show
+            updates_at_kill, steps_at_kill = wait_for_updates(updates)
+            assert proc.poll() is None, f"the run ended before its {name} was killed: make STEPS larger"
             os.kill(pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=300)
     finally:
@@ -51,11 +57,11 @@ def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_ste
     # the restarted policy went on from the newest checkpoint, not from scratch: its update count is
     # the checkpoint's plus one a rollout after it (from scratch it would be short by the checkpoint's)
     assert updates_at_kill >= 12
-    rollouts_after = (4000 - steps_at_kill) / (PPOConfig.for_actions(True).num_steps * 4)
+    rollouts_after = (STEPS - steps_at_kill) / (PPOConfig.for_actions(True).num_steps * 4)
     updates = summary["policy"]["updates"]
     assert updates >= rollouts_after + updates_at_kill / 2, (updates, updates_at_kill, rollouts_after)
     store = open_store(run_dir)
-    assert store.n_steps == summary["steps"] == 4000  # the whole budget was stepped and committed, none twice
+    assert store.n_steps == summary["steps"] == STEPS  # the whole budget was stepped and committed, none twice
     ends = store.episode_ends
     assert np.all(np.diff(ends) > 0)
     for i in range(store.n_episodes):
