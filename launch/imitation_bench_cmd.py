@@ -71,14 +71,17 @@ def main(args: argparse.Namespace) -> int:
     def finished(name: str, run: dict) -> None:
         done.setdefault(name, []).append(run)
         write(False)
-        bar.update(task, advance=1, last=f"{name} seed {run['seed']}: {run['acc']:.0%}")
+        bar.update(task, last=f"{name} seed {run['seed']}: {run['acc']:.0%}")
 
-    columns = (TextColumn(f"[bold]{args.benchmark}"), BarColumn(), TextColumn("{task.completed}/{task.total} runs"),
+    def learned(name: str, seed: int, i: int) -> None:
+        bar.update(task, advance=1, last=f"{name} seed {seed}: {tasks.names[i]} learned")
+
+    columns = (TextColumn(f"[bold]{args.benchmark}"), BarColumn(), TextColumn("{task.completed}/{task.total} tasks"),
                TextColumn("{task.fields[last]}"), TimeElapsedColumn())
     with Progress(*columns, transient=False) as bar:
-        task = bar.add_task("runs", total=len(methods) * len(seeds), last="")
+        task = bar.add_task("runs", total=len(methods) * len(seeds) * len(tasks.names), last="")
         runs = run_imitation_benchmark(args.benchmark, methods, seeds, cfg, args.data, args.episodes, args.device,
-                                       args.workers, progress=finished)
+                                       args.workers, progress=finished, learned=learned)
     elapsed = time.perf_counter() - started
     write(True)
     results = {name: summary(rs) for name, rs in runs.items()}

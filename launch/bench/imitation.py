@@ -14,10 +14,11 @@ scaling, fitted once on every task's demonstrations: the one thing every method 
 from __future__ import annotations
 
 import multiprocessing as mp
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -59,9 +60,10 @@ def load_tasks(benchmark: str, data: list[Path]) -> ImitationTasks:
 
 
 def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, data: list[Path], episodes: int,
-                  device: str = "cpu") -> dict:
+                  device: str = "cpu", learned: Callable[[int], None] | None = None) -> dict:
     """One method and seed through the sequence: R (None where not played), its report, the training
-    seconds, the stored windows and their bytes, and for trc the columns a window is computed in."""
+    seconds, the stored windows and their bytes, and for trc the columns a window is computed in.
+    ``learned(i)`` is called once task i is learned and played (a run takes minutes a task on a CPU)."""
     torch.set_num_threads(1)
     tasks = load_tasks(benchmark, data)
     cfg = ImitationConfig(**{**cfg.__dict__, "model": tasks.model})
@@ -85,6 +87,9 @@ def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, 
             trained = time.perf_counter() - started
             final = [play(j) for j in range(n)]
             matrix = [[final[j] if j <= i else None for j in range(n)] for i in range(n)]
+            for i in range(n):  # all at once
+                if learned is not None:
+                    learned(i)
         else:
             for i, (obs, act) in enumerate(tensors):
                 started = time.perf_counter()
@@ -92,6 +97,8 @@ def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, 
                 trained += time.perf_counter() - started
                 for j in range(i + 1):
                     matrix[i][j] = play(j)
+                if learned is not None:
+                    learned(i)
     finally:
         for made in envs.values():
             for env in made:
@@ -106,23 +113,39 @@ def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, 
 
 
 def _job(args: tuple) -> dict:
-    return run_imitation(*args)
+    *run, learned = args
+    return run_imitation(*run, learned=lambda i: learned.put((run[1], run[3], i)))
 
 
 def run_imitation_benchmark(benchmark: str, methods: list[str], seeds: list[int], cfg: ImitationConfig,
                             data: list[Path], episodes: int, device: str = "cpu", workers: int = 2,
-                            progress: Callable[[str, dict], None] | None = None) -> dict[str, list[dict]]:
-    """Every (method, seed) run, ``workers`` processes at a time. Returns the runs of each method."""
-    jobs = [(benchmark, name, cfg, seed, data, episodes, device) for name in methods for seed in seeds]
+                            progress: Callable[[str, dict], None] | None = None,
+                            learned: Callable[[str, int, int], None] | None = None) -> dict[str, list[dict]]:
+    """Every (method, seed) run, ``workers`` processes at a time. Returns the runs of each method.
+    ``progress(method, run)`` follows each run as it ends, ``learned(method, seed, task)`` each task."""
+    ctx = mp.get_context("spawn")
     results: dict[str, list[dict]] = {name: [] for name in methods}
-    with mp.get_context("spawn").Pool(workers) as pool:
+    with ctx.Manager() as manager, ctx.Pool(workers) as pool:
+        tasks: Any = manager.Queue()
+        relay = threading.Thread(target=_relay, args=(tasks, learned), daemon=True)
+        relay.start()
+        jobs = [(benchmark, name, cfg, seed, data, episodes, device, tasks) for name in methods for seed in seeds]
         for run in pool.imap_unordered(_job, jobs):  # as each finishes
             results[run["method"]].append(run)
             if progress is not None:
                 progress(run["method"], run)
+        tasks.put(None)
+        relay.join()
     for runs in results.values():
         runs.sort(key=lambda r: r["seed"])
     return results
+
+
+def _relay(tasks: Any, learned: Callable[[str, int, int], None] | None) -> None:
+    """The workers' learned tasks, to ``learned``, until None."""
+    while (item := tasks.get()) is not None:
+        if learned is not None:
+            learned(*item)
 
 
 __all__ = ["SEQUENCES", "ImitationTasks", "load_tasks", "run_imitation", "run_imitation_benchmark"]
