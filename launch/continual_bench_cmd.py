@@ -61,8 +61,8 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=IMITATION_DEFAULTS["batch"], metavar="N",
                    help="imitation: windows a step, and replayed windows a step (default: %(default)s)")
     p.add_argument("--column-replay", type=float, default=IMITATION_DEFAULTS["column_replay"], metavar="W",
-                   help="imitation, trc: weight of stored windows' diffusion loss in their owners' columns, so a "
-                        "learned skill keeps training on what was stored of it (0: frozen; default: %(default)s)")
+                   help="imitation, trc: a learned skill's column keeps training on what was stored of it, at W "
+                        "times the learning rate (0: frozen; default: %(default)s)")
     p.add_argument("--episodes", type=int, default=10, metavar="N",
                    help="imitation: rollouts of each learned task after each task (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="imitation: torch device for training and acting (default: %(default)s)")

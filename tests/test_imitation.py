@@ -56,7 +56,7 @@ def test_imitation_flags_default_to_its_config():
 def test_column_replay_trains_old_columns_on_their_stored_windows_only_when_asked():
     first, second = _skill(1.0, 64), _skill(-1.0, 64)
     moved = {}
-    for replay in (0.0, 1.0):
+    for replay in (0.0, 0.1, 1.0):
         cfg = ImitationConfig(steps=20, batch=16, memory=64, column_replay=replay, model=TINY)
         trc = ImitationLearner("trc", cfg, tasks=2, seed=0)
         trc.train_task(0, *first)
@@ -64,4 +64,4 @@ def test_column_replay_trains_old_columns_on_their_stored_windows_only_when_aske
         trc.train_task(1, *second)
         moved[replay] = max(float((p.detach() - q).abs().max()) for p, q in zip(trc.columns[trc.owners[0]].parameters(), before))
         assert ("labels" in trc.cache.data) == (replay > 0)  # the actions are stored only to be replayed
-    assert moved[0.0] == 0.0 and moved[1.0] > 0
+    assert moved[0.0] == 0.0 < moved[0.1] < moved[1.0]  # replay's weight is the old columns' learning rate

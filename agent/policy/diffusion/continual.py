@@ -14,7 +14,8 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
   denoiser of its own, trained on that task alone, starting as a copy of the column trained last, so
   a new skill starts from what the arm knows), and a router reads the observation window and
   learns which column owns it, on the present batch and on stored windows (with their owner); with
-  ``column_replay`` the stored windows (and their actions) also train their owners' columns. It
+  ``column_replay`` the stored windows (and their actions) also train their owners' columns, at that
+  fraction of the learning rate (Adam's steps do not shrink with a loss weight). It
   acts by mixing the noise predictions of a window's
   hybrid top-k ∪ top-p columns by their routing weights, computing only those columns.
 """
@@ -51,7 +52,7 @@ class ImitationConfig:
     replay_alpha: float = 0.5  # derpp: the weight of replayed noise predictions
     replay_beta: float = 0.5  # derpp: the diffusion loss on replayed windows
     columns: int = 0  # trc's columns (0: one per task)
-    column_replay: float = 0.0  # trc: weight of stored windows' diffusion loss in their owners' columns (0: none)
+    column_replay: float = 0.0  # trc: old columns learn from their stored windows at this × lr (0: frozen)
     top_k: int = 2
     top_p: float = 0.9
     router_hidden: int = 256
@@ -103,10 +104,10 @@ class ImitationLearner:
                 self.columns[self.owners[task]].load_state_dict(self.columns[self.last].state_dict())
         self.last = self.owners.get(task, 0)
         model = self.columns[self.last]
-        replaying = self.method == "trc" and cfg.column_replay > 0  # then every column may learn this task
-        params = list((self.columns if replaying else model).parameters()) + (
-            list(self.router.parameters()) if self.router else [])
-        opt = Adam(params, lr=cfg.lr)
+        opts = [(Adam(list(model.parameters()) + (list(self.router.parameters()) if self.router else [])), 1.0)]
+        old = [p for m, c in enumerate(self.columns) if m != self.last for p in c.parameters()]
+        if self.method == "trc" and cfg.column_replay > 0 and old:  # the old columns learn from their stored
+            opts.append((Adam(old), cfg.column_replay))             # windows, at a fraction of the rate
         for step in range(steps):
             idx = torch.randint(0, len(obs), (cfg.batch,), generator=g, device=self.device)
             o, a = obs[idx], act[idx]
@@ -121,10 +122,12 @@ class ImitationLearner:
             if self.method == "trc":
                 router_loss, stored = self._router_loss(o, a, task)
                 loss = loss + router_loss
-            opt.zero_grad()
+            for opt, _ in opts:
+                opt.zero_grad()
             loss.backward()
-            opt.param_groups[0]["lr"] = learning_rate(step, steps, cfg.lr)
-            opt.step()
+            for opt, scale in opts:
+                opt.param_groups[0]["lr"] = scale * learning_rate(step, steps, cfg.lr)
+                opt.step()
             if self.method in ("er", "derpp"):
                 stored = {"x": o, "labels": a}
             if self.method == "derpp":
@@ -166,9 +169,8 @@ class ImitationLearner:
         if self.cfg.column_replay > 0 and b is not None:
             for m in b["owner"].unique().tolist():
                 rows = b["owner"] == m
-                share = float(rows.float().mean())
-                loss = loss + self.cfg.column_replay * share * self._diffusion_loss(self.columns[m], b["x"][rows],
-                                                                                   b["labels"][rows])
+                loss = loss + float(rows.float().mean()) * self._diffusion_loss(self.columns[m], b["x"][rows],
+                                                                               b["labels"][rows])
         return loss, {"x": obs, "owner": owner} | ({"labels": act} if self.cfg.column_replay > 0 else {})
 
     def _diffusion_loss(self, model: Denoiser, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
