@@ -11,7 +11,7 @@ import time
 import numpy as np
 from conftest import one_clear_line, run_here, run_main
 
-from agent.checkpoints import load_tensors
+from agent.checkpoints import load_tensors, newest_checkpoint
 from memory import open_store, read_manifest
 
 
@@ -66,14 +66,15 @@ def test_a_killed_task_sequence_resumes_in_the_task_it_stopped_in_keeping_every_
     before = open_store(run_dir)
     steps_before, n_before = before.n_steps, before.n_episodes
     kept = _episodes(run_dir, n_before)
-    updates_before = load_tensors(run_dir / "checkpoints" / "latest.pt")["policy"]["updates"]
+    newest = newest_checkpoint(run_dir)  # latest.pt, or a task's end if the kill came right after one
+    updates_before = load_tensors(newest)["policy"]["updates"]
 
     res = run_here("run", "--resume", str(run_dir), "--address", ray_address, "--json")
     assert res.returncode == 0, res.stderr[-2000:]
     summary = json.loads(res.stdout)
     assert summary["resumed_from"]["task"] == stopped_in
     assert summary["resumed_from"]["steps"] == steps_before
-    assert summary["resumed_from"]["checkpoint"] == "latest.pt"
+    assert summary["resumed_from"]["checkpoint"] == newest.name
     assert summary["steps_recorded"] == summary["steps"]
     assert summary["policy"]["updates"] > updates_before  # PPO went on counting from the checkpoint
     for old, new in zip(kept, _episodes(run_dir, n_before)):  # what was committed is untouched

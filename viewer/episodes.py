@@ -104,9 +104,12 @@ class EpisodeLog:
 
 
 def _jpeg(frame: np.ndarray) -> bytes:
+    """Full-resolution colour (4:4:4): JPEG's default halves it, which greys a 2-pixel pole in a 64-pixel
+    frame (CartPole's tan pole came out ≤ 36 levels from grey, 94–105 at 4:4:4, for 7% more bytes)."""
     import cv2
 
-    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(frame[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
+    ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(frame[..., ::-1]), [
+        cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444])
     if not ok:
         raise ValueError(f"cannot encode a frame of shape {frame.shape} as JPEG")
     return buf.tobytes()
