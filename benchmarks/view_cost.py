@@ -7,7 +7,8 @@ The runs go through the command a user types, alternating plain and viewed (so a
 machine hits both), each on its own fresh Ray cluster; steps/s is the run's own (its summary's), and
 the table gives each pair's ratio viewed/plain and the mean. `--log-only` measures instead what the
 viewer itself spends: CPU time to log synthetic 110-step episodes of 64×64 frames into a recording,
-and an idle recording stream's CPU a second.
+and an idle recording stream's CPU a second. `--jpeg` measures how much colour a small frame keeps
+as the viewer encodes it (4:4:4) against JPEG's default chroma (4:2:0).
 """
 
 from __future__ import annotations
@@ -61,6 +62,37 @@ def log_cost(episodes: int = 50, rows: int = 110) -> None:
           f"an idle stream {1000 * idle / 5:.1f} ms a second")
 
 
+def jpeg_colour(frames: int = 20) -> None:
+    """How far from grey CartPole's most coloured pixel stays once JPEG-encoded as the viewer does
+    (4:4:4) and at JPEG's default 4:2:0 chroma, and the bytes of each, over a random episode's frames."""
+    import cv2
+    import numpy as np
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from envs import make
+    from viewer.episodes import JPEG_QUALITY
+
+    def colour(img: np.ndarray) -> int:
+        p = img.reshape(-1, 3).astype(int)
+        return int((p.max(axis=1) - p.min(axis=1)).max())
+
+    env = make("CartPole-v1", 64, 0)
+    obs, _ = env.reset(seed=0)
+    rows = []
+    for _ in range(frames):
+        row = [colour(obs["frame"])]
+        for sampling in (cv2.IMWRITE_JPEG_SAMPLING_FACTOR_420, cv2.IMWRITE_JPEG_SAMPLING_FACTOR_444):
+            ok, buf = cv2.imencode(".jpg", np.ascontiguousarray(obs["frame"][..., ::-1]), [
+                cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY, cv2.IMWRITE_JPEG_SAMPLING_FACTOR, sampling])
+            row += [colour(cv2.imdecode(buf, cv2.IMREAD_COLOR)), len(buf)]
+        rows.append(row)
+        obs, *_ = env.step(env.action_space.sample())
+    r = np.array(rows)
+    print(f"{frames} CartPole frames, 64x64, quality {JPEG_QUALITY}: raw colour {r[:, 0].min()}-{r[:, 0].max()} "
+          f"levels from grey; 4:2:0 {r[:, 1].min()}-{r[:, 1].max()}; 4:4:4 {r[:, 3].min()}-{r[:, 3].max()}; "
+          f"4:4:4 bytes {r[:, 4].sum() / r[:, 2].sum():.3f}x 4:2:0's")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--env", default="CartPole-v1", help="(default: %(default)s)")
@@ -69,9 +101,13 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="plain/viewed pairs (default: %(default)s)")
     p.add_argument("--json", type=Path, help="also write the figures here (default: none)")
     p.add_argument("--log-only", action="store_true", help="only the viewer's own logging cost (default: off)")
+    p.add_argument("--jpeg", action="store_true", help="only how much colour its JPEG frames keep (default: off)")
     args = p.parse_args()
     if args.log_only:
         log_cost()
+        return
+    if args.jpeg:
+        jpeg_colour()
         return
     pairs = []
     with tempfile.TemporaryDirectory() as tmp:

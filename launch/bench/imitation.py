@@ -87,8 +87,8 @@ def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, 
             trained = time.perf_counter() - started
             final = [play(j) for j in range(n)]
             matrix = [[final[j] if j <= i else None for j in range(n)] for i in range(n)]
-            for i in range(n):  # all at once
-                if learned is not None:
+            if learned is not None:
+                for i in range(n):  # all learned at once
                     learned(i)
         else:
             for i, (obs, act) in enumerate(tensors):
@@ -112,9 +112,11 @@ def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, 
             "columns_per_sample": sampler.routed / sampler.windows if method == "trc" and sampler.windows else None}
 
 
-def _job(args: tuple) -> dict:
-    *run, learned = args
-    return run_imitation(*run, learned=lambda i: learned.put((run[1], run[3], i)))
+def _job(job: tuple[tuple, Any]) -> dict:
+    """One run in a pool worker; each task it learns goes on ``learned`` as (method, seed, task)."""
+    (benchmark, method, cfg, seed, data, episodes, device), learned = job
+    return run_imitation(benchmark, method, cfg, seed, data, episodes, device,
+                         learned=lambda i: learned.put((method, seed, i)))
 
 
 def run_imitation_benchmark(benchmark: str, methods: list[str], seeds: list[int], cfg: ImitationConfig,
@@ -129,7 +131,7 @@ def run_imitation_benchmark(benchmark: str, methods: list[str], seeds: list[int]
         tasks: Any = manager.Queue()
         relay = threading.Thread(target=_relay, args=(tasks, learned), daemon=True)
         relay.start()
-        jobs = [(benchmark, name, cfg, seed, data, episodes, device, tasks) for name in methods for seed in seeds]
+        jobs = [((benchmark, name, cfg, seed, data, episodes, device), tasks) for name in methods for seed in seeds]
         for run in pool.imap_unordered(_job, jobs):  # as each finishes
             results[run["method"]].append(run)
             if progress is not None:
