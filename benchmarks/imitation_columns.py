@@ -23,7 +23,7 @@ from torch.nn.functional import one_hot
 from agent.policy.diffusion.continual import ImitationConfig, ImitationLearner
 from agent.policy.diffusion.policy import DiffusionPolicy
 from agent.policy.diffusion.rollout import make_envs, rollouts
-from launch.bench.imitation import load_tasks
+from launch.bench.imitation import learn, load_tasks
 
 
 def main() -> None:
@@ -38,10 +38,11 @@ def main() -> None:
     cfg = ImitationConfig(model=tasks.model)
     learner = ImitationLearner("trc", cfg, len(tasks.names), args.seed)
     started = time.perf_counter()
-    for i, (obs, act) in enumerate(zip(tasks.obs, tasks.act)):
-        learner.train_task(i, torch.from_numpy(obs), torch.from_numpy(act))
-    print(f"trained in {time.perf_counter() - started:.0f} s; task → column {learner.owners}", flush=True)
-    router, n = learner.router, len(learner.columns)
+    for i, (obs, act, held) in enumerate(zip(tasks.obs, tasks.act, tasks.held)):
+        learn(learner, i, torch.from_numpy(obs), torch.from_numpy(act), torch.from_numpy(held))
+    print(f"trained in {time.perf_counter() - started:.0f} s; task → column {learner.owners}, "
+          f"column → the column that plays its task {learner.plays}", flush=True)
+    router, plays, n = learner.router, learner.plays, len(learner.columns)
     results: dict[str, dict[str, float]] = {}
     for name in args.tasks.split(","):
         j = tasks.names.index(name)
@@ -49,7 +50,7 @@ def main() -> None:
         choices = [(f"column {m}", lambda obs, m=m: 100.0 * one_hot(torch.full((len(obs),), m), n).float())
                    for m in range(n)] + [("routed", router)]
         for label, choose in choices:
-            learner.router = choose
+            learner.router, learner.plays = choose, plays if label == "routed" else {}  # a column plays itself
             policy = DiffusionPolicy.from_sampler(cfg.model, tasks.normalizer, learner.sampler(), "cpu")
             success = float(np.mean([o.success for o in rollouts(policy, tasks.env_ids[j], args.episodes, seed=0,
                                                                  envs=envs)]))
@@ -57,8 +58,8 @@ def main() -> None:
             print(f"{name} through {label}: {success:.0%}", flush=True)
         for env in envs:
             env.close()
-    learner.router = router
-    print(json.dumps({"seed": args.seed, "owners": learner.owners, "success": results}))
+    learner.router, learner.plays = router, plays
+    print(json.dumps({"seed": args.seed, "owners": learner.owners, "plays": plays, "success": results}))
 
 
 if __name__ == "__main__":

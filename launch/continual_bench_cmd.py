@@ -31,7 +31,7 @@ from launch.errors import UsageError
 
 DIGITS = ("permuted-digits", "split-digits", "split-digits-task")
 IMITATION = ("mw-easy-imitation", "cw10-imitation")  # launch/bench/imitation.py's SEQUENCES
-IMITATION_DEFAULTS = {"steps": 1000, "batch": 256, "column_replay": 0.0}  # ImitationConfig's (the CLI starts without torch)
+IMITATION_DEFAULTS = {"steps": 1000, "batch": 256, "held_out": 32}  # ImitationConfig's (the CLI starts without torch)
 ORDER_CHOICES = {"per-task": ("per-task",), "mixed": ("mixed",), "both": ("per-task", "mixed")}
 
 
@@ -60,11 +60,16 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
                    help="imitation: optimizer steps a task (default: %(default)s)")
     p.add_argument("--batch", type=int, default=IMITATION_DEFAULTS["batch"], metavar="N",
                    help="imitation: windows a step, and replayed windows a step (default: %(default)s)")
-    p.add_argument("--column-replay", type=float, default=IMITATION_DEFAULTS["column_replay"], metavar="W",
-                   help="imitation, trc: a learned skill's column keeps training on what was stored of it, at W "
-                        "times the learning rate (0: frozen; default: %(default)s)")
+    p.add_argument("--held-out", type=int, default=IMITATION_DEFAULTS["held_out"], metavar="N",
+                   help="imitation, trc: windows of held-out episodes kept a task (part of --memory) to choose "
+                        "the column that plays it; the newest column replays the stored windows "
+                        "(0: each task's own column, no replay; default: %(default)s)")
     p.add_argument("--episodes", type=int, default=10, metavar="N",
                    help="imitation: rollouts of each learned task after each task (default: %(default)s)")
+    p.add_argument("--cells", choices=("all", "metrics"), default="all",
+                   help="imitation: all plays every learned task after each task (the whole success matrix); "
+                        "metrics only the cells the metrics read, each task right after it is learned and "
+                        "every task at the end (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="imitation: torch device for training and acting (default: %(default)s)")
     p.set_defaults(func=main)
 

@@ -34,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
                          "`thalamus record --expert --tasks mw-easy --episodes 50 --run-dir runs/mw-easy-50`)")
     for flag, value, low in (("--seeds", args.seeds, 1), ("--seed", args.seed, 0), ("--steps", args.steps, 1),
                              ("--batch", args.batch, 1), ("--episodes", args.episodes, 1),
-                             ("--column-replay", args.column_replay, 0),
+                             ("--held-out", args.held_out, 0),
                              ("--memory", 1 if args.memory is None else args.memory, 1), ("--workers", args.workers, 1)):
         if value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
@@ -52,8 +52,11 @@ def main(args: argparse.Namespace) -> int:
         tasks = load_tasks(args.benchmark, args.data)
     except DemoDataError as exc:
         raise UsageError(str(exc)) from None
-    cfg = ImitationConfig(steps=args.steps, batch=args.batch, column_replay=args.column_replay,
+    cfg = ImitationConfig(steps=args.steps, batch=args.batch, held_out=args.held_out,
                           **({} if args.memory is None else {"memory": args.memory}))
+    if "trc" in methods and cfg.held_out * len(tasks.names) >= cfg.memory:
+        raise UsageError(f"--held-out {cfg.held_out} for {len(tasks.names)} tasks takes all of --memory {cfg.memory}; "
+                         "hold out fewer windows or give more memory")
     seeds = list(range(args.seed, args.seed + args.seeds))
     started = time.perf_counter()
     done: dict[str, list[dict]] = {}
@@ -63,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
         if args.json:
             results = {name: summary(rs) for name, rs in done.items()}
             args.json.write_text(json.dumps({"benchmark": args.benchmark, "tasks": tasks.names, "steps": args.steps,
-                                             "batch": args.batch, "column_replay": args.column_replay,
+                                             "batch": args.batch, "held_out": args.held_out, "cells": args.cells,
                                              "episodes": args.episodes, "seeds": seeds,
                                              "device": args.device, "complete": final,
                                              "seconds": time.perf_counter() - started, "results": results}, indent=1))
@@ -81,7 +84,7 @@ def main(args: argparse.Namespace) -> int:
     with Progress(*columns, transient=False) as bar:
         task = bar.add_task("runs", total=len(methods) * len(seeds) * len(tasks.names), last="")
         runs = run_imitation_benchmark(args.benchmark, methods, seeds, cfg, args.data, args.episodes, args.device,
-                                       args.workers, progress=finished, learned=learned)
+                                       args.workers, progress=finished, learned=learned, cells=args.cells)
     elapsed = time.perf_counter() - started
     write(True)
     results = {name: summary(rs) for name, rs in runs.items()}
@@ -111,4 +114,4 @@ def summary(runs: list[dict]) -> dict:
     cols = [r["columns_per_sample"] for r in runs if r["columns_per_sample"] is not None]
     return out | {"runs": [r["acc"] for r in runs], "seeds": [r["seed"] for r in runs],
                   "seconds_per_run": float(np.mean([r["seconds"] for r in runs])), "memory": runs[0]["memory"],
-                  "columns_per_sample": float(np.mean(cols)) if cols else None}
+                  "columns_per_sample": float(np.mean(cols)) if cols else None, "plays": [r["plays"] for r in runs]}

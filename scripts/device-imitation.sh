@@ -3,7 +3,7 @@
 # demonstration stores the specs name, made by `thalamus record --expert --tasks mw-easy|cw10`):
 # `thalamus bench continual --device cuda` once per SPEC, side by side, one process per (method, seed),
 # all on the one GPU. A SPEC is BENCH:FIRST_SEED:SEEDS:METHODS:DEMOS[:FLAGS], FLAGS being that spec's own
-# flags joined by commas (--column-replay=1,--steps=400); flags after the specs (from the first argument
+# flags joined by commas (--held-out=0,--steps=400); flags after the specs (from the first argument
 # starting with -) go to every run. Usage:
 #   scripts/device-imitation.sh mw-easy-imitation:0:3:trc,naive,er,derpp,multitask:runs/mw-easy-50
 #   scripts/device-imitation.sh cw10-imitation:0:1:trc,derpp:runs/cw10-30 --steps 400 --episodes 5

@@ -53,15 +53,20 @@ def test_imitation_flags_default_to_its_config():
     assert {f.name for f in fields(cfg)} >= set(IMITATION_DEFAULTS)
 
 
-def test_column_replay_trains_old_columns_on_their_stored_windows_only_when_asked():
-    first, second = _skill(1.0, 64), _skill(-1.0, 64)
-    moved = {}
-    for replay in (0.0, 0.1, 1.0):
-        cfg = ImitationConfig(steps=20, batch=16, memory=64, column_replay=replay, model=TINY)
-        trc = ImitationLearner("trc", cfg, tasks=2, seed=0)
-        trc.train_task(0, *first)
-        before = [p.detach().clone() for p in trc.columns[trc.owners[0]].parameters()]
-        trc.train_task(1, *second)
-        moved[replay] = max(float((p.detach() - q).abs().max()) for p, q in zip(trc.columns[trc.owners[0]].parameters(), before))
-        assert ("labels" in trc.cache.data) == (replay > 0)  # the actions are stored only to be replayed
-    assert moved[0.0] == 0.0 < moved[0.1] < moved[1.0]  # replay's weight is the old columns' learning rate
+def test_the_newest_trc_column_replays_and_plays_an_old_skill_only_when_it_acts_on_it_better():
+    first, second = _skill(1.0), _skill(-1.0)
+    cfg = ImitationConfig(steps=150, batch=64, lr=1e-2, memory=200, held_out=16, ddim_steps=8, model=TINY)
+    trc = ImitationLearner("trc", cfg, tasks=2, seed=0)
+    trc.train_task(0, first[0][:200], first[1][:200], held=(first[0][200:], first[1][200:]))
+    old = trc.held[0][2]
+    trc.train_task(1, second[0][:200], second[1][:200], held=(second[0][200:], second[1][200:]))
+    assert trc.cache.capacity == 200 - 2 * 16 and trc.stored_windows() == trc.cache.size + 32
+    newest = trc.owners[1]
+    mine = trc._action_error(trc.columns[newest], *trc.held[0][:2])
+    assert mine < 0.15  # it replayed the first skill's stored windows and still acts on it
+    assert (trc.plays[trc.owners[0]] == newest) == (mine < old)  # it plays the first only when better
+    assert trc.held[0][2] == min(mine, old)
+    frozen = ImitationLearner("trc", ImitationConfig(**{**cfg.__dict__, "held_out": 0}), tasks=2, seed=0)
+    frozen.train_task(0, *first)
+    frozen.train_task(1, *second)
+    assert frozen.plays == {0: 0, 1: 1} and "labels" not in frozen.cache.data  # held_out 0: no replay, own columns

@@ -26,21 +26,24 @@ import torch
 from agent.learner.forgetting import forgetting_report, task_forgetting
 from agent.policy.diffusion.config import DiffusionConfig
 from agent.policy.diffusion.continual import ImitationConfig, ImitationLearner
-from agent.policy.diffusion.data import Normalizer, load_demos, windows
+from agent.policy.diffusion.data import Normalizer, load_demos, split, windows
 from agent.policy.diffusion.policy import DiffusionPolicy
 from agent.policy.diffusion.rollout import make_envs, rollouts
 
 SEQUENCES = {"mw-easy-imitation": "mw-easy", "cw10-imitation": "cw10"}
+HELD_OUT = 0.1  # of a task's episodes: trc does not train on them, and keeps some of their windows to choose columns
 
 
 @dataclass(frozen=True)
 class ImitationTasks:
-    """A sequence's tasks: names, env ids, and each one's training windows under the shared scaling."""
+    """A sequence's tasks: names, env ids, each one's training windows under the shared scaling, and
+    which of them come from the episodes trc holds out to choose its columns (a tenth, seeded)."""
 
     names: list[str]
     env_ids: list[str]
     obs: list[np.ndarray]
     act: list[np.ndarray]
+    held: list[np.ndarray]
     normalizer: Normalizer
     model: DiffusionConfig
 
@@ -55,21 +58,28 @@ def load_tasks(benchmark: str, data: list[Path]) -> ImitationTasks:
     first = demos[0].episodes[0]
     model = DiffusionConfig(obs_dim=first.states.shape[1], action_dim=first.actions.shape[1])
     pairs = [windows(d.episodes, norm, model.obs_horizon, model.horizon) for d in demos]
+    held = []
+    for d in demos:
+        out = {id(e) for e in split(d.episodes, HELD_OUT, seed=0)[1]}
+        held.append(np.repeat([id(e) in out for e in d.episodes], [len(e.states) for e in d.episodes]))
     return ImitationTasks([d.task for d in demos], [str(d.env_id) for d in demos], [p[0] for p in pairs],
-                          [p[1] for p in pairs], norm, model)
+                          [p[1] for p in pairs], held, norm, model)
 
 
 def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, data: list[Path], episodes: int,
-                  device: str = "cpu", learned: Callable[[int], None] | None = None) -> dict:
+                  device: str = "cpu", learned: Callable[[int], None] | None = None, cells: str = "all") -> dict:
     """One method and seed through the sequence: R (None where not played), its report, the training
     seconds, the stored windows and their bytes, and for trc the columns a window is computed in.
-    ``learned(i)`` is called once task i is learned and played (a run takes minutes a task on a CPU)."""
+    ``learned(i)`` is called once task i is learned and played (a run takes minutes a task on a CPU).
+    ``cells``: "all" plays every learned task after each task; "metrics" only the cells the metrics
+    read (each task right after it is learned, and every task at the end)."""
     torch.set_num_threads(1)
     tasks = load_tasks(benchmark, data)
     cfg = ImitationConfig(**{**cfg.__dict__, "model": tasks.model})
     n = len(tasks.names)
     learner = ImitationLearner(method, cfg, n, seed, device)
     tensors = [(torch.from_numpy(o).to(device), torch.from_numpy(a).to(device)) for o, a in zip(tasks.obs, tasks.act)]
+    holds = [torch.from_numpy(h).to(device) for h in tasks.held]
     sampler = learner.sampler()
     envs: dict[int, list] = {}
     matrix = [[None] * n for _ in range(n)]
@@ -91,12 +101,13 @@ def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, 
                 for i in range(n):  # all learned at once
                     learned(i)
         else:
-            for i, (obs, act) in enumerate(tensors):
+            for i, ((obs, act), h) in enumerate(zip(tensors, holds)):
                 started = time.perf_counter()
-                learner.train_task(i, obs, act)
+                learn(learner, i, obs, act, h)
                 trained += time.perf_counter() - started
                 for j in range(i + 1):
-                    matrix[i][j] = play(j)
+                    if cells == "all" or j == i or i == n - 1:
+                        matrix[i][j] = play(j)
                 if learned is not None:
                     learned(i)
     finally:
@@ -108,21 +119,37 @@ def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, 
     return {"method": method, "seed": seed, "seconds": trained, "tasks": tasks.names, "matrix": matrix,
             "acc": report.average, "bwt": report.backward_transfer,
             "forgetting": float(np.mean(task_forgetting(filled)[:-1])), "episodes": episodes,
-            "memory": {"windows": learner.cache.size, "bytes": learner.memory_bytes()},
+            "memory": {"windows": learner.stored_windows(), "bytes": learner.memory_bytes()},
+            "plays": {tasks.names[i]: tasks.names[_task_of(learner, learner.plays[c])] for i, c in learner.owners.items()},
             "columns_per_sample": sampler.routed / sampler.windows if method == "trc" and sampler.windows else None}
+
+
+def learn(learner: ImitationLearner, task: int, obs: torch.Tensor, act: torch.Tensor, held: torch.Tensor) -> None:
+    """One task, as the benchmark teaches it: trc (choosing columns) does not train on the ``held``
+    windows and keeps some to choose with; every other method trains on all of them."""
+    if learner.method == "trc" and learner.cfg.held_out:
+        learner.train_task(task, obs[~held], act[~held], held=(obs[held], act[held]))
+    else:
+        learner.train_task(task, obs, act)
+
+
+def _task_of(learner: ImitationLearner, column: int) -> int:
+    """The task whose column this is."""
+    return next(i for i, c in learner.owners.items() if c == column)
 
 
 def _job(job: tuple[tuple, Any]) -> dict:
     """One run in a pool worker; each task it learns goes on ``learned`` as (method, seed, task)."""
-    (benchmark, method, cfg, seed, data, episodes, device), learned = job
+    (benchmark, method, cfg, seed, data, episodes, device, cells), learned = job
     return run_imitation(benchmark, method, cfg, seed, data, episodes, device,
-                         learned=lambda i: learned.put((method, seed, i)))
+                         learned=lambda i: learned.put((method, seed, i)), cells=cells)
 
 
 def run_imitation_benchmark(benchmark: str, methods: list[str], seeds: list[int], cfg: ImitationConfig,
                             data: list[Path], episodes: int, device: str = "cpu", workers: int = 2,
                             progress: Callable[[str, dict], None] | None = None,
-                            learned: Callable[[str, int, int], None] | None = None) -> dict[str, list[dict]]:
+                            learned: Callable[[str, int, int], None] | None = None,
+                            cells: str = "all") -> dict[str, list[dict]]:
     """Every (method, seed) run, ``workers`` processes at a time. Returns the runs of each method.
     ``progress(method, run)`` follows each run as it ends, ``learned(method, seed, task)`` each task."""
     ctx = mp.get_context("spawn")
@@ -131,7 +158,8 @@ def run_imitation_benchmark(benchmark: str, methods: list[str], seeds: list[int]
         tasks: Any = manager.Queue()
         relay = threading.Thread(target=_relay, args=(tasks, learned), daemon=True)
         relay.start()
-        jobs = [((benchmark, name, cfg, seed, data, episodes, device), tasks) for name in methods for seed in seeds]
+        jobs = [((benchmark, name, cfg, seed, data, episodes, device, cells), tasks)  # a seed's methods together
+                for seed in seeds for name in methods]
         for run in pool.imap_unordered(_job, jobs):  # as each finishes
             results[run["method"]].append(run)
             if progress is not None:
@@ -150,4 +178,4 @@ def _relay(tasks: Any, learned: Callable[[str, int, int], None] | None) -> None:
             learned(*item)
 
 
-__all__ = ["SEQUENCES", "ImitationTasks", "load_tasks", "run_imitation", "run_imitation_benchmark"]
+__all__ = ["SEQUENCES", "ImitationTasks", "learn", "load_tasks", "run_imitation", "run_imitation_benchmark"]

@@ -11,13 +11,14 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
   the diffusion loss on another (β);
 - ``multitask``: every task's windows at once for as many steps as the sequence (the upper bound);
 - ``trc``: trc's parts (`agent/learner/`) around whole denoisers: each task owns a column (a
-  denoiser of its own, trained on that task alone, starting as a copy of the column trained last, so
-  a new skill starts from what the arm knows), and a router reads the observation window and
-  learns which column owns it, on the present batch and on stored windows (with their owner); with
-  ``column_replay`` the stored windows (and their actions) also train their owners' columns, at that
-  fraction of the learning rate (Adam's steps do not shrink with a loss weight). It
-  acts by mixing the noise predictions of a window's
-  hybrid top-k ∪ top-p columns by their routing weights, computing only those columns.
+  denoiser of its own, starting as a copy of the column trained last, so a new skill starts from what
+  the arm knows), frozen once its task ends, and a router reads the observation window and learns which
+  task owns it, on the present batch and on stored windows (with their owner). The newest column
+  learns its task and replays the stored windows of every earlier one (as ER), so it carries all the
+  skills so far; a task is played by whichever column acts best on ``held_out`` windows kept from
+  episodes no column trained on (its own column, or a later one that kept learning it from replay).
+  It acts by mixing the noise predictions of a window's hybrid top-k ∪ top-p owners by their routing
+  weights, each through the column that plays it, computing only those columns.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class ImitationConfig:
     replay_alpha: float = 0.5  # derpp: the weight of replayed noise predictions
     replay_beta: float = 0.5  # derpp: the diffusion loss on replayed windows
     columns: int = 0  # trc's columns (0: one per task)
-    column_replay: float = 0.0  # trc: old columns learn from their stored windows at this × lr (0: frozen)
+    held_out: int = 32  # trc: windows of held-out episodes kept a task (of ``memory``) to choose its column (0: its own)
     top_k: int = 2
     top_p: float = 0.9
     router_hidden: int = 256
@@ -86,15 +87,20 @@ class ImitationLearner:
         self.columns = nn.ModuleList([Denoiser(cfg.model) for _ in range(n)]).to(self.device)
         obs_dim = cfg.model.obs_dim * cfg.model.obs_horizon
         self.router = Router(obs_dim, n, cfg.router_hidden).to(self.device) if method == "trc" else None
-        self.cache = CacheMemory(cfg.memory, seed, self.device)
+        held = cfg.held_out * tasks if method == "trc" else 0  # the held-out windows share the memory
+        self.cache = CacheMemory(cfg.memory - held, seed, self.device)
         self.owners: dict[int, int] = {}  # trc: task → the column that learns it
+        self.plays: dict[int, int] = {}  # trc: owning column → the column that plays its task
+        self.held: dict[int, tuple[torch.Tensor, torch.Tensor, float]] = {}  # trc: task → windows, actions, error
         self.last: int | None = None  # the column trained last
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
-    def train_task(self, task: int, obs: torch.Tensor, act: torch.Tensor, steps: int | None = None) -> None:
+    def train_task(self, task: int, obs: torch.Tensor, act: torch.Tensor, steps: int | None = None,
+                   held: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         """``steps`` (default ``cfg.steps``) steps on one task's windows (obs [N, obs_horizon·obs_dim],
         act [N, horizon, A]). The step's windows and the replayed ones go through the denoiser as one
-        batch; what the method stores is written after the step's update."""
+        batch; what the method stores is written after the step's update. trc keeps ``cfg.held_out`` of
+        ``held`` (windows of episodes it does not train on) to choose which column plays each task."""
         cfg, g = self.cfg, self.generator
         steps = steps or cfg.steps
         if self.method == "trc" and task not in self.owners:  # a free column, else the least-owning one
@@ -104,10 +110,7 @@ class ImitationLearner:
                 self.columns[self.owners[task]].load_state_dict(self.columns[self.last].state_dict())
         self.last = self.owners.get(task, 0)
         model = self.columns[self.last]
-        opts = [(Adam(list(model.parameters()) + (list(self.router.parameters()) if self.router else [])), 1.0)]
-        old = [p for m, c in enumerate(self.columns) if m != self.last for p in c.parameters()]
-        if self.method == "trc" and cfg.column_replay > 0 and old:  # the old columns learn from their stored
-            opts.append((Adam(old), cfg.column_replay))             # windows, at a fraction of the rate
+        opt = Adam(list(model.parameters()) + (list(self.router.parameters()) if self.router else []))
         for step in range(steps):
             idx = torch.randint(0, len(obs), (cfg.batch,), generator=g, device=self.device)
             o, a = obs[idx], act[idx]
@@ -118,32 +121,30 @@ class ImitationLearner:
             pred = model(self.schedule.add_noise(a_all, n_all, t_all), t_all, o_all)
             loss = sum(w * F.mse_loss(chunk, target)
                        for chunk, (*_, target, w) in zip(pred.split([len(p[0]) for p in parts]), parts))
-            stored: dict[str, torch.Tensor] = {}
+            stored: dict[str, torch.Tensor] = {"x": o, "labels": a}
             if self.method == "trc":
                 router_loss, stored = self._router_loss(o, a, task)
                 loss = loss + router_loss
-            for opt, _ in opts:
-                opt.zero_grad()
+            opt.zero_grad()
             loss.backward()
-            for opt, scale in opts:
-                opt.param_groups[0]["lr"] = scale * learning_rate(step, steps, cfg.lr)
-                opt.step()
-            if self.method in ("er", "derpp"):
-                stored = {"x": o, "labels": a}
+            opt.param_groups[0]["lr"] = learning_rate(step, steps, cfg.lr)
+            opt.step()
             if self.method == "derpp":
                 stored |= {"noise": noise, "t": t, "logits": pred[: len(o)]}
-            if stored:
+            if self.method in ("er", "derpp", "trc"):
                 self.cache.stash(**stored, task=torch.full((len(o),), task, device=self.device))
                 self.cache.flush()
+        if self.method == "trc":
+            self._choose_players(task, held)
 
     def _levels(self, n: int) -> torch.Tensor:
         return torch.randint(0, self.cfg.model.levels, (n,), generator=self.generator, device=self.device)
 
     def _replayed(self) -> list[tuple[Any, ...]]:
-        """Replayed windows as (obs, actions, noise, level, target, weight): er's batch with fresh noise
-        (target: the noise); derpp's batch with its stored noise and level (target: the stored
-        prediction, weight α) and another with fresh noise (weight β)."""
-        if self.method not in ("er", "derpp") or self.cache.size == 0:
+        """Replayed windows as (obs, actions, noise, level, target, weight): er's and trc's batch with
+        fresh noise (target: the noise); derpp's batch with its stored noise and level (target: the
+        stored prediction, weight α) and another with fresh noise (weight β)."""
+        if self.method not in ("er", "derpp", "trc") or self.cache.size == 0 or (self.method == "trc" and not self.cfg.held_out):
             return []
         out = []
         if self.method == "derpp":
@@ -155,9 +156,8 @@ class ImitationLearner:
         return out + [(b["x"], b["labels"], noise, self._levels(len(noise)), noise, weight)]
 
     def _router_loss(self, obs: torch.Tensor, act: torch.Tensor, task: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """trc's router: the owner of the step's windows and of replayed ones; with ``column_replay``,
-        the replayed windows' diffusion loss in their owners' columns too; and what the cache stores of
-        the step. (The router's stored logits are not replayed: while one column is in use the router
+        """trc's router: the owner of the step's windows and of replayed ones; and what the cache stores
+        of the step. (The router's stored logits are not replayed: while one column is in use the router
         learns nothing, and pulling later logits toward those untrained ones kept two skills mixed.)"""
         owner = torch.full((len(obs),), self.owners[task], device=self.device)
         b = self.cache.sample(self.cfg.batch)
@@ -166,18 +166,36 @@ class ImitationLearner:
         loss = F.cross_entropy(masked[: len(obs)], owner)
         if b is not None:
             loss = loss + F.cross_entropy(masked[len(obs):], b["owner"])
-        if self.cfg.column_replay > 0 and b is not None:
-            for m in b["owner"].unique().tolist():
-                rows = b["owner"] == m
-                loss = loss + float(rows.float().mean()) * self._diffusion_loss(self.columns[m], b["x"][rows],
-                                                                               b["labels"][rows])
-        return loss, {"x": obs, "owner": owner} | ({"labels": act} if self.cfg.column_replay > 0 else {})
+        return loss, {"x": obs, "owner": owner} | ({"labels": act} if self.cfg.held_out else {})
 
-    def _diffusion_loss(self, model: Denoiser, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
-        """The DDPM loss of ``model`` on windows, at fresh noise and levels."""
-        t = self._levels(len(obs))
-        noise = torch.randn(act.shape, generator=self.generator, device=self.device)
-        return F.mse_loss(model(self.schedule.add_noise(act, noise, t), t, obs), noise)
+    def _choose_players(self, task: int, held: tuple[torch.Tensor, torch.Tensor] | None) -> None:
+        """After ``task``: keep its held-out windows, and let the column just trained play every task
+        whose held-out windows it acts on better than the column that plays it now."""
+        owner = self.owners[task]
+        self.plays[owner] = owner
+        if not self.cfg.held_out or held is None or not len(held[0]):
+            return
+        pick = torch.randperm(len(held[0]), generator=torch.Generator().manual_seed(task))[: self.cfg.held_out]
+        obs, act = held[0][pick.to(held[0].device)], held[1][pick.to(held[1].device)]
+        self.held[task] = (obs, act, self._action_error(self.columns[owner], obs, act))
+        for done, (o, a, error) in self.held.items():
+            mine = self._action_error(self.columns[owner], o, a) if done != task else error
+            if mine < error:
+                self.plays[self.owners[done]], self.held[done] = owner, (o, a, mine)
+
+    @torch.no_grad()
+    def _action_error(self, column: Denoiser, obs: torch.Tensor, act: torch.Tensor) -> float:
+        """Mean squared error of the chunks ``column`` samples (DDIM, fixed noise) against the expert's."""
+        x = torch.randn(act.shape, generator=torch.Generator().manual_seed(0)).to(act.device)
+        timesteps = self.schedule.ddim_timesteps(self.cfg.ddim_steps)
+        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+            for t, prev in zip(timesteps, [*timesteps[1:], -1]):
+                x = self.schedule.ddim_step(x, column(x, torch.full((len(x),), t, device=x.device), obs), t, prev)
+        return float((x - act).pow(2).mean())
+
+    def _players(self) -> torch.Tensor:
+        """For each column, the column that plays its task (itself until another plays it better)."""
+        return torch.tensor([self.plays.get(m, m) for m in range(len(self.columns))], device=self.device)
 
     def _used(self) -> torch.Tensor:
         used = torch.zeros(len(self.columns), dtype=torch.bool, device=self.device)
@@ -189,7 +207,8 @@ class ImitationLearner:
         """Noise prediction [N, horizon, A] and the routing weights [N, columns] (one column: all ones)."""
         if self.router is None:
             return self.columns[0](x, t, obs), torch.ones(len(x), 1, device=self.device)
-        weights = select(self.router(obs), self._used(), self.cfg.top_k, self.cfg.top_p)
+        owned = select(self.router(obs), self._used(), self.cfg.top_k, self.cfg.top_p)
+        weights = torch.zeros_like(owned).index_add(1, self._players(), owned)  # an owner's weight, to its player
         eps = torch.zeros_like(x)
         for m, column in enumerate(self.columns):
             rows = weights[:, m].nonzero().flatten()
@@ -198,8 +217,13 @@ class ImitationLearner:
         return eps, weights
 
     def memory_bytes(self) -> int:
-        """What the stored windows take (every field the method keeps for them)."""
-        return sum(v[: self.cache.size].numel() * v.element_size() for v in self.cache.data.values())
+        """What the stored windows take (every field the method keeps for them, held-out ones too)."""
+        held = sum(t.numel() * t.element_size() for o, a, _ in self.held.values() for t in (o, a))
+        return held + sum(v[: self.cache.size].numel() * v.element_size() for v in self.cache.data.values())
+
+    def stored_windows(self) -> int:
+        """How many windows the method keeps (replayed and held out)."""
+        return self.cache.size + sum(len(o) for o, _, _ in self.held.values())
 
     def sampler(self) -> DDIMSampler:
         """A DDIM sampler over :meth:`denoise`, with ``cfg.ddim_steps`` steps."""
