@@ -28,8 +28,8 @@ from typing import Any
 
 import torch
 
-from agent.recorder import has_episodes
 from memory import StoreBusy, open_store
+from memory.layout import has_episodes
 
 CHECKPOINTS = "checkpoints"
 

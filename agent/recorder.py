@@ -18,7 +18,7 @@ from agent.channels import LatencyMeter, Overflow
 from agent.messages import Captions, Episode, decode
 from agent.outbox import Outbox
 from memory import ArraySpec, EpisodeWriter, StoreBusy, create_store, open_store
-from memory.layout import EPISODES, STORE_DIR
+from memory.layout import has_episodes
 
 
 def store_specs(spec: dict[str, Any], caption_len: int = 0) -> dict[str, ArraySpec]:
@@ -46,11 +46,6 @@ def store_specs(spec: dict[str, Any], caption_len: int = 0) -> dict[str, ArraySp
     if spec.get("success"):
         specs["success"] = ArraySpec((), "bool")  # the env said the task was achieved at this step
     return specs
-
-
-def has_episodes(run_dir: Path) -> bool:
-    """Whether the run's store has its episode arrays (a run killed at start-up may have none)."""
-    return (run_dir / STORE_DIR / EPISODES).is_dir()
 
 
 def _append(run_dir: Path, wait_s: float) -> EpisodeWriter:

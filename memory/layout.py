@@ -88,3 +88,8 @@ def dir_bytes(path: Path) -> int:
             except FileNotFoundError:  # replaced or deleted by a writer while walking
                 continue
     return total
+
+
+def has_episodes(run_dir: Path) -> bool:
+    """Whether the run's store has its episode arrays (a run killed at start-up may have none)."""
+    return (run_dir / STORE_DIR / EPISODES).is_dir()
