@@ -9,7 +9,7 @@ DIR=/tmp/background
 case "${1:-}" in
   start)
     shift
-    mkdir -p "$DIR"
+    rm -rf "$DIR" && mkdir -p "$DIR"  # no exit code of an earlier run on a machine still held
     OUT="$DIR" setsid nohup bash -c '"$@"; echo $? > '"$DIR"'/exit-code' _ "$@" > "$DIR/log.txt" 2>&1 < /dev/null &
     echo "started: $*" ;;
   wait)
