@@ -45,18 +45,21 @@ def main(args: argparse.Namespace) -> int:
 
     from agent.policy.diffusion.continual import ImitationConfig
     from agent.policy.diffusion.data import DemoDataError
-    from launch.bench.imitation import load_tasks, run_imitation_benchmark
+    from envs.tasks import METAWORLD_SEQUENCES
+    from launch.bench.imitation import SEQUENCES, load_tasks, run_imitation_benchmark
     from launch.display import stdout_console
 
+    memory = ImitationConfig.memory if args.memory is None else args.memory
+    n = len(METAWORLD_SEQUENCES[SEQUENCES[args.benchmark]])
+    if "trc" in methods and args.held_out * n >= memory:
+        raise UsageError(f"--held-out {args.held_out} for {n} tasks takes all of --memory {memory}; "
+                         "hold out fewer windows or give more memory")
     try:
         tasks = load_tasks(args.benchmark, args.data)
     except DemoDataError as exc:
         raise UsageError(str(exc)) from None
     cfg = ImitationConfig(steps=args.steps, batch=args.batch, held_out=args.held_out,
                           **({} if args.memory is None else {"memory": args.memory}))
-    if "trc" in methods and cfg.held_out * len(tasks.names) >= cfg.memory:
-        raise UsageError(f"--held-out {cfg.held_out} for {len(tasks.names)} tasks takes all of --memory {cfg.memory}; "
-                         "hold out fewer windows or give more memory")
     seeds = list(range(args.seed, args.seed + args.seeds))
     started = time.perf_counter()
     done: dict[str, list[dict]] = {}

@@ -225,6 +225,8 @@ def test_train_policy_flags_default_to_its_config():
      "no episodes of task 'reach-v3'"),  # the store holds Meta-World/reach-v3 alone, not the sequence
     (["bench", "continual", "--benchmark", "mw-easy-imitation", "--data", "{demos}", "--methods", "gpm"],
      "unknown for mw-easy-imitation: gpm"),
+    (["bench", "continual", "--benchmark", "mw-easy-imitation", "--data", "{demos}", "--held-out", "400"],
+     "--held-out 400 for 5 tasks takes all of --memory 2000"),
 ])
 def test_bad_policy_input_is_one_clear_line(argv, expect, reach_demos, tmp_path, capsys):
     argv = [a.replace("{demos}", str(reach_demos)) for a in argv]
