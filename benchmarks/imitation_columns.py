@@ -4,9 +4,10 @@ router replaced by a fixed choice) and through the learned router.
 
     python benchmarks/imitation_columns.py --data runs/mw-easy-50 --seed 0 --tasks reach-v3,door-lock-v3
 
-It asks whether a later column (trained from a copy of the earlier ones, then on a later skill) plays an
-earlier skill better than the column that learned it: the routing that "which column explains it
-best" would give, against the owner routing trc learns.
+It asks whether a later column (trained from a copy of the earlier ones, then on a later skill and
+the stored windows of the earlier ones) plays an earlier skill better than the column that learned
+it, and whether each column's action error on the task's held-out windows (what trc chooses by)
+ranks the columns as their success does.
 """
 
 from __future__ import annotations
@@ -44,13 +45,23 @@ def main() -> None:
           f"column → the column that plays its task {learner.plays}", flush=True)
     router, plays, n = learner.router, learner.plays, len(learner.columns)
     results: dict[str, dict[str, float]] = {}
+    errors: dict[str, dict[str, float]] = {}
     for name in args.tasks.split(","):
         j = tasks.names.index(name)
+        held = torch.from_numpy(tasks.held[j])
+        obs, act = torch.from_numpy(tasks.obs[j])[held], torch.from_numpy(tasks.act[j])[held]
+        owner = learner.owners[j]
+        errors[name] = {f"column {m}": learner.action_error(m, owner, obs, act) for m in range(n)}
+        print(f"{name}: action error on its {len(obs)} held-out windows by column "
+              f"{ {k: round(v, 4) for k, v in errors[name].items()} }", flush=True)
         envs = make_envs(tasks.env_ids[j], min(10, args.episodes))
-        choices = [(f"column {m}", lambda obs, m=m: 100.0 * one_hot(torch.full((len(obs),), m), n).float())
-                   for m in range(n)] + [("routed", router)]
-        for label, choose in choices:
-            learner.router, learner.plays = choose, plays if label == "routed" else {}  # a column plays itself
+
+        def to_owner(obs: torch.Tensor, owner: int = owner) -> torch.Tensor:  # the router, fixed on the task's owner
+            return 100.0 * one_hot(torch.full((len(obs),), owner), n).float()
+
+        choices = [(f"column {m}", to_owner, {owner: m}) for m in range(n)] + [("routed", router, plays)]
+        for label, choose, playing in choices:
+            learner.router, learner.plays = choose, playing
             policy = DiffusionPolicy.from_sampler(cfg.model, tasks.normalizer, learner.sampler(), "cpu")
             success = float(np.mean([o.success for o in rollouts(policy, tasks.env_ids[j], args.episodes, seed=0,
                                                                  envs=envs)]))
@@ -59,7 +70,8 @@ def main() -> None:
         for env in envs:
             env.close()
     learner.router, learner.plays = router, plays
-    print(json.dumps({"seed": args.seed, "owners": learner.owners, "plays": plays, "success": results}))
+    print(json.dumps({"seed": args.seed, "owners": learner.owners, "plays": plays, "success": results,
+                      "held_out_action_error": errors}))
 
 
 if __name__ == "__main__":
