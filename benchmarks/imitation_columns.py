@@ -51,7 +51,7 @@ def main() -> None:
         held = torch.from_numpy(tasks.held[j])
         obs, act = torch.from_numpy(tasks.obs[j])[held], torch.from_numpy(tasks.act[j])[held]
         owner = learner.owners[j]
-        errors[name] = {f"column {m}": learner.action_error(m, owner, obs, act) for m in range(n)}
+        errors[name] = {f"column {m}": learner.action_error(m, obs, act) for m in range(n)}
         print(f"{name}: action error on its {len(obs)} held-out windows by column "
               f"{ {k: round(v, 4) for k, v in errors[name].items()} }", flush=True)
         envs = make_envs(tasks.env_ids[j], min(10, args.episodes))

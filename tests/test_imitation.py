@@ -62,7 +62,7 @@ def test_the_newest_trc_column_replays_and_plays_an_old_skill_only_when_it_acts_
     trc.train_task(1, second[0][:200], second[1][:200], held=(second[0][200:], second[1][200:]))
     assert trc.cache.capacity == 200 - 2 * 16 and trc.stored_windows() == trc.cache.size + 32
     newest = trc.owners[1]
-    mine = trc.action_error(newest, trc.owners[0], *trc.held[0][:2])
+    mine = trc.action_error(newest, *trc.held[0][:2])
     assert mine < 0.15  # it replayed the first skill's stored windows and still acts on it
     assert (trc.plays[trc.owners[0]] == newest) == (mine < old)  # it plays the first only when better
     assert trc.held[0][2] == min(mine, old)

@@ -93,9 +93,6 @@ class ImitationLearner:
         self.plays: dict[int, int] = {}  # trc: owning column → the column that plays its task
         self.held: dict[int, tuple[torch.Tensor, torch.Tensor, float]] = {}  # trc: task → windows, actions, error
         self.last: int | None = None  # the column trained last
-        replays = method == "trc" and cfg.held_out > 0  # trc's newest column replays: it is told whose window it is
-        self.embeds = nn.ParameterList([nn.Parameter(torch.zeros(n, obs_dim, device=self.device))
-                                        for _ in range(n)]) if replays else None
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
     def train_task(self, task: int, obs: torch.Tensor, act: torch.Tensor, steps: int | None = None,
@@ -111,25 +108,19 @@ class ImitationLearner:
             self.owners[task] = int(counts.argmin())
             if counts[self.owners[task]] == 0 and self.last is not None:  # a fresh column starts from the last skill
                 self.columns[self.owners[task]].load_state_dict(self.columns[self.last].state_dict())
-                if self.embeds is not None:
-                    self.embeds[self.owners[task]].data.copy_(self.embeds[self.last])
         self.last = self.owners.get(task, 0)
         model = self.columns[self.last]
-        params = list(model.parameters()) + (list(self.router.parameters()) if self.router else [])
-        opt = Adam(params + ([self.embeds[self.last]] if self.embeds is not None else []))
-        mine = torch.full((cfg.batch,), self.last, device=self.device)
+        opt = Adam(list(model.parameters()) + (list(self.router.parameters()) if self.router else []))
         for step in range(steps):
             idx = torch.randint(0, len(obs), (cfg.batch,), generator=g, device=self.device)
             o, a = obs[idx], act[idx]
             t = self._levels(len(o))
             noise = torch.randn(a.shape, generator=g, device=self.device)
-            parts = [(o, a, noise, t, noise, 1.0, mine)] + self._replayed()
+            parts = [(o, a, noise, t, noise, 1.0)] + self._replayed()
             o_all, a_all, n_all, t_all = (torch.cat([p[k] for p in parts]) for k in range(4))
-            if self.embeds is not None:
-                o_all = self._told(self.last, torch.cat([p[6] for p in parts]), o_all)
             pred = model(self.schedule.add_noise(a_all, n_all, t_all), t_all, o_all)
             loss = sum(w * F.mse_loss(chunk, target)
-                       for chunk, (*_, target, w, _) in zip(pred.split([len(p[0]) for p in parts]), parts))
+                       for chunk, (*_, target, w) in zip(pred.split([len(p[0]) for p in parts]), parts))
             stored: dict[str, torch.Tensor] = {"x": o, "labels": a}
             if self.method == "trc":
                 router_loss, stored = self._router_loss(o, a, task)
@@ -150,23 +141,19 @@ class ImitationLearner:
         return torch.randint(0, self.cfg.model.levels, (n,), generator=self.generator, device=self.device)
 
     def _replayed(self) -> list[tuple[Any, ...]]:
-        """Replayed windows as (obs, actions, noise, level, target, weight, owner): er's and trc's batch
-        with fresh noise (target: the noise); derpp's batch with its stored noise and level (target: the
-        stored prediction, weight α) and another with fresh noise (weight β). Owner: trc's alone."""
+        """Replayed windows as (obs, actions, noise, level, target, weight): er's and trc's batch with
+        fresh noise (target: the noise); derpp's batch with its stored noise and level (target: the
+        stored prediction, weight α) and another with fresh noise (weight β)."""
         if self.method not in ("er", "derpp", "trc") or self.cache.size == 0 or (self.method == "trc" and not self.cfg.held_out):
             return []
         out = []
         if self.method == "derpp":
             b = self.cache.sample(self.cfg.batch)
-            out.append((b["x"], b["labels"], b["noise"], b["t"], b["logits"], self.cfg.replay_alpha, None))
+            out.append((b["x"], b["labels"], b["noise"], b["t"], b["logits"], self.cfg.replay_alpha))
         b = self.cache.sample(self.cfg.batch)
         noise = torch.randn(b["labels"].shape, generator=self.generator, device=self.device)
         weight = self.cfg.replay_beta if self.method == "derpp" else 1.0
-        return out + [(b["x"], b["labels"], noise, self._levels(len(noise)), noise, weight, b.get("owner"))]
-
-    def _told(self, column: int, owner: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
-        """The windows as ``column`` reads them when told their owners: plus its embedding of each owner."""
-        return obs + self.embeds[column][owner] if self.embeds is not None else obs
+        return out + [(b["x"], b["labels"], noise, self._levels(len(noise)), noise, weight)]
 
     def _router_loss(self, obs: torch.Tensor, act: torch.Tensor, task: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """trc's router: the owner of the step's windows and of replayed ones; and what the cache stores
@@ -190,23 +177,26 @@ class ImitationLearner:
             return
         pick = torch.randperm(len(held[0]), generator=torch.Generator().manual_seed(task))[: self.cfg.held_out]
         obs, act = held[0][pick.to(held[0].device)], held[1][pick.to(held[1].device)]
-        self.held[task] = (obs, act, self.action_error(owner, owner, obs, act))
+        self.held[task] = (obs, act, self.action_error(owner, obs, act))
         for done, (o, a, error) in self.held.items():
-            mine = self.action_error(owner, self.owners[done], o, a) if done != task else error
+            mine = self.action_error(owner, o, a) if done != task else error
             if mine < error:
                 self.plays[self.owners[done]], self.held[done] = owner, (o, a, mine)
 
     @torch.no_grad()
-    def action_error(self, column: int, owner: int, obs: torch.Tensor, act: torch.Tensor) -> float:
-        """Mean squared error of the chunks ``column`` samples (DDIM, fixed noise) for windows of the task
-        ``owner`` owns against the expert's."""
+    def action_error(self, column: int, obs: torch.Tensor, act: torch.Tensor) -> float:
+        """Mean squared error of the chunks ``column`` samples (DDIM, fixed noise) against the expert's."""
         x = torch.randn(act.shape, generator=torch.Generator().manual_seed(0)).to(act.device)
-        net, obs = self.columns[column], self._told(column, torch.full((len(obs),), owner, device=obs.device), obs)
+        net = self.columns[column]
         timesteps = self.schedule.ddim_timesteps(self.cfg.ddim_steps)
         with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
             for t, prev in zip(timesteps, [*timesteps[1:], -1]):
                 x = self.schedule.ddim_step(x, net(x, torch.full((len(x),), t, device=x.device), obs), t, prev)
         return float((x - act).pow(2).mean())
+
+    def _players(self) -> torch.Tensor:
+        """For each column, the column that plays its task (itself until another plays it better)."""
+        return torch.tensor([self.plays.get(m, m) for m in range(len(self.columns))], device=self.device)
 
     def _used(self) -> torch.Tensor:
         used = torch.zeros(len(self.columns), dtype=torch.bool, device=self.device)
@@ -215,18 +205,16 @@ class ImitationLearner:
 
     @torch.no_grad()
     def denoise(self, x: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Noise prediction [N, horizon, A] and the routing weights over owners [N, columns] (one column:
-        all ones)."""
+        """Noise prediction [N, horizon, A] and the routing weights [N, columns] (one column: all ones)."""
         if self.router is None:
             return self.columns[0](x, t, obs), torch.ones(len(x), 1, device=self.device)
-        weights = select(self.router(obs), self._used(), self.cfg.top_k, self.cfg.top_p)
+        owned = select(self.router(obs), self._used(), self.cfg.top_k, self.cfg.top_p)
+        weights = torch.zeros_like(owned).index_add(1, self._players(), owned)  # an owner's weight, to its player
         eps = torch.zeros_like(x)
-        for m in range(len(self.columns)):  # each chosen owner's windows, through the column that plays its task
+        for m, column in enumerate(self.columns):
             rows = weights[:, m].nonzero().flatten()
             if len(rows):
-                c = self.plays.get(m, m)
-                told = self._told(c, torch.full((len(rows),), m, device=x.device), obs[rows])
-                eps = eps.index_add(0, rows, weights[rows, m, None, None] * self.columns[c](x[rows], t[rows], told))
+                eps = eps.index_add(0, rows, weights[rows, m, None, None] * column(x[rows], t[rows], obs[rows]))
         return eps, weights
 
     def memory_bytes(self) -> int:
