@@ -144,7 +144,8 @@ class ImitationLearner:
         """Replayed windows as (obs, actions, noise, level, target, weight): er's and trc's batch with
         fresh noise (target: the noise); derpp's batch with its stored noise and level (target: the
         stored prediction, weight α) and another with fresh noise (weight β)."""
-        if self.method not in ("er", "derpp", "trc") or self.cache.size == 0 or (self.method == "trc" and not self.cfg.held_out):
+        replays = self.method in ("er", "derpp") or (self.method == "trc" and self.cfg.held_out > 0)
+        if not replays or self.cache.size == 0:
             return []
         out = []
         if self.method == "derpp":
