@@ -24,7 +24,7 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -189,10 +189,7 @@ class ImitationLearner:
         """Mean squared error of the chunks ``column`` samples (DDIM, fixed noise) against the expert's."""
         x = torch.randn(act.shape, generator=torch.Generator().manual_seed(0)).to(act.device)
         net = self.columns[column]
-        timesteps = self.schedule.ddim_timesteps(self.cfg.ddim_steps)
-        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
-            for t, prev in zip(timesteps, [*timesteps[1:], -1]):
-                x = self.schedule.ddim_step(x, net(x, torch.full((len(x),), t, device=x.device), obs), t, prev)
+        x = ddim(self.schedule, self.schedule.ddim_timesteps(self.cfg.ddim_steps), x, lambda x, t: net(x, t, obs))
         return float((x - act).pow(2).mean())
 
     def _players(self) -> torch.Tensor:
@@ -232,6 +229,16 @@ class ImitationLearner:
         return DDIMSampler(self, self.cfg.ddim_steps)
 
 
+def ddim(schedule: NoiseSchedule, timesteps: list[int], x: torch.Tensor,
+         eps: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """Deterministic DDIM from ``x`` over ``timesteps`` with the noise prediction ``eps(x, t)``; cuDNN in
+    fp32, as :class:`Sampler` does (the first step scales the network's error ~1,300×)."""
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):
+        for t, prev in zip(timesteps, [*timesteps[1:], -1]):
+            x = schedule.ddim_step(x, eps(x, torch.full((len(x),), t, device=x.device)), t, prev)
+    return x
+
+
 class DDIMSampler:
     """Deterministic DDIM over a learner's (routed) noise prediction, with :class:`Sampler`'s
     ``sample`` signature, so a :class:`DiffusionPolicy` acts through it. Counts columns per window."""
@@ -245,10 +252,14 @@ class DDIMSampler:
         cfg, schedule = self.learner.cfg.model, self.learner.schedule
         x = noise if noise is not None else torch.randn((len(obs), cfg.horizon, cfg.action_dim), generator=generator,
                                                       device=obs.device)
-        with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # as Sampler: the first step
-            for t, prev in zip(self.timesteps, [*self.timesteps[1:], -1]):  # scales the error ~1,300×
-                eps, weights = self.learner.denoise(x, torch.full((len(x),), t, device=x.device), obs)
-                x = schedule.ddim_step(x, eps, t, prev)
-        self.routed += int((weights > 0).sum())
+        routes: list[torch.Tensor] = []
+
+        def eps(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+            noise, weights = self.learner.denoise(x, t, obs)
+            routes.append(weights)
+            return noise
+
+        x = ddim(schedule, self.timesteps, x, eps)
+        self.routed += int((routes[-1] > 0).sum())
         self.windows += len(obs)
         return x, torch.full((len(obs),), len(self.timesteps))
