@@ -15,10 +15,7 @@ for spec in "${SPECS[@]}"; do
   [[ $spec =~ ^[a-z0-9-]+:[0-9]+:[0-9]+:[a-z,]+:[^:]+(:[^:]+)?$ ]] || {
     echo "not a BENCH:FIRST_SEED:SEEDS:METHODS:DEMOS[:FLAGS] spec: $spec" >&2; exit 2; }
 done
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site MUJOCO_GL=egl PYTHONUNBUFFERED=1
+source scripts/device-setup.sh
 for spec in "${SPECS[@]}"; do
   IFS=: read -r bench first seeds methods demos flags <<< "$spec"
   n=$(( seeds * $(tr , '\n' <<< "$methods" | wc -l) ))

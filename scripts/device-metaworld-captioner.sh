@@ -14,10 +14,7 @@ GEN_S=$1
 STEPS=$2
 shift 2
 DATA=env:mw-easy,Meta-World/pick-place-v3
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site MUJOCO_GL=egl PYTHONUNBUFFERED=1
+source scripts/device-setup.sh
 probe() { python3 -c "import envs; e = envs.make('Meta-World/reach-v3', 64, seed=0); print('frame mean', e.reset()[0]['frame'].mean())" 2>/dev/null; }
 if ! probe; then
   export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json

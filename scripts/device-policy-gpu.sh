@@ -7,10 +7,8 @@
 set -uo pipefail
 DEMOS=$1 EPISODES=$2
 shift 2
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:. MUJOCO_GL=egl PYTHONUNBUFFERED=1
+source scripts/device-setup.sh
+export PYTHONPATH=$PYTHONPATH:.
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader
 python3 benchmarks/policy_gpu.py "$DEMOS" "$@" --calls 100 > /tmp/gpu.out 2>&1
 grep -v '^{' /tmp/gpu.out | tail -30

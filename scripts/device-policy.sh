@@ -8,10 +8,7 @@
 set -uo pipefail
 DEMOS=$1
 shift
-for f in .gl/*.deb; do dpkg -x "$f" /; done
-ldconfig
-python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site MUJOCO_GL=egl PYTHONUNBUFFERED=1
+source scripts/device-setup.sh
 thalamus() { python3 -m launch.cli "$@"; }
 TASKS="reach-v3 button-press-topdown-v3 drawer-close-v3 door-lock-v3 handle-press-v3"
 start=$(date +%s)

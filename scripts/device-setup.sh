@@ -1,0 +1,6 @@
+# Sourced by the scripts/device-*.sh scripts on the H200 machine: unpack the GL libraries (.gl, apt
+# debs) and install the carried wheels (.whl, scripts/metaworld-wheels.sh) into /tmp/site.
+for f in .gl/*.deb; do dpkg -x "$f" /; done
+ldconfig
+python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site MUJOCO_GL=egl PYTHONUNBUFFERED=1
