@@ -15,8 +15,9 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
   the arm knows), frozen once its task ends, and a router reads the observation window and learns which
   task owns it, on the present batch and on stored windows (with their owner). The newest column
   learns its task and replays the stored windows of every earlier one (as ER), so it carries all the
-  skills so far; a task is played by whichever column acts best on ``held_out`` windows kept from
-  episodes no column trained on (its own column, or a later one that kept learning it from replay).
+  skills so far. A task moves to the newest column unless that column acts worse on ``held_out``
+  windows kept from episodes no column trained on (worse by more than the windows' noise: one
+  standard error of the paired difference), since it has trained on more than the column playing it.
   It acts by mixing the noise predictions of a window's hybrid top-k ∪ top-p owners by their routing
   weights, each through the column that plays it, computing only those columns.
 """
@@ -91,7 +92,7 @@ class ImitationLearner:
         self.cache = CacheMemory(cfg.memory - held, seed, self.device)
         self.owners: dict[int, int] = {}  # trc: task → the column that learns it
         self.plays: dict[int, int] = {}  # trc: owning column → the column that plays its task
-        self.held: dict[int, tuple[torch.Tensor, torch.Tensor, float]] = {}  # trc: task → windows, actions, error
+        self.held: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # trc: task → windows, actions, errors
         self.last: int | None = None  # the column trained last
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
@@ -170,27 +171,31 @@ class ImitationLearner:
         return loss, {"x": obs, "owner": owner} | ({"labels": act} if self.cfg.held_out else {})
 
     def _choose_players(self, task: int, held: tuple[torch.Tensor, torch.Tensor] | None) -> None:
-        """After ``task``: keep its held-out windows, and let the column just trained play every task
-        whose held-out windows it acts on better than the column that plays it now."""
+        """After ``task``: keep its held-out windows, and let the column just trained play every earlier
+        task unless its action errors on the task's held-out windows exceed the playing column's by more
+        than one standard error of their paired difference (a tie goes to the column that trained on more)."""
         owner = self.owners[task]
         self.plays[owner] = owner
         if not self.cfg.held_out or held is None or not len(held[0]):
             return
         pick = torch.randperm(len(held[0]), generator=torch.Generator().manual_seed(task))[: self.cfg.held_out]
         obs, act = held[0][pick.to(held[0].device)], held[1][pick.to(held[1].device)]
-        self.held[task] = (obs, act, self.action_error(owner, obs, act))
-        for done, (o, a, error) in self.held.items():
-            mine = self.action_error(owner, o, a) if done != task else error
-            if mine < error:
+        self.held[task] = (obs, act, self.action_errors(owner, obs, act))
+        for done, (o, a, errors) in self.held.items():
+            if done == task:
+                continue
+            mine = self.action_errors(owner, o, a)
+            if no_worse(mine, errors):
                 self.plays[self.owners[done]], self.held[done] = owner, (o, a, mine)
 
     @torch.no_grad()
-    def action_error(self, column: int, obs: torch.Tensor, act: torch.Tensor) -> float:
-        """Mean squared error of the chunks ``column`` samples (DDIM, fixed noise) against the expert's."""
+    def action_errors(self, column: int, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+        """Each window's mean squared error [N] of the chunk ``column`` samples (DDIM, fixed noise) against
+        the expert's."""
         x = torch.randn(act.shape, generator=torch.Generator().manual_seed(0)).to(act.device)
         net = self.columns[column]
         x = ddim(self.schedule, self.schedule.ddim_timesteps(self.cfg.ddim_steps), x, lambda x, t: net(x, t, obs))
-        return float((x - act).pow(2).mean())
+        return (x - act).pow(2).flatten(1).mean(1)
 
     def _players(self) -> torch.Tensor:
         """For each column, the column that plays its task (itself until another plays it better)."""
@@ -227,6 +232,13 @@ class ImitationLearner:
     def sampler(self) -> DDIMSampler:
         """A DDIM sampler over :meth:`denoise`, with ``cfg.ddim_steps`` steps."""
         return DDIMSampler(self, self.cfg.ddim_steps)
+
+
+def no_worse(new: torch.Tensor, old: torch.Tensor) -> bool:
+    """Whether per-window errors ``new`` are at most ``old`` plus one standard error of their paired
+    difference (the held-out windows are few: a smaller gap is noise)."""
+    diff = (new - old).double()
+    return bool(diff.mean() <= diff.std() / len(diff) ** 0.5) if len(diff) > 1 else bool(diff.sum() <= 0)
 
 
 def ddim(schedule: NoiseSchedule, timesteps: list[int], x: torch.Tensor,
