@@ -3,10 +3,11 @@ its router sends each skill's windows to that skill's column, and the benchmark'
 
 from dataclasses import fields
 
+import pytest
 import torch
 
 from agent.policy.diffusion.config import DiffusionConfig
-from agent.policy.diffusion.continual import ImitationConfig, ImitationLearner, no_worse
+from agent.policy.diffusion.continual import ImitationConfig, ImitationLearner, paired_gap
 from launch.continual_bench_cmd import IMITATION_DEFAULTS
 
 TINY = DiffusionConfig(obs_dim=6, action_dim=2, down_dims=(16, 32), time_dim=32, groups=4)
@@ -46,13 +47,13 @@ def test_trc_keeps_a_skill_that_fine_tuning_overwrites():
     assert trc.owners[0] != trc.owners[1] and (weights.argmax(-1) == owners).all()
 
 
-def test_a_column_counts_as_no_worse_only_within_one_standard_error_of_the_paired_difference():
+def test_the_paired_gap_is_the_mean_difference_and_its_standard_error():
     old = torch.linspace(0.1, 0.5, 32)
     noise = torch.randn(32, generator=torch.Generator().manual_seed(0))
-    assert no_worse(old - 0.01, old)  # better everywhere
-    assert no_worse(old + 0.002 + 0.05 * noise, old)  # worse on average, by less than the noise
-    assert not no_worse(old + 0.05 + 0.05 * noise, old)  # worse by several standard errors
-    assert not no_worse(old + 0.01, old)  # worse on every window: no noise to hide behind
+    gap, se = paired_gap(old + 0.05 + 0.1 * noise, old)
+    assert gap == pytest.approx(0.05 + 0.1 * float(noise.mean()), rel=1e-5)
+    assert se == pytest.approx(0.1 * float(noise.std()) / 32 ** 0.5, rel=1e-5)
+    assert paired_gap(old + 0.01, old) == pytest.approx((0.01, 0.0), abs=1e-7)  # worse everywhere: no noise to hide in
 
 
 def test_imitation_flags_default_to_its_config():
@@ -73,8 +74,10 @@ def test_the_newest_trc_column_replays_and_plays_an_old_skill_unless_it_acts_on_
     newest = trc.owners[1]
     mine = trc.action_errors(newest, *trc.held[0][:2])
     assert mine.mean() < 0.15  # it replayed the first skill's stored windows and still acts on it
-    moved = no_worse(mine, old)
+    gap, se = paired_gap(mine, old)
+    moved = gap <= cfg.margin * se
     assert (trc.plays[trc.owners[0]] == newest) == moved  # it plays the first unless it acts on it worse
+    assert trc.choices == [{"after": 1, "task": 0, "gap": gap, "se": se, "moved": moved}]
     assert torch.equal(trc.held[0][2], mine if moved else old)
     frozen = ImitationLearner("trc", ImitationConfig(**{**cfg.__dict__, "held_out": 0}), tasks=2, seed=0)
     frozen.train_task(0, *first)

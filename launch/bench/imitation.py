@@ -121,6 +121,7 @@ def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, 
             "forgetting": float(np.mean(task_forgetting(filled)[:-1])), "episodes": episodes,
             "memory": {"windows": learner.stored_windows(), "bytes": learner.memory_bytes()},
             "plays": {tasks.names[i]: tasks.names[_task_of(learner, learner.plays[c])] for i, c in learner.owners.items()},
+            "choices": [c | {"after": tasks.names[c["after"]], "task": tasks.names[c["task"]]} for c in learner.choices],
             "columns_per_sample": sampler.routed / sampler.windows if method == "trc" and sampler.windows else None}
 
 

@@ -16,8 +16,8 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
   task owns it, on the present batch and on stored windows (with their owner). The newest column
   learns its task and replays the stored windows of every earlier one (as ER), so it carries all the
   skills so far. A task moves to the newest column unless that column acts worse on ``held_out``
-  windows kept from episodes no column trained on (worse by more than the windows' noise: one
-  standard error of the paired difference), since it has trained on more than the column playing it.
+  windows kept from episodes no column trained on, worse by more than ``margin`` standard errors of
+  the paired difference (a smaller gap is the windows' noise, and the newest column trained on more).
   It acts by mixing the noise predictions of a window's hybrid top-k ∪ top-p owners by their routing
   weights, each through the column that plays it, computing only those columns.
 """
@@ -55,6 +55,7 @@ class ImitationConfig:
     replay_beta: float = 0.5  # derpp: the diffusion loss on replayed windows
     columns: int = 0  # trc's columns (0: one per task)
     held_out: int = 32  # trc: windows of held-out episodes kept a task (of ``memory``) to choose its column (0: its own)
+    margin: float = 1.0  # trc: standard errors by which the newest column may act worse and still take a task
     top_k: int = 2
     top_p: float = 0.9
     router_hidden: int = 256
@@ -93,6 +94,7 @@ class ImitationLearner:
         self.owners: dict[int, int] = {}  # trc: task → the column that learns it
         self.plays: dict[int, int] = {}  # trc: owning column → the column that plays its task
         self.held: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # trc: task → windows, actions, errors
+        self.choices: list[dict[str, float]] = []  # trc: each comparison of the newest column with a task's player
         self.last: int | None = None  # the column trained last
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
@@ -185,7 +187,10 @@ class ImitationLearner:
             if done == task:
                 continue
             mine = self.action_errors(owner, o, a)
-            if no_worse(mine, errors):
+            gap, se = paired_gap(mine, errors)
+            moved = gap <= self.cfg.margin * se
+            self.choices.append({"after": task, "task": done, "gap": gap, "se": se, "moved": moved})
+            if moved:
                 self.plays[self.owners[done]], self.held[done] = owner, (o, a, mine)
 
     @torch.no_grad()
@@ -234,11 +239,10 @@ class ImitationLearner:
         return DDIMSampler(self, self.cfg.ddim_steps)
 
 
-def no_worse(new: torch.Tensor, old: torch.Tensor) -> bool:
-    """Whether per-window errors ``new`` are at most ``old`` plus one standard error of their paired
-    difference (the held-out windows are few: a smaller gap is noise)."""
+def paired_gap(new: torch.Tensor, old: torch.Tensor) -> tuple[float, float]:
+    """The mean of per-window errors ``new - old`` and its standard error (0 for a single window)."""
     diff = (new - old).double()
-    return bool(diff.mean() <= diff.std() / len(diff) ** 0.5) if len(diff) > 1 else bool(diff.sum() <= 0)
+    return float(diff.mean()), float(diff.std() / len(diff) ** 0.5) if len(diff) > 1 else 0.0
 
 
 def ddim(schedule: NoiseSchedule, timesteps: list[int], x: torch.Tensor,
