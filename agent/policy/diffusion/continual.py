@@ -55,7 +55,7 @@ class ImitationConfig:
     replay_beta: float = 0.5  # derpp: the diffusion loss on replayed windows
     columns: int = 0  # trc's columns (0: one per task)
     held_out: int = 32  # trc: windows of held-out episodes kept a task (of ``memory``) to choose its column (0: its own)
-    margin: float = 1.0  # trc: standard errors by which the newest column may act worse and still take a task
+    margin: float = 3.0  # trc: standard errors by which the newest column may act worse and still take a task
     top_k: int = 2
     top_p: float = 0.9
     router_hidden: int = 256
