@@ -203,7 +203,7 @@ class ImitationLearner:
         return (x - act).pow(2).flatten(1).mean(1)
 
     def _players(self) -> torch.Tensor:
-        """For each column, the column that plays its task (itself until another plays it better)."""
+        """For each column, the column that plays its task (itself until a later column takes it)."""
         return torch.tensor([self.plays.get(m, m) for m in range(len(self.columns))], device=self.device)
 
     def _used(self) -> torch.Tensor:
