@@ -175,7 +175,7 @@ class ImitationLearner:
     def _choose_players(self, task: int, held: tuple[torch.Tensor, torch.Tensor] | None) -> None:
         """After ``task``: keep its held-out windows, and let the column just trained play every earlier
         task unless its action errors on the task's held-out windows exceed the playing column's by more
-        than one standard error of their paired difference (a tie goes to the column that trained on more)."""
+        than ``cfg.margin`` standard errors of their paired difference; every comparison goes to ``choices``."""
         owner = self.owners[task]
         self.plays[owner] = owner
         if not self.cfg.held_out or held is None or not len(held[0]):
