@@ -38,9 +38,8 @@ def signals(learner: ImitationLearner, column: int, obs: torch.Tensor, act: torc
     x = torch.randn(act.shape, generator=g).to(act.device)
     x = ddim(schedule, schedule.ddim_timesteps(cfg.ddim_steps), x, lambda x, t: net(x, t, obs))
     n = cfg.model.n_action
-    levels = torch.arange(len(act)) % cfg.model.levels
     noise = torch.randn(act.shape, generator=g).to(act.device)
-    t = levels.to(act.device)
+    t = torch.arange(len(act), device=act.device) % cfg.model.levels  # every level, in turn
     pred = net(schedule.add_noise(act, noise, t), t, obs)
     return {"chunk": float((x - act).pow(2).mean()),
             "executed": float((x[:, :n].clamp(-1, 1) - act[:, :n]).pow(2).mean()),

@@ -94,7 +94,7 @@ class ImitationLearner:
         self.owners: dict[int, int] = {}  # trc: task → the column that learns it
         self.plays: dict[int, int] = {}  # trc: owning column → the column that plays its task
         self.held: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # trc: task → windows, actions, errors
-        self.choices: list[dict[str, float]] = []  # trc: each comparison of the newest column with a task's player
+        self.choices: list[dict[str, Any]] = []  # trc: each comparison of the newest column with a task's player
         self.last: int | None = None  # the column trained last
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
