@@ -126,12 +126,9 @@ def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, 
 
 
 def learn(learner: ImitationLearner, task: int, obs: torch.Tensor, act: torch.Tensor, held: torch.Tensor) -> None:
-    """One task, as the benchmark teaches it: trc (choosing columns) does not train on the ``held``
-    windows and keeps some to choose with; every other method trains on all of them."""
-    if learner.method == "trc" and learner.cfg.held_out:
-        learner.train_task(task, obs[~held], act[~held], held=(obs[held], act[held]))
-    else:
-        learner.train_task(task, obs, act)
+    """One task, as the benchmark teaches it: every method trains on all of its windows; trc keeps some
+    of the ``held`` ones to choose columns with."""
+    learner.train_task(task, obs, act, held=(obs[held], act[held]) if learner.method == "trc" else None)
 
 
 def _task_of(learner: ImitationLearner, column: int) -> int:

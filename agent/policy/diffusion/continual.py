@@ -157,7 +157,25 @@ class ImitationLearner:
         b = self.cache.sample(self.cfg.batch)
         noise = torch.randn(b["labels"].shape, generator=self.generator, device=self.device)
         weight = self.cfg.replay_beta if self.method == "derpp" else 1.0
-        return out + [(b["x"], b["labels"], noise, self._levels(len(noise)), noise, weight)]
+        out.append((b["x"], b["labels"], noise, self._levels(len(noise)), noise, weight))
+        return out + (self._taught(*out[-1][:4], b["owner"]) if self.method == "trc" else [])
+
+    @torch.no_grad()
+    def _taught(self, obs: torch.Tensor, act: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
+                owner: torch.Tensor) -> list[tuple[Any, ...]]:
+        """trc: the replayed windows of earlier tasks again, their target the noise prediction of the
+        (frozen) column that plays the task now, weight α: DER++'s replayed predictions, made fresh by
+        the column chosen to act rather than stored when the window was."""
+        players = self._players()[owner]
+        rows = (players != self.last).nonzero().flatten()
+        if not len(rows):
+            return []
+        obs, act, noise, t, players = obs[rows], act[rows], noise[rows], t[rows], players[rows]
+        x, target = self.schedule.add_noise(act, noise, t), torch.empty_like(noise)
+        for m in players.unique().tolist():
+            mine = players == m
+            target[mine] = self.columns[m](x[mine], t[mine], obs[mine])
+        return [(obs, act, noise, t, target, self.cfg.replay_alpha)]
 
     def _router_loss(self, obs: torch.Tensor, act: torch.Tensor, task: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """trc's router: the owner of the step's windows and of replayed ones; and what the cache stores
