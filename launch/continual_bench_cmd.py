@@ -61,11 +61,11 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
     p.add_argument("--batch", type=int, default=IMITATION_DEFAULTS["batch"], metavar="N",
                    help="imitation: windows a step, and replayed windows a step (default: %(default)s)")
     p.add_argument("--held-out", type=int, default=IMITATION_DEFAULTS["held_out"], metavar="N",
-                   help="imitation, trc: windows of held-out episodes kept a task (part of --memory) to choose "
+                   help="imitation, trc: windows kept aside a task (part of --memory, never replayed) to choose "
                         "the column that plays it; the newest column replays the stored windows "
                         "(0: each task's own column, no replay; default: %(default)s)")
     p.add_argument("--margin", type=float, default=IMITATION_DEFAULTS["margin"], metavar="SE",
-                   help="imitation, trc: standard errors (of the paired difference on held-out windows) by which "
+                   help="imitation, trc: standard errors (of the paired difference on the kept windows) by which "
                         "the newest column may act worse than a task's column and still play it (default: %(default)s)")
     p.add_argument("--episodes", type=int, default=10, metavar="N",
                    help="imitation: rollouts of each learned task after each task (default: %(default)s)")

@@ -83,3 +83,24 @@ def test_the_newest_trc_column_replays_and_plays_an_old_skill_unless_it_acts_on_
     frozen.train_task(0, *first)
     frozen.train_task(1, *second)
     assert frozen.plays == {0: 0, 1: 1} and "labels" not in frozen.cache.data  # held_out 0: no replay, own columns
+
+
+def test_trc_replays_an_earlier_task_against_the_column_that_plays_it_and_not_the_present_one():
+    first, second = _skill(1.0), _skill(-1.0)
+    cfg = ImitationConfig(steps=30, batch=64, memory=200, held_out=16, model=TINY)
+    trc = ImitationLearner("trc", cfg, tasks=2, seed=0)
+    trc.train_task(0, *first, held=(first[0][:32], first[1][:32]))
+    trc.train_task(1, *second)  # no held windows: task 0 stays with its own column
+    obs, act = torch.cat([first[0][:8], second[0][:8]]), torch.cat([first[1][:8], second[1][:8]])
+    noise, t = torch.randn(act.shape), torch.randint(0, TINY.levels, (16,))
+    owner = torch.tensor([trc.owners[0]] * 8 + [trc.owners[1]] * 8)
+    [(o, a, n, level, target, weight)] = trc._taught(obs, act, noise, t, owner)
+    assert torch.equal(o, obs[:8]) and torch.equal(n, noise[:8]) and weight == cfg.replay_alpha
+    player = trc.columns[trc.plays[trc.owners[0]]]
+    assert trc.plays[trc.owners[0]] == trc.owners[0] != trc.last
+    with torch.no_grad():
+        expected = player(trc.schedule.add_noise(act[:8], noise[:8], t[:8]), t[:8], obs[:8])
+    torch.testing.assert_close(target, expected)
+    with torch.no_grad():
+        present = trc.columns[trc.last](trc.schedule.add_noise(a, n, level), level, o)
+    assert (target - present).abs().max() > 1e-3  # the column being trained is not its own teacher

@@ -31,13 +31,13 @@ from agent.policy.diffusion.policy import DiffusionPolicy
 from agent.policy.diffusion.rollout import make_envs, rollouts
 
 SEQUENCES = {"mw-easy-imitation": "mw-easy", "cw10-imitation": "cw10"}
-HELD_OUT = 0.1  # of a task's episodes: trc does not train on them, and keeps some of their windows to choose columns
+HELD_OUT = 0.1  # of a task's episodes: trc keeps some of their windows aside (never replayed) to choose columns
 
 
 @dataclass(frozen=True)
 class ImitationTasks:
     """A sequence's tasks: names, env ids, each one's training windows under the shared scaling, and
-    which of them come from the episodes trc holds out to choose its columns (a tenth, seeded)."""
+    which of them come from the episodes whose windows trc keeps aside to choose its columns (a tenth, seeded)."""
 
     names: list[str]
     env_ids: list[str]

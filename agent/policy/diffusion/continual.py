@@ -14,9 +14,11 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
   denoiser of its own, starting as a copy of the column trained last, so a new skill starts from what
   the arm knows), frozen once its task ends, and a router reads the observation window and learns which
   task owns it, on the present batch and on stored windows (with their owner). The newest column
-  learns its task and replays the stored windows of every earlier one (as ER), so it carries all the
+  learns its task and replays the stored windows of every earlier one, against the expert's chunk
+  (as ER) and against the noise prediction of the frozen column that plays the window's task (as
+  DER++, weight α, but made now by the chosen column rather than stored), so it carries all the
   skills so far. A task moves to the newest column unless that column acts worse on ``held_out``
-  windows kept from episodes no column trained on, worse by more than ``margin`` standard errors of
+  windows of the task kept aside (never replayed), worse by more than ``margin`` standard errors of
   the paired difference (a smaller gap is the windows' noise, and the newest column trained on more).
   It acts by mixing the noise predictions of a window's hybrid top-k ∪ top-p owners by their routing
   weights, each through the column that plays it, computing only those columns.
@@ -51,10 +53,10 @@ class ImitationConfig:
     batch: int = 256  # windows a step (and replayed windows a step)
     lr: float = 1e-3
     memory: int = 2000  # windows a storing method keeps (er, derpp, trc)
-    replay_alpha: float = 0.5  # derpp: the weight of replayed noise predictions
+    replay_alpha: float = 0.5  # derpp, trc: the weight of replayed noise predictions
     replay_beta: float = 0.5  # derpp: the diffusion loss on replayed windows
     columns: int = 0  # trc's columns (0: one per task)
-    held_out: int = 32  # trc: windows of held-out episodes kept a task (of ``memory``) to choose its column (0: its own)
+    held_out: int = 32  # trc: windows kept aside a task (of ``memory``) to choose its column (0: its own, no replay)
     margin: float = 3.0  # trc: standard errors by which the newest column may act worse and still take a task
     top_k: int = 2
     top_p: float = 0.9
@@ -103,7 +105,7 @@ class ImitationLearner:
         """``steps`` (default ``cfg.steps``) steps on one task's windows (obs [N, obs_horizon·obs_dim],
         act [N, horizon, A]). The step's windows and the replayed ones go through the denoiser as one
         batch; what the method stores is written after the step's update. trc keeps ``cfg.held_out`` of
-        ``held`` (windows of episodes it does not train on) to choose which column plays each task."""
+        ``held`` (windows kept aside, never replayed) to choose which column plays each task."""
         cfg, g = self.cfg, self.generator
         steps = steps or cfg.steps
         if self.method == "trc" and task not in self.owners:  # a free column, else the least-owning one
@@ -146,7 +148,8 @@ class ImitationLearner:
     def _replayed(self) -> list[tuple[Any, ...]]:
         """Replayed windows as (obs, actions, noise, level, target, weight): er's and trc's batch with
         fresh noise (target: the noise); derpp's batch with its stored noise and level (target: the
-        stored prediction, weight α) and another with fresh noise (weight β)."""
+        stored prediction, weight α) and another with fresh noise (weight β); trc's earlier-task windows
+        of its batch again (target: their player's prediction, weight α)."""
         replays = self.method in ("er", "derpp") or (self.method == "trc" and self.cfg.held_out > 0)
         if not replays or self.cache.size == 0:
             return []
