@@ -91,7 +91,7 @@ class ImitationLearner:
         self.columns = nn.ModuleList([Denoiser(cfg.model) for _ in range(n)]).to(self.device)
         obs_dim = cfg.model.obs_dim * cfg.model.obs_horizon
         self.router = Router(obs_dim, n, cfg.router_hidden).to(self.device) if method == "trc" else None
-        held = cfg.held_out * tasks if method == "trc" else 0  # the held-out windows share the memory
+        held = cfg.held_out * tasks if method == "trc" else 0  # the kept windows share the memory
         self.cache = CacheMemory(cfg.memory - held, seed, self.device)
         self.owners: dict[int, int] = {}  # trc: task → the column that learns it
         self.plays: dict[int, int] = {}  # trc: owning column → the column that plays its task
@@ -160,8 +160,9 @@ class ImitationLearner:
         b = self.cache.sample(self.cfg.batch)
         noise = torch.randn(b["labels"].shape, generator=self.generator, device=self.device)
         weight = self.cfg.replay_beta if self.method == "derpp" else 1.0
-        out.append((b["x"], b["labels"], noise, self._levels(len(noise)), noise, weight))
-        return out + (self._taught(*out[-1][:4], b["owner"]) if self.method == "trc" else [])
+        replay = (b["x"], b["labels"], noise, self._levels(len(noise)), noise, weight)
+        taught = self._taught(*replay[:4], b["owner"]) if self.method == "trc" else []
+        return out + [replay] + taught
 
     @torch.no_grad()
     def _taught(self, obs: torch.Tensor, act: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
@@ -194,9 +195,10 @@ class ImitationLearner:
         return loss, {"x": obs, "owner": owner} | ({"labels": act} if self.cfg.held_out else {})
 
     def _choose_players(self, task: int, held: tuple[torch.Tensor, torch.Tensor] | None) -> None:
-        """After ``task``: keep its held-out windows, and let the column just trained play every earlier
-        task unless its action errors on the task's held-out windows exceed the playing column's by more
-        than ``cfg.margin`` standard errors of their paired difference; every comparison goes to ``choices``."""
+        """After ``task``: keep ``cfg.held_out`` of its ``held`` windows aside, and let the column just
+        trained play every earlier task unless its action errors on the task's kept windows exceed the
+        playing column's by more than ``cfg.margin`` standard errors of their paired difference; every
+        comparison goes to ``choices``."""
         owner = self.owners[task]
         self.plays[owner] = owner
         if not self.cfg.held_out or held is None or not len(held[0]):
@@ -247,12 +249,12 @@ class ImitationLearner:
         return eps, weights
 
     def memory_bytes(self) -> int:
-        """What the stored windows take (every field the method keeps for them, held-out ones too)."""
+        """What the stored windows take (every field the method keeps for them, the kept-aside ones too)."""
         held = sum(t.numel() * t.element_size() for o, a, _ in self.held.values() for t in (o, a))
         return held + sum(v[: self.cache.size].numel() * v.element_size() for v in self.cache.data.values())
 
     def stored_windows(self) -> int:
-        """How many windows the method keeps (replayed and held out)."""
+        """How many windows the method keeps (replayed and kept aside)."""
         return self.cache.size + sum(len(o) for o, _, _ in self.held.values())
 
     def sampler(self) -> DDIMSampler:
