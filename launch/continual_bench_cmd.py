@@ -31,7 +31,7 @@ from launch.errors import UsageError
 
 DIGITS = ("permuted-digits", "split-digits", "split-digits-task")
 IMITATION = ("mw-easy-imitation", "cw10-imitation")  # launch/bench/imitation.py's SEQUENCES
-IMITATION_DEFAULTS = {"steps": 1000, "batch": 256, "held_out": 32, "margin": 3.0}  # ImitationConfig's (the CLI starts without torch)
+IMITATION_DEFAULTS = {"steps": 1000, "batch": 256, "held_out": 32, "margin": 3.0, "teach": "better"}  # ImitationConfig's (the CLI starts without torch)
 ORDER_CHOICES = {"per-task": ("per-task",), "mixed": ("mixed",), "both": ("per-task", "mixed")}
 
 
@@ -67,6 +67,10 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
     p.add_argument("--margin", type=float, default=IMITATION_DEFAULTS["margin"], metavar="SE",
                    help="imitation, trc: standard errors (of the paired difference on the kept windows) by which "
                         "the newest column may act worse than a task's column and still play it (default: %(default)s)")
+    p.add_argument("--teach", choices=("better", "all"), default=IMITATION_DEFAULTS["teach"],
+                   help="imitation, trc: the newest column replays an earlier task's windows against the noise "
+                        "prediction of the column that plays it, on every such window (all) or only where that "
+                        "column denoises it better than the newest one (default: %(default)s)")
     p.add_argument("--episodes", type=int, default=10, metavar="N",
                    help="imitation: rollouts of each learned task after each task (default: %(default)s)")
     p.add_argument("--cells", choices=("all", "metrics"), default="all",

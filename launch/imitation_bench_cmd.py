@@ -59,6 +59,7 @@ def main(args: argparse.Namespace) -> int:
     except DemoDataError as exc:
         raise UsageError(str(exc)) from None
     cfg = ImitationConfig(steps=args.steps, batch=args.batch, held_out=args.held_out, margin=args.margin,
+                          teach=args.teach,
                           **({} if args.memory is None else {"memory": args.memory}))
     seeds = list(range(args.seed, args.seed + args.seeds))
     started = time.perf_counter()
@@ -70,6 +71,7 @@ def main(args: argparse.Namespace) -> int:
             results = {name: summary(rs) for name, rs in done.items()}
             args.json.write_text(json.dumps({"benchmark": args.benchmark, "tasks": tasks.names, "steps": args.steps,
                                              "batch": args.batch, "held_out": args.held_out, "margin": args.margin,
+                                             "teach": args.teach,
                                              "cells": args.cells,
                                              "episodes": args.episodes, "seeds": seeds,
                                              "device": args.device, "complete": final,

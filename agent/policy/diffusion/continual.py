@@ -58,6 +58,7 @@ class ImitationConfig:
     columns: int = 0  # trc's columns (0: one per task)
     held_out: int = 32  # trc: windows kept aside a task (of ``memory``) to choose its column (0: its own, no replay)
     margin: float = 3.0  # trc: standard errors by which the newest column may act worse and still take a task
+    teach: str = "better"  # trc: replay against the player's prediction on every earlier window ("all") or only where it denoises better ("better")
     top_k: int = 2
     top_p: float = 0.9
     router_hidden: int = 256
@@ -174,12 +175,19 @@ class ImitationLearner:
         rows = (players != self.last).nonzero().flatten()
         if not len(rows):
             return []
+        n = len(rows)
         obs, act, noise, t, players = obs[rows], act[rows], noise[rows], t[rows], players[rows]
         x, target = self.schedule.add_noise(act, noise, t), torch.empty_like(noise)
         for m in players.unique().tolist():
             mine = players == m
             target[mine] = self.columns[m](x[mine], t[mine], obs[mine])
-        return [(obs, act, noise, t, target, self.cfg.replay_alpha)]
+        if self.cfg.teach == "better":  # the player teaches only the windows it denoises better than the learner
+            own = self.columns[self.last](x, t, obs)
+            keep = _errors(target, noise) < _errors(own, noise)
+            if not keep.any():
+                return []
+            obs, act, noise, t, target = obs[keep], act[keep], noise[keep], t[keep], target[keep]
+        return [(obs, act, noise, t, target, self.cfg.replay_alpha * len(obs) / n)]
 
     def _router_loss(self, obs: torch.Tensor, act: torch.Tensor, task: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """trc's router: the owner of the step's windows and of replayed ones; and what the cache stores
@@ -260,6 +268,11 @@ class ImitationLearner:
     def sampler(self) -> DDIMSampler:
         """A DDIM sampler over :meth:`denoise`, with ``cfg.ddim_steps`` steps."""
         return DDIMSampler(self, self.cfg.ddim_steps)
+
+
+def _errors(pred: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+    """Each window's mean squared error [N] of a noise prediction."""
+    return (pred - noise).pow(2).flatten(1).mean(1)
 
 
 def paired_gap(new: torch.Tensor, old: torch.Tensor) -> tuple[float, float]:
