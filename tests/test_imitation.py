@@ -87,7 +87,7 @@ def test_the_newest_trc_column_replays_and_plays_an_old_skill_unless_it_acts_on_
 
 def test_trc_replays_an_earlier_task_against_the_column_that_plays_it_and_not_the_present_one():
     first, second = _skill(1.0), _skill(-1.0)
-    cfg = ImitationConfig(steps=30, batch=64, memory=200, held_out=16, model=TINY)
+    cfg = ImitationConfig(steps=30, batch=64, memory=200, held_out=16, teach="all", model=TINY)
     trc = ImitationLearner("trc", cfg, tasks=2, seed=0)
     trc.train_task(0, *first, held=(first[0][:32], first[1][:32]))
     trc.train_task(1, *second)  # no held windows: task 0 stays with its own column
@@ -104,3 +104,22 @@ def test_trc_replays_an_earlier_task_against_the_column_that_plays_it_and_not_th
     with torch.no_grad():
         present = trc.columns[trc.last](trc.schedule.add_noise(a, n, level), level, o)
     assert (target - present).abs().max() > 1e-3  # the column being trained is not its own teacher
+
+
+def test_trc_teaches_only_the_windows_its_player_denoises_better_than_the_newest_column():
+    first, second = _skill(1.0), _skill(-1.0)
+    cfg = ImitationConfig(steps=30, batch=64, memory=200, held_out=16, teach="better", model=TINY)
+    trc = ImitationLearner("trc", cfg, tasks=2, seed=0)
+    trc.train_task(0, *first, held=(first[0][:32], first[1][:32]))
+    trc.train_task(1, *second, steps=3)  # task 0 stays with its own column, which teaches; the newest drifts a little
+    obs, act = first[0][:64], first[1][:64]
+    noise, t = torch.randn(act.shape), torch.randint(0, TINY.levels, (64,))
+    with torch.no_grad():
+        x = trc.schedule.add_noise(act, noise, t)
+        errors = [(trc.columns[c](x, t, obs) - noise).pow(2).flatten(1).mean(1) for c in (trc.owners[0], trc.last)]
+    better = errors[0] < errors[1]
+    assert 0 < int(better.sum()) < 64  # the check can go either way on these windows
+    [(o, _, n, _, target, weight)] = trc._taught(obs, act, noise, t, torch.full((64,), trc.owners[0]))
+    assert torch.equal(o, obs[better]) and torch.equal(n, noise[better])
+    assert weight == pytest.approx(cfg.replay_alpha * int(better.sum()) / 64)  # each taught window weighs as before
+    assert ((target - n).pow(2).flatten(1).mean(1) < errors[1][better]).all()
