@@ -34,7 +34,7 @@ def main(args: argparse.Namespace) -> int:
                          "`thalamus record --expert --tasks mw-easy --episodes 50 --run-dir runs/mw-easy-50`)")
     for flag, value, low in (("--seeds", args.seeds, 1), ("--seed", args.seed, 0), ("--steps", args.steps, 1),
                              ("--batch", args.batch, 1), ("--episodes", args.episodes, 1),
-                             ("--held-out", args.held_out, 0), ("--margin", args.margin, 0),
+                             ("--held-out", args.held_out, 0), ("--margin", args.margin, 0), ("--practice", args.practice, 0),
                              ("--memory", 1 if args.memory is None else args.memory, 1), ("--workers", args.workers, 1)):
         if value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
@@ -59,7 +59,7 @@ def main(args: argparse.Namespace) -> int:
     except DemoDataError as exc:
         raise UsageError(str(exc)) from None
     cfg = ImitationConfig(steps=args.steps, batch=args.batch, held_out=args.held_out, margin=args.margin,
-                          teach=args.teach,
+                          teach=args.teach, practice=args.practice,
                           **({} if args.memory is None else {"memory": args.memory}))
     seeds = list(range(args.seed, args.seed + args.seeds))
     started = time.perf_counter()
@@ -71,7 +71,7 @@ def main(args: argparse.Namespace) -> int:
             results = {name: summary(rs) for name, rs in done.items()}
             args.json.write_text(json.dumps({"benchmark": args.benchmark, "tasks": tasks.names, "steps": args.steps,
                                              "batch": args.batch, "held_out": args.held_out, "margin": args.margin,
-                                             "teach": args.teach,
+                                             "teach": args.teach, "practice": args.practice,
                                              "cells": args.cells,
                                              "episodes": args.episodes, "seeds": seeds,
                                              "device": args.device, "complete": final,
@@ -121,4 +121,4 @@ def summary(runs: list[dict]) -> dict:
     return out | {"runs": [r["acc"] for r in runs], "seeds": [r["seed"] for r in runs],
                   "seconds_per_run": float(np.mean([r["seconds"] for r in runs])), "memory": runs[0]["memory"],
                   "columns_per_sample": float(np.mean(cols)) if cols else None, "plays": [r["plays"] for r in runs],
-                  "choices": [r["choices"] for r in runs]}
+                  "choices": [r["choices"] for r in runs], "practice": [r["practice"] for r in runs]}

@@ -9,6 +9,8 @@ average performance (the mean final success), forgetting (a task's success right
 learned minus its final one, averaged over all tasks but the last) and backward transfer. Every run
 uses the same demonstrations, the same held-out episodes (`thalamus eval`'s seeds) and the same state
 scaling, fitted once on every task's demonstrations: the one thing every method knows in advance.
+trc with ``practice`` also plays that many episodes of each task as it ends (training seeds, never
+evaluated on), which no other method does: they are counted in its training time.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from agent.policy.diffusion.continual import ImitationConfig, ImitationLearner
 from agent.policy.diffusion.data import Normalizer, load_demos, split, windows
 from agent.policy.diffusion.policy import DiffusionPolicy
 from agent.policy.diffusion.rollout import make_envs, rollouts
+from envs.seeds import eval_seed, practice_seed
 
 SEQUENCES = {"mw-easy-imitation": "mw-easy", "cw10-imitation": "cw10"}
 HELD_OUT = 0.1  # of a task's episodes: trc keeps some of their windows aside (never replayed) to choose columns
@@ -85,10 +88,13 @@ def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, 
     matrix = [[None] * n for _ in range(n)]
     trained = 0.0
 
-    def play(j: int) -> float:
-        envs.setdefault(j, make_envs(tasks.env_ids[j], min(10, episodes)))
+    practice: dict[str, float] = {}
+
+    def play(j: int, count: int = episodes, seeds: Callable[[int, int], int] = eval_seed) -> float:
+        envs.setdefault(j, make_envs(tasks.env_ids[j], min(10, max(episodes, cfg.practice))))
         policy = DiffusionPolicy.from_sampler(cfg.model, tasks.normalizer, sampler, device)
-        return float(np.mean([o.success for o in rollouts(policy, tasks.env_ids[j], episodes, seed=0, envs=envs[j])]))
+        outcomes = rollouts(policy, tasks.env_ids[j], count, seed=0, envs=envs[j], seeds=seeds)
+        return float(np.mean([o.success for o in outcomes]))
 
     try:
         if method == "multitask":  # the union, for as many steps as the sequence takes
@@ -104,6 +110,9 @@ def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, 
             for i, ((obs, act), h) in enumerate(zip(tensors, holds)):
                 started = time.perf_counter()
                 learn(learner, i, obs, act, h)
+                if method == "trc" and cfg.practice:  # its practice episodes, a part of learning the task
+                    practice[tasks.names[i]] = play(i, cfg.practice, practice_seed)
+                    learner.practise(i, practice[tasks.names[i]])
                 trained += time.perf_counter() - started
                 for j in range(i + 1):
                     if cells == "all" or j == i or i == n - 1:
@@ -121,6 +130,7 @@ def run_imitation(benchmark: str, method: str, cfg: ImitationConfig, seed: int, 
             "forgetting": float(np.mean(task_forgetting(filled)[:-1])), "episodes": episodes,
             "memory": {"windows": learner.stored_windows(), "bytes": learner.memory_bytes()},
             "plays": {tasks.names[i]: tasks.names[_task_of(learner, learner.plays[c])] for i, c in learner.owners.items()},
+            "practice": practice,
             "choices": [c | {"after": tasks.names[c["after"]], "task": tasks.names[c["task"]]} for c in learner.choices],
             "columns_per_sample": sampler.routed / sampler.windows if method == "trc" and sampler.windows else None}
 

@@ -58,6 +58,8 @@ class ImitationConfig:
     columns: int = 0  # trc's columns (0: one per task)
     held_out: int = 32  # trc: windows kept aside a task (of ``memory``) to choose its column (0: its own, no replay)
     margin: float = 3.0  # trc: standard errors by which the newest column may act worse and still take a task
+    practice: int = 0  # trc: episodes it plays of each task when the task ends (0: none)
+    mastered: float = 0.9  # trc: practice success at which a task stays with the column that played it
     teach: str = "better"  # trc: replay against the player's prediction on every earlier window ("all") or only where it denoises better ("better")
     top_k: int = 2
     top_p: float = 0.9
@@ -98,6 +100,7 @@ class ImitationLearner:
         self.plays: dict[int, int] = {}  # trc: owning column → the column that plays its task
         self.held: dict[int, tuple[torch.Tensor, torch.Tensor, torch.Tensor]] = {}  # trc: task → windows, actions, errors
         self.choices: list[dict[str, Any]] = []  # trc: each comparison of the newest column with a task's player
+        self.practised: dict[int, float] = {}  # trc: task → its player's practice success, while that column plays it
         self.last: int | None = None  # the column trained last
         self.generator = torch.Generator(device=self.device).manual_seed(seed)
 
@@ -219,10 +222,18 @@ class ImitationLearner:
                 continue
             mine = self.action_errors(owner, o, a)
             gap, se = paired_gap(mine, errors)
-            moved = gap <= self.cfg.margin * se
-            self.choices.append({"after": task, "task": done, "gap": gap, "se": se, "moved": moved})
+            mastered = self.practised.get(done, 0.0) >= self.cfg.mastered
+            moved = gap <= self.cfg.margin * se and not mastered
+            self.choices.append({"after": task, "task": done, "gap": gap, "se": se, "mastered": mastered, "moved": moved})
             if moved:
                 self.plays[self.owners[done]], self.held[done] = owner, (o, a, mine)
+                self.practised.pop(done, None)  # the new player has not practised it
+
+    def practise(self, task: int, success: float) -> None:
+        """trc: the success rate of ``task``'s practice episodes, played when it ends: a task its column
+        masters (``cfg.mastered``) stays with that column; chunk errors cannot tell (a reach that stops
+        5 mm short imitates the expert closely and fails)."""
+        self.practised[task] = success
 
     @torch.no_grad()
     def action_errors(self, column: int, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:

@@ -36,10 +36,12 @@ def make_envs(env_id: str, n: int, seed: int = 0) -> list[gymnasium.Env]:
 
 def rollouts(policy: DiffusionPolicy, env_id: str, episodes: int, seed: int = 0, num_envs: int = 10,
              on_episode: Callable[[Outcome], None] | None = None,
-             envs: list[gymnasium.Env] | None = None) -> list[Outcome]:
+             envs: list[gymnasium.Env] | None = None,
+             seeds: Callable[[int, int], int] = eval_seed) -> list[Outcome]:
     """``episodes`` episodes of ``env_id``, ``num_envs`` at a time (or on ``envs``, made by
     :func:`make_envs` with the same seed, left open); an episode succeeded if any of its steps'
-    ``info["success"]`` was true."""
+    ``info["success"]`` was true. ``seeds(seed, i)`` gives episode i's env seed (practice:
+    ``envs.seeds.practice_seed``)."""
     own = envs is None
     envs = make_envs(env_id, min(num_envs, episodes), seed) if envs is None else envs[:episodes]
     n = len(envs)
@@ -56,7 +58,7 @@ def rollouts(policy: DiffusionPolicy, env_id: str, episodes: int, seed: int = 0,
             if nxt >= episodes:
                 playing[j] = None
                 return
-            s = eval_seed(seed, nxt)
+            s = seeds(seed, nxt)
             obs, _ = envs[j].reset(seed=s)
             states[j], playing[j], stats[j] = obs["state"], nxt, 0
             policy.reset_env(j, nxt)  # its chunks' noise: seeded by the episode's index, as `thalamus eval` does
@@ -73,7 +75,7 @@ def rollouts(policy: DiffusionPolicy, env_id: str, episodes: int, seed: int = 0,
                 stats[j] += (float(bool(info.get("success", False))), 1, reward)
                 if terminated or truncated:
                     k = playing[j]
-                    out = Outcome(k, eval_seed(seed, k), bool(stats[j, 0] > 0), int(stats[j, 1]), float(stats[j, 2]))
+                    out = Outcome(k, seeds(seed, k), bool(stats[j, 0] > 0), int(stats[j, 1]), float(stats[j, 2]))
                     done.append(out)
                     if on_episode is not None:
                         on_episode(out)
