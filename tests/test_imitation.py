@@ -77,7 +77,7 @@ def test_the_newest_trc_column_replays_and_plays_an_old_skill_unless_it_acts_on_
     gap, se = paired_gap(mine, old)
     moved = gap <= cfg.margin * se
     assert (trc.plays[trc.owners[0]] == newest) == moved  # it plays the first unless it acts on it worse
-    assert trc.choices == [{"after": 1, "task": 0, "gap": gap, "se": se, "moved": moved}]
+    assert trc.choices == [{"after": 1, "task": 0, "gap": gap, "se": se, "mastered": False, "moved": moved}]
     assert torch.equal(trc.held[0][2], mine if moved else old)
     frozen = ImitationLearner("trc", ImitationConfig(**{**cfg.__dict__, "held_out": 0}), tasks=2, seed=0)
     frozen.train_task(0, *first)
@@ -123,3 +123,15 @@ def test_trc_teaches_only_the_windows_its_player_denoises_better_than_the_newest
     assert torch.equal(o, obs[better]) and torch.equal(n, noise[better])
     assert weight == pytest.approx(cfg.replay_alpha * int(better.sum()) / 64)  # each taught window weighs as before
     assert ((target - n).pow(2).flatten(1).mean(1) < errors[1][better]).all()
+
+
+def test_a_task_its_column_masters_in_practice_stays_with_that_column():
+    first, second = _skill(1.0), _skill(-1.0)
+    cfg = ImitationConfig(steps=20, batch=64, memory=200, held_out=16, ddim_steps=4, margin=1e9, model=TINY)
+    for success, stays in ((cfg.mastered, True), (cfg.mastered - 0.05, False)):
+        trc = ImitationLearner("trc", cfg, tasks=2, seed=0)
+        trc.train_task(0, *first, held=(first[0][:32], first[1][:32]))
+        trc.practise(0, success)
+        trc.train_task(1, *second, held=(second[0][:32], second[1][:32]))
+        assert (trc.plays[trc.owners[0]] == trc.owners[0]) == stays  # any gap moves it (margin), unless mastered
+        assert [c["mastered"] for c in trc.choices] == [stays]
