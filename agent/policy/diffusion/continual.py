@@ -16,10 +16,13 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
   task owns it, on the present batch and on stored windows (with their owner). The newest column
   learns its task and replays the stored windows of every earlier one, against the expert's chunk
   (as ER) and against the noise prediction of the frozen column that plays the window's task (as
-  DER++, weight α, but made now by the chosen column rather than stored), so it carries all the
-  skills so far. A task moves to the newest column unless that column acts worse on ``held_out``
-  windows of the task kept aside (never replayed), worse by more than ``margin`` standard errors of
-  the paired difference (a smaller gap is the windows' noise, and the newest column trained on more).
+  DER++, weight α, but made now by the chosen column rather than stored, and by default only where
+  that column denoises the window better than the newest one: a half-learned skill does not hold
+  back the column that goes on learning it), so it carries all the skills so far. A task moves to
+  the newest column unless that column acts worse on ``held_out`` windows of the task kept aside
+  (never replayed), worse by more than ``margin`` standard errors of the paired difference (a
+  smaller gap is the windows' noise, and the newest column trained on more), or unless its column
+  mastered it in ``practice`` episodes played as it ended (off by default: an env the others do not use).
   It acts by mixing the noise predictions of a window's hybrid top-k ∪ top-p owners by their routing
   weights, each through the column that plays it, computing only those columns.
 """
