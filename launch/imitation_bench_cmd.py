@@ -121,4 +121,5 @@ def summary(runs: list[dict]) -> dict:
     return out | {"runs": [r["acc"] for r in runs], "seeds": [r["seed"] for r in runs],
                   "seconds_per_run": float(np.mean([r["seconds"] for r in runs])), "memory": runs[0]["memory"],
                   "columns_per_sample": float(np.mean(cols)) if cols else None, "plays": [r["plays"] for r in runs],
-                  "choices": [r["choices"] for r in runs], "practice": [r["practice"] for r in runs]}
+                  "choices": [r["choices"] for r in runs], "practice": [r["practice"] for r in runs],
+                  "matrices": [r["matrix"] for r in runs]}
