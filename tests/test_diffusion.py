@@ -227,6 +227,8 @@ def test_train_policy_flags_default_to_its_config():
      "unknown for mw-easy-imitation: gpm"),
     (["bench", "continual", "--benchmark", "mw-easy-imitation", "--data", "{demos}", "--held-out", "400"],
      "--held-out 400 for 5 tasks takes all of --memory 2000"),
+    (["bench", "continual", "--benchmark", "mw-easy-imitation", "--data", "{demos}", "--practice", "-1"],
+     "--practice must be at least 0"),
 ])
 def test_bad_policy_input_is_one_clear_line(argv, expect, reach_demos, tmp_path, capsys):
     argv = [a.replace("{demos}", str(reach_demos)) for a in argv]

@@ -135,3 +135,11 @@ def test_a_task_its_column_masters_in_practice_stays_with_that_column():
         trc.train_task(1, *second, held=(second[0][:32], second[1][:32]))
         assert (trc.plays[trc.owners[0]] == trc.owners[0]) == stays  # any gap moves it (margin), unless mastered
         assert [c["mastered"] for c in trc.choices] == [stays]
+
+
+def test_practice_episodes_are_training_seeds_never_evaluated_on():
+    from envs.seeds import MAX_SEED, demo_seed, eval_seed, practice_seed
+
+    run_seeds = MAX_SEED + 100 * 1000  # a run's envs: its seed upward, one per env and task
+    assert run_seeds < practice_seed(0, 0) and practice_seed(MAX_SEED, 9_999) < eval_seed(0, 0)
+    assert eval_seed(MAX_SEED, 99_999) < demo_seed(0, 0)
