@@ -85,11 +85,13 @@ class Action(Message):
 @dataclass
 class Captions(Message):
     """Perception's captions of one observation batch, for the recorder: row ``i`` is env ``i``'s
-    frame at batch step ``step`` (the store joins them to its rows by (env, step))."""
+    frame at batch step ``step`` (the store joins them to its rows by (env, step)); ``lag``: how many
+    later batches perception had encoded when these were decoded."""
 
     KIND: ClassVar[str] = "captions"
     step: int = 0
     tokens: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int16))  # [N, L] token ids
+    lag: int = 0
 
 
 @dataclass

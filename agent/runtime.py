@@ -43,6 +43,7 @@ from agent.transport import PeerDied, link, one_node
 from envs.tasks import TaskSequence, task_sequence
 
 Progress = Callable[[dict[str, Any]], None]
+START_TIMEOUT_S = 300.0  # actors' first answers: starting processes and importing torch takes minutes on a loaded 2-core machine
 RELEASE_TIMEOUT_S = 15.0  # a robot's disconnect has its own timeout (envs/robot.py); this bounds them all
 MIN_WATCH_S = 0.05  # the driver looks at the ring at most 20 times a second: more would only steal the ring's core
 
@@ -69,14 +70,15 @@ class Agent:
         if captioner is not None:
             caption_len = checkpoint_config(Path(captioner)).max_len
         # a resumed run's envs are seeded past the original ones, so its new episodes are new
+        start_s = max(cfg.hop_timeout_s, START_TIMEOUT_S)
         env_seed = cfg.seed + (resume.steps if resume else 0)
         self.env = self._spawn(EnvActor, cfg.env_id, cfg.num_envs, cfg.frame_size, env_seed,
                                resume.task if resume else 0, cfg.episodes, cfg.tasks, cfg.env_options(),
                                resources=env_resources(cfg.env_resources))
         if resume is not None:
             get(call(self.env, "continue_from", resume.steps, resume.episodes, resume.started, resume.returns),
-                "env", cfg.hop_timeout_s)
-        spec = get(call(self.env, "spec"), "env", cfg.hop_timeout_s)
+                "env", start_s)
+        spec = get(call(self.env, "spec"), "env", start_s)
         self.viewer, self.view_url, viewer_name = None, None, None
         if cfg.view is not None and run_dir is not None:  # the recorder forwards what it commits
             from viewer.actor import ViewerActor
@@ -86,7 +88,7 @@ class Agent:
             self.viewer = self._spawn(ViewerActor, cfg.view, run_dir.name, cfg.num_envs, vocab,
                                       list(self.sequence.names) if self.sequence else None, cfg.view_fps,
                                       here=True, name=viewer_name)
-            self.view_url = get(call(self.viewer, "url"), "viewer", cfg.hop_timeout_s)
+            self.view_url = get(call(self.viewer, "url"), "viewer", start_s)
         self.recorder = (self._spawn(RecorderActor, str(run_dir), store_specs(spec, caption_len), 15.0,
                                      viewer_name if use_ray else self.viewer, here=True, restart=True)
                          if run_dir is not None else None)
@@ -107,10 +109,13 @@ class Agent:
                                   learner_name if use_ray else self.learner, FEED_EVERY, cfg.policy, sampler,
                                   restart=True)
         if captioner is not None and self.recorder is not None:
-            get(call(self.perception, "attach_recorder", self.recorder), "perception", cfg.hop_timeout_s)
-        get(call(self.env, "attach", self.recorder), "env", cfg.hop_timeout_s)
+            get(call(self.perception, "attach_recorder", self.recorder), "perception", start_s)
+        get(call(self.env, "attach", self.recorder), "env", start_s)
         self.actors = {"perception": self.perception, "policy": self.policy, "learner": self.learner,
                        "recorder": self.recorder}
+        for name, actor in self.actors.items():  # started: from here on a silent actor is a stalled one
+            if actor is not None:
+                get(call(actor, "stats"), name, start_s)
         self.supervisor = Supervisor(self.actors, self.env, run_dir, cfg.hop_timeout_s)
         if state is None and resume is not None and resume.checkpoint is not None:
             state = load_tensors(resume.checkpoint)

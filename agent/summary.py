@@ -68,6 +68,7 @@ def summarize(cfg: AgentConfig, stats: ActorStats, elapsed: float, run_dir: Path
         "episodes_recorded": recorder.get("episodes_committed", 0),
         "steps_recorded": recorder.get("steps_committed", 0),
         "captions_missing": recorder.get("captions_missing", 0),
+        **({"caption_lag_steps": perception["caption_lag_steps"]} if "caption_lag_steps" in perception else {}),
         "store_bytes": recorder.get("store_bytes", 0),
         **({"view": recorder["view"]} if "view" in recorder else {}),  # --view: where it went, what was dropped
         "policy": {k: v for k, v in policy.items() if not k.startswith(("hop_", "channel_"))},

@@ -60,6 +60,16 @@ def _percent(x: float | None) -> str:
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.0%}"
 
 
+def _captions(s: dict[str, Any]) -> str:
+    """Who captioned, and how far the captions (decoded off the acting path) trailed their frames."""
+    if s.get("captioner") in (None, "off"):
+        return "off"
+    lag = s.get("caption_lag_steps")
+    behind = "" if not lag or not lag["count"] else \
+        f"; lag p50 {lag['p50']:.0f}, p99 {lag['p99']:.0f}, max {lag['max']:.0f} steps"
+    return f"every step, by {s['captioner']}{behind}"
+
+
 def summary_table(s: dict[str, Any]) -> Table:
     """The human-readable run summary."""
     t = Table(title=f"thalamus run — {s['env']}", show_header=False, title_justify="left")
@@ -74,7 +84,7 @@ def summary_table(s: dict[str, Any]) -> Table:
         ("steps/s", f"{s['steps_per_s']:,.0f} over {s['elapsed_s']:.1f} s"),
         ("frames dropped", str(s["frames_dropped"])),
         *([("late steps", f"{s['late_steps']:,} missed the control rate's tick")] if "late_steps" in s else []),
-        ("captions", f"every step, by {s['captioner']}" if s.get("captioner") not in (None, "off") else "off"),
+        ("captions", _captions(s)),
         ("store", f"{s['store_bytes'] / 2**20:.2f} MiB in {s['run_dir']}"),
         ("transport", f"{s['transport']}, {s['restarts']} actor restart{'' if s['restarts'] == 1 else 's'}"),
     ]

@@ -37,14 +37,18 @@ def test_steps_budget_commits_every_step_including_unfinished_episodes(tmp_path)
 
 
 def test_stored_captions_are_the_captioners_words_for_each_stored_frame(tmp_path):
-    """Perception captions every frame on the hot path; the caption stored with a step is the one a
-    fresh captioner gives when the stored frames are replayed in order (one env: one stream)."""
+    """Perception captions every frame, decoding off the acting path; the caption stored with a step is
+    the one a fresh captioner gives when the stored frames are replayed in order (one env: one stream),
+    and each step keeps how far its caption trailed it."""
     from agent.perception.live import LiveCaptioner, env_checkpoint
 
     checkpoint = env_checkpoint("CartPole-v1")
     cfg = replace(AgentConfig(), steps=120, num_envs=1, captioner=str(checkpoint))
-    Agent(cfg, tmp_path, use_ray=False).run()
+    summary = Agent(cfg, tmp_path, use_ray=False).run()
     store = open_store(tmp_path)
+    lags = np.concatenate([store.get_episode(i)["caption_lag"] for i in range(store.n_episodes)])
+    assert len(lags) == 120 and lags.min() >= 0 and summary["caption_lag_steps"]["count"] == 120
+    assert summary["caption_lag_steps"]["max"] == lags.max()
     frames = np.concatenate([store.get_episode(i)["frame"] for i in range(store.n_episodes)])
     stored = np.concatenate([store.get_episode(i)["caption"] for i in range(store.n_episodes)])
     replay = LiveCaptioner(checkpoint)

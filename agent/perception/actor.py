@@ -2,9 +2,10 @@
 
 The percept is ``[normalized state, frame features]`` (for a policy that normalizes the state
 itself, a diffusion policy, the state as the env gave it). The frame features are computed once per
-frame: with a captioner they are its trained temporal feature (one streaming state per env), and
-the caption decoded from that same feature goes to the recorder, keyed by (env, step); without
-one, a small seeded CNN's embedding.
+frame: with a captioner they are its trained temporal feature (one streaming state per env); the
+caption decoded from that same feature is not waited for: a thread decodes it after the percept has
+gone on (``caption_thread.py``) and sends it to the recorder keyed by (env, step), with its lag.
+Without a captioner, a small seeded CNN's embedding.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from agent.channels import LatencyMeter
 from agent.messages import Captions, Observation, Percept, decode, encode
 from agent.outbox import Outbox
 from agent.config import PerceptionConfig
+from agent.perception.caption_thread import CaptionThread
 from agent.perception.encoder import PerceptionModel
 
 
@@ -40,7 +42,7 @@ class PerceptionActor:
         # normalization here would hand it a drifting scale it was never trained on
         self.normalize_state = normalize_state
         self.recorder: Outbox | None = None
-        self.last_caption: np.ndarray | None = None
+        self.captions = None if self.captioner is None else CaptionThread(self.captioner.decode, self._deliver)
         self.hop = LatencyMeter()
 
     @staticmethod
@@ -55,6 +57,11 @@ class PerceptionActor:
     def attach_recorder(self, recorder: Any) -> None:
         """Send each batch's captions to ``recorder.add_captions`` (blocking when 16 are in flight)."""
         self.recorder = Outbox("perception→recorder", recorder, "add_captions", window=16)
+
+    def _deliver(self, step: int, tokens: np.ndarray, lag: int) -> None:
+        """One step's decoded captions (on the caption thread) to the recorder."""
+        if self.recorder is not None:
+            self.recorder.send(encode(Captions(step=step, tokens=tokens, lag=lag)))
 
     def encode(self, obs_msg: bytes) -> bytes:
         obs = decode(obs_msg, Observation)
@@ -71,9 +78,7 @@ class PerceptionActor:
             final_frames = self.captioner.peek_features(obs.final_frame, obs.final_index)
             feature = self.captioner.features(obs.frame)  # advances every env's stream by its frame
             frames = feature.float().cpu().numpy()
-            self.last_caption = self.captioner.decode(feature)
-            if self.recorder is not None:
-                self.recorder.send(encode(Captions(step=obs.step, tokens=self.last_caption)))
+            self.captions.submit(obs.step, feature)
         vector = np.concatenate([state, frames], 1).astype(np.float32)
         final = np.concatenate([final_state, final_frames], 1).astype(np.float32)
         return encode(Percept(step=obs.step, vector=vector, reward=obs.reward,
@@ -82,18 +87,21 @@ class PerceptionActor:
 
     def caption_now(self, env: int = 0) -> str | None:
         """The caption of ``env``'s latest frame (None without a captioner or before the first)."""
-        if self.captioner is None or self.last_caption is None:
-            return None
-        return self.captioner.text(self.last_caption[env])
+        latest = None if self.captions is None else self.captions.latest
+        return None if latest is None else self.captioner.text(latest[env])
 
     def flush(self) -> None:
-        """Wait until every caption sent so far has reached the recorder."""
+        """Wait until every frame encoded so far has its caption decoded and at the recorder."""
+        if self.captions is not None:
+            self.captions.drain()
         if self.recorder is not None:
             self.recorder.drain()
 
     def stats(self) -> dict[str, Any]:
+        """Hop latency, the recorder channel, and the captions' lag behind their frames (in steps)."""
         return {"hop_env_perception": self.hop.summary(),
-                "channel_recorder": self.recorder.stats().to_dict() if self.recorder else None}
+                "channel_recorder": self.recorder.stats().to_dict() if self.recorder else None,
+                **({"caption_lag_steps": self.captions.lag_summary()} if self.captions is not None else {})}
 
     def state_dict(self) -> dict[str, Any]:
         return self.model.state_dict()
