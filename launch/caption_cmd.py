@@ -173,11 +173,13 @@ def main(args: argparse.Namespace) -> int:
                          realtime=args.realtime, limit=args.max_frames)
     video = _OverlayVideo(args.out, source.fps) if args.out else None
     jsonl = None
-    caption, captioned, changes, started = None, 0, 0, time.perf_counter()
+    caption, captioned, changes, started, previous = None, 0, 0, time.perf_counter(), None
     try:
         jsonl = args.jsonl.open("w") if args.jsonl else None
         while (frame := source.get()) is not None:
-            text = captioner.caption(frame.rgb)
+            # frames dropped to keep up are a gap the captioner is told of (a model with timing reads it)
+            text = captioner.caption(frame.rgb, 1 if previous is None else frame.index - previous)
+            previous = frame.index
             captioned += 1
             if text != caption:
                 caption, changes = text, changes + 1

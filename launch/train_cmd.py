@@ -56,6 +56,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="processes generating training frames (use several to feed a GPU)")
     p.add_argument("--eval-every", type=int, default=500, metavar="N",
                    help="score on held-out streams every N steps (0: only at the end)")
+    p.add_argument("--camera", action="store_true",
+                   help="train on frames as a busy live camera delivers them (skipped and repeated frames, "
+                        "JPEG, light, noise); the model is told each frame's gap and also scored that way")
+    p.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
+                   help="start from this captioner's weights (its sizes and words) instead of from scratch")
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     p.set_defaults(func=main)
     train_policy_cmd.add_parser(tsub)
@@ -98,16 +103,24 @@ def main(args: argparse.Namespace) -> int:
     from agent.perception.train import TrainConfig, train_captioner
     from launch.display import stdout_console
 
+    if args.init is not None:
+        from agent.perception.train import checkpoint_config
+
+        try:
+            checkpoint_config(args.init)
+        except (OSError, ValueError) as exc:
+            raise UsageError(f"--init: {exc}") from None
     cfg = TrainConfig(steps=args.steps, streams=args.streams, device=args.device, seed=args.seed,
-                      data=args.data, workers=args.workers, eval_every=args.eval_every,
-                      model=CaptionerConfig(mixer=args.mixer))
+                      data=args.data, workers=args.workers, eval_every=args.eval_every, camera=args.camera,
+                      init=str(args.init) if args.init else None, model=CaptionerConfig(mixer=args.mixer))
     columns = (TextColumn("[bold]train captioner"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, disable=args.json, transient=False) as bar:
         task = bar.add_task("train", total=args.steps, info="")
 
         def report(step: int, m: dict) -> None:
-            info = f"loss {m['loss']:.3f}" + (f"  exact {m['exact']:.1%}" if "exact" in m else "")
+            info = f"loss {m['loss']:.3f}" + (f"  exact {m['exact']:.1%}" if "exact" in m else "") + \
+                (f"  through a busy camera {m['camera_exact']:.1%}" if "camera_exact" in m else "")
             bar.update(task, completed=step, info=info)
 
         metrics = train_captioner(cfg, out=args.out, progress=report)
@@ -115,7 +128,7 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(metrics))
     else:
         parts = ", ".join(f"{k} {v:.1%}" for k, v in metrics.items() if k not in ("exact", "segments", "frames",
-                                                                                  "train_s"))
+                                                                                  "train_s", "camera_segments"))
         stdout_console().print(
             f"wrote {args.out}: exact match {metrics['exact']:.1%} over {metrics['segments']} scored frames of "
             f"{scored_on}" + (f" ({parts})" if parts else "") +

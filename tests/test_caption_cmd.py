@@ -113,7 +113,7 @@ def clip_captions(clip) -> list[str]:
 _SLOW = """import sys, time
 from agent.perception.live import LiveCaptioner
 caption = LiveCaptioner.caption
-LiveCaptioner.caption = lambda self, rgb: (time.sleep({delay}), caption(self, rgb))[1]
+LiveCaptioner.caption = lambda self, rgb, gap=1: (time.sleep({delay}), caption(self, rgb, gap))[1]
 from launch.cli import main
 sys.exit(main(sys.argv[1:]))
 """

@@ -77,3 +77,44 @@ def test_our_state_stays_flat_while_the_kv_cache_grows():
     softmax = speed_along_stream(CHECKPOINTS / "captioner-softmax.pt", (400, 900), timed=20)
     assert ours[0]["state_mb"] == ours[1]["state_mb"]
     assert softmax[1]["state_mb"] > 2 * softmax[0]["state_mb"]
+
+
+def test_with_timing_steps_and_chunks_equal_one_pass_and_the_gaps_change_the_features():
+    """The gaps a camera reports reach the features the same way streaming, in chunks and in one pass."""
+    from dataclasses import replace
+
+    torch.manual_seed(2)
+    model = Captioner(replace(SMALL, timing=5)).eval()
+    for emb in (model.timing.step, model.timing.span):
+        torch.nn.init.normal_(emb.weight)
+    frames = _frames(2, 13)
+    gaps = torch.as_tensor(np.random.default_rng(3).integers(0, 7, (2, 13)))  # past the limit too: clamped
+    with torch.no_grad():
+        whole, _ = model(frames, model.initial_state(2), gaps)
+        first, s = model(frames[:, :6], model.initial_state(2), gaps[:, :6])
+        second, _ = model(frames[:, 6:], s, gaps[:, 6:])
+        s, stepped = model.initial_state(2), []
+        for t in range(13):
+            f, s = model.step(frames[:, t], s, gaps[:, t])
+            stepped.append(f)
+        regular, _ = model(frames, model.initial_state(2))
+    assert _rel(torch.cat([first, second], 1), whole) < 1e-5
+    assert _rel(torch.stack(stepped, 1), whole) < 1e-4
+    assert _rel(regular, whole) > 1e-2  # the same frames with other gaps read differently
+
+
+def test_a_timing_embedding_that_starts_at_zero_keeps_a_checkpoints_features():
+    """``--init`` adds timing to a model trained without it: until trained, it captions as before."""
+    from dataclasses import replace
+
+    torch.manual_seed(4)
+    plain = Captioner(SMALL).eval()
+    timed = Captioner(replace(SMALL, timing=5)).eval()
+    missing, unexpected = timed.load_state_dict(plain.state_dict(), strict=False)
+    assert all(k.startswith("timing.") for k in missing) and missing and not unexpected
+    frames = _frames(2, 9)
+    gaps = torch.as_tensor(np.random.default_rng(5).integers(0, 6, (2, 9)))
+    with torch.no_grad():
+        a, _ = plain(frames, plain.initial_state(2))
+        b, _ = timed(frames, timed.initial_state(2), gaps)
+    assert torch.allclose(a, b, atol=1e-6)

@@ -50,3 +50,28 @@ def test_shipped_checkpoints_load_with_the_built_in_vocabulary():
         model = load_checkpoint(path)
         assert model.cfg.vocab == VOCAB and model.cfg.vocab_size == len(VOCAB)
         assert checkpoint_grammar(path) == all_captions()
+
+
+def test_camera_training_from_a_checkpoint_adds_timing_and_keeps_learning(tmp_path):
+    """``--init`` with ``--camera``: the start's sizes and words, a timing input added, the loss still
+    falling on skipped, repeated and compressed frames, and a score through the same camera."""
+    small = replace(CaptionerConfig(), channels=(8, 16, 16, 16), d_model=32, n_heads=2, head_dim=16)
+    base = TrainConfig(steps=10, streams=3, chunk=16, lr=3e-3, warmup=2, eval_every=0, eval_streams=2,
+                       eval_frames=32, data="env:CartPole-v1", model=small)
+    train_captioner(base, out=tmp_path / "start.pt")
+    losses = []
+    cfg = replace(base, steps=30, camera=True, init=str(tmp_path / "start.pt"), model=CaptionerConfig())
+    metrics = train_captioner(cfg, out=tmp_path / "camera.pt", progress=lambda step, m: losses.append(m["loss"]))
+    assert sum(losses[-5:]) < 0.8 * sum(losses[:5])
+    assert 0 < metrics["camera_segments"] <= metrics["segments"] and 0.0 <= metrics["camera_exact"] <= 1.0
+    model = load_checkpoint(tmp_path / "camera.pt")
+    assert model.cfg == replace(load_checkpoint(tmp_path / "start.pt").cfg, timing=5)
+
+
+def test_init_that_is_not_a_checkpoint_is_one_clear_line(capsys, tmp_path):
+    from conftest import one_clear_line, run_main
+
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    one_clear_line(run_main(capsys, "train", "captioner", "--init", str(bad), "--steps", "1"),
+                   "--init: ")

@@ -5,8 +5,11 @@ Networks"; the test-time KV-binding view): each layer's state ``S`` (per head ``
 from frame to frame, so memory and time per frame stay constant over an unbounded stream. Motion is
 made easy to see by feeding the encoder the frame, its difference to the previous frame and to the
 frame ``gap`` steps back (captioner-notes: 1–3 px motions are a thin signal in a one-step difference).
-The decoder is a small GRU over caption tokens, conditioned on the frame's temporal feature; at
-inference it is constrained by a trie of valid captions (``kernels/trie.py``).
+A live camera on a busy machine skips and repeats frames, and motion read across a skipped frame looks
+twice as fast: with ``timing`` the model is also told, per frame, how many source frames passed since
+the one before it saw and over how many its ``gap`` difference reaches (learned embeddings added to the
+frame's token). The decoder is a small GRU over caption tokens, conditioned on the frame's temporal
+feature; at inference it is constrained by a trie of valid captions (``kernels/trie.py``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class CaptionerConfig:
     gap: int = 4  # the second difference channel is frame[t] - frame[t - gap]
     mixer: str = "delta"  # "delta": gated delta rule (ours); "softmax": attention over a KV cache (baseline)
     train_window: int = 256  # softmax only: frames of KV cache kept while training (inference keeps all)
+    timing: int = 0  # >0: each frame is told the source frames since the one before (clamped to this); 0: not
 
     @property
     def vocab_size(self) -> int:
@@ -62,6 +66,28 @@ class FrameTokenizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.proj(self.conv(x).flatten(1))
+
+
+class FrameTiming(nn.Module):
+    """Source frames since the previous seen frame (0: a repeat) and spanned by the ``gap``
+    difference → an embedding added to the frame's token."""
+
+    def __init__(self, cfg: CaptionerConfig) -> None:
+        super().__init__()
+        self.limit, self.gap = cfg.timing, cfg.gap
+        self.step = nn.Embedding(cfg.timing + 1, cfg.d_model)
+        self.span = nn.Embedding(cfg.timing * cfg.gap + 1, cfg.d_model)
+        nn.init.zeros_(self.step.weight)  # a model trained without skips starts out the same with them
+        nn.init.zeros_(self.span.weight)
+
+    def forward(self, gaps: torch.Tensor, history: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """gaps [B, T] and the previous ``gap`` frames' gaps [B, gap] → embeddings [B, T, D], new history."""
+        g = gaps.clamp(0, self.limit)
+        seq = torch.cat([history, g], 1)  # [B, gap + T]
+        span = seq.cumsum(1)
+        T = g.shape[1]
+        reach = span[:, self.gap:] - span[:, :T]  # frames covered by each frame's gap difference
+        return self.step(g) + self.span(reach), seq[:, -self.gap:]
 
 
 class DeltaRuleBlock(nn.Module):
@@ -165,15 +191,16 @@ class StreamState:
     frames: torch.Tensor  # [B, gap, 3, S, S] float, most recent last
     layers: list  # per layer: the delta-rule state [B, H, K, V] fp32, or a (keys, values) KV cache
     started: bool = False
+    gaps: torch.Tensor | None = None  # [B, gap] long: source frames before each of those frames (with timing)
 
     def detach(self) -> "StreamState":
         layers = [tuple(t.detach() for t in s) if isinstance(s, tuple) else s.detach() for s in self.layers]
-        return StreamState(self.frames.detach(), layers, self.started)
+        return StreamState(self.frames.detach(), layers, self.started, self.gaps)
 
     def select(self, index: torch.Tensor) -> "StreamState":
         """The state of the streams ``index`` [K] (a copy, for a look ahead that is not kept)."""
         layers = [tuple(t[index] for t in s) if isinstance(s, tuple) else s[index] for s in self.layers]
-        return StreamState(self.frames[index], layers, self.started)
+        return StreamState(self.frames[index], layers, self.started, None if self.gaps is None else self.gaps[index])
 
 
 class Captioner(nn.Module):
@@ -184,6 +211,7 @@ class Captioner(nn.Module):
         self.cfg = cfg = cfg or CaptionerConfig()
         self.vocab = Vocab(cfg.vocab)
         self.encoder = FrameTokenizer(cfg)
+        self.timing = FrameTiming(cfg) if cfg.timing else None
         if cfg.mixer not in ("delta", "softmax"):
             raise ValueError(f"mixer must be 'delta' or 'softmax', got {cfg.mixer!r}")
         block = DeltaRuleBlock if cfg.mixer == "delta" else SoftmaxBlock
@@ -199,7 +227,8 @@ class Captioner(nn.Module):
             layers: list = [(empty, empty) for _ in self.blocks]
         else:
             layers = [torch.zeros(batch, c.n_heads, c.head_dim, c.head_dim, device=device) for _ in self.blocks]
-        return StreamState(frames, layers)
+        gaps = torch.zeros(batch, c.gap, dtype=torch.long, device=device) if c.timing else None
+        return StreamState(frames, layers, gaps=gaps)
 
     def _inputs(self, frames: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 [B, T, S, S, 3] → encoder input [B, T, 9, S, S] and the new frame history."""
@@ -213,24 +242,40 @@ class Captioner(nn.Module):
         diffg = x - seq[:, :T]
         return torch.cat([x, diff1, diffg], 2), seq[:, -gap:]
 
-    def forward(self, frames: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, StreamState]:
-        """frames uint8 [B, T, S, S, 3] → features [B, T, D] and the state after the last frame."""
+    def _timed(self, h: torch.Tensor, gaps: torch.Tensor | None, state: StreamState
+               ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Add the timing embedding to the tokens h [B, T, D]; gaps [B, T] (None: every frame the next)."""
+        if self.timing is None:
+            return h, None
+        if gaps is None:
+            gaps = torch.ones(h.shape[:2], dtype=torch.long, device=h.device)
+        if not state.started:  # the first frame is its own past: nothing has passed
+            gaps = torch.cat([torch.zeros_like(gaps[:, :1]), gaps[:, 1:]], 1)
+        embedding, history = self.timing(gaps.to(h.device), state.gaps)
+        return h + embedding, history
+
+    def forward(self, frames: torch.Tensor, state: StreamState, gaps: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, StreamState]:
+        """frames uint8 [B, T, S, S, 3] (and, with timing, gaps [B, T]: source frames since each one's
+        predecessor) → features [B, T, D] and the state after the last frame."""
         B, T = frames.shape[:2]
         x, history = self._inputs(frames, state)
-        h = self.encoder(x.flatten(0, 1)).view(B, T, -1)
+        h, timing = self._timed(self.encoder(x.flatten(0, 1)).view(B, T, -1), gaps, state)
         new_layers = []
         for block, s in zip(self.blocks, state.layers):
             h, s = block(h, s)
             new_layers.append(s)
-        return self.norm(h), StreamState(history, new_layers, True)
+        return self.norm(h), StreamState(history, new_layers, True, timing)
 
     @torch.no_grad()
-    def step(self, frame: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, StreamState]:
-        """One streaming frame: uint8 [B, S, S, 3] → feature [B, D]; constant time and memory."""
+    def step(self, frame: torch.Tensor, state: StreamState, gaps: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, StreamState]:
+        """One streaming frame: uint8 [B, S, S, 3] (gaps [B]) → feature [B, D]; constant time and memory."""
         x, history = self._inputs(frame[:, None], state)
-        h = self.encoder(x[:, 0])
+        h, timing = self._timed(self.encoder(x[:, 0])[:, None], None if gaps is None else gaps[:, None], state)
+        h = h[:, 0]
         new_layers = []
         for block, s in zip(self.blocks, state.layers):
             h, s = block(h, s)
             new_layers.append(s)
-        return self.norm(h), StreamState(history, new_layers, True)
+        return self.norm(h), StreamState(history, new_layers, True, timing)

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from agent.perception.camera import CameraConfig, CameraStreams
 from envs.clips import ClipBatch, clip_grammar, heldout_dir
 from envs.env_captions import EnvCaptionBatch, env_grammar
 from envs.synthetic import SceneConfig, StreamBatch, all_captions
@@ -45,8 +46,11 @@ def eval_data(data: str) -> str:
     return str(held) if held is not None else data
 
 
-def open_batch(data: str, seeds: Sequence[int], frame_size: int) -> Any:
-    """Persistent streams of ``data`` (``synthetic``, ``env:ID`` or a directory of clips), one per seed."""
+def open_batch(data: str, seeds: Sequence[int], frame_size: int, camera: CameraConfig | None = None) -> Any:
+    """Persistent streams of ``data`` (``synthetic``, ``env:ID`` or a directory of clips), one per seed;
+    ``camera``: as such a busy live camera delivers them (skips, repeats, JPEG, light, noise)."""
+    if camera is not None:
+        return CameraStreams([open_batch(data, [s], frame_size) for s in seeds], int(seeds[0]) + 1, camera)
     if data == "synthetic":
         return StreamBatch(seeds, SceneConfig(frame_size=frame_size))
     if data.startswith("env:"):
@@ -54,8 +58,9 @@ def open_batch(data: str, seeds: Sequence[int], frame_size: int) -> Any:
     return ClipBatch(Path(data), seeds, frame_size)
 
 
-def _worker(data: str, seeds: list[int], frame_size: int, n_frames: int, out: mp.Queue) -> None:
-    batch = open_batch(data, seeds, frame_size)
+def _worker(data: str, seeds: list[int], frame_size: int, n_frames: int, camera: CameraConfig | None,
+            out: mp.Queue) -> None:
+    batch = open_batch(data, seeds, frame_size, camera)
     while True:
         out.put(batch.next(n_frames))
 
@@ -64,13 +69,13 @@ class ParallelStreams:
     """``open_batch(data, seeds).next(n_frames)`` chunks, computed ahead by ``workers`` processes."""
 
     def __init__(self, data: str, seeds: Sequence[int], frame_size: int, n_frames: int, workers: int,
-                 prefetch: int = 4) -> None:
+                 prefetch: int = 4, camera: CameraConfig | None = None) -> None:
         self.n_frames = n_frames
         workers = max(1, min(workers, len(seeds)))
         ctx = mp.get_context("fork")  # before CUDA is initialised: the trainer creates this first
         slices = np.array_split(np.asarray(seeds), workers)
         self.queues = [ctx.Queue(maxsize=prefetch) for _ in slices]
-        self.procs = [ctx.Process(target=_worker, args=(data, s.tolist(), frame_size, n_frames, q), daemon=True)
+        self.procs = [ctx.Process(target=_worker, args=(data, s.tolist(), frame_size, n_frames, camera, q), daemon=True)
                       for s, q in zip(slices, self.queues)]
         for p in self.procs:
             p.start()

@@ -68,10 +68,12 @@ class LiveCaptioner:
         return torch.tensor(frames, device=self.device)
 
     @torch.no_grad()
-    def features(self, frames: np.ndarray) -> torch.Tensor:
+    def features(self, frames: np.ndarray, gaps: np.ndarray | None = None) -> torch.Tensor:
         """uint8 RGB frames [streams, H, W, 3] (any size) → the temporal feature [streams, D] of each
-        stream's newest frame; every stream's state moves on by its frame."""
-        feature, self.state = self.model.step(self._frames(frames), self.state)
+        stream's newest frame; every stream's state moves on by its frame. ``gaps`` [streams]: source
+        frames since each stream's previous frame (default 1: none skipped; read by models with timing)."""
+        gap = None if gaps is None else torch.as_tensor(np.asarray(gaps), dtype=torch.long, device=self.device)
+        feature, self.state = self.model.step(self._frames(frames), self.state, gap)
         return feature
 
     @torch.no_grad()
@@ -89,13 +91,14 @@ class LiveCaptioner:
         """Temporal features [streams, D] → int16 caption token ids [streams, max_len]."""
         return self.decoding.tokens(feature).to(torch.int16).cpu().numpy()
 
-    def tokens(self, frames: np.ndarray) -> np.ndarray:
+    def tokens(self, frames: np.ndarray, gaps: np.ndarray | None = None) -> np.ndarray:
         """uint8 RGB frames [streams, H, W, 3] (any size) → int16 token ids [streams, max_len]."""
-        return self.decode(self.features(frames))
+        return self.decode(self.features(frames, gaps))
 
-    def caption(self, rgb: np.ndarray) -> str:
-        """One stream's caption of its newest frame (``streams`` must be 1)."""
-        return self.text(self.tokens(rgb[None])[0])
+    def caption(self, rgb: np.ndarray, gap: int = 1) -> str:
+        """One stream's caption of its newest frame (``streams`` must be 1), ``gap`` source frames after
+        the one before it."""
+        return self.text(self.tokens(rgb[None], np.array([gap]))[0])
 
     def text(self, tokens: np.ndarray) -> str:
         return self.vocab.decode(int(t) for t in tokens)

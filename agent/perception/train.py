@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from agent.checkpoints import load_tensors
+from agent.perception.camera import CameraConfig
 from agent.perception.captioner import Captioner, CaptionerConfig
 from agent.perception.data import ParallelStreams, eval_data, grammar, is_clips, open_batch
 from agent.perception.decode import CaptionDecoding
@@ -52,6 +53,8 @@ class TrainConfig:
     eval_every: int = 500  # 0: only at the end
     eval_streams: int = 16
     eval_frames: int = 480
+    camera: bool = False  # frames as a busy live camera delivers them (camera.py); the model reads each one's gap
+    init: str | None = None  # a checkpoint to start from (its sizes and vocabulary are kept) instead of scratch
     model: CaptionerConfig = field(default_factory=CaptionerConfig)  # its vocab is set from the data's captions
 
 
@@ -60,24 +63,32 @@ def _targets(truths: list[list], table: dict[str, list[int]], device: torch.devi
     return torch.tensor(rows, dtype=torch.long, device=device)  # [B, T, L]
 
 
+def _gaps(truths: list[list], device: torch.device) -> torch.Tensor | None:
+    """The camera's gap of every frame [B, T] (None for frames delivered one after another)."""
+    if not truths or not hasattr(truths[0][0], "gap"):
+        return None
+    return torch.tensor([[t.gap for t in stream] for stream in truths], dtype=torch.long, device=device)
+
+
 def evaluate_captioner(model: Captioner, seeds: list[int], n_frames: int, device: torch.device,
                        chunk: int = 64, data: str = "synthetic",
-                       captions: Sequence[str] | None = None) -> dict[str, float]:
+                       captions: Sequence[str] | None = None, camera: CameraConfig | None = None) -> dict[str, float]:
     """Accuracy on fresh streams: the caption in effect at each scored frame (a segment's last frame;
     every env frame), decoded under ``captions`` (default: ``data``'s grammar), against the truth; plus
     per-attribute accuracy (object count, color, shape, motion for the scenes; pole and cart for envs;
-    none for clips, whose captions have no fixed form)."""
+    none for clips, whose captions have no fixed form). ``camera``: the streams as such a busy live
+    camera delivers them (a skipped segment end is scored at the frame before it)."""
     model.eval()
     decoding = CaptionDecoding(model, grammar(data) if captions is None else captions, device)
     attributes = (lambda text: []) if is_clips(data) else _attributes
-    batch = open_batch(data, seeds, model.cfg.frame_size)
+    batch = open_batch(data, seeds, model.cfg.frame_size, camera)
     state = model.initial_state(len(seeds), device)
     hits: dict[str, int] = {"exact": 0}
     totals: dict[str, int] = {"exact": 0}
     with torch.no_grad():
         for _ in range(math.ceil(n_frames / chunk)):
             frames, truths = batch.next(chunk)
-            feats, state = model(torch.as_tensor(frames, device=device), state)
+            feats, state = model(torch.as_tensor(frames, device=device), state, _gaps(truths, device))
             where = [(b, t) for b, stream in enumerate(truths) for t, tr in enumerate(stream) if tr.is_last]
             if not where:
                 continue
@@ -124,18 +135,26 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
     generating ``cfg.data``'s as it goes; ``cfg.data`` still names the captions and where they are scored."""
     captions = grammar(cfg.data)  # a bad folder of clips fails here, before workers start
     scored_on = eval_data(cfg.data)
-    model_cfg = replace(cfg.model, vocab=Vocab.for_captions(captions).words)
+    start = load_checkpoint(Path(cfg.init)) if cfg.init else None
+    model_cfg = start.cfg if start is not None else replace(cfg.model, vocab=Vocab.for_captions(captions).words)
+    if cfg.camera and not model_cfg.timing:
+        model_cfg = replace(model_cfg, timing=CameraConfig().max_skip + 1)
     seeds = [cfg.seed * 1_000_003 + i for i in range(cfg.streams)]
     size = cfg.model.frame_size
     if frames is not None:
         data = frames
     elif cfg.workers > 1:  # processes are forked before CUDA starts
-        data = ParallelStreams(cfg.data, seeds, size, cfg.chunk, cfg.workers)
+        data = ParallelStreams(cfg.data, seeds, size, cfg.chunk, cfg.workers,
+                               camera=CameraConfig() if cfg.camera else None)
     else:
-        data = open_batch(cfg.data, seeds, size)
+        data = open_batch(cfg.data, seeds, size, CameraConfig() if cfg.camera else None)
     torch.manual_seed(cfg.seed)
     device = torch.device(cfg.device)
     model = Captioner(model_cfg).to(device)
+    if start is not None:  # its weights; a timing embedding it lacks starts at zero (the same captions)
+        missing, _ = model.load_state_dict(start.state_dict(), strict=False)
+        if any(not k.startswith("timing.") for k in missing):
+            raise ValueError(f"{cfg.init}: its weights do not fit this captioner (missing {missing[:3]})")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup_cosine(s, cfg.warmup, cfg.steps))
     table = dict(zip(captions, model.vocab.table(captions, model_cfg.max_len)))
@@ -146,7 +165,7 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
     for step in range(cfg.steps):
         frames, truths = data.next(cfg.chunk)
         target = _targets(truths, table, device)  # [B, T, L]
-        feats, state = model(torch.as_tensor(frames, device=device), state)
+        feats, state = model(torch.as_tensor(frames, device=device), state, _gaps(truths, device))
         state = state.detach()
         logits = model.decoder(feats.flatten(0, 1), target.flatten(0, 1))  # [B*T, L, vocab]
         loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD)
@@ -159,6 +178,10 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
         if last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
             metrics = evaluate_captioner(model, eval_seeds, cfg.eval_frames, device, data=scored_on,
                                          captions=captions)
+            if cfg.camera:
+                camera = evaluate_captioner(model, eval_seeds, cfg.eval_frames, device, data=scored_on,
+                                            captions=captions, camera=CameraConfig())
+                metrics |= {"camera_exact": camera["exact"], "camera_segments": camera["segments"]}
         if progress is not None:
             progress(step + 1, {"loss": loss.item(), "elapsed_s": time.perf_counter() - started, **metrics})
     if isinstance(data, ParallelStreams):

@@ -1,0 +1,60 @@
+"""Captioners on held-out streams delivered three ways: every frame, with frames skipped as a busy
+machine skips them, and through a rough camera (skips, repeats, JPEG, light, noise).
+
+    python benchmarks/camera_captions.py --data env:CartPole-v1 --checkpoints OLD.pt NEW.pt
+    python benchmarks/camera_captions.py --data synthetic --streams 64 --json out.json
+
+Every checkpoint sees the same streams in the same order (seeds 7,000,000 on, which no training or
+training-time check uses) and the same skips (`agent/perception/camera.py`, seeded); scored with
+`evaluate_captioner` at each segment's last delivered frame (every delivered frame of an env).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo's kernels/, not benchmarks/kernels.py
+from agent.perception.camera import CameraConfig  # noqa: E402
+from agent.perception.train import checkpoint_grammar, evaluate_captioner, load_checkpoint  # noqa: E402
+
+SEED = 7_000_000
+CONDITIONS = {
+    "every frame": None,
+    "busy machine (skips only)": CameraConfig(repeat=0.0, jpeg_share=0.0, brightness=0.0, contrast=(1.0, 1.0), noise=0.0),
+    "rough camera (training's)": CameraConfig(),
+}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default="env:CartPole-v1", help="synthetic or env:ID")
+    parser.add_argument("--checkpoints", type=Path, nargs="+", required=True)
+    parser.add_argument("--streams", type=int, default=32)
+    parser.add_argument("--frames", type=int, default=480)
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    seeds = [SEED + i for i in range(args.streams)]
+    rows = []
+    for name, camera in CONDITIONS.items():
+        for path in args.checkpoints:
+            model = load_checkpoint(path)
+            m = evaluate_captioner(model, seeds, args.frames, torch.device("cpu"), data=args.data,
+                                   captions=checkpoint_grammar(path), camera=camera)
+            row = {"condition": name, "checkpoint": str(path), "exact": m["exact"], "scored": m["segments"],
+                   "camera": None if camera is None else asdict(camera)}
+            rows.append(row)
+            print(f"{name:28s} {str(path):60s} exact {m['exact']:.1%} of {m['segments']}", flush=True)
+    if args.json:
+        args.json.write_text(json.dumps({"data": args.data, "streams": args.streams, "frames": args.frames,
+                                         "seed": SEED, "results": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
