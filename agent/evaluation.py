@@ -193,8 +193,9 @@ class ExpertPolicy:
 
 class PPOPolicy:
     """A run's PPO policy acting greedily on the percept its perception makes: the normalized state
-    (statistics frozen) beside the frame CNN's features or, for a run with a captioner, the captioner's
-    temporal features, its stream started afresh each episode; on a task with ``classes`` (a
+    (statistics frozen) beside the frame CNN's features or, for a run that captioned with an earlier
+    version (its policy acted on them), the captioner's temporal features, its stream started afresh
+    each episode; on a task with ``classes`` (a
     task-incremental sequence) the argmax among them. It acts on one observation at a time,
     which torch's intra-op threads only slow down: run it under ``torch.set_num_threads(1)``."""
 
@@ -343,7 +344,6 @@ def _load_ppo(path: Path, run_dir: Path) -> LoadedPolicy:
     from agent.perception.encoder import PerceptionModel
     from agent.policy.ppo import ActorCritic
 
-    captioner = _captioner(run_dir, cfg.captioner)
     state = load_tensors(path)  # CheckpointError (one line) for a file that is not one
     try:
         net_state, norm = state["policy"]["net"], state["perception"]["norm_mean"]
@@ -353,6 +353,9 @@ def _load_ppo(path: Path, run_dir: Path) -> LoadedPolicy:
         raise EvaluationError(f"'{path}' is not a run's checkpoint (it holds no PPO policy and perception): "
                               "give checkpoints/final.pt, task_<i>.pt or latest.pt of a run") from None
     state_dim = len(norm)
+    # runs of versions before captions left the percept acted on the captioner's features
+    captioner = (_captioner(run_dir, cfg.captioner)
+                 if percept_dim != state_dim + cfg.perception.frame_features else None)
     feature_dim = captioner.cfg.d_model if captioner is not None else cfg.perception.frame_features
     if percept_dim != state_dim + feature_dim:
         raise EvaluationError(f"'{path}' does not fit its run's config: its policy takes percepts of {percept_dim} "

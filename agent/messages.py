@@ -83,10 +83,20 @@ class Action(Message):
 
 
 @dataclass
+class CaptionFrames(Message):
+    """One observation batch's camera frames, from perception to the captioner: row ``i`` is env
+    ``i``'s frame at batch step ``step``, already at the captioner's frame size."""
+
+    KIND: ClassVar[str] = "caption_frames"
+    step: int = 0
+    frames: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0, 3), np.uint8))  # [N, S, S, 3]
+
+
+@dataclass
 class Captions(Message):
-    """Perception's captions of one observation batch, for the recorder: row ``i`` is env ``i``'s
+    """The captioner's captions of one observation batch, for the recorder: row ``i`` is env ``i``'s
     frame at batch step ``step`` (the store joins them to its rows by (env, step)); ``lag``: how many
-    later batches perception had encoded when these were decoded."""
+    later batches had reached the captioner when these were ready."""
 
     KIND: ClassVar[str] = "captions"
     step: int = 0
@@ -118,7 +128,7 @@ class Episode(Message):
 
 
 MESSAGE_TYPES: dict[str, type[Message]] = {
-    cls.KIND: cls for cls in (Observation, Percept, Action, Captions, Transitions, Episode)
+    cls.KIND: cls for cls in (Observation, Percept, Action, CaptionFrames, Captions, Transitions, Episode)
 }
 M = TypeVar("M", bound=Message)
 

@@ -34,6 +34,7 @@ from agent.env_actor import EnvActor
 from agent.hot_loop import RingBudget
 from agent.learner.actor import LearnerActor
 from agent.perception.actor import PerceptionActor
+from agent.perception.caption_actor import CaptionActor
 from agent.policy.actor import FEED_EVERY, PolicyActor
 from agent.policy.diffusion import SamplerConfig
 from agent.recorder import RecorderActor, store_specs
@@ -89,13 +90,24 @@ class Agent:
                                       list(self.sequence.names) if self.sequence else None, cfg.view_fps,
                                       here=True, name=viewer_name)
             self.view_url = get(call(self.viewer, "url"), "viewer", start_s)
+        recorder_name, captioner_name = (f"thalamus-{part}-{uuid.uuid4().hex[:12]}" for part in ("recorder", "captioner"))
         self.recorder = (self._spawn(RecorderActor, str(run_dir), store_specs(spec, caption_len), 15.0,
-                                     viewer_name if use_ray else self.viewer, here=True, restart=True)
+                                     viewer_name if use_ray else self.viewer, here=True, restart=True,
+                                     name=recorder_name)
                          if run_dir is not None else None)
         # a diffusion policy (--policy) acts on the env's own state: it normalizes it itself
+        # restartable actors find the actor they send to by its name: a handle would be a constructor
+        # argument kept in the object store, which Ray warns a restart may not find
+        self.captioner, caption_size = None, 0
+        if captioner is not None:
+            caption_size = checkpoint_config(Path(captioner)).frame_size
+            self.captioner = self._spawn(CaptionActor, captioner, cfg.num_envs, cfg.device,
+                                         self._named(self.recorder, recorder_name), num_gpus=gpu, restart=True,
+                                         name=captioner_name)
         self.perception = self._spawn(PerceptionActor, spec["state_dim"], cfg.perception, cfg.seed, cfg.device,
-                                      captioner, cfg.num_envs, cfg.policy is None, num_gpus=gpu, restart=True)
-        percept_dim = PerceptionActor.percept_dim(spec["state_dim"], cfg.perception, captioner)
+                                      cfg.policy is None, self._named(self.captioner, captioner_name), caption_size,
+                                      num_gpus=gpu, restart=True)
+        percept_dim = PerceptionActor.percept_dim(spec["state_dim"], cfg.perception)
         learner_name = f"thalamus-learner-{uuid.uuid4().hex[:12]}"
         self.learner = self._spawn(LearnerActor, percept_dim, spec["action_dim"], cfg.learner, cfg.seed, cfg.device,
                                    str(run_dir) if run_dir is not None else None, num_gpus=gpu,
@@ -108,11 +120,9 @@ class Agent:
         self.policy = self._spawn(PolicyActor, percept_dim, spec, cfg.num_envs, ppo, cfg.steps, cfg.seed,
                                   learner_name if use_ray else self.learner, FEED_EVERY, cfg.policy, sampler,
                                   restart=True)
-        if captioner is not None and self.recorder is not None:
-            get(call(self.perception, "attach_recorder", self.recorder), "perception", start_s)
         get(call(self.env, "attach", self.recorder), "env", start_s)
         self.actors = {"perception": self.perception, "policy": self.policy, "learner": self.learner,
-                       "recorder": self.recorder}
+                       "recorder": self.recorder, "captioner": self.captioner}
         for name, actor in self.actors.items():  # started: from here on a silent actor is a stalled one
             if actor is not None:
                 get(call(actor, "stats"), name, start_s)
@@ -122,6 +132,10 @@ class Agent:
         if state is not None:
             self.supervisor.restore(state, RESTARTABLE)
         self.checkpointed = time.perf_counter()
+
+    def _named(self, actor: Any, name: str) -> Any:
+        """What a restartable actor is given to reach ``actor``: its Ray name, or in-process the object."""
+        return None if actor is None else (name if self.use_ray else actor)
 
     def _spawn(self, cls: type, *args: Any, num_gpus: float = 0, here: bool = False, restart: bool = False,
                name: str | None = None, resources: dict[str, float] | None = None) -> Any:
@@ -243,9 +257,11 @@ class Agent:
         return None if self.sequence is None else f"task {task}: {self.sequence.names[task]}"
 
     def _caption_now(self) -> str | None:
-        """Env 0's latest caption for the display (None while the perception actor restarts)."""
+        """Env 0's latest caption for the display (None without a captioner or while it restarts)."""
+        if self.captioner is None:
+            return None
         try:
-            return get(call(self.perception, "caption_now"), "perception", self.cfg.hop_timeout_s)
+            return get(call(self.captioner, "caption_now"), "captioner", self.cfg.hop_timeout_s)
         except ActorFailed:
             return None
 
@@ -263,6 +279,9 @@ class Agent:
         env = get(call(self.env, "finish"), "env", t)
         get(call(self.perception, "flush"), "perception", t)
         perception = get(call(self.perception, "stats"), "perception", t)
+        if self.captioner is not None:  # its captions reach the recorder before the store closes
+            get(call(self.captioner, "flush"), "captioner", t)
+            perception.update(get(call(self.captioner, "stats"), "captioner", t))
         policy = get(call(self.policy, "stats"), "policy", t)
         self.supervisor.checkpoint("final.pt", steps=env["steps"], task=env["task"])
         learner = get(call(self.learner, "close"), "learner", t)

@@ -16,7 +16,7 @@ class ActorStats:
     """What each actor reported when the run ended (``recorder`` is {} without a run store)."""
 
     env: dict[str, Any]
-    perception: dict[str, Any]
+    perception: dict[str, Any]  # with a captioner, the CaptionActor's stats too
     policy: dict[str, Any]
     learner: dict[str, Any]
     recorder: dict[str, Any]
@@ -35,8 +35,8 @@ def summarize(cfg: AgentConfig, stats: ActorStats, elapsed: float, run_dir: Path
                "policy→learner": learner["hop_policy_learner"]}
     if recorder:
         latency["env→recorder"] = recorder["hop_env_recorder"]
-    channels = [c for c in (env["channel_recorder"], perception.get("channel_recorder"), policy["channel_learner"],
-                            learner["channel_inbox"]) if c]
+    channels = [c for c in (env["channel_recorder"], perception.get("channel_captioner"),
+                            perception.get("channel_recorder"), policy["channel_learner"], learner["channel_inbox"]) if c]
     start = resume.steps if resume else 0
     resumed = None if resume is None else {
         "steps": resume.steps, "episodes": resume.episodes, "task": resume.task,

@@ -1,4 +1,4 @@
-"""Captions decoded off the acting path: every step delivered once, in order, with its lag."""
+"""Captions made off the acting path: every step delivered once, in order, with its lag."""
 
 import threading
 
@@ -9,24 +9,25 @@ import torch
 from agent.perception.caption_thread import CaptionThread
 
 
-def _decode_waiting_for(gate: threading.Event, calls: list):
-    def decode(features: torch.Tensor) -> np.ndarray:
+def _caption_waiting_for(gate: threading.Event, calls: list):
+    def caption(frames: np.ndarray) -> np.ndarray:
+        """[T, N, D] → [T, N, 2]: ten times each frame's first two numbers."""
         gate.wait(5)
-        calls.append(len(features))
-        return (features[:, :2] * 10).to(torch.int16).numpy()
-    return decode
+        calls.append(frames.shape[0])
+        return (frames[..., :2] * 10).astype(np.int16)
+    return caption
 
 
-def test_a_slow_decoder_catches_up_in_batches_and_delivers_every_step_in_order():
+def test_a_slow_captioner_catches_up_in_batches_and_delivers_every_step_in_order():
     gate, calls, got = threading.Event(), [], []
-    thread = CaptionThread(_decode_waiting_for(gate, calls), lambda step, tokens, lag: got.append((step, tokens, lag)))
-    for step in range(5):  # the first decode blocks until the gate opens: the rest pile up meanwhile
-        thread.submit(step, torch.full((3, 4), float(step)))
+    thread = CaptionThread(_caption_waiting_for(gate, calls), lambda step, tokens, lag: got.append((step, tokens, lag)))
+    for step in range(5):  # the first call blocks until the gate opens: the rest pile up meanwhile
+        thread.submit(step, np.full((3, 4), float(step)))
     gate.set()
     thread.close()
     assert [s for s, _, _ in got] == list(range(5))
     assert all(np.array_equal(t, np.full((3, 2), 10 * s, np.int16)) for s, t, _ in got)
-    assert sum(calls) == 15 and len(calls) < 5  # steps that waited were decoded together
+    assert sum(calls) == 5 and len(calls) < 5  # steps that waited were captioned together
     lags = [lag for _, _, lag in got]
     assert lags[0] >= 1 and lags[-1] == 0 and lags == sorted(lags, reverse=True)
     assert thread.lag_summary()["max"] == max(lags) and thread.lag_summary()["count"] == 5
@@ -35,13 +36,13 @@ def test_a_slow_decoder_catches_up_in_batches_and_delivers_every_step_in_order()
 
 def test_submit_waits_once_max_pending_steps_are_waiting():
     gate, calls = threading.Event(), []
-    thread = CaptionThread(_decode_waiting_for(gate, calls), lambda *a: None, max_pending=2)
-    thread.submit(0, torch.zeros(1, 2))
-    while not thread._busy:  # step 0 is being decoded (held at the gate)
+    thread = CaptionThread(_caption_waiting_for(gate, calls), lambda *a: None, max_pending=2)
+    thread.submit(0, np.zeros((1, 2)))
+    while not thread._busy:  # step 0 is being captioned (held at the gate)
         pass
-    thread.submit(1, torch.zeros(1, 2))
-    thread.submit(2, torch.zeros(1, 2))
-    third = threading.Thread(target=thread.submit, args=(3, torch.zeros(1, 2)))
+    thread.submit(1, np.zeros((1, 2)))
+    thread.submit(2, np.zeros((1, 2)))
+    third = threading.Thread(target=thread.submit, args=(3, np.zeros((1, 2))))
     third.start()
     third.join(0.3)
     assert third.is_alive()  # two steps wait: the third submission holds the acting thread
@@ -51,13 +52,29 @@ def test_submit_waits_once_max_pending_steps_are_waiting():
     assert not third.is_alive() and sum(calls) == 4
 
 
-def test_a_decoding_error_reaches_the_acting_thread():
-    def broken(features: torch.Tensor) -> np.ndarray:
+def test_a_captioning_error_reaches_the_acting_thread():
+    def broken(frames: np.ndarray) -> np.ndarray:
         raise ValueError("bad grammar")
 
     thread = CaptionThread(broken, lambda *a: None)
-    thread.submit(0, torch.zeros(1, 2))
-    with pytest.raises(RuntimeError, match="caption decoding failed: ValueError: bad grammar"):
+    thread.submit(0, np.zeros((1, 2)))
+    with pytest.raises(RuntimeError, match="captioning failed: ValueError: bad grammar"):
         thread.drain()
     with pytest.raises(RuntimeError, match="bad grammar"):
-        thread.submit(1, torch.zeros(1, 2))
+        thread.submit(1, np.zeros((1, 2)))
+
+
+def test_steps_captioned_together_get_the_captions_of_one_frame_at_a_time():
+    """The thread's catch-up call (T consecutive frames of every stream through the model at once)
+    gives each frame the caption single streaming steps give it, and leaves the same states."""
+    from agent.perception.live import LiveCaptioner, env_checkpoint
+
+    checkpoint = env_checkpoint("CartPole-v1")
+    frames = np.random.default_rng(0).integers(0, 256, (7, 3, 48, 48, 3), np.uint8)  # resized to 64
+    single, together = LiveCaptioner(checkpoint, streams=3), LiveCaptioner(checkpoint, streams=3)
+    one_by_one = np.stack([single.tokens(f) for f in frames])
+    at_once = np.concatenate([together.caption_steps(frames[:1]), together.caption_steps(frames[1:])])
+    assert at_once.shape == (7, 3, single.max_len) and np.array_equal(at_once, one_by_one)
+    assert len({single.text(t) for t in one_by_one.reshape(-1, single.max_len)}) > 1
+    for a, b in zip(single.state.layers, together.state.layers):
+        assert torch.allclose(a, b, atol=1e-4)

@@ -35,6 +35,19 @@ def test_run_prints_a_json_summary(cartpole_run):
     assert (run_dir / "checkpoints" / "final.pt").stat().st_size > 0
 
 
+def test_run_captions_every_step_in_an_actor_of_its_own(cartpole_run):
+    """CartPole's shipped captioner is on by default: every step's frames go from perception to the
+    CaptionActor and every step's captions from it to the store, none lost, each with its lag."""
+    run_dir, summary = cartpole_run
+    channels = {c["name"]: c for c in summary["channels"]}
+    for name in ("perception→captioner", "captioner→recorder"):
+        assert channels[name]["put"] == channels[name]["got"] == 200 and channels[name]["lost"] == 0
+    assert summary["captions_missing"] == 0 and summary["caption_lag_steps"]["count"] == 200
+    store = open_store(run_dir)
+    lags = np.concatenate([store.get_episode(i)["caption_lag"] for i in range(store.n_episodes)])
+    assert len(lags) == 800 and lags.min() >= 0 and lags.max() == summary["caption_lag_steps"]["max"]
+
+
 def test_store_opens_with_plain_zarr(cartpole_run):
     run_dir, summary = cartpole_run
     g = zarr.open_group(str(run_dir / "store.zarr"), mode="r")

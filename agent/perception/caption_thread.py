@@ -1,10 +1,10 @@
-"""Captions off the acting path: the percept goes to the policy first, its caption is decoded after.
+"""Captions off the acting path: each step's frames are captioned on a thread of their own.
 
-``CaptionThread`` takes each step's temporal features from the perception stage (``submit``, which
-does not wait for decoding) and decodes them on a thread of its own, every step waiting at that moment
-in one batch, so a thread that falls behind catches up with fewer, larger decodes. Each step's captions
+``CaptionThread`` takes each step's frames (``submit``, which does not wait for captioning) and
+captions them on its thread, every step waiting at that moment in one call (consecutive frames of
+each stream), so a thread that falls behind catches up with fewer, larger calls. Each step's captions
 are delivered in step order with their lag: how many newer steps had been submitted when they were
-ready (0: before the next frame was encoded).
+ready (0: before the next step's frames came).
 """
 
 from __future__ import annotations
@@ -14,45 +14,45 @@ from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
-import torch
 
 
 class CaptionThread:
-    """Decodes ``[N, D]`` features submitted per step; ``deliver(step, tokens [N, L], lag)`` gets the
-    result. ``max_pending`` steps may wait at once; past that ``submit`` waits (the lag is bounded)."""
+    """Captions the frames ``[N, ...]`` submitted per step: ``caption(frames [T, N, ...])`` gives the
+    tokens ``[T, N, L]`` of T consecutive steps, ``deliver(step, tokens [N, L], lag)`` gets each step's.
+    ``max_pending`` steps may wait at once; past that ``submit`` waits (the lag is bounded)."""
 
-    def __init__(self, decode: Callable[[torch.Tensor], np.ndarray],
+    def __init__(self, caption: Callable[[np.ndarray], np.ndarray],
                  deliver: Callable[[int, np.ndarray, int], None], max_pending: int = 8) -> None:
-        self._decode, self._deliver, self.max_pending = decode, deliver, max_pending
-        self._pending: list[tuple[int, torch.Tensor]] = []
+        self._caption, self._deliver, self.max_pending = caption, deliver, max_pending
+        self._pending: list[tuple[int, np.ndarray]] = []
         self._busy = self._closed = False
         self._error: BaseException | None = None
         self._newest = -1
         self._cond = threading.Condition()
-        self.latest: np.ndarray | None = None  # the newest decoded step's tokens [N, L]
+        self.latest: np.ndarray | None = None  # the newest captioned step's tokens [N, L]
         self.lags: Counter[int] = Counter()  # lag in steps → how many steps had it
-        self.decodes = 0  # batched decodes run (each over one or more steps)
+        self.calls = 0  # captioning calls run (each over one or more steps)
         self._thread = threading.Thread(target=self._loop, name="captions", daemon=True)
         self._thread.start()
 
-    def submit(self, step: int, features: torch.Tensor) -> None:
-        """Queue one step's features [N, D]; returns at once unless ``max_pending`` steps wait."""
+    def submit(self, step: int, frames: np.ndarray) -> None:
+        """Queue one step's frames [N, ...]; returns at once unless ``max_pending`` steps wait."""
         with self._cond:
             self._raise()
             self._cond.wait_for(lambda: len(self._pending) < self.max_pending or self._error is not None)
             self._raise()
-            self._pending.append((step, features))
+            self._pending.append((step, frames))
             self._newest = step
             self._cond.notify_all()
 
     def drain(self) -> None:
-        """Wait until every submitted step has been decoded and delivered."""
+        """Wait until every submitted step has been captioned and delivered."""
         with self._cond:
             self._cond.wait_for(lambda: (not self._pending and not self._busy) or self._error is not None)
             self._raise()
 
     def close(self) -> None:
-        """Decode what is waiting, then end the thread."""
+        """Caption what is waiting, then end the thread."""
         self.drain()
         with self._cond:
             self._closed = True
@@ -71,7 +71,7 @@ class CaptionThread:
 
     def _raise(self) -> None:
         if self._error is not None:
-            raise RuntimeError(f"caption decoding failed: {type(self._error).__name__}: {self._error}")
+            raise RuntimeError(f"captioning failed: {type(self._error).__name__}: {self._error}")
 
     def _loop(self) -> None:
         while True:
@@ -82,14 +82,13 @@ class CaptionThread:
                 batch, self._pending, self._busy = self._pending, [], True
                 self._cond.notify_all()
             try:
-                tokens = self._decode(torch.cat([f for _, f in batch]))
-                rows = np.split(tokens, np.cumsum([len(f) for _, f in batch])[:-1])
-                for (step, _), part in zip(batch, rows):
+                tokens = self._caption(np.stack([f for _, f in batch]))
+                for (step, _), part in zip(batch, tokens):
                     lag = self._newest - step
                     self._deliver(step, part, lag)
                     self.lags[lag] += 1
                     self.latest = part
-                self.decodes += 1
+                self.calls += 1
             except Exception as exc:  # reported to the acting thread at its next submit or drain
                 self._error = exc
             with self._cond:

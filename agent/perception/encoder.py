@@ -58,7 +58,8 @@ class PerceptCNN(nn.Module):
 
 class PerceptionModel:
     """Encodes a batch of (state, frame) into percept parts: the running-normalized state [N, S] and,
-    with ``cnn``, the frame CNN's features [N, F] (a captioner's trained features replace them)."""
+    with ``cnn``, the frame CNN's features [N, F] (without: a run of an earlier version whose policy
+    acted on its captioner's features, which evaluation computes)."""
 
     def __init__(self, state_dim: int, cfg: PerceptionConfig | None = None, seed: int = 0,
                  device: str = "cpu", cnn: bool = True) -> None:

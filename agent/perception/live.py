@@ -91,6 +91,19 @@ class LiveCaptioner:
         """Temporal features [streams, D] → int16 caption token ids [streams, max_len]."""
         return self.decoding.tokens(feature).to(torch.int16).cpu().numpy()
 
+    @torch.no_grad()
+    def caption_steps(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 RGB frames [T, streams, H, W, 3], T consecutive frames of every stream → int16 token ids
+        [T, streams, max_len], each frame's caption. The T frames go through the model at once (the
+        chunked form of the temporal layers, one batched decode), so captioning that has fallen behind
+        catches up at a lower cost per frame; the states end as after T single steps."""
+        T, n = frames.shape[:2]
+        clip = self._frames(frames.reshape(T * n, *frames.shape[2:]))
+        clip = clip.view(T, n, *clip.shape[1:]).transpose(0, 1)  # [streams, T, S, S, 3]
+        features, self.state = self.model(clip, self.state)
+        tokens = self.decode(features.transpose(0, 1).reshape(T * n, -1))
+        return tokens.reshape(T, n, -1)
+
     def tokens(self, frames: np.ndarray, gaps: np.ndarray | None = None) -> np.ndarray:
         """uint8 RGB frames [streams, H, W, 3] (any size) → int16 token ids [streams, max_len]."""
         return self.decode(self.features(frames, gaps))

@@ -1,0 +1,65 @@
+"""CaptionActor: every env's frames in, each frame's caption out to the recorder, off the hot ring.
+
+Perception sends each observation batch's frames here (``add``) and goes on: the percept the policy
+acts on never waits for a caption. A thread (``caption_thread.py``) captions the steps waiting, all of
+them in one call of consecutive frames per env stream (one streaming state per env, never reset, as in
+training), and sends them to the recorder keyed by (env, step) with their lag. Its own process, so on
+a machine of a few cores captioning runs beside the ring instead of taking turns with it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import ray
+import torch
+
+from agent.messages import CaptionFrames, Captions, decode, encode
+from agent.outbox import Outbox
+from agent.perception.caption_thread import CaptionThread
+
+MAX_PENDING_STEPS = 8  # steps waiting to be captioned before perception's sends wait (bounds the lag)
+
+
+class CaptionActor:
+    """Holds a ``LiveCaptioner`` of ``num_envs`` streams and the thread that runs it."""
+
+    def __init__(self, checkpoint: str, num_envs: int, device: str = "cpu", recorder: Any = None) -> None:
+        """``recorder``: the RecorderActor (or its Ray name: a restarted captioner finds it again) that
+        gets each step's captions, blocking when 16 sends are in flight; None: captions are only shown."""
+        torch.set_num_threads(1)
+        from agent.perception.live import LiveCaptioner  # imports triton: only when captioning
+
+        self.captioner = LiveCaptioner(Path(checkpoint), streams=num_envs, device=device)
+        if isinstance(recorder, str):
+            recorder = ray.get_actor(recorder)
+        self.recorder = Outbox("captioner→recorder", recorder, "add_captions", window=16) if recorder else None
+        self.thread = CaptionThread(self.captioner.caption_steps, self._deliver, MAX_PENDING_STEPS)
+
+    def add(self, msg: bytes) -> None:
+        """One step's frames (a :class:`CaptionFrames`); waits only while the thread is full."""
+        frames = decode(msg, CaptionFrames)
+        self.thread.submit(frames.step, frames.frames)
+
+    def _deliver(self, step: int, tokens: np.ndarray, lag: int) -> None:
+        if self.recorder is not None:
+            self.recorder.send(encode(Captions(step=step, tokens=tokens, lag=lag)))
+
+    def caption_now(self, env: int = 0) -> str | None:
+        """The caption of ``env``'s latest captioned frame (None before the first)."""
+        latest = self.thread.latest
+        return None if latest is None else self.captioner.text(latest[env])
+
+    def flush(self) -> None:
+        """Wait until every frame added so far has its caption at the recorder."""
+        self.thread.drain()
+        if self.recorder is not None:
+            self.recorder.drain()
+
+    def stats(self) -> dict[str, Any]:
+        """The recorder channel, the captions' lag behind their frames (in steps), and how many calls
+        captioned them (fewer than steps: the thread caught up in batches)."""
+        return {"channel_recorder": self.recorder.stats().to_dict() if self.recorder else None,
+                "caption_lag_steps": self.thread.lag_summary(), "caption_calls": self.thread.calls}
