@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from pathlib import Path
 
 from launch import continual_bench_cmd, pipeline_bench_cmd, policy_bench_cmd
@@ -41,6 +42,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--streams", metavar="N,M,...|auto",
                    help="instead: time N independent streams batched through one model, at each N given "
                         "(default: none; one stream, at each of --lengths)")
+    p.add_argument("--age", type=int, default=18_000, metavar="FRAMES",
+                   help="with --streams: frames every stream has seen before timing (default: %(default)s, "
+                        "10 minutes at 30 fps; a softmax cache keeps them all, preallocated)")
     p.add_argument("--fps", type=float, default=30.0,
                    help="with --streams: the frames/s each stream must get (default: %(default)s)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
@@ -70,6 +74,8 @@ def main(args: argparse.Namespace) -> int:
         lengths = tuple(int(x) for x in args.lengths.split(","))
     except ValueError:
         raise UsageError(f"--lengths must be comma-separated frame counts, got {args.lengths!r}") from None
+    if args.age < 1:
+        raise UsageError(f"--age must be at least 1 frame, got {args.age}")
     if any(n < 301 for n in lengths) or list(lengths) != sorted(lengths):
         raise UsageError(f"--lengths must be increasing and each > 300 frames, got {args.lengths!r}")
     import torch
@@ -114,33 +120,32 @@ def _along_one_stream(args: argparse.Namespace, lengths: tuple[int, ...]) -> dic
 def _many_streams(args: argparse.Namespace, counts: list[int] | None) -> dict:
     from rich.table import Table
 
-    from launch.bench.caption import many_streams, max_live_streams
+    from launch.bench.caption import max_live_streams, streams_at
     from launch.display import stdout_console
 
     console = stdout_console()
     results = {}
     for name, path in MODELS.items():
-        console.print(f"[bold]{name}[/]: streams batched on {args.device} ...")
+        console.print(f"[bold]{name}[/]: streams {args.age:,} frames old, batched on {args.device} ...")
 
         def report(row: dict) -> None:
-            console.print(f"  {row['streams']:6d} streams: {row['fps_per_stream']:8.1f} fps each, "
-                          f"step p99 {row['step_ms_p99']:.1f} ms")
+            console.print(f"  {row['streams']:6d} streams: " + ("out of memory" if row.get("oom") else
+                          f"{row['fps_per_stream']:8.1f} fps each, step p99 {row['step_ms_p99']:.1f} ms"))
 
         if counts is None:
-            best, rows = max_live_streams(path, args.device, fps=args.fps, report=report)
+            best, rows = max_live_streams(path, args.device, fps=args.fps, age=args.age, report=report)
         else:
-            rows = [many_streams(path, n, args.device) for n in counts]
-            for row in rows:
-                report(row)
+            rows = streams_at(path, counts, args.device, args.age, report=report)
             live = [r["streams"] for r in rows if r["fps_per_stream"] >= args.fps]
             best = max(live) if live else 0
-        results[name] = {"max_streams_at_fps": best, "fps": args.fps, "rows": rows}
-    table = Table("model", "streams", "fps / stream", "frames/s", "step p50 ms", "step p99 ms", "state MB",
-                  title=f"captioner, N batched streams, {args.device}", title_justify="left")
+        results[name] = {"max_streams_at_fps": best, "fps": args.fps, "age": args.age, "rows": rows}
+    table = Table("model", "streams", "fps / stream", "frames/s", "step p50 ms", "step p99 ms", "state MB", "GPU GB",
+                  title=f"captioner, N batched streams {args.age:,} frames old, {args.device}", title_justify="left")
     for name, r in results.items():
         for row in r["rows"]:
             table.add_row(name, f"{row['streams']:,}", f"{row['fps_per_stream']:,.1f}", f"{row['frames_per_s']:,.0f}",
-                          f"{row['step_ms_p50']:.2f}", f"{row['step_ms_p99']:.2f}", f"{row['state_mb']:.1f}")
+                          f"{row['step_ms_p50']:.2f}", f"{row['step_ms_p99']:.2f}", f"{row['state_mb']:.1f}",
+                          "–" if math.isnan(row["gpu_gb"]) else f"{row['gpu_gb']:.1f}")
     console.print(table)
     for name, r in results.items():
         console.print(f"{name}: at most {r['max_streams_at_fps']:,} streams get {args.fps:g} frames/s each")

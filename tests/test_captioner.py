@@ -69,6 +69,30 @@ def test_softmax_baseline_streams_like_its_sequence_pass():
     assert s.layers[0][0].shape[2] == 9  # the KV cache holds every frame
 
 
+def test_a_preallocated_kv_cache_steps_like_a_growing_one_and_refuses_to_overflow():
+    """The fair baseline's cache (buffers allocated once, written in place) gives the features the
+    concatenated cache gives, frame after frame, for tiled streams too."""
+    from dataclasses import replace
+
+    import pytest
+
+    torch.manual_seed(3)
+    model = Captioner(replace(SMALL, mixer="softmax")).eval()
+    frames = _frames(2, 11)
+    with torch.no_grad():
+        _, grown = model(frames[:, :5], model.initial_state(2))
+        tile = torch.tensor([0, 1, 1])
+        fixed = grown.preallocated(9).select(tile)
+        grown = grown.select(tile)
+        for t in range(5, 9):
+            a, grown = model.step(frames[tile, t], grown)
+            b, fixed = model.step(frames[tile, t], fixed)
+            assert _rel(b, a) < 1e-5
+        assert fixed.layers[0].length == 9 and fixed.layers[0].keys.shape[2] == 9
+        with pytest.raises(ValueError, match="KV cache is full"):
+            model.step(frames[tile, 9], fixed)
+
+
 def test_our_state_stays_flat_while_the_kv_cache_grows():
     from launch.bench.caption import speed_along_stream
     from launch.bench_cmd import CHECKPOINTS

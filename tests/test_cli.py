@@ -174,6 +174,7 @@ def test_reacher_stores_mujoco_frames(ray_address, tmp_path):
     (["memory", "inspect", "/nonexistent/run"], "no run at '/nonexistent/run'"),
     (["run", "--captioner", "/nonexistent.pt"], "--captioner /nonexistent.pt: no such file"),
     (["run", "--captioner", "pyproject.toml"], "is not a thalamus captioner checkpoint"),
+    (["bench", "caption", "--streams", "4", "--age", "0"], "--age must be at least 1 frame"),
 ])
 def test_bad_input_getsone_clear_line(argv, expect, capsys):
     one_clear_line(run_main(capsys, *argv), expect)  # an unreachable --address: tests/test_run_cmd.py

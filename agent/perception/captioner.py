@@ -135,22 +135,62 @@ class SoftmaxBlock(nn.Module):
         self.out = nn.Linear(h * k, d)
         self.mlp = nn.Sequential(nn.Linear(d, 2 * d), nn.GELU(), nn.Linear(2 * d, d))
 
-    def forward(self, x: torch.Tensor, cache: tuple[torch.Tensor, torch.Tensor]
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """x [B, T, D] (or [B, D]), cache (keys, values) each [B, H, L, K] → same, cache grown by T."""
+    def forward(self, x: torch.Tensor, cache: "tuple[torch.Tensor, torch.Tensor] | KVCache"
+                ) -> "tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor] | KVCache]":
+        """x [B, T, D] (or [B, D]), cache (keys, values) each [B, H, L, K] → same, cache grown by T
+        (a :class:`KVCache`: written in place)."""
         step = x.dim() == 2
         h = x[:, None] if step else x
         B, T, _ = h.shape
         q, k, v = self.qkv(self.norm1(h)).view(B, T, 3, self.h, self.k).permute(2, 0, 3, 1, 4)
-        keys, values = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+        if isinstance(cache, KVCache):
+            keys, values = cache.append(k, v)
+            cache = KVCache(cache.keys, cache.values, cache.length + T)
+        else:
+            keys, values = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
+            cache = (keys, values)
         L = keys.shape[2] - T
         mask = torch.ones(T, L + T, dtype=torch.bool, device=x.device).tril(L)
         o = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # [B, H, T, K]
         h = h + self.out(self.head_norm(o).transpose(1, 2).flatten(-2))
         h = h + self.mlp(self.norm2(h))
         if self.training and self.window:
-            keys, values = keys[:, :, -self.window:], values[:, :, -self.window:]
-        return (h[:, 0] if step else h), (keys, values)
+            cache = (keys[:, :, -self.window:], values[:, :, -self.window:])
+        return (h[:, 0] if step else h), cache
+
+
+@dataclass
+class KVCache:
+    """A softmax layer's keys and values in buffers allocated once for ``capacity`` frames, as a fair
+    streaming implementation keeps them (growing a cache by concatenation copies it every frame)."""
+
+    keys: torch.Tensor  # [B, H, capacity, K]; the first ``length`` frames are filled
+    values: torch.Tensor
+    length: int
+
+    @staticmethod
+    def of(cache: tuple[torch.Tensor, torch.Tensor], capacity: int) -> "KVCache":
+        """A (keys, values) cache copied into buffers of ``capacity`` frames."""
+        keys, values = cache
+        B, H, L, K = keys.shape
+        if L > capacity:
+            raise ValueError(f"the cache holds {L} frames, more than the capacity {capacity}")
+        buffers = [t.new_zeros(B, H, capacity, K) for t in (keys, values)]
+        for buf, t in zip(buffers, (keys, values)):
+            buf[:, :, :L] = t
+        return KVCache(*buffers, L)
+
+    def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write T new frames' keys and values [B, H, T, K] after the filled ones; the filled views."""
+        end = self.length + k.shape[2]
+        if end > self.keys.shape[2]:
+            raise ValueError(f"the KV cache is full ({self.keys.shape[2]} frames)")
+        self.keys[:, :, self.length:end] = k
+        self.values[:, :, self.length:end] = v
+        return self.keys[:, :, :end], self.values[:, :, :end]
+
+    def select(self, index: torch.Tensor) -> "KVCache":
+        return KVCache(self.keys[index], self.values[index], self.length)
 
 
 class CaptionDecoder(nn.Module):
@@ -189,7 +229,7 @@ class StreamState:
     """What the captioner carries between frames: the last ``gap`` frames and each layer's state."""
 
     frames: torch.Tensor  # [B, gap, 3, S, S] float, most recent last
-    layers: list  # per layer: the delta-rule state [B, H, K, V] fp32, or a (keys, values) KV cache
+    layers: list  # per layer: the delta-rule state [B, H, K, V] fp32, or a (keys, values) KV cache or KVCache
     started: bool = False
     gaps: torch.Tensor | None = None  # [B, gap] long: source frames before each of those frames (with timing)
 
@@ -199,8 +239,15 @@ class StreamState:
 
     def select(self, index: torch.Tensor) -> "StreamState":
         """The state of the streams ``index`` [K] (a copy, for a look ahead that is not kept)."""
-        layers = [tuple(t[index] for t in s) if isinstance(s, tuple) else s[index] for s in self.layers]
+        layers = [tuple(t[index] for t in s) if isinstance(s, tuple) else s.select(index) if isinstance(s, KVCache)
+                  else s[index] for s in self.layers]
         return StreamState(self.frames[index], layers, self.started, None if self.gaps is None else self.gaps[index])
+
+    def preallocated(self, capacity: int) -> "StreamState":
+        """A softmax model's state with each layer's cache in buffers of ``capacity`` frames (a delta-rule
+        state is returned as it is: it never grows)."""
+        layers = [KVCache.of(s, capacity) if isinstance(s, tuple) else s for s in self.layers]
+        return StreamState(self.frames, layers, self.started, self.gaps)
 
 
 class Captioner(nn.Module):

@@ -13,14 +13,18 @@ from pathlib import Path
 
 import torch
 
+from agent.perception.captioner import KVCache
 from agent.perception.decode import CaptionDecoding
 from agent.perception.train import evaluate_captioner, load_checkpoint
 from envs.synthetic import SceneConfig, StreamBatch, all_captions
 
 
 def state_bytes(state) -> int:
-    """Bytes the stream state holds (frame history plus every layer's state or KV cache)."""
-    tensors = [state.frames] + [t for s in state.layers for t in (s if isinstance(s, tuple) else (s,))]
+    """Bytes the stream state holds (frame history plus every layer's state or KV cache; a
+    preallocated cache counts whole)."""
+    tensors = [state.frames]
+    for s in state.layers:
+        tensors += list(s) if isinstance(s, tuple) else [s.keys, s.values] if isinstance(s, KVCache) else [s]
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
@@ -63,14 +67,31 @@ def accuracy(checkpoint: Path, streams: int, frames: int, device: str = "cpu") -
 
 
 @torch.no_grad()
-def many_streams(checkpoint: Path, n_streams: int, device: str, timed: int = 60, warm: int = 64,
-                 cycle: int = 16, seed: int = 321) -> dict:
+def aged_streams(model, age: int, device: str, seed: int = 321, distinct: int = 8):
+    """The state of ``distinct`` synthetic streams run ``age`` frames (in chunks, as one sequence each);
+    :func:`many_streams` tiles it over N streams (a state is a stream's whole past: a tiled one is as
+    old as the one it copies)."""
+    batch = StreamBatch([seed + i for i in range(distinct)], SceneConfig(frame_size=model.cfg.frame_size))
+    state = model.initial_state(distinct, device)
+    seen = 0
+    while seen < age:
+        n = min(500, age - seen)
+        frames, _ = batch.next(n)
+        _, state = model(torch.as_tensor(frames, device=device), state)
+        seen += n
+    return state
+
+
+@torch.no_grad()
+def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, timed: int = 60,
+                 cycle: int = 16, seed: int = 321, aged=None) -> dict:
     """N independent streams batched through one model: frames/s each stream gets (steps/s, since a
     step advances every stream by one frame) and step latency, host-to-device frame copies included.
 
-    Frames come from 64 distinct synthetic streams tiled over N and cycled over ``cycle`` frames; they
-    sit in (pinned) host memory like frames from N cameras, and each step copies its N frames to the
-    device. Every stream first sees ``warm`` frames, so a KV cache is not empty.
+    Every stream has first seen ``age`` frames (:func:`aged_streams`, or ``aged``, its result for this
+    checkpoint and age, reused; a softmax model's cache is preallocated for the whole run). Timed frames come from 64 distinct synthetic streams tiled over N
+    and cycled over ``cycle`` frames; they sit in (pinned) host memory like frames from N cameras, and
+    each step copies its N frames to the device.
     """
     model = load_checkpoint(checkpoint, device)
     decoding = CaptionDecoding(model, all_captions(), device)
@@ -79,10 +100,12 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, timed: int = 60,
     host = torch.as_tensor(base)[index].transpose(0, 1).contiguous()  # [cycle, N, S, S, 3]
     if device.startswith("cuda"):
         host = host.pin_memory()
-    state = model.initial_state(n_streams, device)
-    for i in range(warm):  # frame by frame, as live: a batched pass would need warm × N activations
-        _, state = model.step(host[i % cycle].to(device), state)
+    aged = aged_streams(model, age, device, seed) if aged is None else aged
+    tile = torch.arange(n_streams, device=device) % aged.frames.shape[0]
+    state = aged.preallocated(age + timed + 5).select(tile)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats()
     latencies = []
     for i in range(timed + 5):  # the first 5 steps warm up kernels and allocator; not timed
         sync()
@@ -94,28 +117,46 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, timed: int = 60,
             latencies.append(time.perf_counter() - t0)
     lat = torch.tensor(latencies)
     per_stream = timed / float(lat.sum())
-    return {"streams": n_streams, "fps_per_stream": per_stream, "frames_per_s": per_stream * n_streams,
+    gpu_gb = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
+    return {"streams": n_streams, "age": age, "fps_per_stream": per_stream, "frames_per_s": per_stream * n_streams,
             "step_ms_p50": 1000 * float(lat.quantile(0.5)), "step_ms_p99": 1000 * float(lat.quantile(0.99)),
-            "state_mb": state_bytes(state) / 2**20}
+            "state_mb": state_bytes(state) / 2**20, "gpu_gb": gpu_gb}
 
 
-def max_live_streams(checkpoint: Path, device: str, fps: float = 30.0, start: int = 16,
+def _row_or_oom(checkpoint: Path, n: int, device: str, age: int, aged) -> dict:
+    """:func:`many_streams`, or a row marked ``oom`` (0 fps) when the device runs out of memory."""
+    try:
+        return many_streams(checkpoint, n, device, age, aged=aged)
+    except torch.OutOfMemoryError:
+        torch.cuda.empty_cache()
+        return {"streams": n, "age": age, "fps_per_stream": 0.0, "frames_per_s": 0.0, "step_ms_p50": float("nan"),
+                "step_ms_p99": float("nan"), "state_mb": float("nan"), "gpu_gb": float("nan"), "oom": True}
+
+
+def streams_at(checkpoint: Path, counts: list[int], device: str, age: int = 64, report=None) -> list[dict]:
+    """:func:`many_streams` at each N of ``counts``, every stream ``age`` frames old."""
+    aged = aged_streams(load_checkpoint(checkpoint, device), age, device)
+    rows = []
+    for n in counts:
+        rows.append(_row_or_oom(checkpoint, n, device, age, aged))
+        if report is not None:
+            report(rows[-1])
+    return rows
+
+
+def max_live_streams(checkpoint: Path, device: str, fps: float = 30.0, age: int = 64, start: int = 16,
                      limit: int = 65536, report=None) -> tuple[int, list[dict]]:
-    """The largest N at which every one of N batched streams still gets ``fps`` frames/s: doubling
-    until it fails (or memory runs out), then bisecting to within 5%. Returns (N, every row measured)."""
+    """The largest N at which every one of N batched streams, each ``age`` frames old, still gets
+    ``fps`` frames/s: doubling until it fails (or memory runs out), then bisecting to within 5%.
+    Returns (N, every row measured)."""
     rows: list[dict] = []
+    aged = aged_streams(load_checkpoint(checkpoint, device), age, device)
 
     def ok(n: int) -> bool:
-        try:
-            row = many_streams(checkpoint, n, device)
-        except torch.OutOfMemoryError:
-            row = {"streams": n, "fps_per_stream": 0.0, "frames_per_s": 0.0, "step_ms_p50": float("nan"),
-                   "step_ms_p99": float("nan"), "state_mb": float("nan"), "oom": True}
-            torch.cuda.empty_cache()
-        rows.append(row)
+        rows.append(_row_or_oom(checkpoint, n, device, age, aged))
         if report is not None:
-            report(row)
-        return row["fps_per_stream"] >= fps
+            report(rows[-1])
+        return rows[-1]["fps_per_stream"] >= fps
 
     good, n = 0, start
     while n <= limit and ok(n):
