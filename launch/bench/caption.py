@@ -86,7 +86,9 @@ def aged_streams(model, age: int, device: str, seed: int = 321, distinct: int = 
 def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, timed: int = 60,
                  cycle: int = 16, seed: int = 321, aged=None) -> dict:
     """N independent streams batched through one model: frames/s each stream gets (steps/s, since a
-    step advances every stream by one frame) and step latency, host-to-device frame copies included.
+    step advances every stream by one frame) and step latency, from the host-to-device frame copies to
+    every stream's caption as token ids back on the host (what a server sends on; text is a table lookup
+    away, done where it is shown).
 
     Every stream has first seen ``age`` frames (:func:`aged_streams`, or ``aged``, its result for this
     checkpoint and age, reused; a softmax model's cache is preallocated for the whole run). Timed frames come from 64 distinct synthetic streams tiled over N
@@ -112,7 +114,7 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, t
         t0 = time.perf_counter()
         frame = host[i % cycle].to(device, non_blocking=True)
         feature, state = model.step(frame, state)
-        decoding.greedy(feature)  # returns host strings: the step ends synchronised
+        decoding.tokens(feature).cpu()  # every stream's caption, as token ids on the host: the step ends synchronised
         if i >= 5:
             latencies.append(time.perf_counter() - t0)
     lat = torch.tensor(latencies)
