@@ -24,8 +24,10 @@ class CaptionDecoding:
         self.trie = build_trie([model.vocab.encode(c) for c in captions], len(model.vocab), EOS).to(device)
 
     @torch.no_grad()
-    def tokens(self, features: torch.Tensor) -> torch.Tensor:
-        """features [N, D] → token ids [N, max_len] (each row a grammar caption, ``<eos>``, then ``<pad>``)."""
+    def tokens(self, features: torch.Tensor, early_exit: bool = True) -> torch.Tensor:
+        """features [N, D] → token ids [N, max_len] (each row a grammar caption, ``<eos>``, then ``<pad>``).
+        ``early_exit`` stops once every row has ended, which reads the device once a token; without it
+        nothing does (a CUDA graph can hold the decode), and the same ids come out."""
         dec = self.model.decoder
         n = features.shape[0]
         hidden = dec.start(features)
@@ -36,9 +38,11 @@ class CaptionDecoding:
             logits, hidden = dec.step(hidden, prev, features)
             prev, nodes, _ = constrained_step(self.trie, nodes, logits)
             out[:, i] = prev
-            if bool((prev == EOS).all()):
+            if early_exit and bool((prev == EOS).all()):
                 break
-        return out
+        # a row that ended kept emitting <eos> (its terminal node loops) while others went on: <pad> after
+        # the first, so a row's ids do not depend on the batch it was decoded in
+        return out.masked_fill((out == EOS).cumsum(1) > 1, PAD)
 
     def greedy(self, features: torch.Tensor) -> list[str]:
         """features [N, D] → N captions, each one of the grammar's."""
