@@ -47,6 +47,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "10 minutes at 30 fps; a softmax cache keeps them all, preallocated)")
     p.add_argument("--fps", type=float, default=30.0,
                    help="with --streams: the frames/s each stream must get (default: %(default)s)")
+    p.add_argument("--bf16", action="store_true",
+                   help="with --streams: run each step under bf16 autocast, both models (default: fp32)")
+    p.add_argument("--no-graph", dest="graph", action="store_false",
+                   help="with --streams on cuda: step eagerly instead of replaying one CUDA graph a step "
+                        "(default: a graph, where the model allows one: ours; a softmax cache grows)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="where the models run (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
@@ -120,22 +125,25 @@ def _along_one_stream(args: argparse.Namespace, lengths: tuple[int, ...]) -> dic
 def _many_streams(args: argparse.Namespace, counts: list[int] | None) -> dict:
     from rich.table import Table
 
+    from agent.perception.serve import ServeConfig
     from launch.bench.caption import max_live_streams, streams_at
     from launch.display import stdout_console
 
     console = stdout_console()
+    serve = ServeConfig(bf16=args.bf16, graph=args.graph)
     results = {}
     for name, path in MODELS.items():
-        console.print(f"[bold]{name}[/]: streams {args.age:,} frames old, batched on {args.device} ...")
+        console.print(f"[bold]{name}[/]: streams {args.age:,} frames old, batched on {args.device}"
+                      f"{', bf16' if args.bf16 else ''} ...")
 
         def report(row: dict) -> None:
             console.print(f"  {row['streams']:6d} streams: " + ("out of memory" if row.get("oom") else
                           f"{row['fps_per_stream']:8.1f} fps each, step p99 {row['step_ms_p99']:.1f} ms"))
 
         if counts is None:
-            best, rows = max_live_streams(path, args.device, fps=args.fps, age=args.age, report=report)
+            best, rows = max_live_streams(path, args.device, fps=args.fps, age=args.age, report=report, serve=serve)
         else:
-            rows = streams_at(path, counts, args.device, args.age, report=report)
+            rows = streams_at(path, counts, args.device, args.age, report=report, serve=serve)
             live = [r["streams"] for r in rows if r["fps_per_stream"] >= args.fps]
             best = max(live) if live else 0
         results[name] = {"max_streams_at_fps": best, "fps": args.fps, "age": args.age, "rows": rows}

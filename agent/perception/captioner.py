@@ -228,7 +228,7 @@ class CaptionDecoder(nn.Module):
 class StreamState:
     """What the captioner carries between frames: the last ``gap`` frames and each layer's state."""
 
-    frames: torch.Tensor  # [B, gap, 3, S, S] float, most recent last
+    frames: torch.Tensor  # [B, gap, S, S, 3] uint8 as they came, most recent last (a quarter of float's bytes)
     layers: list  # per layer: the delta-rule state [B, H, K, V] fp32, or a (keys, values) KV cache or KVCache
     started: bool = False
     gaps: torch.Tensor | None = None  # [B, gap] long: source frames before each of those frames (with timing)
@@ -268,7 +268,7 @@ class Captioner(nn.Module):
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> StreamState:
         c = self.cfg
-        frames = torch.zeros(batch, c.gap, 3, c.frame_size, c.frame_size, device=device)
+        frames = torch.zeros(batch, c.gap, c.frame_size, c.frame_size, 3, dtype=torch.uint8, device=device)
         if c.mixer == "softmax":
             empty = torch.zeros(batch, c.n_heads, 0, c.head_dim, device=device)
             layers: list = [(empty, empty) for _ in self.blocks]
@@ -278,15 +278,20 @@ class Captioner(nn.Module):
         return StreamState(frames, layers, gaps=gaps)
 
     def _inputs(self, frames: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, torch.Tensor]:
-        """uint8 [B, T, S, S, 3] → encoder input [B, T, 9, S, S] and the new frame history."""
-        x = frames.permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0  # [B, T, 3, S, S]
+        """uint8 [B, T, S, S, 3] → encoder input [B, T, 9, S, S] and the new frame history (uint8: the
+        history is most of a stream's state, and scaling it again each step is exact)."""
         history = state.frames
         if not state.started:  # the first frame has no past: it is its own past
-            history = x[:, :1].expand_as(history)
-        seq = torch.cat([history, x], 1)  # [B, gap + T, 3, S, S]
-        gap, T = self.cfg.gap, x.shape[1]
-        diff1 = x - seq[:, gap - 1: gap - 1 + T]
-        diffg = x - seq[:, :T]
+            history = frames[:, :1].expand_as(history)
+        seq = torch.cat([history, frames], 1)  # [B, gap + T, S, S, 3]
+        gap, T = self.cfg.gap, frames.shape[1]
+
+        def scaled(u8: torch.Tensor) -> torch.Tensor:
+            return u8.permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0  # [B, T, 3, S, S]
+
+        x = scaled(frames)
+        diff1 = x - scaled(seq[:, gap - 1: gap - 1 + T])
+        diffg = x - scaled(seq[:, :T])
         return torch.cat([x, diff1, diffg], 2), seq[:, -gap:]
 
     def _timed(self, h: torch.Tensor, gaps: torch.Tensor | None, state: StreamState

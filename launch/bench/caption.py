@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import resource
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
 from agent.perception.captioner import KVCache
 from agent.perception.decode import CaptionDecoding
+from agent.perception.serve import ServeConfig, StreamServer
 from agent.perception.train import evaluate_captioner, load_checkpoint
 from envs.synthetic import SceneConfig, StreamBatch, all_captions
 
@@ -84,7 +86,7 @@ def aged_streams(model, age: int, device: str, seed: int = 321, distinct: int = 
 
 @torch.no_grad()
 def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, timed: int = 60,
-                 cycle: int = 16, seed: int = 321, aged=None) -> dict:
+                 cycle: int = 16, seed: int = 321, aged=None, serve: ServeConfig | None = None) -> dict:
     """N independent streams batched through one model: frames/s each stream gets (steps/s, since a
     step advances every stream by one frame) and step latency, from the host-to-device frame copies to
     every stream's caption as token ids back on the host (what a server sends on; text is a table lookup
@@ -93,7 +95,8 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, t
     Every stream has first seen ``age`` frames (:func:`aged_streams`, or ``aged``, its result for this
     checkpoint and age, reused; a softmax model's cache is preallocated for the whole run). Timed frames come from 64 distinct synthetic streams tiled over N
     and cycled over ``cycle`` frames; they sit in (pinned) host memory like frames from N cameras, and
-    each step copies its N frames to the device.
+    each step copies its N frames to the device. ``serve``: bf16 and a CUDA graph a step
+    (:class:`StreamServer`; the graph only where the model allows one, a delta-rule model on CUDA).
     """
     model = load_checkpoint(checkpoint, device)
     decoding = CaptionDecoding(model, all_captions(), device)
@@ -108,13 +111,14 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, t
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
+    serve = serve or ServeConfig()
+    graph = serve.graph and device.startswith("cuda") and model.cfg.mixer == "delta"
+    server = StreamServer(model, decoding, state, replace(serve, graph=graph))
     latencies = []
-    for i in range(timed + 5):  # the first 5 steps warm up kernels and allocator; not timed
+    for i in range(timed + 5):  # the first 5 steps warm up kernels, allocator and graph; not timed
         sync()
         t0 = time.perf_counter()
-        frame = host[i % cycle].to(device, non_blocking=True)
-        feature, state = model.step(frame, state)
-        decoding.tokens(feature).cpu()  # every stream's caption, as token ids on the host: the step ends synchronised
+        server.step(host[i % cycle])  # every stream's caption, as token ids on the host
         if i >= 5:
             latencies.append(time.perf_counter() - t0)
     lat = torch.tensor(latencies)
@@ -122,32 +126,33 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, t
     gpu_gb = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
     return {"streams": n_streams, "age": age, "fps_per_stream": per_stream, "frames_per_s": per_stream * n_streams,
             "step_ms_p50": 1000 * float(lat.quantile(0.5)), "step_ms_p99": 1000 * float(lat.quantile(0.99)),
-            "state_mb": state_bytes(state) / 2**20, "gpu_gb": gpu_gb}
+            "state_mb": state_bytes(state) / 2**20, "gpu_gb": gpu_gb, "bf16": serve.bf16, "graph": graph}
 
 
-def _row_or_oom(checkpoint: Path, n: int, device: str, age: int, aged) -> dict:
+def _row_or_oom(checkpoint: Path, n: int, device: str, age: int, aged, serve: ServeConfig | None) -> dict:
     """:func:`many_streams`, or a row marked ``oom`` (0 fps) when the device runs out of memory."""
     try:
-        return many_streams(checkpoint, n, device, age, aged=aged)
+        return many_streams(checkpoint, n, device, age, aged=aged, serve=serve)
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()
         return {"streams": n, "age": age, "fps_per_stream": 0.0, "frames_per_s": 0.0, "step_ms_p50": float("nan"),
                 "step_ms_p99": float("nan"), "state_mb": float("nan"), "gpu_gb": float("nan"), "oom": True}
 
 
-def streams_at(checkpoint: Path, counts: list[int], device: str, age: int = 64, report=None) -> list[dict]:
+def streams_at(checkpoint: Path, counts: list[int], device: str, age: int = 64, report=None,
+               serve: ServeConfig | None = None) -> list[dict]:
     """:func:`many_streams` at each N of ``counts``, every stream ``age`` frames old."""
     aged = aged_streams(load_checkpoint(checkpoint, device), age, device)
     rows = []
     for n in counts:
-        rows.append(_row_or_oom(checkpoint, n, device, age, aged))
+        rows.append(_row_or_oom(checkpoint, n, device, age, aged, serve))
         if report is not None:
             report(rows[-1])
     return rows
 
 
 def max_live_streams(checkpoint: Path, device: str, fps: float = 30.0, age: int = 64, start: int = 16,
-                     limit: int = 65536, report=None) -> tuple[int, list[dict]]:
+                     limit: int = 65536, report=None, serve: ServeConfig | None = None) -> tuple[int, list[dict]]:
     """The largest N at which every one of N batched streams, each ``age`` frames old, still gets
     ``fps`` frames/s: doubling until it fails (or memory runs out), then bisecting to within 5%.
     Returns (N, every row measured)."""
@@ -155,7 +160,7 @@ def max_live_streams(checkpoint: Path, device: str, fps: float = 30.0, age: int 
     aged = aged_streams(load_checkpoint(checkpoint, device), age, device)
 
     def ok(n: int) -> bool:
-        rows.append(_row_or_oom(checkpoint, n, device, age, aged))
+        rows.append(_row_or_oom(checkpoint, n, device, age, aged, serve))
         if report is not None:
             report(rows[-1])
         return rows[-1]["fps_per_stream"] >= fps
