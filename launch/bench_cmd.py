@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from dataclasses import asdict
 from pathlib import Path
 
 from launch import continual_bench_cmd, pipeline_bench_cmd, policy_bench_cmd
@@ -52,6 +53,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-graph", dest="graph", action="store_false",
                    help="with --streams on cuda: step eagerly instead of replaying one CUDA graph a step "
                         "(default: a graph, where the model allows one: ours; a softmax cache grows)")
+    p.add_argument("--compile", action="store_true",
+                   help="with --streams on cuda: the model's step through torch.compile (ours; a softmax "
+                        "cache grows) (default: off)")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                    help="where the models run (default: %(default)s)")
     p.add_argument("--threads", type=int, default=1,
@@ -126,15 +130,15 @@ def _many_streams(args: argparse.Namespace, counts: list[int] | None) -> dict:
     from rich.table import Table
 
     from agent.perception.serve import ServeConfig
-    from launch.bench.caption import max_live_streams, streams_at
+    from launch.bench.caption import max_live_streams, served_accuracy, streams_at
     from launch.display import stdout_console
 
     console = stdout_console()
-    serve = ServeConfig(bf16=args.bf16, graph=args.graph)
+    serve = ServeConfig(bf16=args.bf16, graph=args.graph, compile=args.compile)
     results = {}
     for name, path in MODELS.items():
         console.print(f"[bold]{name}[/]: streams {args.age:,} frames old, batched on {args.device}"
-                      f"{', bf16' if args.bf16 else ''} ...")
+                      f"{', bf16' if args.bf16 else ''}{', compiled' if args.compile else ''} ...")
 
         def report(row: dict) -> None:
             console.print(f"  {row['streams']:6d} streams: " + ("out of memory" if row.get("oom") else
@@ -146,7 +150,10 @@ def _many_streams(args: argparse.Namespace, counts: list[int] | None) -> dict:
             rows = streams_at(path, counts, args.device, args.age, report=report, serve=serve)
             live = [r["streams"] for r in rows if r["fps_per_stream"] >= args.fps]
             best = max(live) if live else 0
-        results[name] = {"max_streams_at_fps": best, "fps": args.fps, "age": args.age, "rows": rows}
+        exact = served_accuracy(path, args.device, serve)
+        console.print(f"  exact captions, 256 held-out streams stepped the same way: {exact:.1%}")
+        results[name] = {"max_streams_at_fps": best, "fps": args.fps, "age": args.age, "rows": rows,
+                         "exact": exact, "serve": asdict(serve)}
     table = Table("model", "streams", "fps / stream", "frames/s", "step p50 ms", "step p99 ms", "state MB", "GPU GB",
                   title=f"captioner, N batched streams {args.age:,} frames old, {args.device}", title_justify="left")
     for name, r in results.items():

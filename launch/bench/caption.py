@@ -95,8 +95,8 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, t
     Every stream has first seen ``age`` frames (:func:`aged_streams`, or ``aged``, its result for this
     checkpoint and age, reused; a softmax model's cache is preallocated for the whole run). Timed frames come from 64 distinct synthetic streams tiled over N
     and cycled over ``cycle`` frames; they sit in (pinned) host memory like frames from N cameras, and
-    each step copies its N frames to the device. ``serve``: bf16 and a CUDA graph a step
-    (:class:`StreamServer`; the graph only where the model allows one, a delta-rule model on CUDA).
+    each step copies its N frames to the device. ``serve``: bf16, a CUDA graph a step and torch.compile
+    (:class:`StreamServer`; graph and compile only where the shapes stay fixed: a delta-rule model on CUDA).
     """
     model = load_checkpoint(checkpoint, device)
     decoding = CaptionDecoding(model, all_captions(), device)
@@ -112,8 +112,9 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, t
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
     serve = serve or ServeConfig()
-    graph = serve.graph and device.startswith("cuda") and model.cfg.mixer == "delta"
-    server = StreamServer(model, decoding, state, replace(serve, graph=graph))
+    fixed = device.startswith("cuda") and model.cfg.mixer == "delta"  # a softmax cache changes shape each frame
+    graph, compiled = serve.graph and fixed, serve.compile and fixed
+    server = StreamServer(model, decoding, state, replace(serve, graph=graph, compile=compiled))
     latencies = []
     for i in range(timed + 5):  # the first 5 steps warm up kernels, allocator and graph; not timed
         sync()
@@ -126,7 +127,30 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, t
     gpu_gb = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
     return {"streams": n_streams, "age": age, "fps_per_stream": per_stream, "frames_per_s": per_stream * n_streams,
             "step_ms_p50": 1000 * float(lat.quantile(0.5)), "step_ms_p99": 1000 * float(lat.quantile(0.99)),
-            "state_mb": state_bytes(state) / 2**20, "gpu_gb": gpu_gb, "bf16": serve.bf16, "graph": graph}
+            "state_mb": state_bytes(state) / 2**20, "gpu_gb": gpu_gb, "bf16": serve.bf16, "graph": graph,
+            "compiled": compiled}
+
+
+@torch.no_grad()
+def served_accuracy(checkpoint: Path, device: str, serve: ServeConfig | None = None, streams: int = 256,
+                    frames: int = 480, seed: int = 10**9) -> float:
+    """Exact-match accuracy of held-out synthetic streams stepped through :class:`StreamServer` as
+    ``serve`` runs it (bf16, graph, compile: what the speed rows ran), scored at each segment's last frame."""
+    model = load_checkpoint(checkpoint, device)
+    fixed = device.startswith("cuda") and model.cfg.mixer == "delta"
+    serve = serve or ServeConfig()
+    server = StreamServer(model, CaptionDecoding(model, all_captions(), device), model.initial_state(streams, device),
+                          replace(serve, graph=serve.graph and fixed, compile=serve.compile and fixed))
+    video, truths = StreamBatch([seed + i for i in range(streams)], SceneConfig(frame_size=model.cfg.frame_size)).next(frames)
+    video = torch.as_tensor(video)
+    hits = total = 0
+    for t in range(frames):
+        tokens = server.step(video[:, t]).tolist()
+        for b in range(streams):
+            if truths[b][t].is_last:
+                hits += model.vocab.decode(tokens[b]) == truths[b][t].caption
+                total += 1
+    return hits / max(1, total)
 
 
 def _row_or_oom(checkpoint: Path, n: int, device: str, age: int, aged, serve: ServeConfig | None) -> dict:
