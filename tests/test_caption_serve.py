@@ -30,3 +30,26 @@ def test_a_graph_needs_cuda() -> None:
     model = load_checkpoint(f"{CHECKPOINTS}/captioner.pt", "cpu")
     with pytest.raises(ValueError, match="CUDA graph"):
         StreamServer(model, CaptionDecoding(model, all_captions(), "cpu"), model.initial_state(2), ServeConfig(graph=True))
+
+
+def test_a_stream_that_joins_a_running_server_is_captioned_as_if_alone() -> None:
+    """Slot 1's stream leaves after 5 frames and a new one takes the slot: the newcomer's captions
+    are its own from its first frame, and the streams beside it never notice."""
+    model = load_checkpoint(f"{CHECKPOINTS}/captioner.pt", "cpu")  # with frame timing: a first frame has no gap
+    decoding = CaptionDecoding(model, all_captions(), "cpu")
+    frames = torch.as_tensor(StreamBatch([11, 12, 13, 14], SceneConfig(frame_size=model.cfg.frame_size)).next(12)[0])
+    server = StreamServer(model, decoding, model.initial_state(3))
+    alone = [model.initial_state(1) for _ in range(4)]
+
+    def alone_tokens(stream: int, t: int) -> torch.Tensor:
+        feature, alone[stream] = model.step(frames[stream:stream + 1, t], alone[stream])
+        return decoding.tokens(feature)[0]
+
+    for t in range(5):
+        served = server.step(frames[:3, t]).clone()
+        assert all(torch.equal(served[i], alone_tokens(i, t)) for i in range(3)), t
+    server.join(torch.tensor([1]), frames[3:4, 0])
+    for t in range(5, 12):
+        served = server.step(torch.stack([frames[0, t], frames[3, t - 5], frames[2, t]])).clone()
+        assert torch.equal(served[0], alone_tokens(0, t)) and torch.equal(served[2], alone_tokens(2, t)), t
+        assert torch.equal(served[1], alone_tokens(3, t - 5)), t

@@ -25,7 +25,9 @@ class ServeConfig:
 
 
 class StreamServer:
-    """N streams, one frame each a step: ``step(frames [N, S, S, 3] uint8) → tokens [N, max_len]``."""
+    """N stream slots, one frame each a step: ``step(frames [N, S, S, 3] uint8) → tokens [N, max_len]``.
+    A stream joins by taking a slot (:meth:`join`), which starts that slot's state over without touching
+    the others or the captured graph; a slot whose stream left is simply ignored until it is taken."""
 
     def __init__(self, model: Captioner, decoding: CaptionDecoding, state: StreamState,
                  cfg: ServeConfig | None = None) -> None:
@@ -42,6 +44,7 @@ class StreamServer:
         self._frame = torch.zeros(n, s, s, 3, dtype=torch.uint8, device=self.device)
         pin = self.device.type == "cuda"
         self._tokens_host = torch.zeros(n, model.cfg.max_len, dtype=torch.long, pin_memory=pin)
+        self._gaps = torch.ones(n, dtype=torch.long, device=self.device)  # 0: a slot's first frame
         self._graph: torch.cuda.CUDAGraph | None = None
         self._tokens: torch.Tensor | None = None
 
@@ -50,7 +53,7 @@ class StreamServer:
         """One step from ``self._frame``; a delta-rule state is written in place (so a graph can replay it)."""
         state = self.state
         with torch.autocast(self.device.type, torch.bfloat16, enabled=self.cfg.bf16):
-            feature, new = self._step(self._frame, state)
+            feature, new = self._step(self._frame, state, self._gaps if state.started else None)
             tokens = self.decoding.tokens(feature.float(), early_exit=early_exit)
         state.frames.copy_(new.frames)
         if new.gaps is not None:
@@ -62,6 +65,23 @@ class StreamServer:
                 state.layers[i] = layer
         state.started = True
         return tokens
+
+    @torch.no_grad()
+    def join(self, slots: torch.Tensor, frames: torch.Tensor) -> None:
+        """New streams take ``slots`` [K]: each one's state starts over as if ``frames`` [K, S, S, 3] (what
+        the next :meth:`step` gives those slots) were its first frame (its own past, no time before
+        it). Only those slots are written, outside any graph."""
+        if self.model.cfg.mixer != "delta":
+            raise ValueError("streams can join only a delta-rule captioner's server (a softmax cache is "
+                             "one length for every stream)")
+        slots = torch.as_tensor(slots, device=self.device)
+        state = self.state
+        state.frames[slots] = torch.as_tensor(frames, device=self.device)[:, None].expand(-1, *state.frames.shape[1:])
+        for layer in state.layers:
+            layer[slots] = 0
+        if state.gaps is not None:
+            state.gaps[slots] = 0
+        self._gaps[slots] = 0
 
     def _capture(self) -> None:
         """Capture one step as a CUDA graph, leaving the state as it was (warm-up and capture steps
@@ -91,6 +111,7 @@ class StreamServer:
             tokens = self._tokens
         else:
             tokens = self._body(early_exit=True)
+        self._gaps.fill_(1)
         self._tokens_host.copy_(tokens, non_blocking=True)
         if self.device.type == "cuda":
             torch.cuda.current_stream().synchronize()
