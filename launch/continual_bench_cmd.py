@@ -42,7 +42,8 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
                    help="the task sequence (default: %(default)s)")
     p.add_argument("--methods", default=None,
                    help="comma-separated; digits: trc, naive, ewc, er, derpp, gpm, joint; imitation: trc, naive, "
-                        "er, derpp, multitask (default: all of the benchmark's)")
+                        "er, derpp, multitask, single (each task alone: the forward-transfer reference) "
+                        "(default: all of the benchmark's)")
     p.add_argument("--seeds", type=int, default=3, metavar="N", help="seeds per method (default: %(default)s)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="first seed: seeds S..S+N-1 (default: %(default)s)")
     p.add_argument("--memory", type=int, default=None, metavar="N",

@@ -6,8 +6,10 @@ after another (`launch/bench/imitation.py`), trc beside naive fine-tuning, ER, D
 
 The table gives mean ± std over seeds of the final average success over every task, forgetting
 (success right after a task was learned minus final, over all but the last task) and backward
-transfer, in points; the training seconds per run; what each storing method keeps (windows and
-bytes); and the columns a trc window is computed in.
+transfer, in points; with `single` among the methods (each task learned alone by a fresh policy), each
+sequence method's forward transfer: success right after a task is learned in the sequence minus
+success of that task learned alone, over the tasks; the training seconds per run; what each storing
+method keeps (windows and bytes); and the columns a trc window is computed in.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
     def write(final: bool) -> None:
         """The JSON so far: rewritten after every run, so a stopped benchmark keeps what it finished."""
         if args.json:
-            results = {name: summary(rs) for name, rs in done.items()}
+            results = summaries(done)
             args.json.write_text(json.dumps({"benchmark": args.benchmark, "tasks": tasks.names, "steps": args.steps,
                                              "batch": args.batch, "held_out": args.held_out, "margin": args.margin,
                                              "teach": args.teach, "practice": args.practice,
@@ -93,20 +95,41 @@ def main(args: argparse.Namespace) -> int:
                                        args.workers, progress=finished, learned=learned, cells=args.cells)
     elapsed = time.perf_counter() - started
     write(True)
-    results = {name: summary(rs) for name, rs in runs.items()}
-    table = Table("method", "success %", "forgetting %", "BWT %", "s / run", "stored windows", "stored MB",
-                  "columns / window",
+    results = summaries(runs)
+    table = Table("method", "success %", "forgetting %", "BWT %", "forward transfer %", "s / run", "stored windows",
+                  "stored MB", "columns / window",
                   title=f"{args.benchmark} ({', '.join(tasks.names)}), {args.steps} steps a task, {args.episodes} "
                         f"episodes a cell, seeds {seeds[0]}–{seeds[-1]} (mean ± std)", title_justify="left")
     for name, r in results.items():
         table.add_row(name, f"{100 * r['acc']:.1f} ± {100 * r['acc_std']:.1f}",
                       f"{100 * r['forgetting']:.1f} ± {100 * r['forgetting_std']:.1f}", f"{100 * r['bwt']:.1f}",
+                      "" if r.get("forward_transfer") is None else f"{100 * r['forward_transfer']:.1f}",
                       f"{r['seconds_per_run']:.0f}", str(r["memory"]["windows"]), f"{r['memory']['bytes'] / 1e6:.2f}",
                       "" if r["columns_per_sample"] is None else f"{r['columns_per_sample']:.2f}")
     console = stdout_console()
     console.print(table)
     console.print(f"{len(methods) * len(seeds)} runs in {elapsed:.0f} s on {args.workers} processes ({args.device})")
     return 0
+
+
+def summaries(runs: dict[str, list[dict]]) -> dict[str, dict]:
+    """Every method's :func:`summary`, and each sequence method's forward transfer where `single` ran."""
+    out = {name: summary(rs) for name, rs in runs.items()}
+    if runs.get("single"):
+        for name, rs in runs.items():
+            if name not in ("single", "multitask"):
+                out[name]["forward_transfer"] = forward_transfer(rs, runs["single"])
+    return out
+
+
+def forward_transfer(runs: list[dict], alone: list[dict]) -> float:
+    """Mean over runs and tasks of success right after a task is learned in the sequence minus the
+    success of that task learned alone (the `single` run of the same seed, else the mean of theirs)."""
+    n = len(runs[0]["matrix"])
+    by_seed = {r["seed"]: [r["matrix"][i][i] for i in range(n)] for r in alone}
+    mean = np.mean(list(by_seed.values()), axis=0)
+    return float(np.mean([np.mean([r["matrix"][i][i] for i in range(n)] - np.asarray(by_seed.get(r["seed"], mean)))
+                          for r in runs]))
 
 
 def summary(runs: list[dict]) -> dict:

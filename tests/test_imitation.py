@@ -143,3 +143,16 @@ def test_practice_episodes_are_training_seeds_never_evaluated_on():
     run_seeds = MAX_SEED + 100 * 1000  # a run's envs: its seed upward, one per env and task
     assert run_seeds < practice_seed(0, 0) and practice_seed(MAX_SEED, 9_999) < eval_seed(0, 0)
     assert eval_seed(MAX_SEED, 99_999) < demo_seed(0, 0)
+
+
+def test_forward_transfer_is_success_right_after_learning_minus_the_task_learned_alone():
+    from launch.imitation_bench_cmd import forward_transfer
+
+    def run(seed: int, diagonal: list[float]) -> dict:
+        return {"seed": seed, "matrix": [[diagonal[i] if i == j else 0.9 for j in range(3)] for i in range(3)]}
+
+    alone = [run(0, [0.5, 0.6, 0.7]), run(1, [0.3, 0.6, 0.9])]
+    in_sequence = [run(0, [0.5, 0.9, 0.7]), run(1, [0.3, 0.3, 0.9]), run(2, [0.4, 0.6, 0.8])]
+    # seed 0: +0.1 a task; seed 1: −0.1; seed 2 has no run alone: against their mean (0.4, 0.6, 0.8), 0
+    assert forward_transfer(in_sequence, alone) == pytest.approx(0.0, abs=1e-12)
+    assert forward_transfer(in_sequence[:1], alone) == pytest.approx(0.1)

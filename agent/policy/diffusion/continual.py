@@ -45,7 +45,8 @@ from agent.policy.diffusion.noise import NoiseSchedule
 from agent.policy.diffusion.train import learning_rate
 from agent.policy.diffusion.unet import Denoiser
 
-IMITATION_METHODS = ("trc", "naive", "er", "derpp", "multitask")
+# "single": every task learned alone by a fresh policy, the reference forward transfer is measured against
+IMITATION_METHODS = ("trc", "naive", "er", "derpp", "multitask", "single")
 
 
 @dataclass(frozen=True)
