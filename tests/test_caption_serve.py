@@ -53,3 +53,15 @@ def test_a_stream_that_joins_a_running_server_is_captioned_as_if_alone() -> None
         served = server.step(torch.stack([frames[0, t], frames[3, t - 5], frames[2, t]])).clone()
         assert torch.equal(served[0], alone_tokens(0, t)) and torch.equal(served[2], alone_tokens(2, t)), t
         assert torch.equal(served[1], alone_tokens(3, t - 5)), t
+
+
+def test_bench_rows_and_served_accuracy_on_the_cpu() -> None:
+    """`bench caption --streams`'s parts: a row per N with the state each N holds, and held-out streams
+    stepped through the server captioned as well as the shipped captioner does (97% on 2,022 segments)."""
+    from launch.bench.caption import served_accuracy, state_bytes, streams_at
+
+    model = load_checkpoint(f"{CHECKPOINTS}/captioner.pt", "cpu")
+    rows = streams_at(f"{CHECKPOINTS}/captioner.pt", [2, 3], "cpu", age=5)
+    assert [r["streams"] for r in rows] == [2, 3] and all(r["fps_per_stream"] > 0 for r in rows)
+    assert rows[1]["state_mb"] * 2**20 == state_bytes(model.initial_state(3))
+    assert served_accuracy(f"{CHECKPOINTS}/captioner.pt", "cpu", streams=16, frames=240) >= 0.9
