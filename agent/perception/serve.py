@@ -5,7 +5,7 @@ per token: the decode runs to the caption's full length on the device) and run u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
@@ -22,6 +22,12 @@ class ServeConfig:
     bf16: bool = False
     graph: bool = False
     compile: bool = False
+
+    def runnable(self, model: Captioner, device: str) -> "ServeConfig":
+        """This config with the graph and the compile dropped where the shapes do not stay fixed (a
+        softmax cache grows every frame) or the device is not CUDA."""
+        fixed = device.startswith("cuda") and model.cfg.mixer == "delta"
+        return replace(self, graph=self.graph and fixed, compile=self.compile and fixed)
 
 
 class StreamServer:
@@ -45,6 +51,7 @@ class StreamServer:
         pin = self.device.type == "cuda"
         self._tokens_host = torch.zeros(n, model.cfg.max_len, dtype=torch.long, pin_memory=pin)
         self._gaps = torch.ones(n, dtype=torch.long, device=self.device)  # 0: a slot's first frame
+        self._joined = False  # a join since the last step: ``_gaps`` holds zeros to reset after it
         self._graph: torch.cuda.CUDAGraph | None = None
         self._tokens: torch.Tensor | None = None
 
@@ -82,6 +89,7 @@ class StreamServer:
         if state.gaps is not None:
             state.gaps[slots] = 0
         self._gaps[slots] = 0
+        self._joined = True
 
     def _capture(self) -> None:
         """Capture one step as a CUDA graph, leaving the state as it was (warm-up and capture steps
@@ -111,7 +119,9 @@ class StreamServer:
             tokens = self._tokens
         else:
             tokens = self._body(early_exit=True)
-        self._gaps.fill_(1)
+        if self._joined:
+            self._gaps.fill_(1)
+            self._joined = False
         self._tokens_host.copy_(tokens, non_blocking=True)
         if self.device.type == "cuda":
             torch.cuda.current_stream().synchronize()

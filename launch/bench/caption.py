@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import resource
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -111,10 +110,8 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, t
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    serve = serve or ServeConfig()
-    fixed = device.startswith("cuda") and model.cfg.mixer == "delta"  # a softmax cache changes shape each frame
-    graph, compiled = serve.graph and fixed, serve.compile and fixed
-    server = StreamServer(model, decoding, state, replace(serve, graph=graph, compile=compiled))
+    serve = (serve or ServeConfig()).runnable(model, device)
+    server = StreamServer(model, decoding, state, serve)
     latencies = []
     for i in range(timed + 5):  # the first 5 steps warm up kernels, allocator and graph; not timed
         sync()
@@ -127,8 +124,8 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, t
     gpu_gb = torch.cuda.max_memory_allocated() / 2**30 if device.startswith("cuda") else float("nan")
     return {"streams": n_streams, "age": age, "fps_per_stream": per_stream, "frames_per_s": per_stream * n_streams,
             "step_ms_p50": 1000 * float(lat.quantile(0.5)), "step_ms_p99": 1000 * float(lat.quantile(0.99)),
-            "state_mb": state_bytes(state) / 2**20, "gpu_gb": gpu_gb, "bf16": serve.bf16, "graph": graph,
-            "compiled": compiled}
+            "state_mb": state_bytes(state) / 2**20, "gpu_gb": gpu_gb, "bf16": serve.bf16, "graph": serve.graph,
+            "compiled": serve.compile}
 
 
 @torch.no_grad()
@@ -137,10 +134,8 @@ def served_accuracy(checkpoint: Path, device: str, serve: ServeConfig | None = N
     """Exact-match accuracy of held-out synthetic streams stepped through :class:`StreamServer` as
     ``serve`` runs it (bf16, graph, compile: what the speed rows ran), scored at each segment's last frame."""
     model = load_checkpoint(checkpoint, device)
-    fixed = device.startswith("cuda") and model.cfg.mixer == "delta"
-    serve = serve or ServeConfig()
     server = StreamServer(model, CaptionDecoding(model, all_captions(), device), model.initial_state(streams, device),
-                          replace(serve, graph=serve.graph and fixed, compile=serve.compile and fixed))
+                          (serve or ServeConfig()).runnable(model, device))
     video, truths = StreamBatch([seed + i for i in range(streams)], SceneConfig(frame_size=model.cfg.frame_size)).next(frames)
     video = torch.as_tensor(video)
     hits = total = 0
