@@ -1,6 +1,7 @@
 """Which of trc's columns plays each task best, and which signal on held-out windows says so: trc learns
 an imitation sequence as `thalamus bench continual` does (same defaults), then each task is played
-through every column in turn (the router replaced by a fixed choice) and through the learned router.
+through every column in turn (the router replaced by a fixed choice), through its own column and the
+newest one mixed with equal weights (their noise predictions averaged), and through the learned router.
 
     python benchmarks/imitation_columns.py --data runs/mw-easy-50 --seed 0 --json out.jsonl
     python benchmarks/imitation_columns.py --benchmark cw10-imitation --data runs/cw10-30 --device cuda
@@ -86,7 +87,12 @@ def main() -> None:
         def to_owner(obs: torch.Tensor, owner: int = owner) -> torch.Tensor:  # the router, fixed on the task's owner
             return 100.0 * one_hot(torch.full((len(obs),), owner, device=obs.device), n).float()
 
-        choices = [(f"column {m}", to_owner, {owner: m}) for m in range(n)] + [("routed", router, plays)]
+        def to_both(obs: torch.Tensor, owner: int = owner) -> torch.Tensor:  # the owner and the newest column, equal weights
+            return 100.0 * (one_hot(torch.full((len(obs),), owner, device=obs.device), n)
+                            + one_hot(torch.full((len(obs),), learner.last, device=obs.device), n)).clamp(max=1).float()
+
+        mixed = [(f"columns {owner}+{learner.last}", to_both, {})] if owner != learner.last else []
+        choices = [(f"column {m}", to_owner, {owner: m}) for m in range(n)] + mixed + [("routed", router, plays)]
         for label, choose, playing in choices:
             learner.router, learner.plays = choose, playing
             policy = DiffusionPolicy.from_sampler(cfg.model, tasks.normalizer, learner.sampler(), args.device)
