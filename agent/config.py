@@ -88,6 +88,7 @@ class AgentConfig:
     step_cache: str = flag("none", metavar="none|seacache|sencache")  # with a diffusion policy: skip denoiser steps whose output would barely change (none: every step)
     cache_threshold: float | None = flag(None, metavar="X")  # with --step-cache: SeaCache's δ or SenCache's ε (default: the cache's own)
     captioner: str = flag("auto", metavar="auto|off|PT")  # auto: the shipped captioner trained on this env, if any; off: no captions; or a checkpoint path (run.json keeps the path auto chose)
+    caption_skip: int = flag(0, metavar="N")  # frames in a row the captioner may skip to keep up with acting (0: it reads every frame); it is told each gap, and a skipped step stores the next read frame's caption, marked
     checkpoint_every_s: float = flag(30.0, alias=["--checkpoint-every"], metavar="SECONDS")  # seconds between checkpoints/latest.pt, which --resume goes on from
     transport: str = flag("auto", choices=TRANSPORTS)  # the hot ring: pipes (one node), actor calls (any node); auto picks
     hop_timeout_s: float = flag(60.0, metavar="SECONDS")  # a perception, policy or recorder actor silent this long is reported as stalled

@@ -124,6 +124,7 @@ def record_expert(tasks: DemoTasks, run_dir: Path, episodes: int, frame_size: in
                         live = LiveCaptioner(captioner)  # a fresh stream per episode
                         data["caption"] = np.concatenate([live.tokens(f[None]) for f in data["frame"]])
                         data["caption_lag"] = np.zeros(len(rows), np.int16)  # captioned in step, no lag
+                        data["caption_skipped"] = np.zeros(len(rows), bool)  # every frame read
                     writer.add_episode(data, task=task)
                     step += len(rows)
                     done += 1

@@ -96,12 +96,14 @@ class CaptionFrames(Message):
 class Captions(Message):
     """The captioner's captions of one observation batch, for the recorder: row ``i`` is env ``i``'s
     frame at batch step ``step`` (the store joins them to its rows by (env, step)); ``lag``: how many
-    later batches had reached the captioner when these were ready."""
+    later batches had reached the captioner when these were ready; ``skipped``: the captioner skipped
+    this step's frames to keep up, and these are the captions of the next frames it read."""
 
     KIND: ClassVar[str] = "captions"
     step: int = 0
     tokens: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int16))  # [N, L] token ids
     lag: int = 0
+    skipped: bool = False
 
 
 @dataclass
@@ -181,6 +183,10 @@ def _check(kind: str, name: str, expected: Any, value: Any) -> Any:
     if expected is int:
         if not isinstance(value, int) or isinstance(value, bool):
             raise MessageError(f"{where}: expected an int, got {type(value).__name__}")
+        return value
+    if expected is bool:
+        if not isinstance(value, bool):
+            raise MessageError(f"{where}: expected a bool, got {type(value).__name__}")
         return value
     if expected == dict[str, np.ndarray]:
         if not isinstance(value, dict) or not all(

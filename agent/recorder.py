@@ -23,8 +23,9 @@ from memory.layout import has_episodes
 
 def store_specs(spec: dict[str, Any], caption_len: int = 0) -> dict[str, ArraySpec]:
     """The per-step arrays of the run store for an env of this ``spec`` (see ``EnvActor.spec``):
-    with ``caption_len`` > 0, also each step's caption as int16 token ids (``<pad>``-filled) and its lag
-    (how many later batches perception had encoded when it was decoded; -1: never came); for
+    with ``caption_len`` > 0, also each step's caption as int16 token ids (``<pad>``-filled), its lag
+    (how many later batches perception had encoded when it was decoded; -1: never came) and whether
+    the captioner skipped the step's frame to keep up (the caption is then the next read frame's); for
     tasks with targets (``spec["targets"]``), each step's true label (the right action); for envs that
     report success (``spec["success"]``, Meta-World's), whether the step achieved the task."""
     specs = {
@@ -43,6 +44,7 @@ def store_specs(spec: dict[str, Any], caption_len: int = 0) -> dict[str, ArraySp
     if caption_len:
         specs["caption"] = ArraySpec((caption_len,), "int16")
         specs["caption_lag"] = ArraySpec((), "int16")
+        specs["caption_skipped"] = ArraySpec((), "bool")
     if spec.get("targets"):
         specs["target"] = ArraySpec((), "int64")
     if spec.get("success"):
@@ -74,7 +76,7 @@ class RecorderActor:
         path = Path(run_dir)
         self.writer = _append(path, wait_s) if has_episodes(path) else create_store(path, specs)
         self.caption_len = specs["caption"].shape[0] if "caption" in specs else 0
-        self.captions: dict[tuple[int, int], tuple[np.ndarray, int]] = {}  # (env, step) → (tokens, lag)
+        self.captions: dict[tuple[int, int], tuple[np.ndarray, int, bool]] = {}  # (env, step) → (tokens, lag, skipped)
         self.waiting: collections.deque[Episode] = collections.deque()
         self.captions_missing = 0
         self.newest = -1  # the newest batch step a caption came for
@@ -95,7 +97,7 @@ class RecorderActor:
     def add_captions(self, payload: bytes) -> None:
         msg = decode(payload, Captions)
         for env, tokens in enumerate(msg.tokens):
-            self.captions[(env, msg.step)] = (tokens, msg.lag)
+            self.captions[(env, msg.step)] = (tokens, msg.lag, msg.skipped)
         self.newest = msg.step
         self._write_ready()
 
@@ -109,12 +111,14 @@ class RecorderActor:
                 lost = self.newest > keys[-1][1]
                 if not pad and not lost and not all(k in self.captions for k in keys):
                     return
-                blank = (np.zeros(self.caption_len, np.int16), -1)
+                blank = (np.zeros(self.caption_len, np.int16), -1, False)
                 self.captions_missing += sum(k not in self.captions for k in keys)
-                tokens, lags = zip(*(self.captions.pop(k, blank) for k in keys))
+                tokens, lags, skipped = zip(*(self.captions.pop(k, blank) for k in keys))
                 episode.data["caption"] = np.stack(tokens)
                 if "caption_lag" in self.writer.specs:  # a store written before captions had a lag has none
                     episode.data["caption_lag"] = np.asarray(lags, np.int16)
+                if "caption_skipped" in self.writer.specs:  # nor one written before frames were skipped
+                    episode.data["caption_skipped"] = np.asarray(skipped, bool)
             if "env" in self.writer.specs:
                 episode.data["env"] = np.full(len(keys), episode.env_index, np.int16)
             for key in ("step", "stopped"):

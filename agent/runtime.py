@@ -102,8 +102,8 @@ class Agent:
         if captioner is not None:
             caption_size = checkpoint_config(Path(captioner)).frame_size
             self.captioner = self._spawn(CaptionActor, captioner, cfg.num_envs, cfg.device,
-                                         self._named(self.recorder, recorder_name), num_gpus=gpu, restart=True,
-                                         name=captioner_name)
+                                         self._named(self.recorder, recorder_name), cfg.caption_skip, num_gpus=gpu,
+                                         restart=True, name=captioner_name)
         self.perception = self._spawn(PerceptionActor, spec["state_dim"], cfg.perception, cfg.seed, cfg.device,
                                       cfg.policy is None, self._named(self.captioner, captioner_name), caption_size,
                                       num_gpus=gpu, restart=True)

@@ -69,6 +69,8 @@ def summarize(cfg: AgentConfig, stats: ActorStats, elapsed: float, run_dir: Path
         "steps_recorded": recorder.get("steps_committed", 0),
         "captions_missing": recorder.get("captions_missing", 0),
         **({"caption_lag_steps": perception["caption_lag_steps"]} if "caption_lag_steps" in perception else {}),
+        # steps whose own frame the captioner skipped to keep up (they carry the next captioned frame's caption)
+        **({"captions_skipped": perception["captions_skipped"]} if "captions_skipped" in perception else {}),
         "store_bytes": recorder.get("store_bytes", 0),
         **({"view": recorder["view"]} if "view" in recorder else {}),  # --view: where it went, what was dropped
         "policy": {k: v for k, v in policy.items() if not k.startswith(("hop_", "channel_"))},

@@ -67,7 +67,10 @@ def _captions(s: dict[str, Any]) -> str:
     lag = s.get("caption_lag_steps")
     behind = "" if not lag or not lag["count"] else \
         f"; lag p50 {lag['p50']:.0f}, p99 {lag['p99']:.0f}, max {lag['max']:.0f} steps"
-    return f"every step, by {s['captioner']}{behind}"
+    skipped = s.get("captions_skipped", 0)
+    read = "every step" if not skipped else \
+        f"{1 - skipped / max(1, s['steps']):.0%} of steps' own frames (the rest skipped to keep up)"
+    return f"{read}, by {s['captioner']}{behind}"
 
 
 def summary_table(s: dict[str, Any]) -> Table:

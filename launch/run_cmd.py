@@ -195,6 +195,18 @@ def _captioner(choice: str, env_id: str) -> str | None:
     return str(path.resolve())
 
 
+def _check_caption_skip(skip: int, captioner: str | None) -> None:
+    """``--caption-skip`` within the gaps the captioner was trained to read."""
+    from agent.perception.train import checkpoint_config
+
+    most = max(0, checkpoint_config(Path(captioner)).timing - 1) if captioner is not None else 0
+    if skip and captioner is None:
+        raise UsageError(f"--caption-skip {skip}: this run has no captioner; leave it out or give --captioner")
+    if not 0 <= skip <= most:
+        raise UsageError(f"--caption-skip {skip}: this captioner reads at most {most} skipped frames in a row "
+                         f"(its training's); use 0 to {most}")
+
+
 def _diffusion(cfg: AgentConfig) -> tuple[str, DiffusionCheckpoint] | None:
     """The checkpoint ``--policy`` names (None without one), read and built with the
     ``--step-cache`` settings before Ray starts, and ``--policy`` with its path made absolute
@@ -316,6 +328,7 @@ def main(args: argparse.Namespace) -> int:
     if trained is not None and trained != name:
         _say(args, f"warning: the policy was trained on {trained}, and this run steps {name}")
     captioner = _captioner(cfg.captioner, name if seq is None else seq.base_env or seq.name)
+    _check_caption_skip(cfg.caption_skip, captioner)
     sequence: dict[str, Any] = {}
     steps = cfg.steps
     if seq is not None:  # every task gets the same whole number of batched steps

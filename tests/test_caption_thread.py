@@ -9,18 +9,21 @@ import torch
 from agent.perception.caption_thread import CaptionThread
 
 
-def _caption_waiting_for(gate: threading.Event, calls: list):
-    def caption(frames: np.ndarray) -> np.ndarray:
+def _caption_waiting_for(gate: threading.Event, calls: list, gaps: list | None = None):
+    def caption(frames: np.ndarray, frame_gaps: np.ndarray) -> np.ndarray:
         """[T, N, D] → [T, N, 2]: ten times each frame's first two numbers."""
         gate.wait(5)
         calls.append(frames.shape[0])
+        if gaps is not None:
+            gaps.extend(frame_gaps.tolist())
         return (frames[..., :2] * 10).astype(np.int16)
     return caption
 
 
 def test_a_slow_captioner_catches_up_in_batches_and_delivers_every_step_in_order():
     gate, calls, got = threading.Event(), [], []
-    thread = CaptionThread(_caption_waiting_for(gate, calls), lambda step, tokens, lag: got.append((step, tokens, lag)))
+    thread = CaptionThread(_caption_waiting_for(gate, calls),
+                           lambda step, tokens, lag, skipped: got.append((step, tokens, lag)))
     for step in range(5):  # the first call blocks until the gate opens: the rest pile up meanwhile
         thread.submit(step, np.full((3, 4), float(step)))
     gate.set()
@@ -52,8 +55,28 @@ def test_submit_waits_once_max_pending_steps_are_waiting():
     assert not third.is_alive() and sum(calls) == 4
 
 
+def test_a_thread_allowed_to_skip_reads_every_kth_waiting_frame_and_each_step_gets_a_caption():
+    """A backlog is read every k-th step (k ≤ max_gap, the newest always), each read frame told its
+    gap; every step still gets a caption, the next read frame's, in order and marked skipped."""
+    gate, calls, gaps, got = threading.Event(), [], [], []
+    thread = CaptionThread(_caption_waiting_for(gate, calls, gaps),
+                           lambda step, tokens, lag, skipped: got.append((step, int(tokens[0, 0]), skipped)),
+                           max_pending=12, max_gap=3)
+    thread.submit(0, np.zeros((1, 2)))
+    while not thread._busy:  # step 0 is being captioned (held at the gate)
+        pass
+    for step in range(1, 13):
+        thread.submit(step, np.full((1, 2), float(step)))
+    gate.set()
+    thread.close()
+    assert calls == [1, 4] and gaps == [1, 3, 3, 3, 3]  # of steps 1-12, every third back from the newest
+    assert [s for s, _, _ in got] == list(range(13))
+    assert [t for _, t, _ in got] == [0] + [30] * 3 + [60] * 3 + [90] * 3 + [120] * 3
+    assert [s for s, _, skipped in got if not skipped] == [0, 3, 6, 9, 12] and thread.skipped == 8
+
+
 def test_a_captioning_error_reaches_the_acting_thread():
-    def broken(frames: np.ndarray) -> np.ndarray:
+    def broken(frames: np.ndarray, gaps: np.ndarray) -> np.ndarray:
         raise ValueError("bad grammar")
 
     thread = CaptionThread(broken, lambda *a: None)
@@ -65,15 +88,17 @@ def test_a_captioning_error_reaches_the_acting_thread():
 
 
 def test_steps_captioned_together_get_the_captions_of_one_frame_at_a_time():
-    """The thread's catch-up call (T consecutive frames of every stream through the model at once)
-    gives each frame the caption single streaming steps give it, and leaves the same states."""
+    """The thread's catch-up call (T frames of every stream through the model at once, with their
+    gaps) gives each frame the caption single streaming steps give it, and leaves the same states."""
     from agent.perception.live import LiveCaptioner, env_checkpoint
 
     checkpoint = env_checkpoint("CartPole-v1")
     frames = np.random.default_rng(0).integers(0, 256, (7, 3, 48, 48, 3), np.uint8)  # resized to 64
     single, together = LiveCaptioner(checkpoint, streams=3), LiveCaptioner(checkpoint, streams=3)
-    one_by_one = np.stack([single.tokens(f) for f in frames])
-    at_once = np.concatenate([together.caption_steps(frames[:1]), together.caption_steps(frames[1:])])
+    gaps = np.array([1, 2, 1, 4, 3, 1, 5])  # frames skipped as a busy machine skips them
+    one_by_one = np.stack([single.tokens(f, np.full(3, g)) for f, g in zip(frames, gaps)])
+    at_once = np.concatenate([together.caption_steps(frames[:1], gaps[:1]),
+                              together.caption_steps(frames[1:], gaps[1:])])
     assert at_once.shape == (7, 3, single.max_len) and np.array_equal(at_once, one_by_one)
     assert len({single.text(t) for t in one_by_one.reshape(-1, single.max_len)}) > 1
     for a, b in zip(single.state.layers, together.state.layers):

@@ -9,6 +9,7 @@ a machine of a few cores captioning runs beside the ring instead of taking turns
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -21,31 +22,39 @@ from agent.outbox import Outbox
 from agent.perception.caption_thread import CaptionThread
 
 MAX_PENDING_STEPS = 8  # steps waiting to be captioned before perception's sends wait (bounds the lag)
+CPU_NICENESS = 10  # a captioner allowed to skip takes the CPU time acting leaves
 
 
 class CaptionActor:
     """Holds a ``LiveCaptioner`` of ``num_envs`` streams and the thread that runs it."""
 
-    def __init__(self, checkpoint: str, num_envs: int, device: str = "cpu", recorder: Any = None) -> None:
+    def __init__(self, checkpoint: str, num_envs: int, device: str = "cpu", recorder: Any = None,
+                 skip: int = 0) -> None:
         """``recorder``: the RecorderActor (or its Ray name: a restarted captioner finds it again) that
-        gets each step's captions, blocking when 16 sends are in flight; None: captions are only shown."""
+        gets each step's captions, blocking when 16 sends are in flight; None: captions are only shown.
+        ``skip``: frames in a row it may skip when behind (at most the captioner's timing allows: the
+        CLI checks)."""
         torch.set_num_threads(1)
         from agent.perception.live import LiveCaptioner  # imports triton: only when captioning
 
         self.captioner = LiveCaptioner(Path(checkpoint), streams=num_envs, device=device)
+        self.num_envs = num_envs
         if isinstance(recorder, str):
             recorder = ray.get_actor(recorder)
         self.recorder = Outbox("captioner→recorder", recorder, "add_captions", window=16) if recorder else None
-        self.thread = CaptionThread(self.captioner.caption_steps, self._deliver, MAX_PENDING_STEPS)
+        if skip and device == "cpu":  # it yields the cores to acting, and skips to keep up
+            os.nice(CPU_NICENESS)
+        self.thread = CaptionThread(self.captioner.caption_steps, self._deliver, MAX_PENDING_STEPS, skip + 1)
 
     def add(self, msg: bytes) -> None:
-        """One step's frames (a :class:`CaptionFrames`); waits only while the thread is full."""
+        """One step's frames (a :class:`CaptionFrames`); waits only while a captioner without timing is
+        full."""
         frames = decode(msg, CaptionFrames)
         self.thread.submit(frames.step, frames.frames)
 
-    def _deliver(self, step: int, tokens: np.ndarray, lag: int) -> None:
+    def _deliver(self, step: int, tokens: np.ndarray, lag: int, skipped: bool) -> None:
         if self.recorder is not None:
-            self.recorder.send(encode(Captions(step=step, tokens=tokens, lag=lag)))
+            self.recorder.send(encode(Captions(step=step, tokens=tokens, lag=lag, skipped=skipped)))
 
     def caption_now(self, env: int = 0) -> str | None:
         """The caption of ``env``'s latest captioned frame (None before the first)."""
@@ -62,4 +71,5 @@ class CaptionActor:
         """The recorder channel, the captions' lag behind their frames (in steps), and how many calls
         captioned them (fewer than steps: the thread caught up in batches)."""
         return {"channel_recorder": self.recorder.stats().to_dict() if self.recorder else None,
-                "caption_lag_steps": self.thread.lag_summary(), "caption_calls": self.thread.calls}
+                "caption_lag_steps": self.thread.lag_summary(), "caption_calls": self.thread.calls,
+                "captions_skipped": self.thread.skipped * self.num_envs}  # env steps, as the run counts them

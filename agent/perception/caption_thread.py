@@ -1,37 +1,51 @@
 """Captions off the acting path: each step's frames are captioned on a thread of their own.
 
-``CaptionThread`` takes each step's frames (``submit``, which does not wait for captioning) and
-captions them on its thread, every step waiting at that moment in one call (consecutive frames of
-each stream), so a thread that falls behind catches up with fewer, larger calls. Each step's captions
-are delivered in step order with their lag: how many newer steps had been submitted when they were
-ready (0: before the next step's frames came).
+``CaptionThread`` takes each step's frames (``submit``) and captions them on its thread, every step
+waiting at that moment in one call (consecutive frames of each stream), so a thread that falls behind
+catches up with fewer, larger calls. Each step's captions are delivered in step order with their lag:
+how many newer steps had been submitted when they were ready (0: before the next step's frames came).
+
+With ``max_gap`` > 1 (a captioner that reads frame timing, allowed to skip) a thread that falls
+behind captions every k-th waiting step (k up to ``max_gap``, the newest always), telling the
+captioner each frame's gap, as a live camera on a busy machine delivers frames; a step it skipped
+gets the caption of the next frame it read, marked skipped. ``submit`` waits while ``max_pending``
+steps wait, so the lag is bounded.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from collections import Counter
 from collections.abc import Callable
 
 import numpy as np
 
+CAPTIONS_PER_CALL = 2  # steps a call reads before a thread that fell behind starts skipping
+
 
 class CaptionThread:
-    """Captions the frames ``[N, ...]`` submitted per step: ``caption(frames [T, N, ...])`` gives the
-    tokens ``[T, N, L]`` of T consecutive steps, ``deliver(step, tokens [N, L], lag)`` gets each step's.
-    ``max_pending`` steps may wait at once; past that ``submit`` waits (the lag is bounded)."""
+    """Captions the frames ``[N, ...]`` submitted per step: ``caption(frames [T, N, ...], gaps [T])``
+    gives the tokens ``[T, N, L]`` of T steps (``gaps``: steps since each one's captioned predecessor),
+    ``deliver(step, tokens [N, L], lag, skipped)`` gets each step's."""
 
-    def __init__(self, caption: Callable[[np.ndarray], np.ndarray],
-                 deliver: Callable[[int, np.ndarray, int], None], max_pending: int = 8) -> None:
-        self._caption, self._deliver, self.max_pending = caption, deliver, max_pending
+    def __init__(self, caption: Callable[[np.ndarray, np.ndarray], np.ndarray],
+                 deliver: Callable[[int, np.ndarray, int, bool], None], max_pending: int = 8,
+                 max_gap: int = 1) -> None:
+        """``max_pending``: steps that may wait (past that ``submit`` waits); ``max_gap``: the largest
+        gap between read frames (1: every frame is captioned)."""
+        self._caption, self._deliver = caption, deliver
+        self.max_pending, self.max_gap = max_pending, max(1, max_gap)
         self._pending: list[tuple[int, np.ndarray]] = []
         self._busy = self._closed = False
         self._error: BaseException | None = None
         self._newest = -1
+        self._captioned = -1  # the step the newest caption was made from
         self._cond = threading.Condition()
         self.latest: np.ndarray | None = None  # the newest captioned step's tokens [N, L]
         self.lags: Counter[int] = Counter()  # lag in steps → how many steps had it
         self.calls = 0  # captioning calls run (each over one or more steps)
+        self.skipped = 0  # steps delivered with a later frame's caption
         self._thread = threading.Thread(target=self._loop, name="captions", daemon=True)
         self._thread.start()
 
@@ -73,6 +87,12 @@ class CaptionThread:
         if self._error is not None:
             raise RuntimeError(f"captioning failed: {type(self._error).__name__}: {self._error}")
 
+    def _chosen(self, batch: list[tuple[int, np.ndarray]]) -> list[int]:
+        """Indices of the batch's steps to caption: the newest and every k-th before it (k grows
+        with the backlog, up to ``max_gap``)."""
+        stride = min(self.max_gap, math.ceil(len(batch) / CAPTIONS_PER_CALL))
+        return list(range(len(batch) - 1, -1, -stride))[::-1]
+
     def _loop(self) -> None:
         while True:
             with self._cond:
@@ -82,12 +102,19 @@ class CaptionThread:
                 batch, self._pending, self._busy = self._pending, [], True
                 self._cond.notify_all()
             try:
-                tokens = self._caption(np.stack([f for _, f in batch]))
-                for (step, _), part in zip(batch, tokens):
-                    lag = self._newest - step
-                    self._deliver(step, part, lag)
+                chosen = self._chosen(batch)
+                steps = [batch[i][0] for i in chosen]
+                previous = [self._captioned if self._captioned >= 0 else steps[0] - 1, *steps[:-1]]
+                tokens = self._caption(np.stack([batch[i][1] for i in chosen]),
+                                       np.subtract(steps, previous))
+                self._captioned = steps[-1]
+                source = np.searchsorted(chosen, np.arange(len(batch)))  # each step's next captioned frame
+                for (step, _), j in zip(batch, source):
+                    lag, skipped = self._newest - step, steps[j] != step
+                    self._deliver(step, tokens[j], lag, skipped)
                     self.lags[lag] += 1
-                    self.latest = part
+                    self.skipped += skipped
+                self.latest = tokens[-1]
                 self.calls += 1
             except Exception as exc:  # reported to the acting thread at its next submit or drain
                 self._error = exc

@@ -56,6 +56,7 @@ class LiveCaptioner:
     def __init__(self, checkpoint: Path = DEFAULT_CHECKPOINT, streams: int = 1, device: str = "cpu") -> None:
         self.device = torch.device(device)
         self.model = load_checkpoint(checkpoint, device)
+        self.model.encoder.fold_batch_norm()  # never trained here
         self.size = self.model.cfg.frame_size
         self.max_len = self.model.cfg.max_len
         self.vocab = self.model.vocab
@@ -92,15 +93,18 @@ class LiveCaptioner:
         return self.decoding.tokens(feature).to(torch.int16).cpu().numpy()
 
     @torch.no_grad()
-    def caption_steps(self, frames: np.ndarray) -> np.ndarray:
-        """uint8 RGB frames [T, streams, H, W, 3], T consecutive frames of every stream → int16 token ids
-        [T, streams, max_len], each frame's caption. The T frames go through the model at once (the
-        chunked form of the temporal layers, one batched decode), so captioning that has fallen behind
-        catches up at a lower cost per frame; the states end as after T single steps."""
+    def caption_steps(self, frames: np.ndarray, gaps: np.ndarray | None = None) -> np.ndarray:
+        """uint8 RGB frames [T, streams, H, W, 3], T frames of every stream → int16 token ids
+        [T, streams, max_len], each frame's caption. ``gaps`` [T]: source frames since each one's
+        predecessor (default: consecutive; read by models with timing). The T frames go through the
+        model at once (the chunked form of the temporal layers, one batched decode), so captioning that
+        has fallen behind catches up at a lower cost per frame; the states end as after T single steps."""
         T, n = frames.shape[:2]
         clip = self._frames(frames.reshape(T * n, *frames.shape[2:]))
         clip = clip.view(T, n, *clip.shape[1:]).transpose(0, 1)  # [streams, T, S, S, 3]
-        features, self.state = self.model(clip, self.state)
+        gap = None if gaps is None else torch.as_tensor(np.asarray(gaps), dtype=torch.long,
+                                                         device=self.device).expand(n, T)
+        features, self.state = self.model(clip, self.state, gap)
         tokens = self.decode(features.transpose(0, 1).reshape(T * n, -1))
         return tokens.reshape(T, n, -1)
 

@@ -1,0 +1,92 @@
+"""What captioning costs `thalamus run`, and how right the stored captions are: the same run with the
+env's shipped captioner and with ``--captioner off``, alternating, each pair on the same machine state.
+
+    python -P benchmarks/run_captions.py --pairs 3 --steps 20000 --json out.json
+    python -P benchmarks/run_captions.py --caption-skip 1 --pairs 3
+
+Each run is ``thalamus run --env ENV --steps N --run-dir DIR --json`` (a store for both, so both pay
+for recording). Per pair: steps/s with and without captions and their ratio, the caption lag, how
+many steps the captioner skipped to keep up (they carry the next read frame's caption), and the share
+of stored captions that equal the simulator-state caption of their step (`envs.env_captions`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from agent.perception.grammar import Vocab  # noqa: E402
+from envs.env_captions import EnvCaptioner  # noqa: E402
+from memory import open_store  # noqa: E402
+
+
+def run(env: str, steps: int, run_dir: Path, captions: bool, device: str, skip: int) -> dict:
+    """One ``thalamus run``; its summary."""
+    cmd = [sys.executable, "-m", "launch.cli", "run", "--env", env, "--steps", str(steps), "--device", device,
+           "--run-dir", str(run_dir), "--json"] + (["--caption-skip", str(skip)] if captions else ["--captioner", "off"])
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.exit(f"thalamus run failed: {proc.stderr.strip().splitlines()[-1]}")
+    return json.loads(proc.stdout.splitlines()[0])
+
+
+def stored_accuracy(run_dir: Path, env: str) -> dict[str, float]:
+    """Share of the stored captions equal to their step's simulator-state caption: all steps, the
+    steps whose own frame was read, and the skipped ones."""
+    vocab = Vocab(tuple(json.loads((run_dir / "run.json").read_text())["caption_vocab"]))
+    store = open_store(run_dir)
+    right, skipped = [], []
+    for i in range(store.n_episodes):
+        ep = store.get_episode(i)
+        truth = EnvCaptioner(env, 0.02)
+        right += [vocab.decode(t.tolist()) == truth(s) for s, t in zip(ep["obs"], ep["caption"])]
+        skipped += list(ep["caption_skipped"]) if "caption_skipped" in ep else [False] * len(ep["obs"])
+    right_a, skipped_a = np.array(right), np.array(skipped, bool)
+    return {"all": float(right_a.mean()),
+            "read": float(right_a[~skipped_a].mean()) if (~skipped_a).any() else float("nan"),
+            "skipped": float(right_a[skipped_a].mean()) if skipped_a.any() else float("nan")}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--env", default="CartPole-v1", help="the env (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=20000, help="steps a run (default: %(default)s)")
+    p.add_argument("--pairs", type=int, default=3, help="runs with and without captions (default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="thalamus run --device (default: %(default)s)")
+    p.add_argument("--caption-skip", type=int, default=0, help="thalamus run --caption-skip (default: %(default)s)")
+    p.add_argument("--json", type=Path, help="write the rows here")
+    args = p.parse_args()
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for pair in range(args.pairs):
+            on = run(args.env, args.steps, Path(tmp) / f"on-{pair}", True, args.device, args.caption_skip)
+            off = run(args.env, args.steps, Path(tmp) / f"off-{pair}", False, args.device, 0)
+            row = {"pair": pair, "on_steps_per_s": on["steps_per_s"], "off_steps_per_s": off["steps_per_s"],
+                   "ratio": on["steps_per_s"] / off["steps_per_s"], "lag": on.get("caption_lag_steps"),
+                   "skipped": on.get("captions_skipped", 0) / on["steps"], "missing": on["captions_missing"],
+                   "accuracy": stored_accuracy(Path(tmp) / f"on-{pair}", args.env)}
+            rows.append(row)
+            print(f"pair {pair}: {row['on_steps_per_s']:.0f} vs {row['off_steps_per_s']:.0f} steps/s "
+                  f"({row['ratio']:.0%}); skipped {row['skipped']:.0%}; lag {row['lag']}; stored captions right "
+                  f"{row['accuracy']['all']:.1%} (read {row['accuracy']['read']:.1%}, "
+                  f"skipped {row['accuracy']['skipped']:.1%})", flush=True)
+    on_mean = np.mean([r["on_steps_per_s"] for r in rows])
+    off_mean = np.mean([r["off_steps_per_s"] for r in rows])
+    print(f"all pairs: {on_mean:.0f} vs {off_mean:.0f} steps/s ({on_mean / off_mean:.0%})")
+    if args.json:
+        args.json.write_text(json.dumps({"env": args.env, "steps": args.steps, "device": args.device,
+                                         "caption_skip": args.caption_skip,
+                                         "ratio": on_mean / off_mean, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()
