@@ -142,6 +142,7 @@ def test_captions_are_stored_per_step_and_say_what_the_frames_show(cartpole_run)
     for i in range(store.n_episodes):
         ep = store.get_episode(i)
         assert ep["caption"].shape == (len(ep["obs"]), 12) and ep["caption"].dtype == np.int16
+        assert not ep["caption_skipped"].any()  # by default every frame is read
         truth = EnvCaptioner("CartPole-v1", 0.02)
         for state, tokens in zip(ep["obs"], ep["caption"]):
             said = vocab.decode(tokens.tolist())
@@ -173,6 +174,8 @@ def test_reacher_stores_mujoco_frames(ray_address, tmp_path):
     (["run", "--bogus"], "unrecognized arguments: --bogus"),
     (["memory", "inspect", "/nonexistent/run"], "no run at '/nonexistent/run'"),
     (["run", "--captioner", "/nonexistent.pt"], "--captioner /nonexistent.pt: no such file"),
+    (["run", "--caption-skip", "5"], "reads at most 4 skipped frames in a row"),
+    (["run", "--caption-skip", "1", "--captioner", "off"], "this run has no captioner"),
     (["run", "--captioner", "pyproject.toml"], "is not a thalamus captioner checkpoint"),
     (["bench", "caption", "--streams", "4", "--age", "0"], "--age must be at least 1 frame"),
 ])

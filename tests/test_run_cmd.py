@@ -160,4 +160,4 @@ def test_the_readme_shows_the_defaults_run_help_shows():
         assert flag in help_text, flag
         assert rows[flag] == ("none" if value is None else f"`{value}`"), (flag, rows[flag], value)
         checked += 1
-    assert checked == 22
+    assert checked == 23
