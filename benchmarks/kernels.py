@@ -5,7 +5,8 @@
 One process, the same bf16 inputs for every contender. It first checks every backend against the
 fp32 recurrent reference (relative RMSE), then times with CUDA events (triton.testing.do_bench,
 median): the chunked forward at three shapes, forward+backward at one, and the one-step kernel at
-B=1 and B=64. Achieved bandwidth is the minimum bytes a kernel must move (inputs read once, outputs
+B ∈ {1, 64, 4096, 20000} streams (16 heads of 128×128), out of place and in place (``--only step``
+runs just that). Achieved bandwidth is the minimum bytes a kernel must move (inputs read once, outputs
 written once) over its time, next to a measured device-to-device copy.
 """
 
@@ -32,7 +33,8 @@ except ImportError:  # the comparison is skipped, not faked
 
 CHUNK_SHAPES = [(1, 4096, 16, 128, 128), (4, 8192, 16, 128, 128), (8, 16384, 8, 64, 64)]
 FWDBWD_SHAPE = (1, 4096, 16, 128, 128)
-STEP_BATCHES = [1, 64]
+STEP_BATCHES = [1, 64, 4096, 20000]
+REFERENCE_UP_TO = 64  # the PyTorch step's temporaries at 20,000 streams would not fit beside the state
 
 
 def inputs(B, T, H, K, V, dtype=torch.bfloat16, seed=0):
@@ -95,24 +97,8 @@ def chunk_bytes(B, T, H, K, V, elem=2):
     return B * T * H * (2 * K + 2 * V + 2) * elem + B * H * K * V * 4  # q k v g beta, o, final state
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--json", type=Path)
-    args = p.parse_args()
-    assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU"
-    torch.backends.cuda.matmul.allow_tf32 = False
-    info = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
-            "fla": None}
-    if chunk_gated_delta_rule is not None:
-        import fla
-
-        info["fla"] = getattr(fla, "__version__", "present")
-    print(info)
-    rows: list[dict] = []
-    check(rows)
-    copy_gbs = copy_bandwidth()
-    print(f"device-to-device copy: {copy_gbs:,.0f} GB/s")
-
+def chunk_benchmarks(rows: list[dict], copy_gbs: float) -> None:
+    """The chunked forward at CHUNK_SHAPES and forward+backward at FWDBWD_SHAPE."""
     for shape in CHUNK_SHAPES:
         q, k, v, g, beta, h0 = inputs(*shape)
         t = {
@@ -151,23 +137,52 @@ def main() -> None:
                  "note": note})
     print(f"chunk fwd+bwd {FWDBWD_SHAPE}: " + "  ".join(f"{n} {x:.3f} ms" for n, x in t.items()) + f"  {note}")
 
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--json", type=Path)
+    p.add_argument("--only", choices=["all", "step"], default="all", help="what to time (default: %(default)s)")
+    args = p.parse_args()
+    assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU"
+    torch.backends.cuda.matmul.allow_tf32 = False
+    info = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
+            "fla": None}
+    if chunk_gated_delta_rule is not None:
+        import fla
+
+        info["fla"] = getattr(fla, "__version__", "present")
+    print(info)
+    rows: list[dict] = []
+    if args.only == "all":
+        check(rows)
+    copy_gbs = copy_bandwidth()
+    print(f"device-to-device copy: {copy_gbs:,.0f} GB/s")
+
+    if args.only == "all":
+        chunk_benchmarks(rows, copy_gbs)
     H, K, V = 16, 128, 128
     for B in STEP_BATCHES:
         q, k, v, g, beta, h0 = inputs(B, 1, H, K, V)
         q1, k1, v1, g1, b1 = q[:, 0], k[:, 0], v[:, 0], g[:, 0], beta[:, 0]
         q1, k1, v1, g1, b1 = (x.contiguous() for x in (q1, k1, v1, g1, b1))
         t = {"ours": bench(lambda: gated_delta_rule_step(q1, k1, v1, g1, b1, h0, backend="triton")),
-             "torch_ref": bench(lambda: gated_delta_rule_step(q1, k1, v1, g1, b1, h0, backend="torch"))}
+             "ours_in_place": bench(lambda: gated_delta_rule_step(q1, k1, v1, g1, b1, h0, backend="triton",
+                                                                  in_place=True))}
+        if B <= REFERENCE_UP_TO:
+            t["torch_ref"] = bench(lambda: gated_delta_rule_step(q1, k1, v1, g1, b1, h0, backend="torch"))
         if fused_recurrent_gated_delta_rule is not None:
             t["fla"] = bench(lambda: fused_recurrent_gated_delta_rule(q, k, v, g, beta, initial_state=h0,
                                                                       output_final_state=True))
         nbytes = B * H * K * V * 4 * 2 + B * H * (2 * K + 2 * V + 2) * 2
-        gbs = nbytes / t["ours"] / 1e6
+        gbs, gbs_in_place = (nbytes / t[n] / 1e6 for n in ("ours", "ours_in_place"))
         rows.append({"bench": "step", "shape": (B, 1, H, K, V), **{f"{n}_ms": x for n, x in t.items()},
-                     "ours_gbs": gbs, "copy_gbs": copy_gbs})
+                     "ours_gbs": gbs, "ours_in_place_gbs": gbs_in_place, "copy_gbs": copy_gbs})
+        del q, k, v, g, beta, h0, q1, k1, v1, g1, b1
+        torch.cuda.empty_cache()
         ratio = f"{t['ours'] / t['fla']:.2f}x fla" if "fla" in t else "fla n/a"
         print(f"step B={B}: " + "  ".join(f"{n} {x * 1000:.1f} us" for n, x in t.items())
-              + f"  | ours/fla {ratio} | ours {gbs:,.0f} GB/s ({gbs / copy_gbs:.0%} of copy)")
+              + f"  | ours/fla {ratio} | ours {gbs:,.0f} GB/s ({gbs / copy_gbs:.0%} of copy), in place "
+              f"{gbs_in_place:,.0f} GB/s ({gbs_in_place / copy_gbs:.0%})")
     if args.json:
         args.json.write_text(json.dumps({"info": info, "copy_gbs": copy_gbs, "rows": rows}, indent=1))
 

@@ -120,6 +120,23 @@ def test_step_does_not_modify_its_input_state():
     assert torch.equal(h0, before)
 
 
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_an_in_place_step_writes_the_new_state_into_the_given_one(backend):
+    """Odd sizes (K 100, V 40: masked lanes, two V blocks a head): in place gives the out-of-place
+    step's output and state, in the very tensor it was given."""
+    q, k, v, g, beta, h0 = make_inputs(3, 2, 5, 100, 40)
+    state = h0.clone()
+    for t in range(2):
+        o_ref, h0 = gated_delta_rule_step(q[:, t], k[:, t], v[:, t], g[:, t], beta[:, t], h0, backend=backend)
+        o, out = gated_delta_rule_step(q[:, t], k[:, t], v[:, t], g[:, t], beta[:, t], state, backend=backend,
+                                       in_place=True)
+        assert out is state
+        assert_close("o", o_ref, o, FP32_TOL)
+        assert_close("state", h0, state, FP32_TOL)
+    with pytest.raises(ValueError, match="in_place needs a contiguous fp32 state"):
+        gated_delta_rule_step(q[:, 0], k[:, 0], v[:, 0], g[:, 0], beta[:, 0], state.half(), in_place=True)
+
+
 def test_bad_shapes_and_backends_are_named():
     q, k, v, g, beta, h0 = make_inputs(1, 7, 2, 16, 16)
     with pytest.raises(ValueError, match=r"g must have shape \(1, 7, 2\), got \(1, 7\)"):

@@ -112,22 +112,28 @@ def gated_delta_rule(
 
 def gated_delta_rule_step(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor,
-    state: torch.Tensor, scale: float | None = None, backend: str = "auto",
+    state: torch.Tensor, scale: float | None = None, backend: str = "auto", in_place: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """One streaming step: q, k ``[B, H, K]``, v ``[B, H, V]``, g, beta ``[B, H]``, state
-    ``[B, H, K, V]`` fp32 → o ``[B, H, V]`` (v's dtype) and the new state (fp32; the input state
-    is not modified). The Triton step has no backward: with grads, use ``"torch"``."""
+    ``[B, H, K, V]`` fp32 → o ``[B, H, V]`` (v's dtype) and the new state (fp32): a new tensor, or
+    with ``in_place`` the given state overwritten (a server of many streams then reads and writes its
+    state once a step and allocates nothing; it must be fp32 and contiguous). The Triton step has no
+    backward: with grads, use ``"torch"``."""
     _check(q, k, v, g, beta, state, step=True)
+    if in_place and (state.dtype != torch.float32 or not state.is_contiguous()):
+        raise ValueError(f"in_place needs a contiguous fp32 state, got {state.dtype}"
+                         f"{'' if state.is_contiguous() else ', not contiguous'}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     backend = _resolve(backend, q, 1)
     if backend == "triton":
         from kernels.gated_delta_rule.step_triton import gated_delta_rule_step_fwd
 
         return gated_delta_rule_step_fwd(q.contiguous(), k.contiguous(), v.contiguous(), g.contiguous(),
-                                         beta.contiguous(), state.float().contiguous(), scale)
+                                         beta.contiguous(), state if in_place else state.float().contiguous(),
+                                         scale, in_place)
     o, S = naive_recurrent_gated_delta_rule(q[:, None], k[:, None], v[:, None], g[:, None],
                                             beta[:, None], scale, state)
-    return o[:, 0].to(v.dtype), S
+    return o[:, 0].to(v.dtype), state.copy_(S) if in_place else S
 
 
 __all__ = ["BACKENDS", "gated_delta_rule", "gated_delta_rule_step", "chunk_gated_delta_rule_torch",

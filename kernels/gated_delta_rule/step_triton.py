@@ -36,16 +36,18 @@ def _step_kernel(q, k, v, g, beta, h0, o, ht, scale, H: tl.constexpr, K: tl.cons
 
 
 def gated_delta_rule_step_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor,
-                              beta: torch.Tensor, state: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+                              beta: torch.Tensor, state: torch.Tensor, scale: float,
+                              in_place: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """q, k ``[B, H, K]``, v ``[B, H, V]``, g, beta ``[B, H]``, state ``[B, H, K, V]`` fp32 (all
-    contiguous) → o ``[B, H, V]`` in v's dtype, new state (a new tensor; the input is not changed)."""
+    contiguous) → o ``[B, H, V]`` in v's dtype, new state: a new tensor, or with ``in_place`` the
+    input itself, overwritten (each program writes back only the slice it read: no other reads it)."""
     B, H, K = q.shape
     V = v.shape[-1]
     BK = triton.next_power_of_2(K)
     # keep the per-program state slice at ≤ 4K fp32 values (registers), and enough programs
     BV = max(16, min(triton.next_power_of_2(V), 4096 // BK))
     o = torch.empty_like(v)
-    ht = torch.empty_like(state)
+    ht = state if in_place else torch.empty_like(state)
     _step_kernel[(B * H, triton.cdiv(V, BV))](q, k, v, g, beta, state, o, ht, scale, H, K, V, BK, BV,
                                                num_warps=4)
     return o, ht
