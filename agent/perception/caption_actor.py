@@ -47,8 +47,7 @@ class CaptionActor:
         self.thread = CaptionThread(self.captioner.caption_steps, self._deliver, MAX_PENDING_STEPS, skip + 1)
 
     def add(self, msg: bytes) -> None:
-        """One step's frames (a :class:`CaptionFrames`); waits only while a captioner without timing is
-        full."""
+        """One step's frames (a :class:`CaptionFrames`); waits only while the thread is full."""
         frames = decode(msg, CaptionFrames)
         self.thread.submit(frames.step, frames.frames)
 
