@@ -89,7 +89,7 @@ def main() -> None:
 
         def to_both(obs: torch.Tensor, owner: int = owner) -> torch.Tensor:  # the owner and the newest column, equal weights
             return 100.0 * (one_hot(torch.full((len(obs),), owner, device=obs.device), n)
-                            + one_hot(torch.full((len(obs),), learner.last, device=obs.device), n)).clamp(max=1).float()
+                            + one_hot(torch.full((len(obs),), learner.last, device=obs.device), n)).float()
 
         mixed = [(f"columns {owner}+{learner.last}", to_both, {})] if owner != learner.last else []
         choices = [(f"column {m}", to_owner, {owner: m}) for m in range(n)] + mixed + [("routed", router, plays)]

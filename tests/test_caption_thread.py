@@ -103,3 +103,16 @@ def test_steps_captioned_together_get_the_captions_of_one_frame_at_a_time():
     assert len({single.text(t) for t in one_by_one.reshape(-1, single.max_len)}) > 1
     for a, b in zip(single.state.layers, together.state.layers):
         assert torch.allclose(a, b, atol=1e-4)
+
+
+def test_the_folded_captioner_says_what_the_trained_one_says():
+    """LiveCaptioner folds BatchNorm into the convs for speed; the captions must not change."""
+    from agent.perception.live import LiveCaptioner, env_checkpoint
+    from agent.perception.train import load_checkpoint
+
+    checkpoint = env_checkpoint("CartPole-v1")
+    folded, plain = LiveCaptioner(checkpoint, streams=2), LiveCaptioner(checkpoint, streams=2)
+    plain.model = load_checkpoint(checkpoint)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.model.encoder.modules())
+    frames = np.random.default_rng(1).integers(0, 256, (9, 2, 64, 64, 3), np.uint8)
+    assert np.array_equal(folded.caption_steps(frames), plain.caption_steps(frames))

@@ -1,0 +1,50 @@
+"""The captioner on one CPU core with and without BatchNorm folded into its convs (channels-last), as
+`thalamus run`'s CaptionActor calls it: 8 streams, 12 frames a call, side by side in one process.
+
+    python -P benchmarks/captioner_fold.py --checkpoint agent/perception/checkpoints/captioner-cartpole.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agent.perception.live import CHECKPOINTS, LiveCaptioner  # noqa: E402
+from agent.perception.train import load_checkpoint  # noqa: E402
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--checkpoint", type=Path, default=CHECKPOINTS / "captioner-cartpole.pt")
+    p.add_argument("--streams", type=int, default=8, help="streams (default: %(default)s)")
+    p.add_argument("--frames", type=int, default=12, help="frames of each stream a call (default: %(default)s)")
+    p.add_argument("--rounds", type=int, default=3, help="alternating timings of 2 s each (default: %(default)s)")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    folded = LiveCaptioner(args.checkpoint, streams=args.streams)
+    plain = LiveCaptioner(args.checkpoint, streams=args.streams)
+    plain.model = load_checkpoint(args.checkpoint)  # BatchNorm as trained
+    size = folded.size
+    frames = np.random.default_rng(0).integers(0, 256, (args.frames, args.streams, size, size, 3), np.uint8)
+    same = np.array_equal(folded.caption_steps(frames), plain.caption_steps(frames))
+    fps: dict[str, list[float]] = {"plain": [], "folded": []}
+    for _ in range(args.rounds):
+        for name, captioner in (("plain", plain), ("folded", folded)):
+            start, calls = time.perf_counter(), 0
+            while time.perf_counter() - start < 2:
+                captioner.caption_steps(frames)
+                calls += 1
+            fps[name].append(calls * frames.shape[0] * frames.shape[1] / (time.perf_counter() - start))
+    ratio = np.mean(fps["folded"]) / np.mean(fps["plain"])
+    print(f"same tokens: {same}; frames/s plain {[round(x) for x in fps['plain']]}, folded "
+          f"{[round(x) for x in fps['folded']]}; folded / plain {ratio:.2f}")
+
+
+if __name__ == "__main__":
+    main()
