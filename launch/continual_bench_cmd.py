@@ -31,7 +31,7 @@ from launch.errors import UsageError
 
 DIGITS = ("permuted-digits", "split-digits", "split-digits-task")
 IMITATION = ("mw-easy-imitation", "cw10-imitation")  # launch/bench/imitation.py's SEQUENCES
-IMITATION_DEFAULTS = {"steps": 1000, "batch": 256, "held_out": 32, "margin": 3.0, "teach": "better", "practice": 0}  # ImitationConfig's (the CLI starts without torch)
+IMITATION_DEFAULTS = {"steps": 1000, "batch": 256, "held_out": 32, "margin": 3.0, "teach": "better", "practice": 0, "shift": 0.0}  # ImitationConfig's (the CLI starts without torch)
 ORDER_CHOICES = {"per-task": ("per-task",), "mixed": ("mixed",), "both": ("per-task", "mixed")}
 
 
@@ -72,6 +72,10 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
                    help="imitation, trc: the newest column replays an earlier task's windows against the noise "
                         "prediction of the column that plays it, on every such window (all) or only where that "
                         "column denoises it better than the newest one (default: %(default)s)")
+    p.add_argument("--shift", type=float, default=IMITATION_DEFAULTS["shift"], metavar="STDS",
+                   help="imitation, trc: the column that plays an earlier task also teaches the newest one on its "
+                        "windows shifted off the demonstrations by this many stds of each state dim, where a "
+                        "drifting arm goes (0: off; default: %(default)s)")
     p.add_argument("--practice", type=int, default=IMITATION_DEFAULTS["practice"], metavar="N",
                    help="imitation, trc: episodes it plays of each task as the task ends (training seeds, not the "
                         "evaluation's); a task its column masters there stays with that column (0: no practice; "

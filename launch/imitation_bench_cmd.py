@@ -37,6 +37,7 @@ def main(args: argparse.Namespace) -> int:
     for flag, value, low in (("--seeds", args.seeds, 1), ("--seed", args.seed, 0), ("--steps", args.steps, 1),
                              ("--batch", args.batch, 1), ("--episodes", args.episodes, 1),
                              ("--held-out", args.held_out, 0), ("--margin", args.margin, 0), ("--practice", args.practice, 0),
+                             ("--shift", args.shift, 0),
                              ("--memory", 1 if args.memory is None else args.memory, 1), ("--workers", args.workers, 1)):
         if value < low:
             raise UsageError(f"{flag} must be at least {low}, got {value}")
@@ -61,7 +62,7 @@ def main(args: argparse.Namespace) -> int:
     except DemoDataError as exc:
         raise UsageError(str(exc)) from None
     cfg = ImitationConfig(steps=args.steps, batch=args.batch, held_out=args.held_out, margin=args.margin,
-                          teach=args.teach, practice=args.practice,
+                          teach=args.teach, practice=args.practice, shift=args.shift,
                           **({} if args.memory is None else {"memory": args.memory}))
     seeds = list(range(args.seed, args.seed + args.seeds))
     started = time.perf_counter()
@@ -73,7 +74,7 @@ def main(args: argparse.Namespace) -> int:
             results = summaries(done)
             args.json.write_text(json.dumps({"benchmark": args.benchmark, "tasks": tasks.names, "steps": args.steps,
                                              "batch": args.batch, "held_out": args.held_out, "margin": args.margin,
-                                             "teach": args.teach, "practice": args.practice,
+                                             "teach": args.teach, "practice": args.practice, "shift": args.shift,
                                              "cells": args.cells,
                                              "episodes": args.episodes, "seeds": seeds,
                                              "device": args.device, "complete": final,

@@ -65,6 +65,7 @@ class ImitationConfig:
     practice: int = 0  # trc: episodes it plays of each task when the task ends (0: none)
     mastered: float = 0.9  # trc: practice success at which a task stays with the column that played it
     teach: str = "better"  # trc: replay against the player's prediction on every earlier window ("all") or only where it denoises better ("better")
+    shift: float = 0.0  # trc: the player also teaches its windows shifted off the demonstrations by this many stds of each state dim (0: off)
     top_k: int = 2
     top_p: float = 0.9
     router_hidden: int = 256
@@ -193,8 +194,26 @@ class ImitationLearner:
             keep = _errors(target, noise) < _errors(own, noise)
             if not keep.any():
                 return []
-            obs, act, noise, t, target = obs[keep], act[keep], noise[keep], t[keep], target[keep]
-        return [(obs, act, noise, t, target, self.cfg.replay_alpha * len(obs) / n)]
+            obs, act, noise, t, target, players = obs[keep], act[keep], noise[keep], t[keep], target[keep], players[keep]
+        taught = [(obs, act, noise, t, target, self.cfg.replay_alpha * len(obs) / n)]
+        if self.cfg.shift > 0:
+            taught.append(self._shifted(obs, act, noise, t, players, self.cfg.replay_alpha * len(obs) / n))
+        return taught
+
+    def _shifted(self, obs: torch.Tensor, act: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
+                 players: torch.Tensor, weight: float) -> tuple[Any, ...]:
+        """The taught windows moved off the demonstrations (every frame of a window by one shift, ``cfg.shift``
+        stds of each state dim over the batch), their target the player's prediction there: where the arm
+        drifts in closed loop, the newest column learns the earlier skill's answer, not its own task's."""
+        frames = obs.view(len(obs), self.cfg.model.obs_horizon, -1)
+        std = frames[:, -1].std(0) if len(obs) > 1 else torch.zeros_like(frames[0, -1])
+        step = torch.randn(frames[:, -1].shape, generator=self.generator, device=self.device) * std * self.cfg.shift
+        moved = (frames + step[:, None]).flatten(1)
+        x, target = self.schedule.add_noise(act, noise, t), torch.empty_like(noise)
+        for m in players.unique().tolist():
+            mine = players == m
+            target[mine] = self.columns[m](x[mine], t[mine], moved[mine])
+        return (moved, act, noise, t, target, weight)
 
     def _router_loss(self, obs: torch.Tensor, act: torch.Tensor, task: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """trc's router: the owner of the step's windows and of replayed ones; and what the cache stores
