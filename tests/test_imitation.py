@@ -106,6 +106,29 @@ def test_trc_replays_an_earlier_task_against_the_column_that_plays_it_and_not_th
     assert (target - present).abs().max() > 1e-3  # the column being trained is not its own teacher
 
 
+def test_trc_also_teaches_its_windows_shifted_as_a_whole_off_the_demonstrations():
+    first, second = _skill(1.0), _skill(-1.0)
+    cfg = ImitationConfig(steps=30, batch=64, memory=200, held_out=16, teach="all", shift=0.5, model=TINY)
+    trc = ImitationLearner("trc", cfg, tasks=2, seed=0)
+    trc.train_task(0, *first, held=(first[0][:32], first[1][:32]))
+    trc.train_task(1, *second)  # task 0 stays with its own column, which teaches
+    obs, act = first[0][:64], first[1][:64]
+    noise, t = torch.randn(act.shape), torch.randint(0, TINY.levels, (64,))
+    [clean, (o, a, n, level, target, weight)] = trc._taught(obs, act, noise, t, torch.full((64,), trc.owners[0]))
+    assert torch.equal(a, act) and torch.equal(n, noise) and torch.equal(level, t) and weight == clean[-1]
+    step = (o - obs).view(64, 2, TINY.obs_dim)
+    torch.testing.assert_close(step[:, 0], step[:, 1])  # both frames of a window move together
+    spread = step[:, 1].std(0) / obs.view(64, 2, -1)[:, 1].std(0)
+    assert ((spread > 0.3) & (spread < 0.8)).all()  # about half a std of each state dim
+    with torch.no_grad():
+        expected = trc.columns[trc.owners[0]](trc.schedule.add_noise(act, noise, t), t, o)
+    torch.testing.assert_close(target, expected)  # the player's answer where the windows moved to
+    off = ImitationLearner("trc", ImitationConfig(**{**cfg.__dict__, "shift": 0.0}), tasks=2, seed=0)
+    off.train_task(0, *first, held=(first[0][:32], first[1][:32]))
+    off.train_task(1, *second, steps=1)
+    assert len(off._taught(obs, act, noise, t, torch.full((64,), off.owners[0]))) == 1
+
+
 def test_trc_teaches_only_the_windows_its_player_denoises_better_than_the_newest_column():
     first, second = _skill(1.0), _skill(-1.0)
     cfg = ImitationConfig(steps=30, batch=64, memory=200, held_out=16, teach="better", model=TINY)
