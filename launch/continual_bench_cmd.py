@@ -31,7 +31,7 @@ from launch.errors import UsageError
 
 DIGITS = ("permuted-digits", "split-digits", "split-digits-task")
 IMITATION = ("mw-easy-imitation", "cw10-imitation")  # launch/bench/imitation.py's SEQUENCES
-IMITATION_DEFAULTS = {"steps": 1000, "batch": 256, "held_out": 32, "margin": 3.0, "teach": "better", "practice": 0, "shift": 0.0}  # ImitationConfig's (the CLI starts without torch)
+IMITATION_DEFAULTS = {"steps": 1000, "batch": 256, "held_out": 32, "margin": 3.0, "teach": "better", "practice": 0, "shift": 0.5}  # ImitationConfig's (the CLI starts without torch)
 ORDER_CHOICES = {"per-task": ("per-task",), "mixed": ("mixed",), "both": ("per-task", "mixed")}
 
 

@@ -87,7 +87,7 @@ def test_the_newest_trc_column_replays_and_plays_an_old_skill_unless_it_acts_on_
 
 def test_trc_replays_an_earlier_task_against_the_column_that_plays_it_and_not_the_present_one():
     first, second = _skill(1.0), _skill(-1.0)
-    cfg = ImitationConfig(steps=30, batch=64, memory=200, held_out=16, teach="all", model=TINY)
+    cfg = ImitationConfig(steps=30, batch=64, memory=200, held_out=16, teach="all", shift=0.0, model=TINY)
     trc = ImitationLearner("trc", cfg, tasks=2, seed=0)
     trc.train_task(0, *first, held=(first[0][:32], first[1][:32]))
     trc.train_task(1, *second)  # no held windows: task 0 stays with its own column
@@ -131,7 +131,7 @@ def test_trc_also_teaches_its_windows_shifted_as_a_whole_off_the_demonstrations(
 
 def test_trc_teaches_only_the_windows_its_player_denoises_better_than_the_newest_column():
     first, second = _skill(1.0), _skill(-1.0)
-    cfg = ImitationConfig(steps=30, batch=64, memory=200, held_out=16, teach="better", model=TINY)
+    cfg = ImitationConfig(steps=30, batch=64, memory=200, held_out=16, teach="better", shift=0.0, model=TINY)
     trc = ImitationLearner("trc", cfg, tasks=2, seed=0)
     trc.train_task(0, *first, held=(first[0][:32], first[1][:32]))
     trc.train_task(1, *second, steps=3)  # task 0 stays with its own column, which teaches; the newest drifts a little

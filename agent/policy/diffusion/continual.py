@@ -18,8 +18,11 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
   (as ER) and against the noise prediction of the frozen column that plays the window's task (as
   DER++, weight α, but made now by the chosen column rather than stored, and by default only where
   that column denoises the window better than the newest one: a half-learned skill does not hold
-  back the column that goes on learning it), so it carries all the skills so far. A task moves to
-  the newest column unless that column acts worse on ``held_out`` windows of the task kept aside
+  back the column that goes on learning it), so it carries all the skills so far. The player also
+  teaches those windows shifted off the demonstrations (``shift`` stds of each state dim, a window's
+  frames together): where an arm drifts in closed loop, the newest column would otherwise answer with
+  its own task's habit (a reach played by a top-down button press's column pushed down into the
+  table). A task moves to the newest column unless that column acts worse on ``held_out`` windows of the task kept aside
   (never replayed), worse by more than ``margin`` standard errors of the paired difference (a
   smaller gap is the windows' noise, and the newest column trained on more), or unless its column
   mastered it in ``practice`` episodes played as it ended (off by default: an env the others do not use).
@@ -65,7 +68,7 @@ class ImitationConfig:
     practice: int = 0  # trc: episodes it plays of each task when the task ends (0: none)
     mastered: float = 0.9  # trc: practice success at which a task stays with the column that played it
     teach: str = "better"  # trc: replay against the player's prediction on every earlier window ("all") or only where it denoises better ("better")
-    shift: float = 0.0  # trc: the player also teaches its windows shifted off the demonstrations by this many stds of each state dim (0: off)
+    shift: float = 0.5  # trc: the player also teaches its windows shifted off the demonstrations by this many stds of each state dim (0: off)
     top_k: int = 2
     top_p: float = 0.9
     router_hidden: int = 256
