@@ -22,8 +22,8 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
   teaches those windows shifted off the demonstrations (``shift`` stds of each state dim, a window's
   frames together): where an arm drifts in closed loop, the newest column would otherwise answer with
   its own task's habit (a reach played by a top-down button press's column pushed down into the
-  table). A task moves to the newest column unless that column acts worse on ``held_out`` windows of the task kept aside
-  (never replayed), worse by more than ``margin`` standard errors of the paired difference (a
+  table). A task moves to the newest column unless that column acts worse on ``held_out`` windows of
+  the task kept aside (never replayed), worse by more than ``margin`` standard errors of the paired difference (a
   smaller gap is the windows' noise, and the newest column trained on more), or unless its column
   mastered it in ``practice`` episodes played as it ended (off by default: an env the others do not use).
   It acts by mixing the noise predictions of a window's hybrid top-k ∪ top-p owners by their routing
@@ -188,16 +188,15 @@ class ImitationLearner:
             return []
         n = len(rows)
         obs, act, noise, t, players = obs[rows], act[rows], noise[rows], t[rows], players[rows]
-        x, target = self.schedule.add_noise(act, noise, t), torch.empty_like(noise)
-        for m in players.unique().tolist():
-            mine = players == m
-            target[mine] = self.columns[m](x[mine], t[mine], obs[mine])
+        x = self.schedule.add_noise(act, noise, t)
+        target = self._answers(players, x, t, obs)
         if self.cfg.teach == "better":  # the player teaches only the windows it denoises better than the learner
             own = self.columns[self.last](x, t, obs)
             keep = _errors(target, noise) < _errors(own, noise)
             if not keep.any():
                 return []
-            obs, act, noise, t, target, players = obs[keep], act[keep], noise[keep], t[keep], target[keep], players[keep]
+            obs, act, noise, t, target = obs[keep], act[keep], noise[keep], t[keep], target[keep]
+            players = players[keep]
         taught = [(obs, act, noise, t, target, self.cfg.replay_alpha * len(obs) / n)]
         if self.cfg.shift > 0:
             taught.append(self._shifted(obs, act, noise, t, players, self.cfg.replay_alpha * len(obs) / n))
@@ -206,17 +205,21 @@ class ImitationLearner:
     def _shifted(self, obs: torch.Tensor, act: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
                  players: torch.Tensor, weight: float) -> tuple[Any, ...]:
         """The taught windows moved off the demonstrations (every frame of a window by one shift, ``cfg.shift``
-        stds of each state dim over the batch), their target the player's prediction there: where the arm
-        drifts in closed loop, the newest column learns the earlier skill's answer, not its own task's."""
+        stds of each state dim over the taught windows), their target the player's prediction there: where
+        the arm drifts in closed loop, the newest column learns the earlier skill's answer, not its own task's."""
         frames = obs.view(len(obs), self.cfg.model.obs_horizon, -1)
         std = frames[:, -1].std(0) if len(obs) > 1 else torch.zeros_like(frames[0, -1])
         step = torch.randn(frames[:, -1].shape, generator=self.generator, device=self.device) * std * self.cfg.shift
         moved = (frames + step[:, None]).flatten(1)
-        x, target = self.schedule.add_noise(act, noise, t), torch.empty_like(noise)
+        return (moved, act, noise, t, self._answers(players, self.schedule.add_noise(act, noise, t), t, moved), weight)
+
+    def _answers(self, players: torch.Tensor, x: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """Each window's noise prediction by the column in ``players`` that plays it."""
+        target = torch.empty_like(x)
         for m in players.unique().tolist():
             mine = players == m
-            target[mine] = self.columns[m](x[mine], t[mine], moved[mine])
-        return (moved, act, noise, t, target, weight)
+            target[mine] = self.columns[m](x[mine], t[mine], obs[mine])
+        return target
 
     def _router_loss(self, obs: torch.Tensor, act: torch.Tensor, task: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """trc's router: the owner of the step's windows and of replayed ones; and what the cache stores
