@@ -4,9 +4,10 @@
 
 One process, the same bf16 inputs for every contender. It first checks every backend against the
 fp32 recurrent reference (relative RMSE), then times with CUDA events (triton.testing.do_bench,
-median): the chunked forward at three shapes, forward+backward at one, and the one-step kernel at
-B ∈ {1, 64, 4096, 20000} streams (16 heads of 128×128), out of place and in place (``--only step``
-runs just that). Achieved bandwidth is the minimum bytes a kernel must move (inputs read once, outputs
+median): the chunked forward at three shapes, forward+backward at one (ours, autograd through the
+PyTorch chunked form, fla), and the one-step kernel at
+B ∈ {1, 64, 4096, 20000} streams (16 heads of 128×128), out of place and in place (``--only chunk``
+or ``--only step`` runs one part). Achieved bandwidth is the minimum bytes a kernel must move (inputs read once, outputs
 written once) over its time, next to a measured device-to-device copy.
 """
 
@@ -91,6 +92,27 @@ def check(rows):
         for name, (eo, es) in results.items():
             rows.append({"check": name, "dtype": str(dtype).split(".")[-1], "rel_rmse_o": eo, "rel_rmse_state": es})
             print(f"check {name:22s} {str(dtype):15s} o {eo:.2e}  state {es:.2e}")
+        check_gradients(rows, q, k, v, g, beta, h0)
+
+
+def check_gradients(rows, q, k, v, g, beta, h0):
+    """Our Triton backward against autograd of the fp32 reference: every input's gradient."""
+    do = torch.randn(v.shape, device="cuda", generator=torch.Generator(device="cuda").manual_seed(2))
+    dht = torch.randn(h0.shape, device="cuda", generator=torch.Generator(device="cuda").manual_seed(3))
+
+    def grads(fn, cast):
+        leaves = [x.detach().to(cast if i < 5 else torch.float32).requires_grad_(True)
+                  for i, x in enumerate((q, k, v, g, beta, h0))]
+        o, s = fn(*leaves)
+        torch.autograd.backward((o, s), (do.to(o.dtype), dht))
+        return [x.grad for x in leaves]
+
+    scale = q.shape[-1] ** -0.5
+    ref = grads(lambda *x: naive_recurrent_gated_delta_rule(*x[:5], scale, x[5]), torch.float32)
+    got = grads(lambda *x: gated_delta_rule(*x[:5], initial_state=x[5], backend="triton"), q.dtype)
+    errs = {n: rel_rmse(r, x) for n, r, x in zip(("dq", "dk", "dv", "dg", "dbeta", "dh0"), ref, got)}
+    rows.append({"check": "ours/triton backward", "dtype": str(q.dtype).split(".")[-1], **errs})
+    print(f"check {'ours/triton backward':22s} {str(q.dtype):15s} " + "  ".join(f"{n} {e:.2e}" for n, e in errs.items()))
 
 
 def chunk_bytes(B, T, H, K, V, elem=2):
@@ -125,7 +147,10 @@ def chunk_benchmarks(rows: list[dict], copy_gbs: float) -> None:
             o.backward(do)
         return run
 
-    t = {"ours": bench(fwdbwd(lambda *x: gated_delta_rule(*x, initial_state=h0, backend="triton")))}
+    t = {"ours": bench(fwdbwd(lambda *x: gated_delta_rule(*x, initial_state=h0, backend="triton"))),
+         "torch_chunked": bench(fwdbwd(lambda *x: gated_delta_rule(*x, initial_state=h0, backend="chunked")))}
+    with torch.no_grad():
+        t["ours_fwd_only"] = bench(lambda: gated_delta_rule(*leaves, initial_state=h0, backend="triton"))
     note = ""
     if chunk_gated_delta_rule is not None:
         try:
@@ -133,6 +158,7 @@ def chunk_benchmarks(rows: list[dict], copy_gbs: float) -> None:
                                                                       output_final_state=True)))
         except RuntimeError as exc:  # fla refuses its backward on some Triton versions
             note = f"fla refused: {str(exc).splitlines()[0][:160]}"
+    note += f" ours fwd+bwd / ours fwd {t['ours'] / t['ours_fwd_only']:.2f}x; autograd through PyTorch / ours {t['torch_chunked'] / t['ours']:.1f}x"
     rows.append({"bench": "chunk_fwd_bwd", "shape": FWDBWD_SHAPE, **{f"{n}_ms": x for n, x in t.items()},
                  "note": note})
     print(f"chunk fwd+bwd {FWDBWD_SHAPE}: " + "  ".join(f"{n} {x:.3f} ms" for n, x in t.items()) + f"  {note}")
@@ -141,7 +167,7 @@ def chunk_benchmarks(rows: list[dict], copy_gbs: float) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", type=Path)
-    p.add_argument("--only", choices=["all", "step"], default="all", help="what to time (default: %(default)s)")
+    p.add_argument("--only", choices=["all", "chunk", "step"], default="all", help="what to check and time (default: %(default)s)")
     args = p.parse_args()
     assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU"
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -153,16 +179,15 @@ def main() -> None:
         info["fla"] = getattr(fla, "__version__", "present")
     print(info)
     rows: list[dict] = []
-    if args.only == "all":
+    if args.only in ("all", "chunk"):
         check(rows)
     copy_gbs = copy_bandwidth()
     print(f"device-to-device copy: {copy_gbs:,.0f} GB/s")
 
-    if args.only == "all":
+    if args.only in ("all", "chunk"):
         chunk_benchmarks(rows, copy_gbs)
-    H, K, V = 16, 128, 128
-    for B in STEP_BATCHES:
-        q, k, v, g, beta, h0 = inputs(B, 1, H, K, V)
+    for B in STEP_BATCHES if args.only in ("all", "step") else []:
+        q, k, v, g, beta, h0 = inputs(B, 1, 16, 128, 128)
         q1, k1, v1, g1, b1 = q[:, 0], k[:, 0], v[:, 0], g[:, 0], beta[:, 0]
         q1, k1, v1, g1, b1 = (x.contiguous() for x in (q1, k1, v1, g1, b1))
         t = {"ours": bench(lambda: gated_delta_rule_step(q1, k1, v1, g1, b1, h0, backend="triton")),
@@ -173,7 +198,7 @@ def main() -> None:
         if fused_recurrent_gated_delta_rule is not None:
             t["fla"] = bench(lambda: fused_recurrent_gated_delta_rule(q, k, v, g, beta, initial_state=h0,
                                                                       output_final_state=True))
-        nbytes = B * H * K * V * 4 * 2 + B * H * (2 * K + 2 * V + 2) * 2
+        nbytes = B * 16 * 128 * 128 * 4 * 2 + B * 16 * (2 * 128 + 2 * 128 + 2) * 2
         gbs, gbs_in_place = (nbytes / t[n] / 1e6 for n in ("ours", "ours_in_place"))
         rows.append({"bench": "step", "shape": (B, 1, H, K, V), **{f"{n}_ms": x for n, x in t.items()},
                      "ours_gbs": gbs, "ours_in_place_gbs": gbs_in_place, "copy_gbs": copy_gbs})

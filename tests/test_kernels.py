@@ -65,25 +65,49 @@ def test_forward_half_precision(backend, dtype):
     assert_close("final state", ref_s, s, BF16_TOL)
 
 
-@pytest.mark.parametrize("backend", ["chunked", "triton"])
-@pytest.mark.parametrize("shape", [(2, 63, 2, 24, 16), (1, 100, 1, 16, 32), (1, 7, 2, 32, 24)],
-                         ids=lambda s: "B{}T{}H{}K{}V{}".format(*s))
-def test_gradients_match_autograd_of_reference(backend, shape):
-    inputs = make_inputs(*shape)
+GRAD_SHAPES = [(2, 63, 2, 24, 16), (1, 100, 1, 16, 32), (1, 7, 2, 32, 24), (2, 150, 2, 20, 40), (1, 5, 1, 32, 130)]
+
+
+def reference_and_backend_grads(shape, backend, decay="mixed", dtype=torch.float32, carried=True):
+    """Gradients of o and the final state (``carried``: also an initial state in and the final state's
+    gradient) by autograd of the fp32 reference, and by ``backend`` on the inputs cast to ``dtype``."""
+    inputs = make_inputs(*shape, decay=decay)
     gen = torch.Generator().manual_seed(1)
     do = torch.randn(*shape[:3], shape[4], generator=gen)
     dht = torch.randn(shape[0], shape[2], shape[3], shape[4], generator=gen)
 
-    def grads(fn):
-        leaves = [x.clone().requires_grad_(True) for x in inputs]
-        o, s = fn(*leaves)
-        torch.autograd.backward((o, s), (do, dht))
-        return [x.grad for x in leaves]
+    def grads(fn, cast):
+        leaves = [x.detach().to(cast if i < 5 else torch.float32).requires_grad_(True) for i, x in enumerate(inputs)]
+        o, s = fn(*leaves[:5], leaves[5] if carried else None)
+        torch.autograd.backward((o, s) if carried else (o,), (do.to(o.dtype), dht) if carried else (do.to(o.dtype),))
+        return [x.grad for x in leaves[: 6 if carried else 5]]
 
-    ref = grads(lambda q, k, v, g, b, h: naive_recurrent_gated_delta_rule(q, k, v, g, b, shape[3] ** -0.5, h))
-    got = grads(lambda q, k, v, g, b, h: gated_delta_rule(q, k, v, g, b, initial_state=h, backend=backend))
+    ref = grads(lambda q, k, v, g, b, h: naive_recurrent_gated_delta_rule(q, k, v, g, b, shape[3] ** -0.5, h),
+                torch.float32)
+    got = grads(lambda q, k, v, g, b, h: gated_delta_rule(q, k, v, g, b, initial_state=h, backend=backend), dtype)
+    return ref, got
+
+
+@pytest.mark.parametrize("backend", ["chunked", "triton"])
+@pytest.mark.parametrize("shape", GRAD_SHAPES, ids=lambda s: "B{}T{}H{}K{}V{}".format(*s))
+def test_gradients_match_autograd_of_reference(backend, shape):
+    ref, got = reference_and_backend_grads(shape, backend, decay="strong" if shape[1] == 150 else "mixed")
     for name, r, x in zip(("dq", "dk", "dv", "dg", "dbeta", "dh0"), ref, got):
         assert_close(name, r, x, FP32_TOL)
+
+
+def test_triton_gradients_without_a_carried_state():
+    """Three chunks, K 100 (masked lanes), only o used: no initial state, no final state's gradient."""
+    ref, got = reference_and_backend_grads((1, 130, 3, 100, 24), "triton", carried=False)
+    for name, r, x in zip(("dq", "dk", "dv", "dg", "dbeta"), ref, got):
+        assert_close(name, r, x, FP32_TOL)
+
+
+def test_triton_gradients_half_precision():
+    ref, got = reference_and_backend_grads((2, 100, 2, 24, 32), "triton", dtype=torch.float16)
+    for name, r, x in zip(("dq", "dk", "dv", "dg", "dbeta", "dh0"), ref, got):
+        assert x.dtype == (torch.float32 if name == "dh0" else torch.float16)
+        assert_close(name, r, x, BF16_TOL)
 
 
 @pytest.mark.parametrize("backend", ["chunked", "triton"])

@@ -7,7 +7,7 @@ dispatching entry point per form:
 Per step, for each batch and head: ``S ← exp(g)·S;  u = β·(v − Sᵀk);  S ← S + k uᵀ;
 o = Sᵀ(scale·q)``. Backends: ``"torch"`` (the fp32 recurrent reference, ``naive.py``),
 ``"chunked"`` (the differentiable chunkwise PyTorch form, ``chunk_torch.py``), ``"triton"``
-(``chunk_triton.py`` / ``step_triton.py``; its backward runs through the chunked PyTorch form) and
+(``chunk_triton.py`` / ``step_triton.py``, the backward ``chunk_triton_backward.py``) and
 ``"auto"``: Triton for CUDA tensors, else chunked (T > 1) or the reference (one step). The
 environment variable ``THALAMUS_KERNEL_BACKEND`` overrides ``"auto"`` (e.g. ``torch`` to debug).
 """
@@ -55,7 +55,8 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, b
 
 
 class _TritonChunk(torch.autograd.Function):
-    """Triton forward; backward by autograd through the chunked PyTorch form (recomputed)."""
+    """Triton forward and backward (``chunk_triton.py``, ``chunk_triton_backward.py``); the backward
+    recomputes the states from the saved inputs."""
 
     @staticmethod
     def forward(ctx, q, k, v, g, beta, h0, scale):  # type: ignore[override]
@@ -67,14 +68,10 @@ class _TritonChunk(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, do, dht):  # type: ignore[override]
-        inputs = ctx.saved_tensors
-        with torch.enable_grad():
-            leaves = [x.detach().requires_grad_(need) if x is not None else None
-                      for x, need in zip(inputs, ctx.needs_input_grad[:6])]
-            o, ht = chunk_gated_delta_rule_torch(*leaves[:5], ctx.scale, leaves[5])
-            wanted = [x for x in leaves if x is not None and x.requires_grad]
-            grads = iter(torch.autograd.grad((o, ht), wanted, (do, dht), allow_unused=True))
-        return (*(next(grads) if x is not None and x.requires_grad else None for x in leaves), None)
+        from kernels.gated_delta_rule.chunk_triton_backward import chunk_gated_delta_rule_bwd
+
+        q, k, v, g, beta, h0 = ctx.saved_tensors
+        return (*chunk_gated_delta_rule_bwd(q, k, v, g, beta, ctx.scale, h0, do, dht), None)
 
 
 def gated_delta_rule(

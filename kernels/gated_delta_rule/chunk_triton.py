@@ -57,9 +57,10 @@ def _wy_kernel(k, v, g, beta, w, u, gcum, T, H: tl.constexpr, K: tl.constexpr, V
 
 
 @triton.jit
-def _state_kernel(q, k, w, u, gcum, o, h0, ht, scale, T, H: tl.constexpr, K: tl.constexpr,
+def _state_kernel(q, k, w, u, gcum, o, h0, ht, h, vn, scale, T, H: tl.constexpr, K: tl.constexpr,
                   V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-                  USE_INITIAL_STATE: tl.constexpr, STORE_FINAL_STATE: tl.constexpr, IEEE: tl.constexpr):
+                  USE_INITIAL_STATE: tl.constexpr, STORE_FINAL_STATE: tl.constexpr, SAVE: tl.constexpr,
+                  IEEE: tl.constexpr):
     i_v, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     o_k = tl.arange(0, BK)
@@ -90,6 +91,10 @@ def _state_kernel(q, k, w, u, gcum, o, h0, ht, scale, T, H: tl.constexpr, K: tl.
         b_gc = tl.where(m_t, b_gc, g_last)  # padded steps: no decay, and k = u = q = 0
         b_sd = b_s.to(dt)
         b_vnew = b_u - tl.dot(b_w, b_sd, input_precision=prec)  # [BT, BV]
+        if SAVE:  # for the backward: the state at the chunk's start and the new values
+            p_h = ((i_bh * tl.cdiv(T, BT) + i_c) * K + o_k[:, None]) * V + o_v[None, :]
+            tl.store(h + p_h, b_s, mask=m_k[:, None] & m_v[None, :])
+            tl.store(vn + row[:, None] * V + o_v[None, :], b_vnew, mask=m_tv)
         b_qk = tl.dot(b_q, tl.trans(b_k), input_precision=prec)
         diff = tl.where(causal, b_gc[:, None] - b_gc[None, :], float("-inf"))
         b_qk = tl.where(causal, b_qk * tl.exp(diff), 0.0)
@@ -105,8 +110,11 @@ def _state_kernel(q, k, w, u, gcum, o, h0, ht, scale, T, H: tl.constexpr, K: tl.
 def chunk_gated_delta_rule_fwd(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor,
     scale: float, initial_state: torch.Tensor | None, output_final_state: bool, chunk_size: int = 64,
-) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Launch both kernels; inputs ``[B, T, H, *]`` contiguous, outputs in v's dtype, state fp32."""
+    save: bool = False,
+) -> tuple[torch.Tensor, ...]:
+    """Launch both kernels; inputs ``[B, T, H, *]`` contiguous, outputs in v's dtype, state fp32.
+    ``save`` (the backward's recomputation) also returns W, γ (fp32), each chunk's starting state
+    ``[B, H, NT, K, V]`` and the new values ``U − W S`` ``[B, T, H, V]`` (both fp32)."""
     B, T, H, K = q.shape
     V = v.shape[-1]
     BT = chunk_size
@@ -127,9 +135,11 @@ def chunk_gated_delta_rule_fwd(
     stages = 3 if q.element_size() <= 2 and BK <= 128 else (2 if BK <= 128 else 1)
     ht = torch.empty(B, H, K, V, dtype=torch.float32, device=q.device) if output_final_state else None
     h0 = initial_state.float().contiguous() if initial_state is not None else None
+    h = torch.empty(B, H, NT, K, V, dtype=torch.float32, device=q.device) if save else None
+    vn = torch.empty(B, T, H, V, dtype=torch.float32, device=q.device) if save else None
     _state_kernel[(triton.cdiv(V, BV), B * H)](
-        q, k, w, u, gcum, o, h0, ht, scale, T, H, K, V, BT, BK, BV,
-        USE_INITIAL_STATE=h0 is not None, STORE_FINAL_STATE=output_final_state, IEEE=ieee,
+        q, k, w, u, gcum, o, h0, ht, h, vn, scale, T, H, K, V, BT, BK, BV,
+        USE_INITIAL_STATE=h0 is not None, STORE_FINAL_STATE=output_final_state, SAVE=save, IEEE=ieee,
         num_warps=4, num_stages=stages,
     )
-    return o, ht
+    return (o, ht, w, gcum, h, vn) if save else (o, ht)
