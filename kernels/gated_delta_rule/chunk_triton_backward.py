@@ -186,6 +186,7 @@ def chunk_gated_delta_rule_bwd(
     BK = max(16, triton.next_power_of_2(K))
     BVW = max(16, triton.next_power_of_2(V))
     ieee = q.dtype == torch.float32
+    stages = 1 if ieee or BK > 128 else 2  # fp32 tiles of K = 128 leave no shared memory for prefetch
     _, _, w, gcum, h, vn = chunk_gated_delta_rule_fwd(q, k, v, g, beta, scale, initial_state, False, BT, save=True)
     do = do.contiguous()
     dvn = torch.empty(B, T, H, V, dtype=torch.float32, device=q.device)
@@ -195,11 +196,12 @@ def chunk_gated_delta_rule_bwd(
     _dstate_kernel[(triton.cdiv(V, BV), B * H)](
         q, k, w, gcum, do, dvn, dh, dht.contiguous() if dht is not None else None, dh0, scale, T, H, K, V,
         BT, BK, BV, USE_FINAL_GRAD=dht is not None, STORE_INITIAL_GRAD=dh0 is not None, IEEE=ieee, num_warps=4,
+        num_stages=stages,
     )
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     dg, dbeta = torch.empty_like(g), torch.empty_like(beta)
     _dchunk_kernel[(NT, B * H)](
         q, k, v, g, beta, h, vn, dh, dvn, do, dq, dk, dv, dg, dbeta, scale, T, H, K, V, BT, BK,
-        min(BVW, 64), LOG_BT=BT.bit_length() - 1, IEEE=ieee, num_warps=4,
+        min(BVW, 64), LOG_BT=BT.bit_length() - 1, IEEE=ieee, num_warps=4, num_stages=stages,
     )
     return dq, dk, dv, dg, dbeta, dh0
