@@ -55,23 +55,26 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, b
 
 
 class _TritonChunk(torch.autograd.Function):
-    """Triton forward and backward (``chunk_triton.py``, ``chunk_triton_backward.py``); the backward
-    recomputes the states from the saved inputs."""
+    """Triton forward and backward (``chunk_triton.py``, ``chunk_triton_backward.py``); with
+    gradients wanted, the forward keeps its per-chunk states for the backward."""
 
     @staticmethod
     def forward(ctx, q, k, v, g, beta, h0, scale):  # type: ignore[override]
         from kernels.gated_delta_rule.chunk_triton import chunk_gated_delta_rule_fwd
 
-        ctx.save_for_backward(q, k, v, g, beta, h0)
+        if not any(ctx.needs_input_grad):
+            return chunk_gated_delta_rule_fwd(q, k, v, g, beta, scale, h0, output_final_state=True)
+        o, ht, *saved = chunk_gated_delta_rule_fwd(q, k, v, g, beta, scale, h0, output_final_state=True, save=True)
+        ctx.save_for_backward(q, k, v, g, beta, h0, *saved)
         ctx.scale = scale
-        return chunk_gated_delta_rule_fwd(q, k, v, g, beta, scale, h0, output_final_state=True)
+        return o, ht
 
     @staticmethod
     def backward(ctx, do, dht):  # type: ignore[override]
         from kernels.gated_delta_rule.chunk_triton_backward import chunk_gated_delta_rule_bwd
 
-        q, k, v, g, beta, h0 = ctx.saved_tensors
-        return (*chunk_gated_delta_rule_bwd(q, k, v, g, beta, ctx.scale, h0, do, dht), None)
+        q, k, v, g, beta, h0, *saved = ctx.saved_tensors
+        return (*chunk_gated_delta_rule_bwd(q, k, v, g, beta, ctx.scale, h0, tuple(saved), do, dht), None)
 
 
 def gated_delta_rule(

@@ -17,9 +17,9 @@ import triton.language as tl
 
 
 @triton.jit
-def _wy_kernel(k, v, g, beta, w, u, gcum, T, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
+def _wy_kernel(k, v, g, beta, w, u, gcum, tm, T, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
                BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, LOG_BT: tl.constexpr,
-               IEEE: tl.constexpr):
+               SAVE_T: tl.constexpr, IEEE: tl.constexpr):
     i_c, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     o_t = i_c * BT + tl.arange(0, BT)
@@ -45,6 +45,8 @@ def _wy_kernel(k, v, g, beta, w, u, gcum, T, H: tl.constexpr, K: tl.constexpr, V
     for _ in tl.static_range(LOG_BT - 1):  # (I + N)(I + N²)(I + N⁴)… = (I − N)⁻¹
         b_p = tl.dot(b_p, b_p, input_precision=prec)
         b_t = b_t + tl.dot(b_t, b_p, input_precision=prec)
+    if SAVE_T:  # for the backward, [B, T, H, BT]
+        tl.store(tm + row[:, None] * BT + i_s[None, :], b_t, mask=m_t[:, None])
     b_kb = (b_k.to(tl.float32) * (b_beta * tl.exp(b_gc))[:, None])
     b_vb = (b_v.to(tl.float32) * b_beta[:, None])
     b_w = tl.dot(b_t, b_kb, input_precision=prec)
@@ -112,21 +114,24 @@ def chunk_gated_delta_rule_fwd(
     scale: float, initial_state: torch.Tensor | None, output_final_state: bool, chunk_size: int = 64,
     save: bool = False,
 ) -> tuple[torch.Tensor, ...]:
-    """Launch both kernels; inputs ``[B, T, H, *]`` contiguous, outputs in v's dtype, state fp32.
-    ``save`` (the backward's recomputation) also returns W, γ (fp32), each chunk's starting state
+    """Launch both kernels; inputs ``[B, T, H, *]`` contiguous, outputs in v's dtype, state fp32; fp32
+    inputs multiply in IEEE fp32 unless ``torch.backends.cuda.matmul.allow_tf32`` is set.
+    ``save`` (the backward's recomputation) also returns W, γ and T = (I + A)⁻¹ ``[B, T, H, BT]``
+    (fp32), each chunk's starting state
     ``[B, H, NT, K, V]`` and the new values ``U − W S`` ``[B, T, H, V]`` (both fp32)."""
     B, T, H, K = q.shape
     V = v.shape[-1]
     BT = chunk_size
     BK = max(16, triton.next_power_of_2(K))
     BVW = max(16, triton.next_power_of_2(V))
-    ieee = q.dtype == torch.float32
+    ieee = q.dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32  # PyTorch's own switch
     w = torch.empty_like(k)
     u = torch.empty_like(v)
     gcum = torch.empty(B, T, H, dtype=torch.float32, device=q.device)
     NT = triton.cdiv(T, BT)
-    _wy_kernel[(NT, B * H)](k, v, g, beta, w, u, gcum, T, H, K, V, BT, BK, BVW,
-                            LOG_BT=BT.bit_length() - 1, IEEE=ieee, num_warps=4)
+    tm = torch.empty(B, T, H, BT, dtype=torch.float32, device=q.device) if save else None
+    _wy_kernel[(NT, B * H)](k, v, g, beta, w, u, gcum, tm, T, H, K, V, BT, BK, BVW,
+                            LOG_BT=BT.bit_length() - 1, SAVE_T=save, IEEE=ieee, num_warps=4)
     o = torch.empty_like(v)
     # wide V blocks when there are enough (batch, head) pairs to fill the GPU, else narrower ones
     # (swept on an H200: BV 32/64, 4/8 warps, 1-3 stages; BENCHMARKS.md)
@@ -142,4 +147,4 @@ def chunk_gated_delta_rule_fwd(
         USE_INITIAL_STATE=h0 is not None, STORE_FINAL_STATE=output_final_state, SAVE=save, IEEE=ieee,
         num_warps=4, num_stages=stages,
     )
-    return (o, ht, w, gcum, h, vn) if save else (o, ht)
+    return (o, ht, w, gcum, tm, h, vn) if save else (o, ht)

@@ -1,17 +1,19 @@
 """Triton backward of the chunked gated delta rule: the gradients of ``chunk_triton.py``'s forward.
 
-Nothing but the inputs is kept from the forward; the backward recomputes the rest, in four launches:
+When gradients are wanted, the forward keeps W, γ, ``T = (I + A)⁻¹``, the state at each chunk's
+start (h) and the new values ``Vn = U − W S`` (writing h costs far less than a second state pass to
+recompute it); then
 
-1. the forward's kernels again, saving the state at each chunk's start (h) and the new values
-   ``Vn = U − W S``;
+1. (the forward's kernels, saving those);
 2. ``_dstate_kernel``, one program per (V block, batch·head), chunks in reverse: carries dS, the
    gradient of the state at a chunk's end, saves it (dh) and writes ``dVn = Pᵀ dO + K_d dS``, where
    ``P = scale·(QKᵀ ⊙ M)`` and ``K_d = K ⊙ exp(γ_last − γ)``; dS then steps back through the chunk:
    ``dS ← exp(γ_last) dS + (Γ·scale·Q)ᵀ dO − Wᵀ dVn`` (what is left at the start is dh0);
-3. ``_dchunk_kernel``, one program per (chunk, batch·head), all chunks in parallel: dq, dk, dv, dβ,
-   dg from h, dh, Vn and dVn, through the WY form (``T = (I + A)⁻¹`` recomputed as in the forward;
-   ``dA = −(dK_b Wᵀ + dV_b Uᵀ)`` below the diagonal, with ``dK_b = Tᵀ dW``, ``dV_b = Tᵀ dVn``), and
-   dg as the reverse cumulative sum of the chunk's dγ.
+3. ``_dqkw_kernel``, one program per (chunk, batch·head): dq, and the parts of dk and dγ that come
+   from the chunk's attention and state;
+4. ``_dwy_kernel``, the same grid: ``dW = −dVn Sᵀ``, then back through the WY form (``dA = −(dK_b Wᵀ + dV_b Uᵀ)`` below
+   the diagonal, ``dK_b = Tᵀ dW``, ``dV_b = Tᵀ dVn``) to dk, dv, dβ, and dg, the reverse cumulative
+   sum of the chunk's dγ.
 
 The formulas are derived from ``chunk_torch.py`` line by line; tests check them against autograd of
 the fp32 recurrent reference.
@@ -19,12 +21,21 @@ the fp32 recurrent reference.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import triton
 import triton.language as tl
 
-from kernels.gated_delta_rule.chunk_triton import chunk_gated_delta_rule_fwd
 
+@dataclass(frozen=True)
+class BackwardLaunch:
+    """(warps, prefetch stages) of each backward kernel; the default was chosen by register and
+    shared-memory use at K = V = 128 on sm_90 (ptxas) and is swept by benchmarks/backward_sweep.py."""
+
+    dstate: tuple[int, int] = (8, 1)
+    dqkw: tuple[int, int] = (8, 1)
+    dwy: tuple[int, int] = (8, 1)
 
 @triton.jit
 def _dstate_kernel(q, k, w, gcum, do, dvn, dh, dht, dh0, scale, T, H: tl.constexpr, K: tl.constexpr,
@@ -43,6 +54,7 @@ def _dstate_kernel(q, k, w, gcum, do, dvn, dh, dht, dh0, scale, T, H: tl.constex
         b_ds = tl.zeros([BK, BV], dtype=tl.float32)
     i_s = tl.arange(0, BT)
     upper = i_s[:, None] <= i_s[None, :]  # [s, t]: s ≤ t, P transposed
+    dt = q.dtype.element_ty
     prec: tl.constexpr = "ieee" if IEEE else "tf32"
     NT = tl.cdiv(T, BT)
     for i in range(0, NT):
@@ -53,29 +65,28 @@ def _dstate_kernel(q, k, w, gcum, do, dvn, dh, dht, dh0, scale, T, H: tl.constex
         m_tk = m_t[:, None] & m_k[None, :]
         m_tv = m_t[:, None] & m_v[None, :]
         tl.store(dh + ((i_bh * NT + i_c) * K + o_k[:, None]) * V + o_v[None, :], b_ds, mask=m_kv)
-        b_q = tl.load(q + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0).to(tl.float32)
-        b_k = tl.load(k + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0).to(tl.float32)
-        b_w = tl.load(w + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0).to(tl.float32)
-        b_do = tl.load(do + row[:, None] * V + o_v[None, :], mask=m_tv, other=0.0).to(tl.float32)
+        b_q = tl.load(q + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
+        b_k = tl.load(k + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
+        b_w = tl.load(w + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
+        b_do = tl.load(do + row[:, None] * V + o_v[None, :], mask=m_tv, other=0.0)
         last = tl.minimum(T, i_c * BT + BT) - 1
         g_last = tl.load(gcum + (i_b * T + last) * H + i_h)
         b_gc = tl.where(m_t, tl.load(gcum + row, mask=m_t, other=0.0), g_last)
         diff = tl.where(upper, b_gc[None, :] - b_gc[:, None], float("-inf"))
         b_pt = tl.where(upper, tl.dot(b_k, tl.trans(b_q), input_precision=prec) * tl.exp(diff) * scale, 0.0)
-        b_kd = b_k * tl.exp(g_last - b_gc)[:, None]
-        b_dvn = tl.dot(b_pt, b_do, input_precision=prec) + tl.dot(b_kd, b_ds, input_precision=prec)
+        b_kd = (b_k.to(tl.float32) * tl.exp(g_last - b_gc)[:, None]).to(dt)
+        b_dvn = tl.dot(b_pt.to(dt), b_do, input_precision=prec) + tl.dot(b_kd, b_ds.to(dt), input_precision=prec)
         tl.store(dvn + row[:, None] * V + o_v[None, :], b_dvn, mask=m_tv)
-        b_qg = b_q * (tl.exp(b_gc) * scale)[:, None]
+        b_qg = (b_q.to(tl.float32) * (tl.exp(b_gc) * scale)[:, None]).to(dt)
         b_ds = (b_ds * tl.exp(g_last) + tl.dot(tl.trans(b_qg), b_do, input_precision=prec)
-                - tl.dot(tl.trans(b_w), b_dvn, input_precision=prec))
+                - tl.dot(tl.trans(b_w), b_dvn.to(dt), input_precision=prec))
     if STORE_INITIAL_GRAD:
         tl.store(dh0 + p_state, b_ds, mask=m_kv)
 
 
 @triton.jit
-def _dchunk_kernel(q, k, v, g, beta, h, vn, dh, dvn, do, dq, dk, dv, dg, dbeta, scale, T,
-                   H: tl.constexpr, K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr,
-                   BV: tl.constexpr, LOG_BT: tl.constexpr, IEEE: tl.constexpr):
+def _dqkw_kernel(q, k, g, h, vn, dh, do, dq, dk1, dgam, scale, T, H: tl.constexpr, K: tl.constexpr,
+                 V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, IEEE: tl.constexpr):
     i_c, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     NT = tl.cdiv(T, BT)
@@ -86,122 +97,148 @@ def _dchunk_kernel(q, k, v, g, beta, h, vn, dh, dvn, do, dq, dk, dv, dg, dbeta, 
     o_k = tl.arange(0, BK)
     m_k = o_k < K
     m_tk = m_t[:, None] & m_k[None, :]
+    dt = q.dtype.element_ty
     prec: tl.constexpr = "ieee" if IEEE else "tf32"
     # padded steps have g = 0, so γ there is the last real step's γ, as in the forward
     b_g = tl.load(g + row, mask=m_t, other=0.0).to(tl.float32)
     b_gc = tl.cumsum(b_g, axis=0)
     g_last = tl.sum(b_g, axis=0)
-    b_beta = tl.load(beta + row, mask=m_t, other=0.0).to(tl.float32)
-    b_q = tl.load(q + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0).to(tl.float32)
-    b_k = tl.load(k + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0).to(tl.float32)
-    strict = i_s[:, None] > i_s[None, :]
+    b_q = tl.load(q + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
+    b_k = tl.load(k + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
     causal = i_s[:, None] >= i_s[None, :]
-    # the WY form again: A = β_t (k_t·k_s) exp(γ_t − γ_s) below the diagonal, T = (I + A)⁻¹, W = T(βΓK)
-    b_es = tl.exp(tl.where(strict, b_gc[:, None] - b_gc[None, :], float("-inf")))
-    b_kkd = tl.dot(b_k, tl.trans(b_k), input_precision=prec) * b_es
-    b_a = b_beta[:, None] * b_kkd
-    eye = tl.where(i_s[:, None] == i_s[None, :], 1.0, 0.0)
-    b_t = eye - b_a
-    b_p = -b_a
-    for _ in tl.static_range(LOG_BT - 1):  # (I + N)(I + N²)(I + N⁴)… = (I − N)⁻¹, N = −A
-        b_p = tl.dot(b_p, b_p, input_precision=prec)
-        b_t = b_t + tl.dot(b_t, b_p, input_precision=prec)
-    b_gam = tl.exp(b_gc)
-    b_kb = b_k * (b_beta * b_gam)[:, None]
-    b_w = tl.dot(b_t, b_kb, input_precision=prec)
-    # the chunk's attention: P = scale·(QKᵀ ⊙ M)
     b_m = tl.exp(tl.where(causal, b_gc[:, None] - b_gc[None, :], float("-inf")))
-    b_qs = b_q * scale
-    b_pm = tl.dot(b_qs, tl.trans(b_k), input_precision=prec) * b_m
-    # everything that runs over V, a block at a time
     b_dqi = tl.zeros([BT, BK], dtype=tl.float32)  # dO Sᵀ
     b_dkd = tl.zeros([BT, BK], dtype=tl.float32)  # Vn dS'ᵀ: the gradient of K_d
-    b_dw = tl.zeros([BT, BK], dtype=tl.float32)  # −dVn Sᵀ
     b_dp = tl.zeros([BT, BT], dtype=tl.float32)  # dO Vnᵀ
-    b_dau = tl.zeros([BT, BT], dtype=tl.float32)  # dV_b Uᵀ
-    b_dbeta = tl.zeros([BT], dtype=tl.float32)
     b_dsl = tl.zeros([BK], dtype=tl.float32)  # Σ dS' ⊙ S over V: the state's decay over the chunk
     p_hk = (i_bh * NT + i_c) * K + o_k
     for i_v in range(0, tl.cdiv(V, BV)):
         o_v = i_v * BV + tl.arange(0, BV)
-        m_v = o_v < V
-        m_tv = m_t[:, None] & m_v[None, :]
-        m_kv = m_k[:, None] & m_v[None, :]
+        m_tv = m_t[:, None] & (o_v < V)[None, :]
+        m_kv = m_k[:, None] & (o_v < V)[None, :]
         b_s = tl.load(h + p_hk[:, None] * V + o_v[None, :], mask=m_kv, other=0.0)
         b_ds = tl.load(dh + p_hk[:, None] * V + o_v[None, :], mask=m_kv, other=0.0)
         p_tv = row[:, None] * V + o_v[None, :]
-        b_vn = tl.load(vn + p_tv, mask=m_tv, other=0.0)
-        b_dvn = tl.load(dvn + p_tv, mask=m_tv, other=0.0)
-        b_do = tl.load(do + p_tv, mask=m_tv, other=0.0).to(tl.float32)
-        b_v = tl.load(v + p_tv, mask=m_tv, other=0.0).to(tl.float32)
-        b_dqi += tl.dot(b_do, tl.trans(b_s), input_precision=prec)
-        b_dkd += tl.dot(b_vn, tl.trans(b_ds), input_precision=prec)
-        b_dw -= tl.dot(b_dvn, tl.trans(b_s), input_precision=prec)
-        b_dp += tl.dot(b_do, tl.trans(b_vn), input_precision=prec)
+        b_vn = tl.load(vn + p_tv, mask=m_tv, other=0.0).to(dt)
+        b_do = tl.load(do + p_tv, mask=m_tv, other=0.0)
         b_dsl += tl.sum(b_ds * b_s, axis=1)
-        b_u = tl.dot(b_t, b_v * b_beta[:, None], input_precision=prec)
-        b_dvb = tl.dot(tl.trans(b_t), b_dvn, input_precision=prec)
-        b_dau += tl.dot(b_dvb, tl.trans(b_u), input_precision=prec)
-        tl.store(dv + p_tv, (b_dvb * b_beta[:, None]).to(dv.dtype.element_ty), mask=m_tv)
-        b_dbeta += tl.sum(b_dvb * b_v, axis=1)
-    # q: the state term and the chunk's attention
+        b_sd, b_dsd = b_s.to(dt), b_ds.to(dt)
+        b_dqi += tl.dot(b_do, tl.trans(b_sd), input_precision=prec)
+        b_dkd += tl.dot(b_vn, tl.trans(b_dsd), input_precision=prec)
+        b_dp += tl.dot(b_do, tl.trans(b_vn), input_precision=prec)
+    # q: the state term and the chunk's attention P = scale·(QKᵀ ⊙ M)
+    b_gam = tl.exp(b_gc)
     b_dqg = b_dqi * b_gam[:, None]
     b_dpm = b_dp * b_m
-    b_dq = (b_dqg + tl.dot(b_dpm, b_k, input_precision=prec)) * scale
-    b_dpp = b_dp * b_pm
-    b_dgam = tl.sum(b_qs * b_dqg, axis=1) + tl.sum(b_dpp, axis=1) - tl.sum(b_dpp, axis=0)
-    # k: the attention, the state update's K_d = K ⊙ exp(γ_last − γ), then the WY form
-    b_el = tl.exp(g_last - b_gc)
-    b_dk = tl.dot(tl.trans(b_dpm), b_qs, input_precision=prec) + b_dkd * b_el[:, None]
-    b_x = tl.sum(b_dkd * b_k * b_el[:, None], axis=1)
-    b_dgam -= b_x
-    b_dlast = tl.sum(b_x, axis=0) + tl.sum(b_dsl, axis=0) * tl.exp(g_last)
-    b_dkb = tl.dot(tl.trans(b_t), b_dw, input_precision=prec)
-    b_da = tl.where(strict, -(tl.dot(b_dkb, tl.trans(b_w), input_precision=prec) + b_dau), 0.0)
-    b_dab = b_da * b_beta[:, None] * b_es  # the gradient of (k_t·k_s)
-    b_dk += tl.dot(b_dab, b_k, input_precision=prec) + tl.dot(tl.trans(b_dab), b_k, input_precision=prec)
-    b_dk += b_dkb * (b_beta * b_gam)[:, None]
-    b_daa = b_da * b_a
-    b_dgam += tl.sum(b_daa, axis=1) - tl.sum(b_daa, axis=0) + tl.sum(b_dkb * b_kb, axis=1)
-    b_dbeta += tl.sum(b_da * b_kkd, axis=1) + tl.sum(b_dkb * b_k * b_gam[:, None], axis=1)
-    b_dgam += tl.where(i_s == BT - 1, b_dlast, 0.0)
-    b_dg = tl.sum(b_dgam, axis=0) - tl.cumsum(b_dgam, axis=0) + b_dgam  # γ_t = Σ_{s ≤ t} g_s
+    b_dq = (b_dqg + tl.dot(b_dpm.to(dt), b_k, input_precision=prec)) * scale
     tl.store(dq + row[:, None] * K + o_k[None, :], b_dq.to(dq.dtype.element_ty), mask=m_tk)
+    b_dpp = b_dpm * tl.dot(b_q, tl.trans(b_k), input_precision=prec) * scale
+    b_dgam = (tl.sum(b_q.to(tl.float32) * b_dqg, axis=1) * scale + tl.sum(b_dpp, axis=1)
+              - tl.sum(b_dpp, axis=0))
+    # k: the attention and the state update's K_d = K ⊙ exp(γ_last − γ)
+    b_el = tl.exp(g_last - b_gc)
+    b_dk = tl.dot(tl.trans(b_dpm.to(dt)), b_q, input_precision=prec) * scale + b_dkd * b_el[:, None]
+    tl.store(dk1 + row[:, None] * K + o_k[None, :], b_dk, mask=m_tk)
+    b_x = tl.sum(b_dkd * b_k.to(tl.float32) * b_el[:, None], axis=1)
+    b_dlast = tl.sum(b_x, axis=0) + tl.sum(b_dsl, axis=0) * tl.exp(g_last)
+    b_dgam += tl.where(i_s == BT - 1, b_dlast, 0.0) - b_x
+    tl.store(dgam + (i_bh * NT + i_c) * BT + i_s, b_dgam)
+
+
+@triton.jit
+def _dwy_kernel(k, v, g, beta, w, tm, h, dvn, dk1, dgam, dk, dv, dg, dbeta, T, H: tl.constexpr,
+                K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
+                IEEE: tl.constexpr):
+    i_c, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = i_bh // H, i_bh % H
+    NT = tl.cdiv(T, BT)
+    i_s = tl.arange(0, BT)
+    o_t = i_c * BT + i_s
+    m_t = o_t < T
+    row = (i_b * T + o_t) * H + i_h
+    o_k = tl.arange(0, BK)
+    m_tk = m_t[:, None] & (o_k < K)[None, :]
+    prec: tl.constexpr = "ieee" if IEEE else "tf32"
+    b_g = tl.load(g + row, mask=m_t, other=0.0).to(tl.float32)
+    b_gc = tl.cumsum(b_g, axis=0)
+    b_gam = tl.exp(b_gc)
+    b_beta = tl.load(beta + row, mask=m_t, other=0.0).to(tl.float32)
+    b_k = tl.load(k + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0).to(tl.float32)
+    b_t = tl.load(tm + row[:, None] * BT + i_s[None, :], mask=m_t[:, None], other=0.0)
+    # dW = −dVn Sᵀ, dV_b = Tᵀ dVn and U = T(βV), a V block at a time: dv, and dV_b Uᵀ for dA
+    p_hk = (i_bh * NT + i_c) * K + o_k
+    b_dw = tl.zeros([BT, BK], dtype=tl.float32)
+    b_dau = tl.zeros([BT, BT], dtype=tl.float32)
+    b_dbeta = tl.zeros([BT], dtype=tl.float32)
+    for i_v in range(0, tl.cdiv(V, BV)):
+        o_v = i_v * BV + tl.arange(0, BV)
+        m_tv = m_t[:, None] & (o_v < V)[None, :]
+        p_tv = row[:, None] * V + o_v[None, :]
+        b_v = tl.load(v + p_tv, mask=m_tv, other=0.0).to(tl.float32)
+        b_dvn = tl.load(dvn + p_tv, mask=m_tv, other=0.0)
+        b_s = tl.load(h + p_hk[:, None] * V + o_v[None, :], mask=(o_k < K)[:, None] & (o_v < V)[None, :], other=0.0)
+        b_dw -= tl.dot(b_dvn, tl.trans(b_s), input_precision=prec)
+        b_dvb = tl.dot(tl.trans(b_t), b_dvn, input_precision=prec)
+        b_dau += tl.dot(b_dvb, tl.trans(tl.dot(b_t, b_v * b_beta[:, None], input_precision=prec)),
+                        input_precision=prec)
+        tl.store(dv + p_tv, (b_dvb * b_beta[:, None]).to(dv.dtype.element_ty), mask=m_tv)
+        b_dbeta += tl.sum(b_dvb * b_v, axis=1)
+    # dK_b = Tᵀ dW, dA = −(dK_b Wᵀ + dV_b Uᵀ) below the diagonal; A = β_t (k_t·k_s) exp(γ_t − γ_s)
+    b_dkb = tl.dot(tl.trans(b_t), b_dw, input_precision=prec)
+    b_w = tl.load(w + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0).to(tl.float32)
+    strict = i_s[:, None] > i_s[None, :]
+    b_da = tl.where(strict, -(tl.dot(b_dkb, tl.trans(b_w), input_precision=prec) + b_dau), 0.0)
+    b_es = tl.exp(tl.where(strict, b_gc[:, None] - b_gc[None, :], float("-inf")))
+    b_kkd = tl.dot(b_k, tl.trans(b_k), input_precision=prec) * b_es
+    b_dab = b_da * b_beta[:, None] * b_es  # the gradient of (k_t·k_s)
+    b_dk = tl.load(dk1 + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
+    b_dk += tl.dot(b_dab, b_k, input_precision=prec) + tl.dot(tl.trans(b_dab), b_k, input_precision=prec)
+    b_dk += b_dkb * (b_beta * b_gam)[:, None]  # K_b = βΓK
     tl.store(dk + row[:, None] * K + o_k[None, :], b_dk.to(dk.dtype.element_ty), mask=m_tk)
+    b_daa = b_da * b_beta[:, None] * b_kkd
+    b_dgam = tl.load(dgam + (i_bh * NT + i_c) * BT + i_s)
+    b_dgam += (tl.sum(b_daa, axis=1) - tl.sum(b_daa, axis=0)
+               + tl.sum(b_dkb * b_k * (b_beta * b_gam)[:, None], axis=1))
+    b_dbeta += tl.sum(b_da * b_kkd, axis=1) + tl.sum(b_dkb * b_k * b_gam[:, None], axis=1)
+    b_dg = tl.sum(b_dgam, axis=0) - tl.cumsum(b_dgam, axis=0) + b_dgam  # γ_t = Σ_{s ≤ t} g_s
     tl.store(dbeta + row, b_dbeta.to(dbeta.dtype.element_ty), mask=m_t)
     tl.store(dg + row, b_dg.to(dg.dtype.element_ty), mask=m_t)
 
 
 def chunk_gated_delta_rule_bwd(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor,
-    scale: float, initial_state: torch.Tensor | None, do: torch.Tensor, dht: torch.Tensor | None,
-    chunk_size: int = 64,
+    scale: float, initial_state: torch.Tensor | None, saved: tuple[torch.Tensor, ...], do: torch.Tensor,
+    dht: torch.Tensor | None, launch: BackwardLaunch = BackwardLaunch(),
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """dq, dk, dv, dg, dβ (each in its input's dtype) and dh0 (fp32, None without an initial state)
-    of the forward's output o and final state, given their gradients ``do`` and ``dht``."""
+    of the forward's output o and final state, given their gradients ``do`` and ``dht``; ``saved`` is
+    what ``chunk_gated_delta_rule_fwd(..., save=True)`` returned after o and the final state. fp32
+    inputs multiply in IEEE fp32 unless ``torch.backends.cuda.matmul.allow_tf32`` is set."""
     B, T, H, K = q.shape
     V = v.shape[-1]
-    BT = chunk_size
+    w, gcum, tm, h, vn = saved
+    BT = tm.shape[-1]
     NT = triton.cdiv(T, BT)
     BK = max(16, triton.next_power_of_2(K))
     BVW = max(16, triton.next_power_of_2(V))
-    ieee = q.dtype == torch.float32
-    stages = 1 if ieee or BK > 128 else 2  # fp32 tiles of K = 128 leave no shared memory for prefetch
-    _, _, w, gcum, h, vn = chunk_gated_delta_rule_fwd(q, k, v, g, beta, scale, initial_state, False, BT, save=True)
+    ieee = q.dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32
     do = do.contiguous()
-    dvn = torch.empty(B, T, H, V, dtype=torch.float32, device=q.device)
-    dh = torch.empty(B, H, NT, K, V, dtype=torch.float32, device=q.device)
-    dh0 = torch.empty(B, H, K, V, dtype=torch.float32, device=q.device) if initial_state is not None else None
+    f32 = dict(dtype=torch.float32, device=q.device)
+    dvn, dh = torch.empty(B, T, H, V, **f32), torch.empty(B, H, NT, K, V, **f32)
+    dh0 = torch.empty(B, H, K, V, **f32) if initial_state is not None else None
     BV = max(16, min(BVW, 64 if B * H * triton.cdiv(V, 64) >= 128 else 32))
     _dstate_kernel[(triton.cdiv(V, BV), B * H)](
         q, k, w, gcum, do, dvn, dh, dht.contiguous() if dht is not None else None, dh0, scale, T, H, K, V,
-        BT, BK, BV, USE_FINAL_GRAD=dht is not None, STORE_INITIAL_GRAD=dh0 is not None, IEEE=ieee, num_warps=4,
-        num_stages=stages,
+        BT, BK, BV, USE_FINAL_GRAD=dht is not None, STORE_INITIAL_GRAD=dh0 is not None, IEEE=ieee,
+        num_warps=launch.dstate[0], num_stages=launch.dstate[1],
     )
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     dg, dbeta = torch.empty_like(g), torch.empty_like(beta)
-    _dchunk_kernel[(NT, B * H)](
-        q, k, v, g, beta, h, vn, dh, dvn, do, dq, dk, dv, dg, dbeta, scale, T, H, K, V, BT, BK,
-        min(BVW, 64), LOG_BT=BT.bit_length() - 1, IEEE=ieee, num_warps=4, num_stages=stages,
-    )
+    dk1, dgam = torch.empty(B, T, H, K, **f32), torch.empty(B, H, NT, BT, **f32)
+    BVC = min(BVW, 32)
+    _dqkw_kernel[(NT, B * H)](q, k, g, h, vn, dh, do, dq, dk1, dgam, scale, T, H, K, V, BT, BK, BVC,
+                              IEEE=ieee, num_warps=launch.dqkw[0], num_stages=launch.dqkw[1])
+    _dwy_kernel[(NT, B * H)](k, v, g, beta, w, tm, h, dvn, dk1, dgam, dk, dv, dg, dbeta, T, H, K, V, BT, BK,
+                             BVC, IEEE=ieee, num_warps=launch.dwy[0], num_stages=launch.dwy[1])
     return dq, dk, dv, dg, dbeta, dh0
+
