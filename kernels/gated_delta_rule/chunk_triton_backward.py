@@ -159,12 +159,13 @@ def _dwy_kernel(k, v, g, beta, w, tm, h, dvn, dk1, dgam, dk, dv, dg, dbeta, T, H
     o_k = tl.arange(0, BK)
     m_tk = m_t[:, None] & (o_k < K)[None, :]
     prec: tl.constexpr = "ieee" if IEEE else "tf32"
+    dt = k.dtype.element_ty  # matmul operands in the inputs' precision, fp32 accumulation
     b_g = tl.load(g + row, mask=m_t, other=0.0).to(tl.float32)
     b_gc = tl.cumsum(b_g, axis=0)
     b_gam = tl.exp(b_gc)
     b_beta = tl.load(beta + row, mask=m_t, other=0.0).to(tl.float32)
-    b_k = tl.load(k + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0).to(tl.float32)
-    b_t = tl.load(tm + row[:, None] * BT + i_s[None, :], mask=m_t[:, None], other=0.0)
+    b_k = tl.load(k + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
+    b_t = tl.load(tm + row[:, None] * BT + i_s[None, :], mask=m_t[:, None], other=0.0).to(dt)
     # dW = −dVn Sᵀ, dV_b = Tᵀ dVn and U = T(βV), a V block at a time: dv, and dV_b Uᵀ for dA
     p_hk = (i_bh * NT + i_c) * K + o_k
     b_dw = tl.zeros([BT, BK], dtype=tl.float32)
@@ -175,31 +176,32 @@ def _dwy_kernel(k, v, g, beta, w, tm, h, dvn, dk1, dgam, dk, dv, dg, dbeta, T, H
         m_tv = m_t[:, None] & (o_v < V)[None, :]
         p_tv = row[:, None] * V + o_v[None, :]
         b_v = tl.load(v + p_tv, mask=m_tv, other=0.0).to(tl.float32)
-        b_dvn = tl.load(dvn + p_tv, mask=m_tv, other=0.0)
+        b_dvn = tl.load(dvn + p_tv, mask=m_tv, other=0.0).to(dt)
         b_s = tl.load(h + p_hk[:, None] * V + o_v[None, :], mask=(o_k < K)[:, None] & (o_v < V)[None, :], other=0.0)
-        b_dw -= tl.dot(b_dvn, tl.trans(b_s), input_precision=prec)
+        b_dw -= tl.dot(b_dvn, tl.trans(b_s.to(dt)), input_precision=prec)
         b_dvb = tl.dot(tl.trans(b_t), b_dvn, input_precision=prec)
-        b_dau += tl.dot(b_dvb, tl.trans(tl.dot(b_t, b_v * b_beta[:, None], input_precision=prec)),
-                        input_precision=prec)
+        b_u = tl.dot(b_t, (b_v * b_beta[:, None]).to(dt), input_precision=prec)
+        b_dau += tl.dot(b_dvb.to(dt), tl.trans(b_u.to(dt)), input_precision=prec)
         tl.store(dv + p_tv, (b_dvb * b_beta[:, None]).to(dv.dtype.element_ty), mask=m_tv)
         b_dbeta += tl.sum(b_dvb * b_v, axis=1)
     # dK_b = Tᵀ dW, dA = −(dK_b Wᵀ + dV_b Uᵀ) below the diagonal; A = β_t (k_t·k_s) exp(γ_t − γ_s)
-    b_dkb = tl.dot(tl.trans(b_t), b_dw, input_precision=prec)
-    b_w = tl.load(w + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0).to(tl.float32)
+    b_dkb = tl.dot(tl.trans(b_t), b_dw.to(dt), input_precision=prec)
+    b_w = tl.load(w + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
     strict = i_s[:, None] > i_s[None, :]
-    b_da = tl.where(strict, -(tl.dot(b_dkb, tl.trans(b_w), input_precision=prec) + b_dau), 0.0)
+    b_da = tl.where(strict, -(tl.dot(b_dkb.to(dt), tl.trans(b_w), input_precision=prec) + b_dau), 0.0)
     b_es = tl.exp(tl.where(strict, b_gc[:, None] - b_gc[None, :], float("-inf")))
     b_kkd = tl.dot(b_k, tl.trans(b_k), input_precision=prec) * b_es
-    b_dab = b_da * b_beta[:, None] * b_es  # the gradient of (k_t·k_s)
+    b_dab = (b_da * b_beta[:, None] * b_es).to(dt)  # the gradient of (k_t·k_s)
     b_dk = tl.load(dk1 + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
     b_dk += tl.dot(b_dab, b_k, input_precision=prec) + tl.dot(tl.trans(b_dab), b_k, input_precision=prec)
     b_dk += b_dkb * (b_beta * b_gam)[:, None]  # K_b = βΓK
+    b_kf = b_k.to(tl.float32)
     tl.store(dk + row[:, None] * K + o_k[None, :], b_dk.to(dk.dtype.element_ty), mask=m_tk)
     b_daa = b_da * b_beta[:, None] * b_kkd
     b_dgam = tl.load(dgam + (i_bh * NT + i_c) * BT + i_s)
     b_dgam += (tl.sum(b_daa, axis=1) - tl.sum(b_daa, axis=0)
-               + tl.sum(b_dkb * b_k * (b_beta * b_gam)[:, None], axis=1))
-    b_dbeta += tl.sum(b_da * b_kkd, axis=1) + tl.sum(b_dkb * b_k * b_gam[:, None], axis=1)
+               + tl.sum(b_dkb * b_kf * (b_beta * b_gam)[:, None], axis=1))
+    b_dbeta += tl.sum(b_da * b_kkd, axis=1) + tl.sum(b_dkb * b_kf * b_gam[:, None], axis=1)
     b_dg = tl.sum(b_dgam, axis=0) - tl.cumsum(b_dgam, axis=0) + b_dgam  # γ_t = Σ_{s ≤ t} g_s
     tl.store(dbeta + row, b_dbeta.to(dbeta.dtype.element_ty), mask=m_t)
     tl.store(dg + row, b_dg.to(dg.dtype.element_ty), mask=m_t)
