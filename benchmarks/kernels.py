@@ -26,6 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from envs.headless import configure; configure()  # noqa: E402, E702  headless rendering, triton first
 from kernels import gated_delta_rule, gated_delta_rule_step  # noqa: E402
 from kernels.gated_delta_rule import naive_recurrent_gated_delta_rule  # noqa: E402
+from kernels.gated_delta_rule.chunk_triton import chunk_gated_delta_rule_fwd, split_pays  # noqa: E402
 
 try:
     from fla.ops.gated_delta_rule import chunk_gated_delta_rule, fused_recurrent_gated_delta_rule
@@ -127,12 +128,16 @@ def chunk_benchmarks(rows: list[dict], copy_gbs: float) -> None:
             "ours": bench(lambda: gated_delta_rule(q, k, v, g, beta, initial_state=h0, backend="triton")),
             "torch_chunked": bench(lambda: gated_delta_rule(q, k, v, g, beta, initial_state=h0, backend="chunked")),
         }
+        scale = shape[3] ** -0.5
+        for split in (False, True):  # the dispatcher's two paths, to check its rule (split_pays)
+            t["ours_split" if split else "ours_fused"] = bench(
+                lambda: chunk_gated_delta_rule_fwd(q, k, v, g, beta, scale, h0, True, split=split))
         if chunk_gated_delta_rule is not None:
             t["fla"] = bench(lambda: chunk_gated_delta_rule(q, k, v, g, beta, initial_state=h0,
                                                             output_final_state=True))
         gbs = chunk_bytes(*shape) / t["ours"] / 1e6
         rows.append({"bench": "chunk_fwd", "shape": shape, **{f"{n}_ms": x for n, x in t.items()},
-                     "ours_gbs": gbs, "copy_gbs": copy_gbs})
+                     "ours_gbs": gbs, "copy_gbs": copy_gbs, "split_chosen": split_pays(shape[0], shape[2], shape[4], q.device)})
         ratio = f"{t['ours'] / t['fla']:.2f}x fla" if "fla" in t else "fla n/a"
         print(f"chunk fwd {shape}: " + "  ".join(f"{n} {x:.3f} ms" for n, x in t.items())
               + f"  | ours/fla {ratio} | ours {gbs:,.0f} GB/s ({gbs / copy_gbs:.0%} of copy)")

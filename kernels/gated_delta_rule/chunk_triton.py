@@ -1,4 +1,5 @@
-"""Triton chunked forward of the gated delta rule (the WY form of ``chunk_torch.py``), in two kernels.
+"""Triton chunked forward of the gated delta rule (the WY form of ``chunk_torch.py``), in two kernels
+(three when split).
 
 1. ``_wy_kernel``, one program per (chunk, batch·head), all chunks in parallel: the cumulative
    log-decay γ, ``A`` and ``T = (I + A)⁻¹`` — computed as the product (I − A)(I + A²)(I + A⁴)…
@@ -7,6 +8,9 @@
 2. ``_state_kernel``, one program per (V block, batch·head), chunks in sequence: carries the fp32
    state S through the chunks and writes the outputs
    ``O = scale·(Γ Q S + (QKᵀ ⊙ M)(U − W S))`` as it goes, so no per-chunk state is stored.
+   Split (when there are too few batch·head pairs to fill the GPU, as flash-linear-attention does):
+   the state pass only saves each chunk's starting state and new values, and
+3. ``_output_kernel``, one program per (V block, chunk, batch·head), writes every chunk's outputs at once.
 """
 
 from __future__ import annotations
@@ -62,7 +66,7 @@ def _wy_kernel(k, v, g, beta, w, u, gcum, tm, T, H: tl.constexpr, K: tl.constexp
 def _state_kernel(q, k, w, u, gcum, o, h0, ht, h, vn, scale, T, H: tl.constexpr, K: tl.constexpr,
                   V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
                   USE_INITIAL_STATE: tl.constexpr, STORE_FINAL_STATE: tl.constexpr, SAVE: tl.constexpr,
-                  IEEE: tl.constexpr):
+                  STORE_O: tl.constexpr, IEEE: tl.constexpr):
     i_v, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     o_k = tl.arange(0, BK)
@@ -83,7 +87,6 @@ def _state_kernel(q, k, w, u, gcum, o, h0, ht, h, vn, scale, T, H: tl.constexpr,
         row = (i_b * T + o_t) * H + i_h
         m_tk = m_t[:, None] & m_k[None, :]
         m_tv = m_t[:, None] & m_v[None, :]
-        b_q = tl.load(q + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
         b_k = tl.load(k + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
         b_w = tl.load(w + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
         b_u = tl.load(u + row[:, None] * V + o_v[None, :], mask=m_tv, other=0.0).to(tl.float32)
@@ -97,28 +100,72 @@ def _state_kernel(q, k, w, u, gcum, o, h0, ht, h, vn, scale, T, H: tl.constexpr,
             p_h = ((i_bh * tl.cdiv(T, BT) + i_c) * K + o_k[:, None]) * V + o_v[None, :]
             tl.store(h + p_h, b_s, mask=m_k[:, None] & m_v[None, :])
             tl.store(vn + row[:, None] * V + o_v[None, :], b_vnew, mask=m_tv)
-        b_qk = tl.dot(b_q, tl.trans(b_k), input_precision=prec)
-        diff = tl.where(causal, b_gc[:, None] - b_gc[None, :], float("-inf"))
-        b_qk = tl.where(causal, b_qk * tl.exp(diff), 0.0)
-        b_o = tl.dot(b_q, b_sd, input_precision=prec) * tl.exp(b_gc)[:, None]
-        b_o += tl.dot(b_qk.to(dt), b_vnew.to(dt), input_precision=prec)
-        tl.store(o + row[:, None] * V + o_v[None, :], (b_o * scale).to(o.dtype.element_ty), mask=m_tv)
+        if STORE_O:
+            b_q = tl.load(q + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
+            b_qk = tl.dot(b_q, tl.trans(b_k), input_precision=prec)
+            diff = tl.where(causal, b_gc[:, None] - b_gc[None, :], float("-inf"))
+            b_qk = tl.where(causal, b_qk * tl.exp(diff), 0.0)
+            b_o = tl.dot(b_q, b_sd, input_precision=prec) * tl.exp(b_gc)[:, None]
+            b_o += tl.dot(b_qk.to(dt), b_vnew.to(dt), input_precision=prec)
+            tl.store(o + row[:, None] * V + o_v[None, :], (b_o * scale).to(o.dtype.element_ty), mask=m_tv)
         b_kd = (b_k.to(tl.float32) * tl.exp(g_last - b_gc)[:, None]).to(dt)
         b_s = b_s * tl.exp(g_last) + tl.dot(tl.trans(b_kd), b_vnew.to(dt), input_precision=prec)
     if STORE_FINAL_STATE:
         tl.store(ht + p_state, b_s, mask=m_k[:, None] & m_v[None, :])
 
 
+@triton.jit
+def _output_kernel(q, k, gcum, h, vn, o, scale, T, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
+                   BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, IEEE: tl.constexpr):
+    """The split forward's second half, every chunk at once: ``O = scale·(Γ Q S + (QKᵀ ⊙ M) Vn)``
+    from the chunk's starting state S and new values Vn that the state pass saved."""
+    i_v, i_c, i_bh = tl.program_id(0), tl.program_id(1), tl.program_id(2)
+    i_b, i_h = i_bh // H, i_bh % H
+    i_s = tl.arange(0, BT)
+    o_t = i_c * BT + i_s
+    m_t = o_t < T
+    row = (i_b * T + o_t) * H + i_h
+    o_k = tl.arange(0, BK)
+    o_v = i_v * BV + tl.arange(0, BV)
+    m_k, m_v = o_k < K, o_v < V
+    m_tk, m_tv = m_t[:, None] & m_k[None, :], m_t[:, None] & m_v[None, :]
+    dt = q.dtype.element_ty
+    prec: tl.constexpr = "ieee" if IEEE else "tf32"
+    b_q = tl.load(q + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
+    b_k = tl.load(k + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
+    g_last = tl.load(gcum + (i_b * T + tl.minimum(T, i_c * BT + BT) - 1) * H + i_h)
+    b_gc = tl.where(m_t, tl.load(gcum + row, mask=m_t, other=0.0), g_last)  # padded steps: no decay
+    p_h = ((i_bh * tl.cdiv(T, BT) + i_c) * K + o_k[:, None]) * V + o_v[None, :]
+    b_s = tl.load(h + p_h, mask=m_k[:, None] & m_v[None, :], other=0.0).to(dt)
+    b_vn = tl.load(vn + row[:, None] * V + o_v[None, :], mask=m_tv, other=0.0).to(dt)
+    causal = i_s[:, None] >= i_s[None, :]
+    b_qk = tl.dot(b_q, tl.trans(b_k), input_precision=prec)
+    b_qk = tl.where(causal, b_qk * tl.exp(tl.where(causal, b_gc[:, None] - b_gc[None, :], float("-inf"))), 0.0)
+    b_o = tl.dot(b_q, b_s, input_precision=prec) * tl.exp(b_gc)[:, None]
+    b_o += tl.dot(b_qk.to(dt), b_vn, input_precision=prec)
+    tl.store(o + row[:, None] * V + o_v[None, :], (b_o * scale).to(o.dtype.element_ty), mask=m_tv)
+
+
+def split_pays(B: int, H: int, V: int, device: torch.device) -> bool:
+    """Whether to split the forward: when the fused state pass's programs (a V block of 32 per
+    batch·head) are fewer than the GPU's multiprocessors, it cannot fill them; the split's state pass
+    is lighter and its output kernel runs every chunk at once."""
+    if device.type != "cuda":
+        return False
+    return B * H * triton.cdiv(V, 32) < torch.cuda.get_device_properties(device).multi_processor_count
+
+
 def chunk_gated_delta_rule_fwd(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor,
     scale: float, initial_state: torch.Tensor | None, output_final_state: bool, chunk_size: int = 64,
-    save: bool = False,
+    save: bool = False, split: bool | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Launch both kernels; inputs ``[B, T, H, *]`` contiguous, outputs in v's dtype, state fp32; fp32
     inputs multiply in IEEE fp32 unless ``torch.backends.cuda.matmul.allow_tf32`` is set.
     ``save`` (the backward's recomputation) also returns W, γ and T = (I + A)⁻¹ ``[B, T, H, BT]``
-    (fp32), each chunk's starting state
-    ``[B, H, NT, K, V]`` and the new values ``U − W S`` ``[B, T, H, V]`` (both fp32)."""
+    (fp32), each chunk's starting state ``[B, H, NT, K, V]`` and the new values ``U − W S``
+    ``[B, T, H, V]`` (both fp32). ``split`` (default: :func:`split_pays`) runs the state pass without
+    outputs and then every chunk's outputs at once."""
     B, T, H, K = q.shape
     V = v.shape[-1]
     BT = chunk_size
@@ -140,11 +187,15 @@ def chunk_gated_delta_rule_fwd(
     stages = 3 if q.element_size() <= 2 and BK <= 128 else (2 if BK <= 128 else 1)
     ht = torch.empty(B, H, K, V, dtype=torch.float32, device=q.device) if output_final_state else None
     h0 = initial_state.float().contiguous() if initial_state is not None else None
-    h = torch.empty(B, H, NT, K, V, dtype=torch.float32, device=q.device) if save else None
-    vn = torch.empty(B, T, H, V, dtype=torch.float32, device=q.device) if save else None
+    split = split_pays(B, H, V, q.device) if split is None else split
+    h = torch.empty(B, H, NT, K, V, dtype=torch.float32, device=q.device) if save or split else None
+    vn = torch.empty(B, T, H, V, dtype=torch.float32, device=q.device) if save or split else None
     _state_kernel[(triton.cdiv(V, BV), B * H)](
         q, k, w, u, gcum, o, h0, ht, h, vn, scale, T, H, K, V, BT, BK, BV,
-        USE_INITIAL_STATE=h0 is not None, STORE_FINAL_STATE=output_final_state, SAVE=save, IEEE=ieee,
-        num_warps=4, num_stages=stages,
+        USE_INITIAL_STATE=h0 is not None, STORE_FINAL_STATE=output_final_state, SAVE=save or split,
+        STORE_O=not split, IEEE=ieee, num_warps=4, num_stages=stages,
     )
+    if split:
+        _output_kernel[(triton.cdiv(V, BV), NT, B * H)](q, k, gcum, h, vn, o, scale, T, H, K, V, BT, BK, BV,
+                                                         IEEE=ieee, num_warps=4)
     return (o, ht, w, gcum, tm, h, vn) if save else (o, ht)
