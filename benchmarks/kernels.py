@@ -137,7 +137,7 @@ def chunk_benchmarks(rows: list[dict], copy_gbs: float) -> None:
                                                             output_final_state=True))
         gbs = chunk_bytes(*shape) / t["ours"] / 1e6
         rows.append({"bench": "chunk_fwd", "shape": shape, **{f"{n}_ms": x for n, x in t.items()},
-                     "ours_gbs": gbs, "copy_gbs": copy_gbs, "split_chosen": split_pays(shape[0], shape[2], shape[4], q.device)})
+                     "ours_gbs": gbs, "copy_gbs": copy_gbs, "split_chosen": split_pays(shape[0], shape[1], shape[2], shape[4], q.device)})
         ratio = f"{t['ours'] / t['fla']:.2f}x fla" if "fla" in t else "fla n/a"
         print(f"chunk fwd {shape}: " + "  ".join(f"{n} {x:.3f} ms" for n, x in t.items())
               + f"  | ours/fla {ratio} | ours {gbs:,.0f} GB/s ({gbs / copy_gbs:.0%} of copy)")

@@ -146,11 +146,12 @@ def _output_kernel(q, k, gcum, h, vn, o, scale, T, H: tl.constexpr, K: tl.conste
     tl.store(o + row[:, None] * V + o_v[None, :], (b_o * scale).to(o.dtype.element_ty), mask=m_tv)
 
 
-def split_pays(B: int, H: int, V: int, device: torch.device) -> bool:
-    """Whether to split the forward: when the fused state pass's programs (a V block of 32 per
-    batch·head) are fewer than the GPU's multiprocessors, it cannot fill them; the split's state pass
-    is lighter and its output kernel runs every chunk at once."""
-    if device.type != "cuda":
+def split_pays(B: int, T: int, H: int, V: int, device: torch.device, chunk_size: int = 64) -> bool:
+    """Whether to split the forward: when the fused state pass has fewer programs (a V block of 32 per
+    batch·head) than the GPU has multiprocessors and each walks a long sequence (≥ 128 chunks), the
+    split's lighter state pass and fully parallel outputs should beat it; on short sequences the fused
+    pass, which writes no per-chunk states, was measured the faster (BENCHMARKS.md)."""
+    if device.type != "cuda" or triton.cdiv(T, chunk_size) < 128:
         return False
     return B * H * triton.cdiv(V, 32) < torch.cuda.get_device_properties(device).multi_processor_count
 
@@ -187,7 +188,7 @@ def chunk_gated_delta_rule_fwd(
     stages = 3 if q.element_size() <= 2 and BK <= 128 else (2 if BK <= 128 else 1)
     ht = torch.empty(B, H, K, V, dtype=torch.float32, device=q.device) if output_final_state else None
     h0 = initial_state.float().contiguous() if initial_state is not None else None
-    split = split_pays(B, H, V, q.device) if split is None else split
+    split = split_pays(B, T, H, V, q.device, BT) if split is None else split
     h = torch.empty(B, H, NT, K, V, dtype=torch.float32, device=q.device) if save or split else None
     vn = torch.empty(B, T, H, V, dtype=torch.float32, device=q.device) if save or split else None
     _state_kernel[(triton.cdiv(V, BV), B * H)](
