@@ -3,12 +3,14 @@
     python benchmarks/kernels.py --json kernels.json        # needs CUDA; fla optional (skipped if absent)
 
 One process, the same bf16 inputs for every contender. It first checks every backend against the
-fp32 recurrent reference (relative RMSE), then times with CUDA events (triton.testing.do_bench,
-median): the chunked forward at three shapes, forward+backward at one (ours, autograd through the
-PyTorch chunked form, fla), and the one-step kernel at
-B ∈ {1, 64, 4096, 20000} streams (16 heads of 128×128), out of place and in place (``--only chunk``
-or ``--only step`` runs one part). Achieved bandwidth is the minimum bytes a kernel must move (inputs read once, outputs
-written once) over its time, next to a measured device-to-device copy.
+fp32 recurrent reference (relative RMSE; our backward's gradients against autograd of it), then
+times with CUDA events (triton.testing.do_bench, median): the chunked forward at three shapes (the
+dispatcher's fused and split paths too), forward+backward at one (ours, autograd through the PyTorch
+chunked form, fla), one training step of the captioner (ours against autograd through the PyTorch
+form) and the one-step kernel at B ∈ {1, 64, 4096, 20000} streams (16 heads of 128×128), out of place
+and in place. ``--only chunk|train|step`` runs one part. Achieved bandwidth is the minimum bytes a
+kernel must move (inputs read once, outputs written once) over its time, next to a measured
+device-to-device copy.
 """
 
 from __future__ import annotations
@@ -169,10 +171,50 @@ def chunk_benchmarks(rows: list[dict], copy_gbs: float) -> None:
     print(f"chunk fwd+bwd {FWDBWD_SHAPE}: " + "  ".join(f"{n} {x:.3f} ms" for n, x in t.items()) + f"  {note}")
 
 
+def captioner_step_benchmark(rows: list[dict]) -> None:
+    """One training step of the shipped captioner's sizes (`thalamus train captioner`'s defaults: 32
+    streams × 32 frames, fp32): our Triton kernels against autograd through the PyTorch chunked form
+    (THALAMUS_KERNEL_BACKEND=chunked), on frames already on the GPU, so the data pipeline is left out."""
+    import os
+
+    from agent.perception.captioner import Captioner
+    from agent.perception.train import TrainConfig
+
+    cfg = TrainConfig()
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    model = Captioner(cfg.model).cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    frames = torch.randint(0, 256, (cfg.streams, cfg.chunk, cfg.model.frame_size, cfg.model.frame_size, 3),
+                           dtype=torch.uint8, device="cuda", generator=gen)
+    target = torch.randint(1, cfg.model.vocab_size, (cfg.streams * cfg.chunk, cfg.model.max_len), device="cuda",
+                           generator=gen)
+    state = model.initial_state(cfg.streams, "cuda")
+
+    def step() -> None:
+        feats, _ = model(frames, state)
+        logits = model.decoder(feats.flatten(0, 1), target)
+        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    t = {}
+    for name, backend in (("ours", "auto"), ("torch_chunked", "chunked")):
+        os.environ["THALAMUS_KERNEL_BACKEND"] = backend
+        t[name] = bench(step)
+    os.environ.pop("THALAMUS_KERNEL_BACKEND")
+    n = cfg.streams * cfg.chunk
+    rows.append({"bench": "captioner_train_step", **{f"{k}_ms": x for k, x in t.items()},
+                 "frames_per_s": {k: n / x * 1e3 for k, x in t.items()}})
+    print(f"captioner training step ({cfg.streams}x{cfg.chunk} frames): ours {t['ours']:.2f} ms "
+          f"({n / t['ours'] * 1e3:,.0f} frames/s), autograd through PyTorch {t['torch_chunked']:.2f} ms "
+          f"({n / t['torch_chunked'] * 1e3:,.0f} frames/s): {t['torch_chunked'] / t['ours']:.2f}x")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", type=Path)
-    p.add_argument("--only", choices=["all", "chunk", "step"], default="all", help="what to check and time (default: %(default)s)")
+    p.add_argument("--only", choices=["all", "chunk", "step", "train"], default="all", help="what to check and time (default: %(default)s)")
     args = p.parse_args()
     assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU"
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -191,6 +233,8 @@ def main() -> None:
 
     if args.only in ("all", "chunk"):
         chunk_benchmarks(rows, copy_gbs)
+    if args.only in ("all", "train"):
+        captioner_step_benchmark(rows)
     for B in STEP_BATCHES if args.only in ("all", "step") else []:
         q, k, v, g, beta, h0 = inputs(B, 1, 16, 128, 128)
         q1, k1, v1, g1, b1 = q[:, 0], k[:, 0], v[:, 0], g[:, 0], beta[:, 0]
