@@ -1,0 +1,75 @@
+"""Sparse attention with hybrid top-k ∪ top-p block masks (SpargeAttention2's masking), one entry point:
+
+    >>> o = sparse_attention(q, k, v, top_k=16, top_p=0.9, block=64)      # q, k, v [B, H, T, D]
+
+Each query block keeps the key blocks that hold probability mass ``top_p`` of its mean-pooled scores,
+at least one and at most ``top_k`` (``mask.py``), and attends to their keys only. Backends: ``"torch"``
+(dense attention restricted to the kept blocks, ``reference.py``), ``"triton"`` (``attention_triton.py``,
+block-sparse, forward and backward) and ``"auto"``: Triton for CUDA tensors, else torch. Gradients flow
+through the attention over the kept blocks in both; the choice of blocks is not differentiated.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from kernels.sparse_attention.mask import block_mask, pooled_block_probs, select_blocks
+from kernels.sparse_attention.reference import block_sparse_attention_reference
+
+
+def key_blocks(q: torch.Tensor, k: torch.Tensor, top_k: int, top_p: float, block: int = 64, causal: bool = False,
+               scale: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kept key blocks of each query block: ``lut`` ``[B, H, nq, min(top_k, nk)]`` (ascending) and
+    ``counts`` ``[B, H, nq]``, both int32 (``counts.float().mean() / nk`` is the density)."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    with torch.no_grad():
+        return select_blocks(pooled_block_probs(q, k, block, causal, scale), top_k, top_p)
+
+
+class _TritonSparse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q, k, v, lut, counts, block, causal, scale):  # type: ignore[override]
+        from kernels.sparse_attention.attention_triton import sparse_attention_fwd
+
+        o, lse = sparse_attention_fwd(q, k, v, lut, counts, block, causal, scale)
+        ctx.save_for_backward(q, k, v, o, lse, lut, counts)
+        ctx.block, ctx.causal, ctx.scale = block, causal, scale
+        return o
+
+    @staticmethod
+    def backward(ctx, do):  # type: ignore[override]
+        from kernels.sparse_attention.attention_triton import sparse_attention_bwd
+
+        q, k, v, o, lse, lut, counts = ctx.saved_tensors
+        dq, dk, dv = sparse_attention_bwd(q, k, v, o, lse, do, lut, counts, ctx.block, ctx.causal, ctx.scale)
+        return dq, dk, dv, None, None, None, None, None
+
+
+def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block: int, causal: bool) -> None:
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ValueError(f"q, k, v must be [B, H, T, D], got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if k.shape[:2] != q.shape[:2] or k.shape[-1] != q.shape[-1] or v.shape[:3] != k.shape[:3]:
+        raise ValueError(f"k must be [B, H, Tk, D] with q's B, H, D and v [B, H, Tk, Dv], got q {tuple(q.shape)}, "
+                         f"k {tuple(k.shape)}, v {tuple(v.shape)}")
+    if block < 16 or block & (block - 1):
+        raise ValueError(f"block must be a power of two ≥ 16, got {block}")
+    if causal and q.shape[2] != k.shape[2]:
+        raise ValueError(f"causal attention needs as many queries as keys, got {q.shape[2]} and {k.shape[2]}")
+
+
+def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, top_k: int, top_p: float, block: int = 64,
+                     causal: bool = False, scale: float | None = None, backend: str = "auto") -> torch.Tensor:
+    """Softmax attention of q ``[B, H, Tq, D]`` over the keys ``[B, H, Tk, D]`` (values ``[B, H, Tk, Dv]``)
+    of each query block's kept key blocks (:func:`key_blocks`) → ``[B, H, Tq, Dv]`` in q's dtype."""
+    _check(q, k, v, block, causal)
+    if backend not in ("auto", "torch", "triton"):
+        raise ValueError(f"backend must be auto, torch or triton, got {backend!r}")
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    lut, counts = key_blocks(q, k, top_k, top_p, block, causal, scale)
+    if backend == "torch" or (backend == "auto" and not q.is_cuda):
+        mask = block_mask(lut, -(-k.shape[2] // block))
+        return block_sparse_attention_reference(q, k, v, mask, block, causal, scale)
+    return _TritonSparse.apply(q.contiguous(), k.contiguous(), v.contiguous(), lut, counts, block, causal, scale)
+
+
+__all__ = ["block_mask", "block_sparse_attention_reference", "key_blocks", "sparse_attention"]

@@ -1,0 +1,84 @@
+"""Block-sparse attention: the hybrid top-k ∪ top-p block choice, and the Triton kernel (CPU
+interpreter) against dense attention restricted to the same blocks, forward and backward, odd shapes."""
+
+import pytest
+import torch
+
+from kernels import key_blocks, sparse_attention
+from kernels.sparse_attention import block_mask, block_sparse_attention_reference
+from kernels.sparse_attention.mask import select_blocks
+
+FP32_TOL = 1e-4
+
+
+def rel_rmse(ref: torch.Tensor, got: torch.Tensor) -> float:
+    assert torch.isfinite(got).all()
+    ref, got = ref.detach(), got.detach()
+    return float((got.float() - ref.float()).pow(2).mean().sqrt() / ref.float().pow(2).mean().sqrt())
+
+
+def qkv(B, H, Tq, Tk, D, Dv, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    q = torch.randn(B, H, Tq, D, generator=gen)
+    k = torch.randn(B, H, Tk, D, generator=gen)
+    v = torch.randn(B, H, Tk, Dv, generator=gen)
+    k[..., 3::7, :] *= 4  # some keys stand out, so blocks differ in mass
+    return q, k, v
+
+
+def test_the_kept_blocks_hold_p_at_least_one_at_most_k():
+    probs = torch.tensor([[0.5, 0.3, 0.15, 0.05],    # p = 0.8 is reached with two blocks
+                          [0.97, 0.01, 0.01, 0.01],  # one block holds it all
+                          [0.25, 0.25, 0.25, 0.25]])  # flat: top-p would take 4; k caps at 3
+    lut, counts = select_blocks(probs, top_k=3, top_p=0.8)
+    assert counts.tolist() == [2, 1, 3]
+    assert lut[0, :2].tolist() == [0, 1] and lut[1, 0].item() == 0
+    assert sorted(lut[2].tolist()) == lut[2].tolist() and len(set(lut[2].tolist())) == 3
+    with pytest.raises(ValueError, match="top_k must be"):
+        select_blocks(probs, top_k=0, top_p=0.8)
+
+
+def test_causal_selection_never_keeps_future_blocks():
+    q, k, _ = qkv(2, 3, 200, 200, 24, 24)
+    lut, counts = key_blocks(q, k, top_k=4, top_p=1.0, block=16, causal=True)
+    mask = block_mask(lut, 13)
+    future = torch.ones(13, 13, dtype=torch.bool).triu(1)
+    assert not (mask & future).any()
+    assert (counts >= 1).all() and (counts <= 4).all()
+    assert counts[..., 0].eq(1).all()  # the first query block can see only itself
+
+
+@pytest.mark.parametrize("shape, causal", [((1, 2, 100, 100, 24, 40), False), ((1, 2, 100, 100, 24, 40), True),
+                                           ((2, 1, 37, 130, 32, 16), False)],
+                         ids=["B1H2T100D24Dv40", "B1H2T100D24Dv40-causal", "B2H1Tq37Tk130D32Dv16"])
+def test_triton_matches_the_dense_reference_on_the_same_blocks(shape, causal):
+    q, k, v = qkv(*shape)
+    q, k, v = (x.requires_grad_(True) for x in (q, k, v))
+    lut, counts = key_blocks(q, k, top_k=3, top_p=0.7, block=16, causal=causal)
+    assert (counts < -(-shape[3] // 16)).any(), "the test must skip some blocks"
+    mask = block_mask(lut, -(-shape[3] // 16))
+    ref = block_sparse_attention_reference(q, k, v, mask, 16, causal, shape[4] ** -0.5)
+    got = sparse_attention(q, k, v, top_k=3, top_p=0.7, block=16, causal=causal, backend="triton")
+    assert rel_rmse(ref, got) <= FP32_TOL
+    do = torch.randn_like(ref)
+    grads_ref = torch.autograd.grad(ref, (q, k, v), do)
+    grads = torch.autograd.grad(got, (q, k, v), do)
+    for name, r, x in zip(("dq", "dk", "dv"), grads_ref, grads):
+        assert rel_rmse(r, x) <= FP32_TOL, name
+
+
+def test_keeping_every_block_is_dense_attention():
+    q, k, v = qkv(1, 2, 50, 70, 16, 16)
+    dense = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    got = sparse_attention(q, k, v, top_k=100, top_p=1.0, block=16, backend="triton")
+    assert rel_rmse(dense, got) <= FP32_TOL
+
+
+def test_bad_arguments_are_named():
+    q, k, v = qkv(1, 1, 20, 20, 16, 16)
+    with pytest.raises(ValueError, match="block must be a power of two"):
+        sparse_attention(q, k, v, top_k=2, top_p=0.9, block=24)
+    with pytest.raises(ValueError, match="causal attention needs as many queries as keys"):
+        sparse_attention(q[:, :, :10], k, v, top_k=2, top_p=0.9, causal=True)
+    with pytest.raises(ValueError, match=r"q, k, v must be \[B, H, T, D\]"):
+        sparse_attention(q[0], k, v, top_k=2, top_p=0.9)
