@@ -8,7 +8,8 @@ times with CUDA events (triton.testing.do_bench, median): the chunked forward at
 dispatcher's fused and split paths too), forward+backward at one (ours, autograd through the PyTorch
 chunked form, fla), one training step of the captioner (ours against autograd through the PyTorch
 form) and the one-step kernel at B ∈ {1, 64, 4096, 20000} streams (16 heads of 128×128), out of place
-and in place. ``--only chunk|train|step`` runs one part. Achieved bandwidth is the minimum bytes a
+and in place; and block-sparse attention at 64k keys against dense ``scaled_dot_product_attention``.
+``--only chunk|train|sparse|step`` runs one part. Achieved bandwidth is the minimum bytes a
 kernel must move (inputs read once, outputs written once) over its time, next to a measured
 device-to-device copy.
 """
@@ -211,10 +212,57 @@ def captioner_step_benchmark(rows: list[dict]) -> None:
           f"({n / t['torch_chunked'] * 1e3:,.0f} frames/s): {t['torch_chunked'] / t['ours']:.2f}x")
 
 
+SPARSE_SHAPE = (1, 16, 65536, 128)  # B, H, T (queries = keys), D
+SPARSE_BLOCK, SPARSE_KEEP = 64, 0.05
+
+
+def sparse_inputs(B, H, T, D, peaked: bool, seed=0):
+    """bf16 q, k, v. ``peaked``: keys come in 64 topics, a topic a key block, and queries point at one
+    topic each, so attention concentrates on a few blocks (as real attention does); else plain normal."""
+    gen = torch.Generator(device="cuda").manual_seed(seed)
+
+    def r(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, device="cuda", generator=gen)
+
+    if not peaked:
+        return [r(B, H, T, D).bfloat16() for _ in range(3)]
+    topics = F.normalize(r(H, 64, D), dim=-1) * D ** 0.5
+    key_topic = torch.randint(0, 64, (T // SPARSE_BLOCK,), device="cuda", generator=gen).repeat_interleave(SPARSE_BLOCK)
+    query_topic = torch.randint(0, 64, (T,), device="cuda", generator=gen)
+    k = topics[:, key_topic] * 0.5 + r(B, H, T, D)
+    q = topics[:, query_topic] * 0.5 + r(B, H, T, D)
+    return [x.bfloat16() for x in (q, k, r(B, H, T, D))]
+
+
+def sparse_benchmark(rows: list[dict]) -> None:
+    """Block-sparse attention (ours, 95% of key blocks skipped) against dense
+    ``scaled_dot_product_attention`` at 64k keys: time, and the output's error against dense."""
+    from kernels import key_blocks, sparse_attention
+    from kernels.sparse_attention.attention_triton import sparse_attention_fwd
+
+    B, H, T, D = SPARSE_SHAPE
+    top_k = round(SPARSE_KEEP * T / SPARSE_BLOCK)
+    for peaked in (False, True):
+        q, k, v = sparse_inputs(B, H, T, D, peaked)
+        lut, counts = key_blocks(q, k, top_k, 1.0, SPARSE_BLOCK)
+        t = {"dense_sdpa": bench(lambda: F.scaled_dot_product_attention(q, k, v)),
+             "ours_kernel": bench(lambda: sparse_attention_fwd(q, k, v, lut, counts, SPARSE_BLOCK, False, D ** -0.5)),
+             "ours_with_selection": bench(lambda: sparse_attention(q, k, v, top_k, 1.0, SPARSE_BLOCK))}
+        dense = F.scaled_dot_product_attention(q, k, v)
+        err = rel_rmse(dense, sparse_attention(q, k, v, top_k, 1.0, SPARSE_BLOCK))
+        kept = counts.float().mean().item() / (T / SPARSE_BLOCK)
+        rows.append({"bench": "sparse_attention", "shape": SPARSE_SHAPE, "peaked": peaked, "block": SPARSE_BLOCK,
+                     "top_k": top_k, "kept": kept, **{f"{n}_ms": x for n, x in t.items()}, "rel_rmse_vs_dense": err})
+        print(f"sparse attention {SPARSE_SHAPE} {'peaked' if peaked else 'normal'} inputs, {kept:.1%} of blocks kept: "
+              + "  ".join(f"{n} {x:.3f} ms" for n, x in t.items())
+              + f"  | dense / ours {t['dense_sdpa'] / t['ours_with_selection']:.1f}x (kernel alone "
+              f"{t['dense_sdpa'] / t['ours_kernel']:.1f}x) | error vs dense {err:.2e}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", type=Path)
-    p.add_argument("--only", choices=["all", "chunk", "step", "train"], default="all", help="what to check and time (default: %(default)s)")
+    p.add_argument("--only", choices=["all", "chunk", "step", "train", "sparse"], default="all", help="what to check and time (default: %(default)s)")
     args = p.parse_args()
     assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU"
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -235,6 +283,8 @@ def main() -> None:
         chunk_benchmarks(rows, copy_gbs)
     if args.only in ("all", "train"):
         captioner_step_benchmark(rows)
+    if args.only in ("all", "sparse"):
+        sparse_benchmark(rows)
     for B in STEP_BATCHES if args.only in ("all", "step") else []:
         q, k, v, g, beta, h0 = inputs(B, 1, 16, 128, 128)
         q1, k1, v1, g1, b1 = q[:, 0], k[:, 0], v[:, 0], g[:, 0], beta[:, 0]
