@@ -58,20 +58,38 @@ def test_triton_matches_the_dense_reference_on_the_same_blocks(shape, causal):
     assert (counts < -(-shape[3] // 16)).any(), "the test must skip some blocks"
     mask = block_mask(lut, -(-shape[3] // 16))
     ref = block_sparse_attention_reference(q, k, v, mask, 16, causal, shape[4] ** -0.5)
-    got = sparse_attention(q, k, v, top_k=3, top_p=0.7, block=16, causal=causal, backend="triton")
-    assert rel_rmse(ref, got) <= FP32_TOL
     do = torch.randn_like(ref)
     grads_ref = torch.autograd.grad(ref, (q, k, v), do)
-    grads = torch.autograd.grad(got, (q, k, v), do)
-    for name, r, x in zip(("dq", "dk", "dv"), grads_ref, grads):
-        assert rel_rmse(r, x) <= FP32_TOL, name
+    for backend in ("triton", "torch"):
+        got = sparse_attention(q, k, v, top_k=3, top_p=0.7, block=16, causal=causal, backend=backend)
+        assert rel_rmse(ref, got) <= FP32_TOL, backend
+        grads = torch.autograd.grad(got, (q, k, v), do)
+        for name, r, x in zip(("dq", "dk", "dv"), grads_ref, grads):
+            assert rel_rmse(r, x) <= FP32_TOL, f"{backend} {name}"
+
+
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_a_view_into_a_preallocated_cache_reads_like_a_copy(backend):
+    """One query over the filled part of a larger key/value buffer (a streaming cache): the same output
+    as over contiguous copies, and with the block means given instead of pooled."""
+    q, k, v = qkv(2, 3, 1, 300, 24, 16)
+    buf_k, buf_v = torch.zeros(2, 3, 512, 24), torch.zeros(2, 3, 512, 16)
+    buf_k[:, :, :300], buf_v[:, :, :300] = k, v
+    view_k, view_v = buf_k[:, :, :300], buf_v[:, :, :300]
+    assert not view_k.is_contiguous()
+    means = torch.stack([k[:, :, i:i + 32].mean(2) for i in range(0, 300, 32)], 2)
+    want = sparse_attention(q, k, v, top_k=2, top_p=0.5, block=32, backend="torch")
+    got = sparse_attention(q, view_k, view_v, top_k=2, top_p=0.5, block=32, backend=backend, key_means=means)
+    assert rel_rmse(want, got) <= FP32_TOL
+    dense = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    assert rel_rmse(dense, want) > 1e-3  # two of ten blocks: not the dense answer
 
 
 def test_keeping_every_block_is_dense_attention():
     q, k, v = qkv(1, 2, 50, 70, 16, 16)
     dense = torch.nn.functional.scaled_dot_product_attention(q, k, v)
-    got = sparse_attention(q, k, v, top_k=100, top_p=1.0, block=16, backend="triton")
-    assert rel_rmse(dense, got) <= FP32_TOL
+    for backend in ("triton", "torch"):
+        assert rel_rmse(dense, sparse_attention(q, k, v, top_k=100, top_p=1.0, block=16, backend=backend)) <= FP32_TOL
 
 
 def test_bad_arguments_are_named():

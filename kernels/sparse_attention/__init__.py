@@ -4,26 +4,31 @@
 
 Each query block keeps the key blocks that hold probability mass ``top_p`` of its mean-pooled scores,
 at least one and at most ``top_k`` (``mask.py``), and attends to their keys only. Backends: ``"torch"``
-(dense attention restricted to the kept blocks, ``reference.py``), ``"triton"`` (``attention_triton.py``,
-block-sparse, forward and backward) and ``"auto"``: Triton for CUDA tensors, else torch. Gradients flow
-through the attention over the kept blocks in both; the choice of blocks is not differentiated.
+(the kept blocks gathered, ``gather_torch.py``), ``"triton"`` (``attention_triton.py``, block-sparse,
+forward and backward) and ``"auto"``: Triton for CUDA tensors, else torch; both are checked against
+dense attention restricted to the same blocks (``reference.py``). Gradients flow through the attention
+over the kept blocks; the choice of blocks is not differentiated. A caller that keeps its keys' block
+means (a growing cache) passes them as ``key_means`` and the keys are then read only where kept.
 """
 
 from __future__ import annotations
 
 import torch
 
-from kernels.sparse_attention.mask import block_mask, pooled_block_probs, select_blocks
+from kernels.sparse_attention.gather_torch import block_sparse_attention_gather
+from kernels.sparse_attention.mask import block_mask, block_probs, pool_blocks, select_blocks
 from kernels.sparse_attention.reference import block_sparse_attention_reference
 
 
 def key_blocks(q: torch.Tensor, k: torch.Tensor, top_k: int, top_p: float, block: int = 64, causal: bool = False,
-               scale: float | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+               scale: float | None = None, key_means: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """The kept key blocks of each query block: ``lut`` ``[B, H, nq, min(top_k, nk)]`` (ascending) and
-    ``counts`` ``[B, H, nq]``, both int32 (``counts.float().mean() / nk`` is the density)."""
+    ``counts`` ``[B, H, nq]``, both int32 (``counts.float().mean() / nk`` is the density). ``key_means``
+    ``[B, H, nk, D]``: the keys' block means, if the caller keeps them (else they are pooled from k)."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     with torch.no_grad():
-        return select_blocks(pooled_block_probs(q, k, block, causal, scale), top_k, top_p)
+        means = pool_blocks(k, block) if key_means is None else key_means
+        return select_blocks(block_probs(pool_blocks(q, block), means, causal, scale), top_k, top_p)
 
 
 class _TritonSparse(torch.autograd.Function):
@@ -58,18 +63,20 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block: int, causal
 
 
 def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, top_k: int, top_p: float, block: int = 64,
-                     causal: bool = False, scale: float | None = None, backend: str = "auto") -> torch.Tensor:
+                     causal: bool = False, scale: float | None = None, backend: str = "auto",
+                     key_means: torch.Tensor | None = None) -> torch.Tensor:
     """Softmax attention of q ``[B, H, Tq, D]`` over the keys ``[B, H, Tk, D]`` (values ``[B, H, Tk, Dv]``)
     of each query block's kept key blocks (:func:`key_blocks`) → ``[B, H, Tq, Dv]`` in q's dtype."""
     _check(q, k, v, block, causal)
     if backend not in ("auto", "torch", "triton"):
         raise ValueError(f"backend must be auto, torch or triton, got {backend!r}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    lut, counts = key_blocks(q, k, top_k, top_p, block, causal, scale)
+    lut, counts = key_blocks(q, k, top_k, top_p, block, causal, scale, key_means)
     if backend == "torch" or (backend == "auto" and not q.is_cuda):
-        mask = block_mask(lut, -(-k.shape[2] // block))
-        return block_sparse_attention_reference(q, k, v, mask, block, causal, scale)
-    return _TritonSparse.apply(q.contiguous(), k.contiguous(), v.contiguous(), lut, counts, block, causal, scale)
+        return block_sparse_attention_gather(q, k, v, lut, counts, block, causal, scale)
+    rows = [x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v)]  # views are read in place
+    return _TritonSparse.apply(*rows, lut, counts, block, causal, scale)
 
 
-__all__ = ["block_mask", "block_sparse_attention_reference", "key_blocks", "sparse_attention"]
+__all__ = ["block_mask", "block_sparse_attention_gather", "block_sparse_attention_reference", "key_blocks",
+           "pool_blocks", "sparse_attention"]

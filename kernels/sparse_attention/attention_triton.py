@@ -15,15 +15,20 @@ import triton.language as tl
 
 
 @triton.jit
-def _forward_kernel(q, k, v, lut, counts, o, lse, scale, Tq, Tk, NQ, D: tl.constexpr, DV: tl.constexpr,
+def _forward_kernel(q, k, v, lut, counts, o, lse, scale, Tq, Tk, NQ, H, sq_b, sq_h, sq_t, sk_b, sk_h, sk_t,
+                    sv_b, sv_h, sv_t, D: tl.constexpr, DV: tl.constexpr,
                     BLOCK: tl.constexpr, BD: tl.constexpr, BDV: tl.constexpr, WIDTH: tl.constexpr,
                     CAUSAL: tl.constexpr, IEEE: tl.constexpr):
     i_q, i_bh = tl.program_id(0), tl.program_id(1)
+    i_b, i_h = i_bh // H, i_bh % H
+    q += i_b * sq_b + i_h * sq_h
+    k += i_b * sk_b + i_h * sk_h
+    v += i_b * sv_b + i_h * sv_h
     prec: tl.constexpr = "ieee" if IEEE else "tf32"
     rows = i_q * BLOCK + tl.arange(0, BLOCK)
     m_q = rows < Tq
     o_d, o_dv = tl.arange(0, BD), tl.arange(0, BDV)
-    b_q = tl.load(q + (i_bh * Tq + rows[:, None]) * D + o_d[None, :], mask=m_q[:, None] & (o_d < D)[None, :], other=0.0)
+    b_q = tl.load(q + rows[:, None] * sq_t + o_d[None, :], mask=m_q[:, None] & (o_d < D)[None, :], other=0.0)
     b_m = tl.full([BLOCK], float("-inf"), dtype=tl.float32)
     b_l = tl.zeros([BLOCK], dtype=tl.float32)
     b_acc = tl.zeros([BLOCK, BDV], dtype=tl.float32)
@@ -31,8 +36,8 @@ def _forward_kernel(q, k, v, lut, counts, o, lse, scale, Tq, Tk, NQ, D: tl.const
     for j in range(0, tl.load(counts + entry)):
         cols = tl.load(lut + entry * WIDTH + j) * BLOCK + tl.arange(0, BLOCK)
         m_k = cols < Tk
-        b_k = tl.load(k + (i_bh * Tk + cols[:, None]) * D + o_d[None, :], mask=m_k[:, None] & (o_d < D)[None, :], other=0.0)
-        b_v = tl.load(v + (i_bh * Tk + cols[:, None]) * DV + o_dv[None, :], mask=m_k[:, None] & (o_dv < DV)[None, :], other=0.0)
+        b_k = tl.load(k + cols[:, None] * sk_t + o_d[None, :], mask=m_k[:, None] & (o_d < D)[None, :], other=0.0)
+        b_v = tl.load(v + cols[:, None] * sv_t + o_dv[None, :], mask=m_k[:, None] & (o_dv < DV)[None, :], other=0.0)
         valid = m_k[None, :]
         if CAUSAL:
             valid = valid & (cols[None, :] <= rows[:, None])
@@ -51,7 +56,8 @@ def _forward_kernel(q, k, v, lut, counts, o, lse, scale, Tq, Tk, NQ, D: tl.const
 
 
 @triton.jit
-def _backward_kernel(q, k, v, do, lse, delta, lut, counts, dq, dk, dv, scale, Tq, Tk, NQ, D: tl.constexpr,
+def _backward_kernel(q, k, v, do, lse, delta, lut, counts, dq, dk, dv, scale, Tq, Tk, NQ, H, sq_b, sq_h, sq_t,
+                     sk_b, sk_h, sk_t, sv_b, sv_h, sv_t, D: tl.constexpr,
                      DV: tl.constexpr, BLOCK: tl.constexpr, BD: tl.constexpr, BDV: tl.constexpr,
                      WIDTH: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr):
     i_q, i_bh = tl.program_id(0), tl.program_id(1)
@@ -60,7 +66,8 @@ def _backward_kernel(q, k, v, do, lse, delta, lut, counts, dq, dk, dv, scale, Tq
     m_q = rows < Tq
     o_d, o_dv = tl.arange(0, BD), tl.arange(0, BDV)
     m_qd, m_qv = m_q[:, None] & (o_d < D)[None, :], m_q[:, None] & (o_dv < DV)[None, :]
-    b_q = tl.load(q + (i_bh * Tq + rows[:, None]) * D + o_d[None, :], mask=m_qd, other=0.0)
+    i_b, i_h = i_bh // H, i_bh % H
+    b_q = tl.load(q + i_b * sq_b + i_h * sq_h + rows[:, None] * sq_t + o_d[None, :], mask=m_qd, other=0.0)
     b_do = tl.load(do + (i_bh * Tq + rows[:, None]) * DV + o_dv[None, :], mask=m_qv, other=0.0)
     b_lse = tl.load(lse + i_bh * Tq + rows, mask=m_q, other=0.0)
     b_delta = tl.load(delta + i_bh * Tq + rows, mask=m_q, other=0.0)
@@ -70,8 +77,8 @@ def _backward_kernel(q, k, v, do, lse, delta, lut, counts, dq, dk, dv, scale, Tq
         cols = tl.load(lut + entry * WIDTH + j) * BLOCK + tl.arange(0, BLOCK)
         m_k = cols < Tk
         m_kd, m_kv = m_k[:, None] & (o_d < D)[None, :], m_k[:, None] & (o_dv < DV)[None, :]
-        b_k = tl.load(k + (i_bh * Tk + cols[:, None]) * D + o_d[None, :], mask=m_kd, other=0.0)
-        b_v = tl.load(v + (i_bh * Tk + cols[:, None]) * DV + o_dv[None, :], mask=m_kv, other=0.0)
+        b_k = tl.load(k + i_b * sk_b + i_h * sk_h + cols[:, None] * sk_t + o_d[None, :], mask=m_kd, other=0.0)
+        b_v = tl.load(v + i_b * sv_b + i_h * sv_h + cols[:, None] * sv_t + o_dv[None, :], mask=m_kv, other=0.0)
         valid = m_q[:, None] & m_k[None, :]
         if CAUSAL:
             valid = valid & (cols[None, :] <= rows[:, None])
@@ -87,6 +94,12 @@ def _backward_kernel(q, k, v, do, lse, delta, lut, counts, dq, dk, dv, scale, Tq
     tl.store(dq + (i_bh * Tq + rows[:, None]) * D + o_d[None, :], (b_dq * scale).to(dq.dtype.element_ty), mask=m_qd)
 
 
+def _strides(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> tuple[int, ...]:
+    """Batch, head and time strides of q, k, v (their last dimension contiguous): a view into a
+    preallocated cache is read where it lies."""
+    return (q.shape[1], *q.stride()[:3], *k.stride()[:3], *v.stride()[:3])
+
+
 def _shape(q: torch.Tensor, v: torch.Tensor, block: int) -> dict:
     return dict(D=q.shape[-1], DV=v.shape[-1], BLOCK=block, BD=max(16, triton.next_power_of_2(q.shape[-1])),
                 BDV=max(16, triton.next_power_of_2(v.shape[-1])),
@@ -95,13 +108,15 @@ def _shape(q: torch.Tensor, v: torch.Tensor, block: int) -> dict:
 
 def sparse_attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lut: torch.Tensor, counts: torch.Tensor,
                          block: int, causal: bool, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """q ``[B, H, Tq, D]``, k ``[B, H, Tk, D]``, v ``[B, H, Tk, Dv]`` contiguous, the kept key blocks
-    (``mask.select_blocks``) → o ``[B, H, Tq, Dv]`` and the rows' log-sum-exp (fp32)."""
+    """q ``[B, H, Tq, D]``, k ``[B, H, Tk, D]``, v ``[B, H, Tk, Dv]`` (each with its last dimension
+    contiguous), the kept key blocks (``mask.select_blocks``) → o ``[B, H, Tq, Dv]`` and the rows'
+    log-sum-exp (fp32)."""
     B, H, Tq, _ = q.shape
     NQ = triton.cdiv(Tq, block)
     o = torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype, device=q.device)
     lse = torch.empty(B, H, Tq, dtype=torch.float32, device=q.device)
-    _forward_kernel[(NQ, B * H)](q, k, v, lut, counts, o, lse, scale, Tq, k.shape[2], NQ, WIDTH=lut.shape[-1],
+    _forward_kernel[(NQ, B * H)](q, k, v, lut, counts, o, lse, scale, Tq, k.shape[2], NQ, *_strides(q, k, v),
+                                 WIDTH=lut.shape[-1],
                                  CAUSAL=causal, **_shape(q, v, block), num_warps=4)
     return o, lse
 
@@ -114,9 +129,9 @@ def sparse_attention_bwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, o: t
     NQ = triton.cdiv(Tq, block)
     do = do.contiguous()
     delta = (do.float() * o.float()).sum(-1)  # rowsum(dO ⊙ O) = Σ_j P_ij dP_ij
-    dq = torch.empty_like(q)
+    dq = torch.empty(q.shape, dtype=q.dtype, device=q.device)
     dk = torch.zeros(k.shape, dtype=torch.float32, device=k.device)
     dv = torch.zeros(v.shape, dtype=torch.float32, device=v.device)
     _backward_kernel[(NQ, B * H)](q, k, v, do, lse, delta, lut, counts, dq, dk, dv, scale, Tq, k.shape[2], NQ,
-                                  WIDTH=lut.shape[-1], CAUSAL=causal, **_shape(q, v, block), num_warps=4)
+                                  *_strides(q, k, v), WIDTH=lut.shape[-1], CAUSAL=causal, **_shape(q, v, block), num_warps=4)
     return dq, dk.to(k.dtype), dv.to(v.dtype)

@@ -12,22 +12,23 @@ from __future__ import annotations
 import torch
 
 
-def pooled_block_probs(q: torch.Tensor, k: torch.Tensor, block: int, causal: bool, scale: float) -> torch.Tensor:
-    """q ``[B, H, Tq, D]``, k ``[B, H, Tk, D]`` → ``[B, H, ⌈Tq/block⌉, ⌈Tk/block⌉]`` softmax of the mean-pooled
-    block scores (fp32); with ``causal`` (Tq = Tk) the key blocks after a query block get 0."""
-    def pool(x: torch.Tensor) -> torch.Tensor:
-        B, H, T, D = x.shape
-        n = -(-T // block)
-        padded = torch.nn.functional.pad(x.float(), (0, 0, 0, n * block - T)).view(B, H, n, block, D)
-        sizes = torch.full((n,), block, device=x.device, dtype=torch.float32)
-        sizes[-1] = T - (n - 1) * block
-        return padded.sum(3) / sizes[:, None]
+def pool_blocks(x: torch.Tensor, block: int) -> torch.Tensor:
+    """``[B, H, T, D]`` → ``[B, H, ⌈T/block⌉, D]``: each block's mean (fp32; the last block may be short)."""
+    B, H, T, D = x.shape
+    n = -(-T // block)
+    padded = torch.nn.functional.pad(x.float(), (0, 0, 0, n * block - T)).view(B, H, n, block, D)
+    sizes = torch.full((n,), float(block), device=x.device)
+    sizes[-1] = T - (n - 1) * block
+    return padded.sum(3) / sizes[:, None]
 
-    scores = pool(q) @ pool(k).transpose(-1, -2) * scale
+
+def block_probs(q_means: torch.Tensor, k_means: torch.Tensor, causal: bool, scale: float) -> torch.Tensor:
+    """The softmax over key blocks of the block means' scores, ``[B, H, nq, nk]``; with ``causal`` the key
+    blocks after a query block get 0."""
+    scores = q_means @ k_means.float().transpose(-1, -2) * scale
     if causal:
         nq, nk = scores.shape[-2:]
-        future = torch.ones(nq, nk, dtype=torch.bool, device=q.device).triu(1)
-        scores = scores.masked_fill(future, float("-inf"))
+        scores = scores.masked_fill(torch.ones(nq, nk, dtype=torch.bool, device=scores.device).triu(1), float("-inf"))
     return scores.softmax(-1)
 
 
