@@ -1,9 +1,10 @@
 """The captioner: streaming steps equal one sequence pass, and decoding never leaves the grammar."""
 
 import numpy as np
+import pytest
 import torch
 
-from agent.perception.captioner import Captioner, CaptionerConfig
+from agent.perception.captioner import Captioner, CaptionerConfig, SparseRead
 from agent.perception.decode import CaptionDecoding
 from envs.synthetic import all_captions
 
@@ -142,3 +143,33 @@ def test_a_timing_embedding_that_starts_at_zero_keeps_a_checkpoints_features():
         a, _ = plain(frames, plain.initial_state(2))
         b, _ = timed(frames, timed.initial_state(2), gaps)
     assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_a_sparse_read_keeping_every_block_is_the_dense_step_and_a_tight_one_differs():
+    """A softmax captioner stepping over a preallocated cache with block sums: keeping all blocks gives
+    the dense step's features; keeping one block of eight gives others; the block sums are the keys'."""
+    torch.manual_seed(0)
+    model = Captioner(CaptionerConfig(mixer="softmax", frame_size=16, channels=(8, 8), d_model=32, n_heads=2,
+                                      head_dim=16)).eval()
+    frames = torch.randint(0, 256, (2, 130, 16, 16, 3), dtype=torch.uint8)
+    with torch.no_grad():
+        _, state = model(frames[:, :120], model.initial_state(2))
+        outs, ends = {}, {}
+        for name, read in (("dense", None), ("all", SparseRead(top_k=16, top_p=1.0, block=16)),
+                           ("one", SparseRead(top_k=1, top_p=0.1, block=16))):
+            model.read_sparsely(read)
+            st = state.preallocated(140, block=read.block if read else 0)
+            feats = []
+            for t in range(120, 130):
+                f, st = model.step(frames[:, t], st)
+                feats.append(f)
+            outs[name], ends[name] = torch.stack(feats, 1), st
+        assert torch.allclose(outs["all"], outs["dense"], atol=1e-5)
+        assert (outs["one"] - outs["dense"]).abs().max() > 1e-3
+        cache = ends["all"].layers[0]
+        means = cache.key_means()
+        assert means.shape[2] == 9  # 130 frames: 8 full blocks and 2 frames
+        assert torch.allclose(means[:, :, 7], cache.keys[:, :, 112:128].mean(2), atol=1e-5)
+        assert torch.allclose(means[:, :, 8], cache.keys[:, :, 128:130].mean(2), atol=1e-5)
+    with pytest.raises(ValueError, match="only a softmax captioner"):
+        Captioner(CaptionerConfig(frame_size=16, channels=(8, 8))).read_sparsely(SparseRead())

@@ -14,7 +14,7 @@ feature; at inference it is constrained by a trie of valid captions (``kernels/t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import torch
 import torch.nn.functional as F
@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from agent.perception.grammar import BOS, VOCAB, Vocab
-from kernels import gated_delta_rule, gated_delta_rule_step
+from kernels import gated_delta_rule, gated_delta_rule_step, sparse_attention
 
 
 @dataclass
@@ -131,14 +131,27 @@ class DeltaRuleBlock(nn.Module):
         return x + self.mlp(self.norm2(x)), state
 
 
+@dataclass(frozen=True)
+class SparseRead:
+    """A softmax captioner's streaming step reads only the cache blocks of ``block`` frames that hold
+    probability mass ``top_p`` of the block-mean scores, at least one and at most ``top_k``
+    (``kernels.sparse_attention``); chunked forwards stay dense."""
+
+    top_k: int = 16
+    top_p: float = 0.9
+    block: int = 64
+
+
 class SoftmaxBlock(nn.Module):
     """The baseline mixer: causal softmax attention over a growing KV cache (same sizes as
-    :class:`DeltaRuleBlock`); its cost per frame grows with the stream, ours does not."""
+    :class:`DeltaRuleBlock`); its cost per frame grows with the stream, ours does not. With ``sparse``
+    set (:meth:`Captioner.read_sparsely`) a step over a preallocated cache reads only the blocks kept."""
 
     def __init__(self, cfg: CaptionerConfig) -> None:
         super().__init__()
         d, h, k = cfg.d_model, cfg.n_heads, cfg.head_dim
         self.h, self.k, self.window = h, k, cfg.train_window
+        self.sparse: SparseRead | None = None
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.qkv = nn.Linear(d, 3 * h * k)
         self.head_norm = nn.LayerNorm(k)
@@ -155,13 +168,17 @@ class SoftmaxBlock(nn.Module):
         q, k, v = self.qkv(self.norm1(h)).view(B, T, 3, self.h, self.k).permute(2, 0, 3, 1, 4)
         if isinstance(cache, KVCache):
             keys, values = cache.append(k, v)
-            cache = KVCache(cache.keys, cache.values, cache.length + T)
+            cache = replace(cache, length=cache.length + T)
         else:
             keys, values = torch.cat([cache[0], k], 2), torch.cat([cache[1], v], 2)
             cache = (keys, values)
-        L = keys.shape[2] - T
-        mask = torch.ones(T, L + T, dtype=torch.bool, device=x.device).tril(L)
-        o = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # [B, H, T, K]
+        read = self.sparse
+        if step and read is not None and isinstance(cache, KVCache) and cache.key_sums is not None:
+            o = sparse_attention(q, keys, values, read.top_k, read.top_p, read.block, key_means=cache.key_means())
+        else:
+            L = keys.shape[2] - T
+            mask = torch.ones(T, L + T, dtype=torch.bool, device=x.device).tril(L)
+            o = F.scaled_dot_product_attention(q, keys, values, attn_mask=mask)  # [B, H, T, K]
         h = h + self.out(self.head_norm(o).transpose(1, 2).flatten(-2))
         h = h + self.mlp(self.norm2(h))
         if self.training and self.window:
@@ -177,10 +194,13 @@ class KVCache:
     keys: torch.Tensor  # [B, H, capacity, K]; the first ``length`` frames are filled
     values: torch.Tensor
     length: int
+    block: int = 0  # > 0: keep each block of this many frames' key sum, for a sparse read
+    key_sums: torch.Tensor | None = None  # [B, H, ⌈capacity / block⌉, K]
 
     @staticmethod
-    def of(cache: tuple[torch.Tensor, torch.Tensor], capacity: int) -> "KVCache":
-        """A (keys, values) cache copied into buffers of ``capacity`` frames."""
+    def of(cache: tuple[torch.Tensor, torch.Tensor], capacity: int, block: int = 0) -> "KVCache":
+        """A (keys, values) cache copied into buffers of ``capacity`` frames (and, with ``block``, its
+        keys' block sums)."""
         keys, values = cache
         B, H, L, K = keys.shape
         if L > capacity:
@@ -188,7 +208,10 @@ class KVCache:
         buffers = [t.new_zeros(B, H, capacity, K) for t in (keys, values)]
         for buf, t in zip(buffers, (keys, values)):
             buf[:, :, :L] = t
-        return KVCache(*buffers, L)
+        sums = keys.new_zeros(B, H, -(-capacity // block), K) if block else None
+        if sums is not None:
+            sums.index_add_(2, torch.arange(L, device=keys.device) // block, keys)
+        return KVCache(*buffers, L, block, sums)
 
     def append(self, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Write T new frames' keys and values [B, H, T, K] after the filled ones; the filled views."""
@@ -197,10 +220,20 @@ class KVCache:
             raise ValueError(f"the KV cache is full ({self.keys.shape[2]} frames)")
         self.keys[:, :, self.length:end] = k
         self.values[:, :, self.length:end] = v
+        if self.key_sums is not None:
+            self.key_sums.index_add_(2, torch.arange(self.length, end, device=k.device) // self.block, k)
         return self.keys[:, :, :end], self.values[:, :, :end]
 
+    def key_means(self) -> torch.Tensor:
+        """[B, H, ⌈length / block⌉, K]: the mean key of each filled block (the last may be part filled)."""
+        n = -(-self.length // self.block)
+        sizes = torch.full((n,), float(self.block), device=self.keys.device)
+        sizes[-1] = self.length - (n - 1) * self.block
+        return self.key_sums[:, :, :n] / sizes[:, None]
+
     def select(self, index: torch.Tensor) -> "KVCache":
-        return KVCache(self.keys[index], self.values[index], self.length)
+        sums = None if self.key_sums is None else self.key_sums[index]
+        return KVCache(self.keys[index], self.values[index], self.length, self.block, sums)
 
 
 class CaptionDecoder(nn.Module):
@@ -253,10 +286,10 @@ class StreamState:
                   else s[index] for s in self.layers]
         return StreamState(self.frames[index], layers, self.started, None if self.gaps is None else self.gaps[index])
 
-    def preallocated(self, capacity: int) -> "StreamState":
-        """A softmax model's state with each layer's cache in buffers of ``capacity`` frames (a delta-rule
-        state is returned as it is: it never grows)."""
-        layers = [KVCache.of(s, capacity) if isinstance(s, tuple) else s for s in self.layers]
+    def preallocated(self, capacity: int, block: int = 0) -> "StreamState":
+        """A softmax model's state with each layer's cache in buffers of ``capacity`` frames (and, with
+        ``block``, its keys' block sums for a sparse read); a delta-rule state is returned as it is."""
+        layers = [KVCache.of(s, capacity, block) if isinstance(s, tuple) else s for s in self.layers]
         return StreamState(self.frames, layers, self.started, self.gaps)
 
 
@@ -275,6 +308,14 @@ class Captioner(nn.Module):
         self.blocks = nn.ModuleList(block(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
         self.decoder = CaptionDecoder(cfg)
+
+    def read_sparsely(self, read: SparseRead | None) -> None:
+        """A softmax captioner's steps read only the kept blocks of a preallocated cache
+        (``state.preallocated(capacity, read.block)``); None: dense again."""
+        if self.cfg.mixer != "softmax":
+            raise ValueError("only a softmax captioner reads a KV cache; this one is a delta-rule captioner")
+        for block in self.blocks:
+            block.sparse = read
 
     def initial_state(self, batch: int, device: torch.device | str = "cpu") -> StreamState:
         c = self.cfg
