@@ -38,6 +38,14 @@ def test_the_kept_blocks_hold_p_at_least_one_at_most_k():
         select_blocks(probs, top_k=0, top_p=0.8)
 
 
+def test_local_blocks_are_always_kept_besides_the_chosen_ones():
+    probs = torch.tensor([[0.9, 0.05, 0.03, 0.02]] * 2)  # block 0 holds the mass; the newest are 2 and 3
+    local = torch.tensor([[False, False, True, True], [False, False, False, False]])
+    lut, counts = select_blocks(probs, top_k=1, top_p=0.5, local=local)
+    assert counts.tolist() == [3, 1]
+    assert lut[0].tolist() == [0, 2, 3] and lut[1, 0].item() == 0
+
+
 def test_causal_selection_never_keeps_future_blocks():
     q, k, _ = qkv(2, 3, 200, 200, 24, 24)
     lut, counts = key_blocks(q, k, top_k=4, top_p=1.0, block=16, causal=True)

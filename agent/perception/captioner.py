@@ -133,13 +133,15 @@ class DeltaRuleBlock(nn.Module):
 
 @dataclass(frozen=True)
 class SparseRead:
-    """A softmax captioner's streaming step reads only the cache blocks of ``block`` frames that hold
-    probability mass ``top_p`` of the block-mean scores, at least one and at most ``top_k``
-    (``kernels.sparse_attention``); chunked forwards stay dense."""
+    """A softmax captioner's streaming step reads only the newest ``local`` cache blocks of ``block``
+    frames (what the scene is doing now) and the blocks that hold probability mass ``top_p`` of the
+    block-mean scores, at least one and at most ``top_k`` (``kernels.sparse_attention``); chunked
+    forwards stay dense."""
 
     top_k: int = 16
     top_p: float = 0.9
     block: int = 64
+    local: int = 1
 
 
 class SoftmaxBlock(nn.Module):
@@ -174,7 +176,8 @@ class SoftmaxBlock(nn.Module):
             cache = (keys, values)
         read = self.sparse
         if step and read is not None and isinstance(cache, KVCache) and cache.key_sums is not None:
-            o = sparse_attention(q, keys, values, read.top_k, read.top_p, read.block, key_means=cache.key_means())
+            o = sparse_attention(q, keys, values, read.top_k, read.top_p, read.block, key_means=cache.key_means(),
+                                 local=read.local)
         else:
             L = keys.shape[2] - T
             mask = torch.ones(T, L + T, dtype=torch.bool, device=x.device).tril(L)

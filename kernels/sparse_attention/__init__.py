@@ -16,19 +16,23 @@ from __future__ import annotations
 import torch
 
 from kernels.sparse_attention.gather_torch import block_sparse_attention_gather
-from kernels.sparse_attention.mask import block_mask, block_probs, pool_blocks, select_blocks
+from kernels.sparse_attention.mask import block_mask, block_probs, local_blocks, pool_blocks, select_blocks
 from kernels.sparse_attention.reference import block_sparse_attention_reference
 
 
 def key_blocks(q: torch.Tensor, k: torch.Tensor, top_k: int, top_p: float, block: int = 64, causal: bool = False,
-               scale: float | None = None, key_means: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """The kept key blocks of each query block: ``lut`` ``[B, H, nq, min(top_k, nk)]`` (ascending) and
-    ``counts`` ``[B, H, nq]``, both int32 (``counts.float().mean() / nk`` is the density). ``key_means``
-    ``[B, H, nk, D]``: the keys' block means, if the caller keeps them (else they are pooled from k)."""
+               scale: float | None = None, key_means: torch.Tensor | None = None,
+               local: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """The kept key blocks of each query block: ``lut`` ``[B, H, nq, width]`` (ascending) and ``counts``
+    ``[B, H, nq]``, both int32 (``counts.float().mean() / nk`` is the density). ``key_means``
+    ``[B, H, nk, D]``: the keys' block means, if the caller keeps them (else they are pooled from k).
+    ``local``: the newest blocks kept besides (``mask.local_blocks``: a stream's recent past)."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     with torch.no_grad():
         means = pool_blocks(k, block) if key_means is None else key_means
-        return select_blocks(block_probs(pool_blocks(q, block), means, causal, scale), top_k, top_p)
+        probs = block_probs(pool_blocks(q, block), means, causal, scale)
+        near = local_blocks(*probs.shape[-2:], local, causal, q.device) if local else None
+        return select_blocks(probs, top_k, top_p, near)
 
 
 class _TritonSparse(torch.autograd.Function):
@@ -64,14 +68,14 @@ def _check(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, block: int, causal
 
 def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, top_k: int, top_p: float, block: int = 64,
                      causal: bool = False, scale: float | None = None, backend: str = "auto",
-                     key_means: torch.Tensor | None = None) -> torch.Tensor:
+                     key_means: torch.Tensor | None = None, local: int = 0) -> torch.Tensor:
     """Softmax attention of q ``[B, H, Tq, D]`` over the keys ``[B, H, Tk, D]`` (values ``[B, H, Tk, Dv]``)
     of each query block's kept key blocks (:func:`key_blocks`) → ``[B, H, Tq, Dv]`` in q's dtype."""
     _check(q, k, v, block, causal)
     if backend not in ("auto", "torch", "triton"):
         raise ValueError(f"backend must be auto, torch or triton, got {backend!r}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    lut, counts = key_blocks(q, k, top_k, top_p, block, causal, scale, key_means)
+    lut, counts = key_blocks(q, k, top_k, top_p, block, causal, scale, key_means, local)
     if backend == "torch" or (backend == "auto" and not q.is_cuda):
         return block_sparse_attention_gather(q, k, v, lut, counts, block, causal, scale)
     rows = [x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v)]  # views are read in place

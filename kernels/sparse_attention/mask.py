@@ -32,19 +32,32 @@ def block_probs(q_means: torch.Tensor, k_means: torch.Tensor, causal: bool, scal
     return scores.softmax(-1)
 
 
-def select_blocks(probs: torch.Tensor, top_k: int, top_p: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per query block, the key blocks that hold mass ``top_p``, at least one and at most ``top_k``:
-    their indices ascending in ``lut`` ``[..., nq, min(top_k, nk)]`` (int32; unused slots repeat the
-    last) and their number in ``counts`` ``[..., nq]`` (int32). Blocks of zero mass (the future, when
-    causal) are never kept."""
+def local_blocks(nq: int, nk: int, local: int, causal: bool, device: torch.device) -> torch.Tensor:
+    """``[nq, nk]``: the ``local`` newest key blocks each query block always keeps (its own and the ones
+    before it when causal; the last ones otherwise, as for a query at the end of a stream)."""
+    i, j = torch.arange(nq, device=device)[:, None], torch.arange(nk, device=device)[None, :]
+    newest = i if causal else torch.full_like(i, nk - 1)
+    return (j <= newest) & (j > newest - local)
+
+
+def select_blocks(probs: torch.Tensor, top_k: int, top_p: float,
+                  local: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per query block, the key blocks that hold mass ``top_p``, at least one and at most ``top_k``
+    (plus, always, the blocks marked in ``local`` ``[nq, nk]``): their indices ascending in ``lut``
+    ``[..., nq, min(top_k + local blocks, nk)]`` (int32; unused slots repeat the last) and their number
+    in ``counts`` ``[..., nq]`` (int32). Blocks of zero mass (the future, when causal) are never kept."""
     if top_k < 1 or not 0.0 < top_p <= 1.0:
         raise ValueError(f"top_k must be ≥ 1 and top_p in (0, 1], got top_k={top_k}, top_p={top_p}")
     nk = probs.shape[-1]
-    width = min(top_k, nk)
-    mass, order = probs.sort(-1, descending=True)
+    n_local = torch.zeros(probs.shape[-2], dtype=torch.long, device=probs.device) if local is None else local.sum(-1)
+    width = min(top_k + int(n_local.max()), nk)
+    priority = probs if local is None else probs + 2.0 * local  # the local blocks first, then by mass
+    order = priority.sort(-1, descending=True).indices
+    mass = probs.gather(-1, order)
     before = mass.cumsum(-1) - mass  # the mass of the blocks ahead of each in the order
     needed = (before < top_p).sum(-1)  # the shortest prefix holding top_p
-    counts = needed.clamp(1, width).minimum((mass > 0).sum(-1).clamp_min(1))
+    counts = needed.maximum(n_local.clamp_min(1)).minimum(n_local + top_k).clamp_max(width)
+    counts = counts.minimum((mass > 0).sum(-1).clamp_min(1).maximum(n_local))
     chosen = order[..., :width]
     slot = torch.arange(width, device=probs.device)
     chosen = torch.where(slot < counts[..., None], chosen, nk)  # unused slots sort last ...
