@@ -1,6 +1,8 @@
-"""`thalamus bench caption`: the captioner against a softmax-attention captioner of the same size.
+"""`thalamus bench caption`: the captioner against a softmax-attention captioner of the same size, read
+densely and sparsely (the cache blocks holding top-p of the block-mean scores, at most top-k, and
+the newest; `--sparse-*`).
 
-    thalamus bench caption                         # accuracy, then frames/s and memory at 1k, 10k, 100k frames
+    thalamus bench caption                         # accuracy, then frames/s, memory, captions at 1k, 10k, 100k frames
     thalamus bench caption --lengths 1000,10000 --json out.json
     thalamus bench caption --streams auto --device cuda     # the most live streams one GPU keeps at 30 fps
 
@@ -19,12 +21,14 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
+from agent.perception.sparse_read import SparseRead
 from launch import continual_bench_cmd, pipeline_bench_cmd, policy_bench_cmd
 from launch.errors import UsageError
 
 CHECKPOINTS = Path(__file__).resolve().parents[1] / "agent" / "perception" / "checkpoints"
-MODELS = {"ours (gated delta rule)": CHECKPOINTS / "captioner.pt",
-          "softmax attention (KV cache)": CHECKPOINTS / "captioner-softmax.pt"}
+OURS, SOFTMAX, SPARSE = "ours (gated delta rule)", "softmax attention (KV cache)", "sparse softmax (kept blocks)"
+MODELS = {OURS: CHECKPOINTS / "captioner.pt", SOFTMAX: CHECKPOINTS / "captioner-softmax.pt",
+          SPARSE: CHECKPOINTS / "captioner-softmax.pt"}  # the sparse one reads the softmax one's cache sparsely
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -53,6 +57,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-graph", dest="graph", action="store_false",
                    help="with --streams on cuda: step eagerly instead of replaying one CUDA graph a step "
                         "(default: a graph, where the model allows one: ours; a softmax cache grows)")
+    read = SparseRead()
+    p.add_argument("--sparse-top-k", type=int, default=read.top_k, metavar="K",
+                   help="sparse softmax: at most this many cache blocks besides the newest (default: %(default)s)")
+    p.add_argument("--sparse-top-p", type=float, default=read.top_p, metavar="P",
+                   help="sparse softmax: the blocks holding this much of the block-mean attention (default: %(default)s)")
+    p.add_argument("--sparse-block", type=int, default=read.block, metavar="FRAMES",
+                   help="sparse softmax: frames a cache block (a power of two ≥ 16) (default: %(default)s)")
+    p.add_argument("--sparse-local", type=int, default=read.local, metavar="N",
+                   help="sparse softmax: the newest blocks always read (default: %(default)s)")
     p.add_argument("--compile", action="store_true",
                    help="with --streams on cuda: the model's step through torch.compile (ours; a softmax "
                         "cache grows) (default: off)")
@@ -77,6 +90,18 @@ def _stream_counts(text: str) -> list[int] | None:
     return counts
 
 
+def _sparse_read(args: argparse.Namespace) -> SparseRead:
+    """The ``--sparse-*`` flags as a :class:`SparseRead`, or a one-line UsageError."""
+    if args.sparse_top_k < 1 or args.sparse_local < 0:
+        raise UsageError(f"--sparse-top-k must be ≥ 1 and --sparse-local ≥ 0, got {args.sparse_top_k} and "
+                         f"{args.sparse_local}")
+    if not 0 < args.sparse_top_p <= 1:
+        raise UsageError(f"--sparse-top-p must be in (0, 1], got {args.sparse_top_p}")
+    if args.sparse_block < 16 or args.sparse_block & (args.sparse_block - 1):
+        raise UsageError(f"--sparse-block must be a power of two ≥ 16, got {args.sparse_block}")
+    return SparseRead(args.sparse_top_k, args.sparse_top_p, args.sparse_block, args.sparse_local)
+
+
 def main(args: argparse.Namespace) -> int:
     counts = _stream_counts(args.streams) if args.streams else []
     try:
@@ -87,6 +112,7 @@ def main(args: argparse.Namespace) -> int:
         raise UsageError(f"--age must be at least 1 frame, got {args.age}")
     if any(n < 301 for n in lengths) or list(lengths) != sorted(lengths):
         raise UsageError(f"--lengths must be increasing and each > 300 frames, got {args.lengths!r}")
+    args.read = _sparse_read(args)
     import torch
 
     if args.device == "cuda" and not torch.cuda.is_available():
@@ -107,17 +133,23 @@ def _along_one_stream(args: argparse.Namespace, lengths: tuple[int, ...]) -> dic
     console = stdout_console()
     results = {}
     for name, path in MODELS.items():
-        console.print(f"[bold]{name}[/]: accuracy on {args.eval_streams} held-out streams ...")
-        acc = accuracy(path, args.eval_streams, 480)
-        console.print(f"  speed along one stream at {', '.join(map(str, lengths))} frames ...")
-        results[name] = {"accuracy": acc, "speed": speed_along_stream(path, lengths, device=args.device)}
-    table = Table("model", "exact", "color", "shape", "motion",
-                  *[f"fps @{n:,}" for n in lengths], *[f"state MB @{n:,}" for n in lengths],
-                  title=f"captioner, batch 1, {args.device}", title_justify="left")
+        read = args.read if name == SPARSE else None
+        if read is None:
+            console.print(f"[bold]{name}[/]: accuracy on {args.eval_streams} held-out streams ...")
+            acc = accuracy(path, args.eval_streams, 480)
+        else:  # fresh streams go through the dense chunked pass, which the sparse read leaves as it is
+            acc = results[SOFTMAX]["accuracy"]
+        console.print(f"[bold]{name}[/]: speed and captions along one stream at {', '.join(map(str, lengths))} frames ...")
+        results[name] = {"accuracy": acc, "speed": speed_along_stream(path, lengths, device=args.device, sparse=read),
+                         "sparse_read": asdict(read) if read else None}
+    table = Table("model", "exact (fresh)", "color", "shape", "motion",
+                  *[f"exact @{n:,}" for n in lengths], *[f"fps @{n:,}" for n in lengths],
+                  *[f"state MB @{n:,}" for n in lengths], title=f"captioner, batch 1, {args.device}", title_justify="left")
     for name, r in results.items():
         a, s = r["accuracy"], r["speed"]
         table.add_row(name, f"{a['exact']:.1%}", f"{a['color']:.1%}", f"{a['shape']:.1%}", f"{a['motion']:.1%}",
-                      *[f"{x['fps']:,.0f}" for x in s], *[f"{x['state_mb']:.2f}" for x in s])
+                      *[f"{x['exact']:.0%} of {x['segments']}" for x in s], *[f"{x['fps']:,.0f}" for x in s],
+                      *[f"{x['state_mb']:.2f}" for x in s])
     console.print(table)
     for name, r in results.items():
         s = r["speed"]
@@ -137,6 +169,7 @@ def _many_streams(args: argparse.Namespace, counts: list[int] | None) -> dict:
     serve = ServeConfig(bf16=args.bf16, graph=args.graph, compile=args.compile)
     results = {}
     for name, path in MODELS.items():
+        read = args.read if name == SPARSE else None
         console.print(f"[bold]{name}[/]: streams {args.age:,} frames old, batched on {args.device}"
                       f"{', bf16' if args.bf16 else ''}{', compiled' if args.compile else ''} ...")
 
@@ -145,15 +178,16 @@ def _many_streams(args: argparse.Namespace, counts: list[int] | None) -> dict:
                           f"{row['fps_per_stream']:8.1f} fps each, step p99 {row['step_ms_p99']:.1f} ms"))
 
         if counts is None:
-            best, rows = max_live_streams(path, args.device, fps=args.fps, age=args.age, report=report, serve=serve)
+            best, rows = max_live_streams(path, args.device, fps=args.fps, age=args.age, report=report, serve=serve,
+                                          sparse=read)
         else:
-            rows = streams_at(path, counts, args.device, args.age, report=report, serve=serve)
+            rows = streams_at(path, counts, args.device, args.age, report=report, serve=serve, sparse=read)
             live = [r["streams"] for r in rows if r["fps_per_stream"] >= args.fps]
             best = max(live) if live else 0
-        exact = served_accuracy(path, args.device, serve)
+        exact = served_accuracy(path, args.device, serve, sparse=read)
         console.print(f"  exact captions, 256 held-out streams stepped the same way: {exact:.1%}")
         results[name] = {"max_streams_at_fps": best, "fps": args.fps, "age": args.age, "rows": rows,
-                         "exact": exact, "serve": asdict(serve)}
+                         "exact": exact, "serve": asdict(serve), "sparse_read": asdict(read) if read else None}
     table = Table("model", "streams", "fps / stream", "frames/s", "step p50 ms", "step p99 ms", "state MB", "GPU GB",
                   title=f"captioner, N batched streams {args.age:,} frames old, {args.device}", title_justify="left")
     for name, r in results.items():
@@ -164,7 +198,8 @@ def _many_streams(args: argparse.Namespace, counts: list[int] | None) -> dict:
     console.print(table)
     for name, r in results.items():
         console.print(f"{name}: at most {r['max_streams_at_fps']:,} streams get {args.fps:g} frames/s each")
-    ours, base = (results[n]["max_streams_at_fps"] for n in MODELS)
-    if base:
-        console.print(f"ours / softmax: {ours / base:.2f}× the live streams")
+    ours = results[OURS]["max_streams_at_fps"]
+    for name in (SOFTMAX, SPARSE):
+        if results[name]["max_streams_at_fps"]:
+            console.print(f"ours / {name}: {ours / results[name]['max_streams_at_fps']:.2f}× the live streams")
     return results

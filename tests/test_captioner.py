@@ -100,8 +100,12 @@ def test_our_state_stays_flat_while_the_kv_cache_grows():
 
     ours = speed_along_stream(CHECKPOINTS / "captioner.pt", (400, 900), timed=20)
     softmax = speed_along_stream(CHECKPOINTS / "captioner-softmax.pt", (400, 900), timed=20)
+    sparse = speed_along_stream(CHECKPOINTS / "captioner-softmax.pt", (400, 900), timed=20,
+                                sparse=SparseRead(top_k=2, top_p=0.5, block=64))
     assert ours[0]["state_mb"] == ours[1]["state_mb"]
     assert softmax[1]["state_mb"] > 2 * softmax[0]["state_mb"]
+    assert sparse[1]["state_mb"] > softmax[1]["state_mb"]  # the same cache and its block sums
+    assert all(0 <= r["exact"] <= 1 and r["fps"] > 0 for r in ours + softmax + sparse)
 
 
 def test_with_timing_steps_and_chunks_equal_one_pass_and_the_gaps_change_the_features():

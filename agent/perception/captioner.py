@@ -22,6 +22,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from agent.perception.grammar import BOS, VOCAB, Vocab
+from agent.perception.sparse_read import SparseRead
 from kernels import gated_delta_rule, gated_delta_rule_step, sparse_attention
 
 
@@ -129,19 +130,6 @@ class DeltaRuleBlock(nn.Module):
             o, state = gated_delta_rule(q, k, v, g, beta, initial_state=state)
         x = x + self.out(self.head_norm(o).flatten(-2))
         return x + self.mlp(self.norm2(x)), state
-
-
-@dataclass(frozen=True)
-class SparseRead:
-    """A softmax captioner's streaming step reads only the newest ``local`` cache blocks of ``block``
-    frames (what the scene is doing now) and the blocks that hold probability mass ``top_p`` of the
-    block-mean scores, at least one and at most ``top_k`` (``kernels.sparse_attention``); chunked
-    forwards stay dense."""
-
-    top_k: int = 16
-    top_p: float = 0.9
-    block: int = 64
-    local: int = 1
 
 
 class SoftmaxBlock(nn.Module):

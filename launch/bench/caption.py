@@ -1,8 +1,10 @@
-"""The captioner benchmark: accuracy on fresh streams, and frames/s and memory along one long stream,
-for ours (gated delta rule, constant state) beside the softmax-attention baseline (KV cache).
+"""The captioner benchmark: accuracy on fresh streams, and frames/s, memory and captions along one
+long stream, for ours (gated delta rule, constant state) beside the softmax-attention baseline (KV
+cache) and the same softmax captioner reading its cache sparsely (``SparseRead``).
 
 Speed at stream length L is measured at L: the stream's first L − n frames are pushed through the
-model as a sequence (prefill, in chunks), then n single-frame steps — captioning included — are timed.
+model as a sequence (prefill, in chunks), then n single-frame steps — captioning included — are timed
+and their captions at segment ends scored. A softmax cache is preallocated for the whole stream.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from agent.perception.captioner import KVCache
+from agent.perception.captioner import Captioner, KVCache, SparseRead
 from agent.perception.decode import CaptionDecoding
 from agent.perception.serve import ServeConfig, StreamServer
 from agent.perception.train import evaluate_captioner, load_checkpoint
@@ -21,11 +23,15 @@ from envs.synthetic import SceneConfig, StreamBatch, all_captions
 
 
 def state_bytes(state) -> int:
-    """Bytes the stream state holds (frame history plus every layer's state or KV cache; a
-    preallocated cache counts whole)."""
+    """Bytes the stream state holds (frame history plus every layer's state or KV cache; of a
+    preallocated cache, the frames filled so far and its block sums)."""
     tensors = [state.frames]
     for s in state.layers:
-        tensors += list(s) if isinstance(s, tuple) else [s.keys, s.values] if isinstance(s, KVCache) else [s]
+        if isinstance(s, KVCache):
+            tensors += [s.keys[:, :, :s.length], s.values[:, :, :s.length]]
+            tensors += [] if s.key_sums is None else [s.key_sums[:, :, :-(-s.length // s.block)]]
+        else:
+            tensors += list(s) if isinstance(s, tuple) else [s]
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
@@ -33,15 +39,24 @@ def rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def load_model(checkpoint: Path, device: str, sparse: SparseRead | None = None) -> Captioner:
+    """The checkpoint's captioner, reading its cache sparsely with ``sparse`` (a softmax captioner)."""
+    model = load_checkpoint(checkpoint, device)
+    if sparse is not None:
+        model.read_sparsely(sparse)
+    return model
+
+
 @torch.no_grad()
 def speed_along_stream(checkpoint: Path, lengths: tuple[int, ...], timed: int = 300, seed: int = 123,
-                       device: str = "cpu") -> list[dict]:
-    """frames/s of step + constrained decode at each stream length, batch 1."""
-    model = load_checkpoint(checkpoint, device)
+                       device: str = "cpu", sparse: SparseRead | None = None) -> list[dict]:
+    """frames/s of step + constrained decode at each stream length, batch 1, and the exact captions
+    among the timed steps' segment ends."""
+    model = load_model(checkpoint, device, sparse)
     decoding = CaptionDecoding(model, all_captions(), device)
-    frames, _ = StreamBatch([seed], SceneConfig(frame_size=model.cfg.frame_size)).next(2000)
+    frames, truths = StreamBatch([seed], SceneConfig(frame_size=model.cfg.frame_size)).next(2000)
     clip = torch.as_tensor(frames, device=device)  # [1, 2000, S, S, 3], cycled
-    state = model.initial_state(1, device)
+    state = model.initial_state(1, device).preallocated(max(lengths) + 1, sparse.block if sparse else 0)
     seen, rows = 0, []
     for length in lengths:
         while seen < length - timed:  # prefill in chunks up to where the timed steps start
@@ -50,14 +65,18 @@ def speed_along_stream(checkpoint: Path, lengths: tuple[int, ...], timed: int = 
             chunk = clip[:, start: start + n] if start + n <= 2000 else clip[:, :n]
             _, state = model(chunk, state)
             seen += n
-        t0 = time.perf_counter()
+        hits, ends, elapsed = 0, 0, 0.0
         for i in range(timed):
+            t0 = time.perf_counter()
             feature, state = model.step(clip[:, (seen + i) % 2000], state)
-            decoding.greedy(feature)
-        elapsed = time.perf_counter() - t0
+            caption = decoding.greedy(feature)[0]
+            elapsed += time.perf_counter() - t0
+            truth = truths[0][(seen + i) % 2000]
+            hits, ends = hits + (truth.is_last and caption == truth.caption), ends + truth.is_last
         seen += timed
         rows.append({"frame": seen, "fps": timed / elapsed, "ms_per_frame": 1000 * elapsed / timed,
-                     "state_mb": state_bytes(state) / 2**20, "max_rss_mb": rss_mb()})
+                     "state_mb": state_bytes(state) / 2**20, "max_rss_mb": rss_mb(),
+                     "exact": hits / max(1, ends), "segments": ends})
     return rows
 
 
@@ -85,7 +104,8 @@ def aged_streams(model, age: int, device: str, seed: int = 321, distinct: int = 
 
 @torch.no_grad()
 def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, timed: int = 60,
-                 cycle: int = 16, seed: int = 321, aged=None, serve: ServeConfig | None = None) -> dict:
+                 cycle: int = 16, seed: int = 321, aged=None, serve: ServeConfig | None = None,
+                 sparse: SparseRead | None = None) -> dict:
     """N independent streams batched through one model: frames/s each stream gets (steps/s, since a
     step advances every stream by one frame) and step latency, from the host-to-device frame copies to
     every stream's caption as token ids back on the host (what a server sends on; text is a table lookup
@@ -97,7 +117,7 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, t
     each step copies its N frames to the device. ``serve``: bf16, a CUDA graph a step and torch.compile
     (:class:`StreamServer`; graph and compile only where the shapes stay fixed: a delta-rule model on CUDA).
     """
-    model = load_checkpoint(checkpoint, device)
+    model = load_model(checkpoint, device, sparse)
     decoding = CaptionDecoding(model, all_captions(), device)
     base, _ = StreamBatch([seed + i for i in range(64)], SceneConfig(frame_size=model.cfg.frame_size)).next(cycle)
     index = torch.arange(n_streams) % 64
@@ -106,7 +126,7 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, t
         host = host.pin_memory()
     aged = aged_streams(model, age, device, seed) if aged is None else aged
     tile = torch.arange(n_streams, device=device) % aged.frames.shape[0]
-    state = aged.preallocated(age + timed + 5).select(tile)
+    state = aged.preallocated(age + timed + 5, sparse.block if sparse else 0).select(tile)
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
@@ -130,11 +150,12 @@ def many_streams(checkpoint: Path, n_streams: int, device: str, age: int = 64, t
 
 @torch.no_grad()
 def served_accuracy(checkpoint: Path, device: str, serve: ServeConfig | None = None, streams: int = 256,
-                    frames: int = 480, seed: int = 10**9) -> float:
+                    frames: int = 480, seed: int = 10**9, sparse: SparseRead | None = None) -> float:
     """Exact-match accuracy of held-out synthetic streams stepped through :class:`StreamServer` as
     ``serve`` runs it (bf16, graph, compile: what the speed rows ran), scored at each segment's last frame."""
-    model = load_checkpoint(checkpoint, device)
-    server = StreamServer(model, CaptionDecoding(model, all_captions(), device), model.initial_state(streams, device),
+    model = load_model(checkpoint, device, sparse)
+    state = model.initial_state(streams, device).preallocated(frames + 1, sparse.block if sparse else 0)
+    server = StreamServer(model, CaptionDecoding(model, all_captions(), device), state,
                           (serve or ServeConfig()).runnable(model, device))
     video, truths = StreamBatch([seed + i for i in range(streams)], SceneConfig(frame_size=model.cfg.frame_size)).next(frames)
     video = torch.as_tensor(video)
@@ -148,10 +169,11 @@ def served_accuracy(checkpoint: Path, device: str, serve: ServeConfig | None = N
     return hits / max(1, total)
 
 
-def _row_or_oom(checkpoint: Path, n: int, device: str, age: int, aged, serve: ServeConfig | None) -> dict:
+def _row_or_oom(checkpoint: Path, n: int, device: str, age: int, aged, serve: ServeConfig | None,
+                sparse: SparseRead | None) -> dict:
     """:func:`many_streams`, or a row marked ``oom`` (0 fps) when the device runs out of memory."""
     try:
-        return many_streams(checkpoint, n, device, age, aged=aged, serve=serve)
+        return many_streams(checkpoint, n, device, age, aged=aged, serve=serve, sparse=sparse)
     except torch.OutOfMemoryError:
         torch.cuda.empty_cache()
         return {"streams": n, "age": age, "fps_per_stream": 0.0, "frames_per_s": 0.0, "step_ms_p50": float("nan"),
@@ -159,19 +181,20 @@ def _row_or_oom(checkpoint: Path, n: int, device: str, age: int, aged, serve: Se
 
 
 def streams_at(checkpoint: Path, counts: list[int], device: str, age: int = 64, report=None,
-               serve: ServeConfig | None = None) -> list[dict]:
+               serve: ServeConfig | None = None, sparse: SparseRead | None = None) -> list[dict]:
     """:func:`many_streams` at each N of ``counts``, every stream ``age`` frames old."""
     aged = aged_streams(load_checkpoint(checkpoint, device), age, device)
     rows = []
     for n in counts:
-        rows.append(_row_or_oom(checkpoint, n, device, age, aged, serve))
+        rows.append(_row_or_oom(checkpoint, n, device, age, aged, serve, sparse))
         if report is not None:
             report(rows[-1])
     return rows
 
 
 def max_live_streams(checkpoint: Path, device: str, fps: float = 30.0, age: int = 64, start: int = 16,
-                     limit: int = 65536, report=None, serve: ServeConfig | None = None) -> tuple[int, list[dict]]:
+                     limit: int = 65536, report=None, serve: ServeConfig | None = None,
+                     sparse: SparseRead | None = None) -> tuple[int, list[dict]]:
     """The largest N at which every one of N batched streams, each ``age`` frames old, still gets
     ``fps`` frames/s: doubling until it fails (or memory runs out), then bisecting to within 5%.
     Returns (N, every row measured)."""
@@ -179,7 +202,7 @@ def max_live_streams(checkpoint: Path, device: str, fps: float = 30.0, age: int 
     aged = aged_streams(load_checkpoint(checkpoint, device), age, device)
 
     def ok(n: int) -> bool:
-        rows.append(_row_or_oom(checkpoint, n, device, age, aged, serve))
+        rows.append(_row_or_oom(checkpoint, n, device, age, aged, serve, sparse))
         if report is not None:
             report(rows[-1])
         return rows[-1]["fps_per_stream"] >= fps
