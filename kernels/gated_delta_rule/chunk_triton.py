@@ -37,7 +37,7 @@ def _wy_kernel(k, v, g, beta, w, u, gcum, tm, T, H: tl.constexpr, K: tl.constexp
     b_k = tl.load(p_k, mask=m_t[:, None] & (o_k[None, :] < K), other=0.0)
     p_v = v + row[:, None] * V + o_v[None, :]
     b_v = tl.load(p_v, mask=m_t[:, None] & (o_v[None, :] < V), other=0.0)
-    prec: tl.constexpr = "ieee" if IEEE else "tf32"
+    prec: tl.constexpr = "tf32x3" if IEEE else "tf32"
     b_kk = tl.dot(b_k, tl.trans(b_k), input_precision=prec)
     i_s = tl.arange(0, BT)
     strict = i_s[:, None] > i_s[None, :]
@@ -80,7 +80,7 @@ def _state_kernel(q, k, w, u, gcum, o, h0, ht, h, vn, scale, T, H: tl.constexpr,
     i_s = tl.arange(0, BT)
     causal = i_s[:, None] >= i_s[None, :]
     dt = q.dtype.element_ty
-    prec: tl.constexpr = "ieee" if IEEE else "tf32"
+    prec: tl.constexpr = "tf32x3" if IEEE else "tf32"
     for i_c in range(0, tl.cdiv(T, BT)):
         o_t = i_c * BT + i_s
         m_t = o_t < T
@@ -130,7 +130,7 @@ def _output_kernel(q, k, gcum, h, vn, o, scale, T, H: tl.constexpr, K: tl.conste
     m_k, m_v = o_k < K, o_v < V
     m_tk, m_tv = m_t[:, None] & m_k[None, :], m_t[:, None] & m_v[None, :]
     dt = q.dtype.element_ty
-    prec: tl.constexpr = "ieee" if IEEE else "tf32"
+    prec: tl.constexpr = "tf32x3" if IEEE else "tf32"
     b_q = tl.load(q + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
     b_k = tl.load(k + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
     g_last = tl.load(gcum + (i_b * T + tl.minimum(T, i_c * BT + BT) - 1) * H + i_h)
@@ -162,7 +162,8 @@ def chunk_gated_delta_rule_fwd(
     save: bool = False, split: bool | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Launch both kernels; inputs ``[B, T, H, *]`` contiguous, outputs in v's dtype, state fp32; fp32
-    inputs multiply in IEEE fp32 unless ``torch.backends.cuda.matmul.allow_tf32`` is set.
+    inputs multiply as three TF32 products (fp32 accuracy on tensor cores; a plain fp32 dot unrolls
+    into spilling FMA code) unless ``torch.backends.cuda.matmul.allow_tf32`` is set (one TF32 product).
     ``save`` (the backward's recomputation) also returns W, γ and T = (I + A)⁻¹ ``[B, T, H, BT]``
     (fp32), each chunk's starting state ``[B, H, NT, K, V]`` and the new values ``U − W S``
     ``[B, T, H, V]`` (both fp32). ``split`` (default: :func:`split_pays`) runs the state pass without

@@ -55,7 +55,7 @@ def _dstate_kernel(q, k, w, gcum, do, dvn, dh, dht, dh0, scale, T, H: tl.constex
     i_s = tl.arange(0, BT)
     upper = i_s[:, None] <= i_s[None, :]  # [s, t]: s ≤ t, P transposed
     dt = q.dtype.element_ty
-    prec: tl.constexpr = "ieee" if IEEE else "tf32"
+    prec: tl.constexpr = "tf32x3" if IEEE else "tf32"
     NT = tl.cdiv(T, BT)
     for i in range(0, NT):
         i_c = NT - 1 - i
@@ -98,7 +98,7 @@ def _dqkw_kernel(q, k, g, h, vn, dh, do, dq, dk1, dgam, scale, T, H: tl.constexp
     m_k = o_k < K
     m_tk = m_t[:, None] & m_k[None, :]
     dt = q.dtype.element_ty
-    prec: tl.constexpr = "ieee" if IEEE else "tf32"
+    prec: tl.constexpr = "tf32x3" if IEEE else "tf32"
     # padded steps have g = 0, so γ there is the last real step's γ, as in the forward
     b_g = tl.load(g + row, mask=m_t, other=0.0).to(tl.float32)
     b_gc = tl.cumsum(b_g, axis=0)
@@ -158,7 +158,7 @@ def _dwy_kernel(k, v, g, beta, w, tm, h, dvn, dk1, dgam, dk, dv, dg, dbeta, T, H
     row = (i_b * T + o_t) * H + i_h
     o_k = tl.arange(0, BK)
     m_tk = m_t[:, None] & (o_k < K)[None, :]
-    prec: tl.constexpr = "ieee" if IEEE else "tf32"
+    prec: tl.constexpr = "tf32x3" if IEEE else "tf32"
     dt = k.dtype.element_ty  # matmul operands in the inputs' precision, fp32 accumulation
     b_g = tl.load(g + row, mask=m_t, other=0.0).to(tl.float32)
     b_gc = tl.cumsum(b_g, axis=0)
@@ -215,7 +215,8 @@ def chunk_gated_delta_rule_bwd(
     """dq, dk, dv, dg, dβ (each in its input's dtype) and dh0 (fp32, None without an initial state)
     of the forward's output o and final state, given their gradients ``do`` and ``dht``; ``saved`` is
     what ``chunk_gated_delta_rule_fwd(..., save=True)`` returned after o and the final state. fp32
-    inputs multiply in IEEE fp32 unless ``torch.backends.cuda.matmul.allow_tf32`` is set."""
+    inputs multiply as three TF32 products (fp32 accuracy on tensor cores; a plain fp32 dot unrolls
+    into spilling FMA code) unless ``torch.backends.cuda.matmul.allow_tf32`` is set (one TF32 product)."""
     B, T, H, K = q.shape
     V = v.shape[-1]
     w, gcum, tm, h, vn = saved

@@ -24,7 +24,7 @@ def _forward_kernel(q, k, v, lut, counts, o, lse, scale, Tq, Tk, NQ, H, sq_b, sq
     q += i_b * sq_b + i_h * sq_h
     k += i_b * sk_b + i_h * sk_h
     v += i_b * sv_b + i_h * sv_h
-    prec: tl.constexpr = "ieee" if IEEE else "tf32"
+    prec: tl.constexpr = "tf32x3" if IEEE else "tf32"
     rows = i_q * BLOCK + tl.arange(0, BLOCK)
     m_q = rows < Tq
     o_d, o_dv = tl.arange(0, BD), tl.arange(0, BDV)
@@ -61,7 +61,7 @@ def _backward_kernel(q, k, v, do, lse, delta, lut, counts, dq, dk, dv, scale, Tq
                      DV: tl.constexpr, BLOCK: tl.constexpr, BD: tl.constexpr, BDV: tl.constexpr,
                      WIDTH: tl.constexpr, CAUSAL: tl.constexpr, IEEE: tl.constexpr):
     i_q, i_bh = tl.program_id(0), tl.program_id(1)
-    prec: tl.constexpr = "ieee" if IEEE else "tf32"
+    prec: tl.constexpr = "tf32x3" if IEEE else "tf32"
     rows = i_q * BLOCK + tl.arange(0, BLOCK)
     m_q = rows < Tq
     o_d, o_dv = tl.arange(0, BD), tl.arange(0, BDV)
