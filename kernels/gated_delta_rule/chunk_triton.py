@@ -161,10 +161,10 @@ def chunk_gated_delta_rule_fwd(
     scale: float, initial_state: torch.Tensor | None, output_final_state: bool, chunk_size: int = 64,
     save: bool = False, split: bool | None = None,
 ) -> tuple[torch.Tensor, ...]:
-    """Launch both kernels; inputs ``[B, T, H, *]`` contiguous, outputs in v's dtype, state fp32; fp32
+    """Launch the kernels; inputs ``[B, T, H, *]`` contiguous, outputs in v's dtype, state fp32; fp32
     inputs multiply as three TF32 products (fp32 accuracy on tensor cores; a plain fp32 dot unrolls
     into spilling FMA code) unless ``torch.backends.cuda.matmul.allow_tf32`` is set (one TF32 product).
-    ``save`` (the backward's recomputation) also returns W, γ and T = (I + A)⁻¹ ``[B, T, H, BT]``
+    ``save`` (for the backward) also returns W, γ and T = (I + A)⁻¹ ``[B, T, H, BT]``
     (fp32), each chunk's starting state ``[B, H, NT, K, V]`` and the new values ``U − W S``
     ``[B, T, H, V]`` (both fp32). ``split`` (default: :func:`split_pays`) runs the state pass without
     outputs and then every chunk's outputs at once."""
