@@ -178,6 +178,8 @@ def test_reacher_stores_mujoco_frames(ray_address, tmp_path):
     (["run", "--caption-skip", "1", "--captioner", "off"], "this run has no captioner"),
     (["run", "--captioner", "pyproject.toml"], "is not a thalamus captioner checkpoint"),
     (["bench", "caption", "--streams", "4", "--age", "0"], "--age must be at least 1 frame"),
+    (["bench", "caption", "--sparse-block", "24"], "--sparse-block must be a power of two ≥ 16, got 24"),
+    (["bench", "caption", "--sparse-top-p", "1.5"], "--sparse-top-p must be in (0, 1], got 1.5"),
 ])
 def test_bad_input_getsone_clear_line(argv, expect, capsys):
     one_clear_line(run_main(capsys, *argv), expect)  # an unreachable --address: tests/test_run_cmd.py
