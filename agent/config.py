@@ -30,6 +30,19 @@ class PerceptionConfig:
     clip: float = 5.0  # normalized state is clipped to [-clip, clip]
 
 
+@dataclass(frozen=True)
+class SparseRead:
+    """A softmax captioner's streaming step reads only the newest ``local`` cache blocks of ``block``
+    frames (what the scene is doing now) and the blocks that hold probability mass ``top_p`` of the
+    block-mean scores, at least one and at most ``top_k`` (``kernels.sparse_attention``); chunked
+    forwards stay dense."""
+
+    top_k: int = 16
+    top_p: float = 0.9
+    block: int = 64
+    local: int = 1
+
+
 @dataclass
 class PPOConfig:
     """Hyper-parameters; defaults solve CartPole-v1 with 8 envs in ~1e5 steps."""

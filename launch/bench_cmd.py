@@ -21,7 +21,7 @@ import math
 from dataclasses import asdict
 from pathlib import Path
 
-from agent.perception.sparse_read import SparseRead
+from agent.config import SparseRead
 from launch import continual_bench_cmd, pipeline_bench_cmd, policy_bench_cmd
 from launch.errors import UsageError
 

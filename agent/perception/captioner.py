@@ -22,7 +22,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from agent.perception.grammar import BOS, VOCAB, Vocab
-from agent.perception.sparse_read import SparseRead
+from agent.config import SparseRead
 from kernels import gated_delta_rule, gated_delta_rule_step, sparse_attention
 
 
