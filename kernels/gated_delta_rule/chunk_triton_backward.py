@@ -85,15 +85,20 @@ def _dstate_kernel(q, k, w, gcum, do, dvn, dh, dht, dh0, scale, T, H: tl.constex
 
 
 @triton.jit
-def _dqkw_kernel(q, k, g, h, vn, dh, do, dq, dk1, dgam, scale, T, H: tl.constexpr, K: tl.constexpr,
-                 V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, IEEE: tl.constexpr):
+def _chunk_rows(T, H: tl.constexpr, BT: tl.constexpr):
+    """A (chunk, batch·head) program's chunk, its batch·head, the steps' offsets in the chunk, which
+    steps are real, and their rows in ``[B, T, H, *]``."""
     i_c, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
-    NT = tl.cdiv(T, BT)
     i_s = tl.arange(0, BT)
     o_t = i_c * BT + i_s
-    m_t = o_t < T
-    row = (i_b * T + o_t) * H + i_h
+    return i_c, i_bh, i_s, o_t < T, ((i_bh // H) * T + o_t) * H + i_bh % H
+
+
+@triton.jit
+def _dqkw_kernel(q, k, g, h, vn, dh, do, dq, dk1, dgam, scale, T, H: tl.constexpr, K: tl.constexpr,
+                 V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, IEEE: tl.constexpr):
+    i_c, i_bh, i_s, m_t, row = _chunk_rows(T, H, BT)
+    NT = tl.cdiv(T, BT)
     o_k = tl.arange(0, BK)
     m_k = o_k < K
     m_tk = m_t[:, None] & m_k[None, :]
@@ -149,13 +154,8 @@ def _dqkw_kernel(q, k, g, h, vn, dh, do, dq, dk1, dgam, scale, T, H: tl.constexp
 def _dwy_kernel(k, v, g, beta, w, tm, h, dvn, dk1, dgam, dk, dv, dg, dbeta, T, H: tl.constexpr,
                 K: tl.constexpr, V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
                 IEEE: tl.constexpr):
-    i_c, i_bh = tl.program_id(0), tl.program_id(1)
-    i_b, i_h = i_bh // H, i_bh % H
+    i_c, i_bh, i_s, m_t, row = _chunk_rows(T, H, BT)
     NT = tl.cdiv(T, BT)
-    i_s = tl.arange(0, BT)
-    o_t = i_c * BT + i_s
-    m_t = o_t < T
-    row = (i_b * T + o_t) * H + i_h
     o_k = tl.arange(0, BK)
     m_tk = m_t[:, None] & (o_k < K)[None, :]
     prec: tl.constexpr = "tf32x3" if IEEE else "tf32"
