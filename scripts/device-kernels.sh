@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
-# On the H200 machine (the device tool; carry ".whl-run" for the captioner's imports): the kernel
+# On the H200 machine (the device tool; carry ".whl-run" for the captioner's imports and, to time fla
+# beside ours, ".whl-fla" from scripts/fla-wheels.sh): the kernel
 # figures of issue 16 in one call. benchmarks/kernels.py's checks and chunked timings twice (a headline
 # runs twice), the captioner training step, and the backward's launch-shape sweep; JSON and logs in $OUT.
 # Usage: scripts/device-kernels.sh [PARTS]   PARTS from: chunk train sweep sparse step (default: chunk train sweep sparse)
 set -uo pipefail
 WHEELS=.whl-run source scripts/device-setup.sh
+if [ -d .whl-fla ] && [ ! -f /tmp/site/.installed-fla ]; then  # fla beside ours, where carried (scripts/fla-wheels.sh)
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl-fla/*.whl && touch /tmp/site/.installed-fla
+fi
 parts=${*:-chunk train sweep sparse}
 for part in $parts; do
   case $part in
