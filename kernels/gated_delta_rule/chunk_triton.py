@@ -146,11 +146,18 @@ def _output_kernel(q, k, gcum, h, vn, o, scale, T, H: tl.constexpr, K: tl.conste
     tl.store(o + row[:, None] * V + o_v[None, :], (b_o * scale).to(o.dtype.element_ty), mask=m_tv)
 
 
+def state_v_block(B: int, H: int, V: int) -> int:
+    """The V block a state pass (forward or backward) carries per program: wide when there are enough
+    (batch, head) pairs to fill the GPU, else narrower (swept on an H200: BV 32/64, 4/8 warps, 1-3
+    stages; BENCHMARKS.md)."""
+    return max(16, min(max(16, triton.next_power_of_2(V)), 64 if B * H * triton.cdiv(V, 64) >= 128 else 32))
+
+
 def split_pays(B: int, T: int, H: int, V: int, device: torch.device, chunk_size: int = 64) -> bool:
     """Whether to split the forward: when the fused state pass has fewer programs (a V block of 32 per
     batch·head) than the GPU has multiprocessors and each walks a long sequence (≥ 128 chunks), the
-    split's lighter state pass and fully parallel outputs should beat it; on short sequences the fused
-    pass, which writes no per-chunk states, was measured the faster (BENCHMARKS.md)."""
+    split's lighter state pass and fully parallel outputs should beat it; shorter sequences keep the
+    fused pass, which writes no per-chunk states (a reasoned rule: benchmarks/kernels.py times both)."""
     if device.type != "cuda" or triton.cdiv(T, chunk_size) < 128:
         return False
     return B * H * triton.cdiv(V, 32) < torch.cuda.get_device_properties(device).multi_processor_count
@@ -182,9 +189,7 @@ def chunk_gated_delta_rule_fwd(
     _wy_kernel[(NT, B * H)](k, v, g, beta, w, u, gcum, tm, T, H, K, V, BT, BK, BVW,
                             LOG_BT=BT.bit_length() - 1, SAVE_T=save, IEEE=ieee, num_warps=4)
     o = torch.empty_like(v)
-    # wide V blocks when there are enough (batch, head) pairs to fill the GPU, else narrower ones
-    # (swept on an H200: BV 32/64, 4/8 warps, 1-3 stages; BENCHMARKS.md)
-    BV = max(16, min(BVW, 64 if B * H * triton.cdiv(V, 64) >= 128 else 32))
+    BV = state_v_block(B, H, V)
     # three stages of prefetch fit the shared memory for 16-bit inputs up to K = 128; fewer otherwise
     stages = 3 if q.element_size() <= 2 and BK <= 128 else (2 if BK <= 128 else 1)
     ht = torch.empty(B, H, K, V, dtype=torch.float32, device=q.device) if output_final_state else None

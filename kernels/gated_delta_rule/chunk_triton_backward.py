@@ -2,18 +2,17 @@
 
 When gradients are wanted, the forward keeps W, γ, ``T = (I + A)⁻¹``, the state at each chunk's
 start (h) and the new values ``Vn = U − W S`` (writing h costs far less than a second state pass to
-recompute it); then
+recompute it). From those, three kernels:
 
-1. (the forward's kernels, saving those);
-2. ``_dstate_kernel``, one program per (V block, batch·head), chunks in reverse: carries dS, the
+1. ``_dstate_kernel``, one program per (V block, batch·head), chunks in reverse: carries dS, the
    gradient of the state at a chunk's end, saves it (dh) and writes ``dVn = Pᵀ dO + K_d dS``, where
    ``P = scale·(QKᵀ ⊙ M)`` and ``K_d = K ⊙ exp(γ_last − γ)``; dS then steps back through the chunk:
    ``dS ← exp(γ_last) dS + (Γ·scale·Q)ᵀ dO − Wᵀ dVn`` (what is left at the start is dh0);
-3. ``_dqkw_kernel``, one program per (chunk, batch·head): dq, and the parts of dk and dγ that come
+2. ``_dqkw_kernel``, one program per (chunk, batch·head): dq, and the parts of dk and dγ that come
    from the chunk's attention and state;
-4. ``_dwy_kernel``, the same grid: ``dW = −dVn Sᵀ``, then back through the WY form (``dA = −(dK_b Wᵀ + dV_b Uᵀ)`` below
-   the diagonal, ``dK_b = Tᵀ dW``, ``dV_b = Tᵀ dVn``) to dk, dv, dβ, and dg, the reverse cumulative
-   sum of the chunk's dγ.
+3. ``_dwy_kernel``, the same grid: ``dW = −dVn Sᵀ``, then back through the WY form
+   (``dA = −(dK_b Wᵀ + dV_b Uᵀ)`` below the diagonal, ``dK_b = Tᵀ dW``, ``dV_b = Tᵀ dVn``) to dk, dv,
+   dβ, and dg, the reverse cumulative sum of the chunk's dγ.
 
 The formulas are derived from ``chunk_torch.py`` line by line; tests check them against autograd of
 the fp32 recurrent reference.
@@ -27,6 +26,8 @@ import torch
 import triton
 import triton.language as tl
 
+from kernels.gated_delta_rule.chunk_triton import state_v_block
+
 
 @dataclass(frozen=True)
 class BackwardLaunch:
@@ -36,6 +37,7 @@ class BackwardLaunch:
     dstate: tuple[int, int] = (8, 1)
     dqkw: tuple[int, int] = (8, 1)
     dwy: tuple[int, int] = (8, 1)
+
 
 @triton.jit
 def _dstate_kernel(q, k, w, gcum, do, dvn, dh, dht, dh0, scale, T, H: tl.constexpr, K: tl.constexpr,
@@ -229,7 +231,7 @@ def chunk_gated_delta_rule_bwd(
     f32 = dict(dtype=torch.float32, device=q.device)
     dvn, dh = torch.empty(B, T, H, V, **f32), torch.empty(B, H, NT, K, V, **f32)
     dh0 = torch.empty(B, H, K, V, **f32) if initial_state is not None else None
-    BV = max(16, min(BVW, 64 if B * H * triton.cdiv(V, 64) >= 128 else 32))
+    BV = state_v_block(B, H, V)
     _dstate_kernel[(triton.cdiv(V, BV), B * H)](
         q, k, w, gcum, do, dvn, dh, dht.contiguous() if dht is not None else None, dh0, scale, T, H, K, V,
         BT, BK, BV, USE_FINAL_GRAD=dht is not None, STORE_INITIAL_GRAD=dh0 is not None, IEEE=ieee,
