@@ -31,8 +31,7 @@ from kernels.gated_delta_rule.chunk_triton import state_v_block
 
 @dataclass(frozen=True)
 class BackwardLaunch:
-    """(warps, prefetch stages) of each backward kernel; the default was chosen by register and
-    shared-memory use at K = V = 128 on sm_90 (ptxas) and is swept by benchmarks/backward_sweep.py."""
+    """(warps, prefetch stages) of each backward kernel, swept by benchmarks/backward_sweep.py."""
 
     dstate: tuple[int, int] = (8, 1)
     dqkw: tuple[int, int] = (8, 1)
@@ -218,15 +217,22 @@ def chunk_gated_delta_rule_bwd(
     of the forward's output o and final state, given their gradients ``do`` and ``dht``; ``saved`` is
     what ``chunk_gated_delta_rule_fwd(..., save=True)`` returned after o and the final state. fp32
     inputs multiply as three TF32 products (fp32 accuracy on tensor cores; a plain fp32 dot unrolls
-    into spilling FMA code) unless ``torch.backends.cuda.matmul.allow_tf32`` is set (one TF32 product)."""
+    into spilling FMA code) unless ``torch.backends.cuda.matmul.allow_tf32`` is set (one TF32 product).
+    16-bit inputs are widened to fp32 and multiply as one TF32 product: with 16-bit operands Triton 3.6
+    compiled these kernels wrong on an H200 (gradients off by 20-80%, and out-of-range shared memory
+    at 8 warps, found by compute-sanitizer), while the fp32 build matched the reference."""
+    dtypes = [x.dtype for x in (q, k, v, g, beta)]
+    narrow = q.dtype != torch.float32
+    w, gcum, tm, h, vn = saved
+    if narrow:
+        q, k, v, g, beta, w, do = (x.float() for x in (q, k, v, g, beta, w, do))
     B, T, H, K = q.shape
     V = v.shape[-1]
-    w, gcum, tm, h, vn = saved
     BT = tm.shape[-1]
     NT = triton.cdiv(T, BT)
     BK = max(16, triton.next_power_of_2(K))
     BVW = max(16, triton.next_power_of_2(V))
-    ieee = q.dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32
+    ieee = not narrow and not torch.backends.cuda.matmul.allow_tf32
     do = do.contiguous()
     f32 = dict(dtype=torch.float32, device=q.device)
     dvn, dh = torch.empty(B, T, H, V, **f32), torch.empty(B, H, NT, K, V, **f32)
@@ -245,5 +251,5 @@ def chunk_gated_delta_rule_bwd(
                               IEEE=ieee, num_warps=launch.dqkw[0], num_stages=launch.dqkw[1])
     _dwy_kernel[(NT, B * H)](k, v, g, beta, w, tm, h, dvn, dk1, dgam, dk, dv, dg, dbeta, T, H, K, V, BT, BK,
                              BVC, IEEE=ieee, num_warps=launch.dwy[0], num_stages=launch.dwy[1])
-    return dq, dk, dv, dg, dbeta, dh0
+    return (*(x.to(d) for x, d in zip((dq, dk, dv, dg, dbeta), dtypes)), dh0)
 
