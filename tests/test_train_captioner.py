@@ -75,3 +75,26 @@ def test_init_that_is_not_a_checkpoint_is_one_clear_line(capsys, tmp_path):
     bad.write_text("hello")
     one_clear_line(run_main(capsys, "train", "captioner", "--init", str(bad), "--steps", "1"),
                    "--init: ")
+
+
+def test_parallel_streams_deliver_one_batchs_chunks_through_shared_memory():
+    """Workers writing into shared slots give, chunk after chunk (more chunks than slots), exactly the
+    frames and captions of one batch over all the seeds, and a bad chunk length is refused."""
+    import numpy as np
+    import pytest
+
+    from agent.perception.data import ParallelStreams, open_batch
+
+    seeds = [3, 5, 8, 13, 21]
+    one = open_batch("synthetic", seeds, 64)
+    many = ParallelStreams("synthetic", seeds, 64, 6, workers=2, prefetch=2)
+    try:
+        for _ in range(5):
+            want, want_truths = one.next(6)
+            got, got_truths = many.next(6)
+            np.testing.assert_array_equal(got, want)
+            assert [[t.caption for t in s] for s in got_truths] == [[t.caption for t in s] for s in want_truths]
+        with pytest.raises(ValueError, match="chunks of 6 frames"):
+            many.next(7)
+    finally:
+        many.close()

@@ -7,11 +7,14 @@ A data source is a string: ``synthetic``, ``env:ID``, or anything else as a dire
 frames (B, n, S, S, 3) and per-stream truths (each with ``.caption`` and ``.is_last``).
 ``ParallelStreams`` runs slices of those streams in worker processes and keeps up to ``prefetch``
 chunks ready; ``next`` gathers one chunk from every worker in a fixed order, so the result is the same
-as one batch over all seeds, whatever the number of workers.
+as one batch over all seeds, whatever the number of workers. Workers write frames straight into
+shared memory (only the truths are pickled): at 32 streams × 32 frames of 64×64 a chunk is 12.6 MB,
+which through pipes cost the trainer ~30 ms a step to receive.
 """
 
 from __future__ import annotations
 
+import mmap
 import multiprocessing as mp
 from collections.abc import Sequence
 from pathlib import Path
@@ -59,33 +62,49 @@ def open_batch(data: str, seeds: Sequence[int], frame_size: int, camera: CameraC
 
 
 def _worker(data: str, seeds: list[int], frame_size: int, n_frames: int, camera: CameraConfig | None,
-            out: mp.Queue) -> None:
+            slots: np.ndarray, rows: slice, free: Any, out: mp.Queue) -> None:
+    """Fill this worker's rows of the shared slots in turn, each once the trainer has let it go."""
     batch = open_batch(data, seeds, frame_size, camera)
-    while True:
-        out.put(batch.next(n_frames))
+    for chunk in range(2**62):
+        free.acquire()
+        frames, truths = batch.next(n_frames)
+        slots[chunk % len(slots), rows] = frames
+        out.put(truths)
 
 
 class ParallelStreams:
-    """``open_batch(data, seeds).next(n_frames)`` chunks, computed ahead by ``workers`` processes."""
+    """``open_batch(data, seeds).next(n_frames)`` chunks, computed ahead by ``workers`` processes into
+    ``prefetch`` shared-memory slots."""
 
     def __init__(self, data: str, seeds: Sequence[int], frame_size: int, n_frames: int, workers: int,
                  prefetch: int = 4, camera: CameraConfig | None = None) -> None:
-        self.n_frames = n_frames
+        self.n_frames, self.chunk = n_frames, 0
         workers = max(1, min(workers, len(seeds)))
         ctx = mp.get_context("fork")  # before CUDA is initialised: the trainer creates this first
+        shape = (prefetch, len(seeds), n_frames, frame_size, frame_size, 3)
+        self.slots = np.frombuffer(mmap.mmap(-1, int(np.prod(shape))), dtype=np.uint8).reshape(shape)  # shared on fork
         slices = np.array_split(np.asarray(seeds), workers)
-        self.queues = [ctx.Queue(maxsize=prefetch) for _ in slices]
-        self.procs = [ctx.Process(target=_worker, args=(data, s.tolist(), frame_size, n_frames, camera, q), daemon=True)
-                      for s, q in zip(slices, self.queues)]
+        bounds = np.cumsum([0] + [len(s) for s in slices])
+        self.free = [ctx.Semaphore(prefetch) for _ in slices]
+        self.queues = [ctx.Queue() for _ in slices]
+        self.procs = [ctx.Process(target=_worker, args=(data, s.tolist(), frame_size, n_frames, camera, self.slots,
+                                                        slice(lo, hi), free, q), daemon=True)
+                      for s, lo, hi, free, q in zip(slices, bounds[:-1], bounds[1:], self.free, self.queues)]
         for p in self.procs:
             p.start()
 
     def next(self, n_frames: int) -> tuple[np.ndarray, list[list[Any]]]:
-        """The next ``n_frames`` of every stream (the chunk length the workers were started with)."""
+        """The next ``n_frames`` of every stream (the chunk length the workers were started with). The
+        frames are a view into shared memory, valid until the next call: copy what must outlive it."""
         if n_frames != self.n_frames:
             raise ValueError(f"these workers make chunks of {self.n_frames} frames, not {n_frames}")
-        parts = [q.get(timeout=120) for q in self.queues]
-        return np.concatenate([f for f, _ in parts]), [t for _, truths in parts for t in truths]
+        if self.chunk > 0:  # the caller is done with the previous chunk's slot
+            for free in self.free:
+                free.release()
+        truths = [t for q in self.queues for t in q.get(timeout=120)]
+        frames = self.slots[self.chunk % len(self.slots)]
+        self.chunk += 1
+        return frames, truths
 
     def close(self) -> None:
         for p in self.procs:

@@ -19,7 +19,8 @@ from __future__ import annotations
 import math
 import time
 import zipfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,20 @@ class TrainConfig:
     camera: bool = False  # frames as a busy live camera delivers them (camera.py); the model reads each one's gap
     init: str | None = None  # a checkpoint to start from (its sizes and vocabulary are kept) instead of scratch
     model: CaptionerConfig = field(default_factory=CaptionerConfig)  # its vocab is set from the data's captions
+
+
+REPORT_LOSS_EVERY = 10  # steps between reads of the loss for progress (each read syncs with the GPU)
+
+
+@contextmanager
+def _tf32_on(device: torch.device) -> Iterator[None]:
+    """TF32 matmuls while training on a GPU (PyTorch's own switch, restored after)."""
+    before = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = before or device.type == "cuda"
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = before
 
 
 def _targets(truths: list[list], table: dict[str, list[int]], device: torch.device) -> torch.Tensor:
@@ -161,29 +176,33 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
     state = model.initial_state(cfg.streams, device)
     eval_seeds = [10**9 + cfg.seed * 1000 + i for i in range(cfg.eval_streams)]
     metrics: dict = {}
+    loss_seen = float("nan")
     started = time.perf_counter()
-    for step in range(cfg.steps):
-        frames, truths = data.next(cfg.chunk)
-        target = _targets(truths, table, device)  # [B, T, L]
-        feats, state = model(torch.as_tensor(frames, device=device), state, _gaps(truths, device))
-        state = state.detach()
-        logits = model.decoder(feats.flatten(0, 1), target.flatten(0, 1))  # [B*T, L, vocab]
-        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        last = step == cfg.steps - 1
-        if last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
-            metrics = evaluate_captioner(model, eval_seeds, cfg.eval_frames, device, data=scored_on,
-                                         captions=captions)
-            if cfg.camera:
-                camera = evaluate_captioner(model, eval_seeds, cfg.eval_frames, device, data=scored_on,
-                                            captions=captions, camera=CameraConfig())
-                metrics |= {"camera_exact": camera["exact"], "camera_segments": camera["segments"]}
-        if progress is not None:
-            progress(step + 1, {"loss": loss.item(), "elapsed_s": time.perf_counter() - started, **metrics})
+    with _tf32_on(device):
+        for step in range(cfg.steps):
+            frames, truths = data.next(cfg.chunk)
+            target = _targets(truths, table, device)  # [B, T, L]
+            feats, state = model(torch.as_tensor(frames, device=device), state, _gaps(truths, device))
+            state = state.detach()
+            logits = model.decoder(feats.flatten(0, 1), target.flatten(0, 1))  # [B*T, L, vocab]
+            loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            last = step == cfg.steps - 1
+            if last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
+                metrics = evaluate_captioner(model, eval_seeds, cfg.eval_frames, device, data=scored_on,
+                                             captions=captions)
+                if cfg.camera:
+                    camera = evaluate_captioner(model, eval_seeds, cfg.eval_frames, device, data=scored_on,
+                                                captions=captions, camera=CameraConfig())
+                    metrics |= {"camera_exact": camera["exact"], "camera_segments": camera["segments"]}
+            if progress is not None:
+                if last or step % REPORT_LOSS_EVERY == 0:  # reading the loss waits for the GPU: not every step
+                    loss_seen = loss.item()
+                progress(step + 1, {"loss": loss_seen, "elapsed_s": time.perf_counter() - started, **metrics})
     if isinstance(data, ParallelStreams):
         data.close()
     metrics["train_s"] = time.perf_counter() - started

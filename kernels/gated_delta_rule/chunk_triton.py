@@ -155,10 +155,11 @@ def state_v_block(B: int, H: int, V: int) -> int:
 
 def split_pays(B: int, T: int, H: int, V: int, device: torch.device, chunk_size: int = 64) -> bool:
     """Whether to split the forward: when the fused state pass has fewer programs (a V block of 32 per
-    batch·head) than the GPU has multiprocessors and each walks a long sequence (≥ 128 chunks), the
-    split's lighter state pass and fully parallel outputs should beat it; shorter sequences keep the
-    fused pass, which writes no per-chunk states (a reasoned rule: benchmarks/kernels.py times both)."""
-    if device.type != "cuda" or triton.cdiv(T, chunk_size) < 128:
+    batch·head) than the GPU has multiprocessors and the sequence has ≥ 64 chunks. Measured on an H200
+    (benchmarks/kernels.py, BENCHMARKS.md): split 0.26 against fused 0.32 ms at 1×4096×16×128×128 (64
+    programs) and 1.20 against 1.36 ms at 8×16384×8×64×64 (128), fused 1.08 against split 1.65 ms at
+    4×8192×16×128×128 (256 programs); shorter sequences keep the fused pass, which stores no chunk states."""
+    if device.type != "cuda" or triton.cdiv(T, chunk_size) < 64:
         return False
     return B * H * triton.cdiv(V, 32) < torch.cuda.get_device_properties(device).multi_processor_count
 

@@ -15,11 +15,13 @@ import torch
 def pool_blocks(x: torch.Tensor, block: int) -> torch.Tensor:
     """``[B, H, T, D]`` → ``[B, H, ⌈T/block⌉, D]``: each block's mean (fp32; the last block may be short)."""
     B, H, T, D = x.shape
-    n = -(-T // block)
-    padded = torch.nn.functional.pad(x.float(), (0, 0, 0, n * block - T)).view(B, H, n, block, D)
+    n, full = -(-T // block), T // block
+    sums = x[:, :, :full * block].unflatten(2, (full, block)).sum(3, dtype=torch.float32)  # no fp32 copy of x
+    if full < n:
+        sums = torch.cat([sums, x[:, :, full * block:].sum(2, keepdim=True, dtype=torch.float32)], 2)
     sizes = torch.full((n,), float(block), device=x.device)
     sizes[-1] = T - (n - 1) * block
-    return padded.sum(3) / sizes[:, None]
+    return sums / sizes[:, None]
 
 
 def block_probs(q_means: torch.Tensor, k_means: torch.Tensor, causal: bool, scale: float) -> torch.Tensor:
@@ -52,13 +54,13 @@ def select_blocks(probs: torch.Tensor, top_k: int, top_p: float,
     n_local = torch.zeros(probs.shape[-2], dtype=torch.long, device=probs.device) if local is None else local.sum(-1)
     width = min(top_k + int(n_local.max()), nk)
     priority = probs if local is None else probs + 2.0 * local  # the local blocks first, then by mass
-    order = priority.sort(-1, descending=True).indices
-    mass = probs.gather(-1, order)
+    # only the first `width` blocks in that order can be kept, so a top-k stands in for a full sort
+    chosen = priority.topk(width, -1, sorted=True).indices
+    mass = probs.gather(-1, chosen)
     before = mass.cumsum(-1) - mass  # the mass of the blocks ahead of each in the order
-    needed = (before < top_p).sum(-1)  # the shortest prefix holding top_p
+    needed = (before < top_p).sum(-1)  # the shortest prefix holding top_p (capped at width)
     counts = needed.maximum(n_local.clamp_min(1)).minimum(n_local + top_k).clamp_max(width)
     counts = counts.minimum((mass > 0).sum(-1).clamp_min(1).maximum(n_local))
-    chosen = order[..., :width]
     slot = torch.arange(width, device=probs.device)
     chosen = torch.where(slot < counts[..., None], chosen, nk)  # unused slots sort last ...
     lut = chosen.sort(-1).values
