@@ -4,10 +4,11 @@
 
 At 1×4096×16×128×128, in bf16 and fp32, each of the three backward kernels
 (`kernels/gated_delta_rule/chunk_triton_backward.py`) is tried at (warps, stages) ∈ {(4, 1), (8, 1), (4, 2)}
-while the other two keep the shipped shape; each try runs in its own process (a launch shape the
-compiler gets wrong can fault the GPU, which ends the process), checks its gradients against the
-shipped shape's, and times the backward alone (CUDA events, median) beside our forward with and
-without saving for it. Pick the shipped `BackwardLaunch` from here.
+while the other two keep the shipped shape; and the 16-bit build (bf16 operands, not widened to fp32;
+``widen=False``) with all three kernels at 2 or 4 warps, the shapes flash-linear-attention found right
+on Hopper. Each try runs in its own process (a launch shape the compiler gets wrong can fault the GPU,
+which ends the process), checks its gradients against the shipped backward's, and times the backward
+alone (CUDA events, median) beside our forward with and without saving for it.
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ from kernels.gated_delta_rule.chunk_triton_backward import BackwardLaunch, chunk
 
 SHAPES = [(4, 1), (8, 1), (4, 2)]
 KERNELS = ("dstate", "dqkw", "dwy")
+NARROW_SHAPES = [(2, 1), (4, 1)]
 
 
 def time_one(dtype: torch.dtype, kernel: str | None, shape: tuple[int, int] | None) -> dict:
-    """Time the backward with ``kernel`` launched at ``shape`` (None: the shipped launch)."""
+    """Time the backward with ``kernel`` launched at ``shape`` (None: the shipped launch; "narrow":
+    every kernel at ``shape``, 16-bit operands)."""
     torch.backends.cuda.matmul.allow_tf32 = False
     q, k, v, g, beta, h0 = (x.to(dtype) if x.dtype != torch.float32 or i < 5 else x
                             for i, x in enumerate(inputs(*FWDBWD_SHAPE)))
@@ -44,12 +47,16 @@ def time_one(dtype: torch.dtype, kernel: str | None, shape: tuple[int, int] | No
     do = torch.randn(v.shape, device="cuda", generator=gen).to(v.dtype)
     dht = torch.randn(h0.shape, device="cuda", generator=gen)
     shipped = BackwardLaunch()
-    launch = shipped if kernel is None else replace(shipped, **{kernel: shape})
+    if kernel == "narrow":
+        launch = BackwardLaunch(shape, shape, shape)
+    else:
+        launch = shipped if kernel is None else replace(shipped, **{kernel: shape})
+    widen = kernel != "narrow"
     ref = chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved), do, dht, shipped)
-    got = chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved), do, dht, launch)
+    got = chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved), do, dht, launch, widen)
     torch.cuda.synchronize()
-    ms = bench(lambda: chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved), do, dht, launch))
-    return {"dtype": str(dtype).split(".")[-1], "kernel": kernel, "shape": shape, "launch": str(launch),
+    ms = bench(lambda: chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved), do, dht, launch, widen))
+    return {"dtype": str(dtype).split(".")[-1], "kernel": kernel, "shape": shape, "launch": str(launch), "widen": widen,
             "bwd_ms": ms, "fwd_ms": fwd, "fwd_save_ms": fwd_save, "fwd_bwd_over_fwd": (fwd_save + ms) / fwd,
             "max_rel_rmse_vs_shipped": max(rel_rmse(r, x) for r, x in zip(ref, got) if r is not None)}
 
@@ -68,6 +75,7 @@ def main() -> None:
     print(f"{torch.cuda.get_device_name()}, triton {triton.__version__}, {FWDBWD_SHAPE}", flush=True)
     rows = []
     tries = [(d, "shipped", (0, 0)) for d in ("bfloat16", "float32")]
+    tries += [("bfloat16", "narrow", s) for s in NARROW_SHAPES]
     tries += [(d, kern, s) for d in ("bfloat16", "float32") for kern in KERNELS for s in SHAPES]
     for dtype, kernel, (warps, stages) in tries:
         cmd = [sys.executable, __file__, "--one", dtype, kernel, str(warps), str(stages)]
@@ -79,7 +87,7 @@ def main() -> None:
             continue
         row = json.loads(run.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"{dtype} {row['launch']}: backward {row['bwd_ms']:.3f} ms; forward (saving) + backward "
+        print(f"{dtype}{' 16-bit build' if kernel == 'narrow' else ''} {row['launch']}: backward {row['bwd_ms']:.3f} ms; forward (saving) + backward "
               f"{row['fwd_save_ms'] + row['bwd_ms']:.3f} ms = {row['fwd_bwd_over_fwd']:.2f}x the forward "
               f"{row['fwd_ms']:.3f} ms; gradients vs shipped {row['max_rel_rmse_vs_shipped']:.1e}", flush=True)
     if args.json:

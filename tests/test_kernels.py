@@ -125,6 +125,25 @@ def test_triton_gradients_half_precision():
         assert_close(name, r, x, BF16_TOL)
 
 
+def test_triton_backward_16_bit_build_matches_the_widened_one():
+    """The 16-bit build (``widen=False``, what the sweep tries on other stacks) computes the same
+    gradients as the shipped one that widens to fp32, to 16-bit accuracy, in the inputs' dtypes."""
+    from kernels.gated_delta_rule.chunk_triton import chunk_gated_delta_rule_fwd
+    from kernels.gated_delta_rule.chunk_triton_backward import chunk_gated_delta_rule_bwd
+
+    q, k, v, g, beta, h0 = make_inputs(1, 90, 2, 24, 40)
+    q, k, v, g, beta = (x.half() for x in (q, k, v, g, beta))
+    _, _, *saved = chunk_gated_delta_rule_fwd(q, k, v, g, beta, 24 ** -0.5, h0, True, save=True)
+    gen = torch.Generator().manual_seed(4)
+    do, dht = torch.randn(v.shape, generator=gen).half(), torch.randn(h0.shape, generator=gen)
+    wide = chunk_gated_delta_rule_bwd(q, k, v, g, beta, 24 ** -0.5, h0, tuple(saved), do, dht)
+    narrow = chunk_gated_delta_rule_bwd(q, k, v, g, beta, 24 ** -0.5, h0, tuple(saved), do, dht, widen=False)
+    for name, r, x in zip(("dq", "dk", "dv", "dg", "dbeta", "dh0"), wide, narrow):
+        assert x.dtype == r.dtype
+        assert_close(name, r, x, BF16_TOL)
+    assert not torch.equal(wide[5], narrow[5])  # two builds: the 16-bit one rounds its operands
+
+
 @pytest.mark.parametrize("backend", ["chunked", "triton"])
 def test_streaming_split_equals_one_pass(backend):
     q, k, v, g, beta, h0 = make_inputs(2, 100, 2, 24, 16)

@@ -14,6 +14,7 @@ which through pipes cost the trainer ~30 ms a step to receive.
 
 from __future__ import annotations
 
+import itertools
 import mmap
 import multiprocessing as mp
 from collections.abc import Sequence
@@ -65,7 +66,7 @@ def _worker(data: str, seeds: list[int], frame_size: int, n_frames: int, camera:
             slots: np.ndarray, rows: slice, free: Any, out: mp.Queue) -> None:
     """Fill this worker's rows of the shared slots in turn, each once the trainer has let it go."""
     batch = open_batch(data, seeds, frame_size, camera)
-    for chunk in range(2**62):
+    for chunk in itertools.count():
         free.acquire()
         frames, truths = batch.next(n_frames)
         slots[chunk % len(slots), rows] = frames

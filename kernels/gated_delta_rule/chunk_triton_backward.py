@@ -211,7 +211,7 @@ def _dwy_kernel(k, v, g, beta, w, tm, h, dvn, dk1, dgam, dk, dv, dg, dbeta, T, H
 def chunk_gated_delta_rule_bwd(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor,
     scale: float, initial_state: torch.Tensor | None, saved: tuple[torch.Tensor, ...], do: torch.Tensor,
-    dht: torch.Tensor | None, launch: BackwardLaunch = BackwardLaunch(),
+    dht: torch.Tensor | None, launch: BackwardLaunch = BackwardLaunch(), widen: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """dq, dk, dv, dg, dβ (each in its input's dtype) and dh0 (fp32, None without an initial state)
     of the forward's output o and final state, given their gradients ``do`` and ``dht``; ``saved`` is
@@ -220,11 +220,13 @@ def chunk_gated_delta_rule_bwd(
     into spilling FMA code) unless ``torch.backends.cuda.matmul.allow_tf32`` is set (one TF32 product).
     16-bit inputs are widened to fp32 and multiply as one TF32 product: with 16-bit operands Triton 3.6
     compiled these kernels wrong on an H200 (gradients off by 20-80%, and out-of-range shared memory
-    at 8 warps, found by compute-sanitizer), while the fp32 build matched the reference."""
+    at 8 warps, found by compute-sanitizer), while the fp32 build matched the reference (flash-linear-
+    attention reports the same class of fault for Triton < 3.7.1 on Hopper). ``widen=False`` runs the
+    16-bit build, for benchmarks/backward_sweep.py to check other launch shapes and stacks."""
     dtypes = [x.dtype for x in (q, k, v, g, beta)]
     narrow = q.dtype != torch.float32
     w, gcum, tm, h, vn = saved
-    if narrow:
+    if narrow and widen:
         q, k, v, g, beta, w, do = (x.float() for x in (q, k, v, g, beta, w, do))
     B, T, H, K = q.shape
     V = v.shape[-1]
