@@ -57,8 +57,10 @@ def test_causal_selection_never_keeps_future_blocks():
 
 
 @pytest.mark.parametrize("shape, causal", [((1, 2, 100, 100, 24, 40), False), ((1, 2, 100, 100, 24, 40), True),
-                                           ((2, 1, 37, 130, 32, 16), False)],
-                         ids=["B1H2T100D24Dv40", "B1H2T100D24Dv40-causal", "B2H1Tq37Tk130D32Dv16"])
+                                           ((2, 1, 37, 130, 32, 16), False), ((2, 2, 1, 130, 24, 16), False),
+                                           ((1, 2, 9, 130, 24, 16), False)],
+                         ids=["B1H2T100D24Dv40", "B1H2T100D24Dv40-causal", "B2H1Tq37Tk130D32Dv16",
+                              "one-query-step", "one-short-query-block"])
 def test_triton_matches_the_dense_reference_on_the_same_blocks(shape, causal):
     q, k, v = qkv(*shape)
     q, k, v = (x.requires_grad_(True) for x in (q, k, v))

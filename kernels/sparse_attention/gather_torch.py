@@ -20,12 +20,12 @@ def block_sparse_attention_gather(q: torch.Tensor, k: torch.Tensor, v: torch.Ten
     flat = tokens.flatten(2)  # [B, H, nq·width·block]
     keys = k.gather(2, flat[..., None].expand(-1, -1, -1, D)).view(B, H, nq, -1, D)
     values = v.gather(2, flat[..., None].expand(-1, -1, -1, Dv)).view(B, H, nq, -1, Dv)
-    pad = nq * block - Tq
-    queries = torch.nn.functional.pad(q, (0, 0, 0, pad)).view(B, H, nq, block, D)
-    scores = (queries.float() @ keys.float().transpose(-1, -2)) * scale  # [B, H, nq, block, width·block]
+    rows = block if nq > 1 else Tq  # one short query block (a streaming step): no padding to a block
+    queries = torch.nn.functional.pad(q, (0, 0, 0, nq * rows - Tq)).view(B, H, nq, rows, D)
+    scores = (queries.float() @ keys.float().transpose(-1, -2)) * scale  # [B, H, nq, rows, width·block]
     visible = kept[..., None, :]
     if causal:
-        rows = (torch.arange(nq, device=q.device)[:, None] * block + offsets)[None, None, :, :, None]
-        visible = visible & (tokens[..., None, :] <= rows)
+        at = (torch.arange(nq, device=q.device)[:, None] * block + offsets[:rows])[None, None, :, :, None]
+        visible = visible & (tokens[..., None, :] <= at)
     out = scores.masked_fill(~visible, float("-inf")).softmax(-1).nan_to_num(0.0) @ values.float()
-    return out.view(B, H, nq * block, Dv)[:, :, :Tq].to(q.dtype)
+    return out.view(B, H, nq * rows, Dv)[:, :, :Tq].to(q.dtype)
