@@ -37,8 +37,7 @@ def time_one(dtype: torch.dtype, kernel: str | None, shape: tuple[int, int] | No
     """Time the backward with ``kernel`` launched at ``shape`` (None: the shipped launch; "narrow":
     every kernel at ``shape``, 16-bit operands)."""
     torch.backends.cuda.matmul.allow_tf32 = False
-    q, k, v, g, beta, h0 = (x.to(dtype) if x.dtype != torch.float32 or i < 5 else x
-                            for i, x in enumerate(inputs(*FWDBWD_SHAPE)))
+    q, k, v, g, beta, h0 = inputs(*FWDBWD_SHAPE, dtype=dtype)
     scale = FWDBWD_SHAPE[3] ** -0.5
     fwd = bench(lambda: chunk_gated_delta_rule_fwd(q, k, v, g, beta, scale, h0, True))
     fwd_save = bench(lambda: chunk_gated_delta_rule_fwd(q, k, v, g, beta, scale, h0, True, save=True))

@@ -9,7 +9,8 @@ frames (B, n, S, S, 3) and per-stream truths (each with ``.caption`` and ``.is_l
 chunks ready; ``next`` gathers one chunk from every worker in a fixed order, so the result is the same
 as one batch over all seeds, whatever the number of workers. Workers write frames straight into
 shared memory (only the truths are pickled): at 32 streams × 32 frames of 64×64 a chunk is 12.6 MB,
-which through pipes cost the trainer ~30 ms a step to receive.
+which through pipes cost the trainer 42-130 ms a step to take, against 2-6 ms from shared memory on the
+2-core machine (benchmarks/parallel_streams.py).
 """
 
 from __future__ import annotations
@@ -64,11 +65,12 @@ def open_batch(data: str, seeds: Sequence[int], frame_size: int, camera: CameraC
 
 def _worker(data: str, seeds: list[int], frame_size: int, n_frames: int, camera: CameraConfig | None,
             slots: np.ndarray, rows: slice, free: Any, out: mp.Queue) -> None:
-    """Fill this worker's rows of the shared slots in turn, each once the trainer has let it go."""
+    """Fill this worker's rows of the shared slots in turn, each once the trainer has let it go (the
+    next chunk is made while waiting for that)."""
     batch = open_batch(data, seeds, frame_size, camera)
     for chunk in itertools.count():
-        free.acquire()
         frames, truths = batch.next(n_frames)
+        free.acquire()
         slots[chunk % len(slots), rows] = frames
         out.put(truths)
 
