@@ -129,6 +129,20 @@ def test_trc_also_teaches_its_windows_shifted_as_a_whole_off_the_demonstrations(
     assert len(off._taught(obs, act, noise, t, torch.full((64,), off.owners[0]))) == 1
 
 
+def test_trc_shifts_each_task_s_windows_by_that_task_s_own_spread():
+    first, far = _skill(1.0, 64), _skill(1.0, 64)
+    obs = torch.cat([first[0], 8.0 + 4.0 * far[0]])  # a second task far away and four times as spread
+    act, owner = torch.cat([first[1], far[1]]), torch.tensor([0] * 64 + [1] * 64)
+    trc = ImitationLearner("trc", ImitationConfig(steps=1, batch=64, memory=200, held_out=16, shift=0.5, model=TINY),
+                           tasks=2, seed=0)
+    noise, t = torch.randn(act.shape), torch.randint(0, TINY.levels, (128,))
+    moved = trc._shifted(obs, act, noise, t, torch.zeros(128, dtype=torch.long), owner, 1.0)[0]
+    step, frames = (moved - obs).view(128, 2, -1)[:, 1], obs.view(128, 2, -1)[:, 1]
+    for rows in (slice(0, 64), slice(64, 128)):  # about half of the task's own std, not of the two mixed
+        spread = step[rows].std(0) / frames[rows].std(0)
+        assert ((spread > 0.3) & (spread < 0.8)).all(), spread
+
+
 def test_trc_teaches_only_the_windows_its_player_denoises_better_than_the_newest_column():
     first, second = _skill(1.0), _skill(-1.0)
     cfg = ImitationConfig(steps=30, batch=64, memory=200, held_out=16, teach="better", shift=0.0, model=TINY)

@@ -187,7 +187,7 @@ class ImitationLearner:
         if not len(rows):
             return []
         n = len(rows)
-        obs, act, noise, t, players = obs[rows], act[rows], noise[rows], t[rows], players[rows]
+        obs, act, noise, t, players, owner = obs[rows], act[rows], noise[rows], t[rows], players[rows], owner[rows]
         x = self.schedule.add_noise(act, noise, t)
         target = self._answers(players, x, t, obs)
         if self.cfg.teach == "better":  # the player teaches only the windows it denoises better than the learner
@@ -196,19 +196,25 @@ class ImitationLearner:
             if not keep.any():
                 return []
             obs, act, noise, t, target = obs[keep], act[keep], noise[keep], t[keep], target[keep]
-            players = players[keep]
+            players, owner = players[keep], owner[keep]
         taught = [(obs, act, noise, t, target, self.cfg.replay_alpha * len(obs) / n)]
         if self.cfg.shift > 0:
-            taught.append(self._shifted(obs, act, noise, t, players, self.cfg.replay_alpha * len(obs) / n))
+            taught.append(self._shifted(obs, act, noise, t, players, owner, self.cfg.replay_alpha * len(obs) / n))
         return taught
 
     def _shifted(self, obs: torch.Tensor, act: torch.Tensor, noise: torch.Tensor, t: torch.Tensor,
-                 players: torch.Tensor, weight: float) -> tuple[Any, ...]:
+                 players: torch.Tensor, owner: torch.Tensor, weight: float) -> tuple[Any, ...]:
         """The taught windows moved off the demonstrations (every frame of a window by one shift, ``cfg.shift``
-        stds of each state dim over the taught windows), their target the player's prediction there: where
-        the arm drifts in closed loop, the newest column learns the earlier skill's answer, not its own task's."""
+        stds of each state dim over the taught windows of the same task), their target the player's prediction
+        there: where the arm drifts in closed loop, the newest column learns the earlier skill's answer, not its
+        own task's. The std is the task's own, so a shift stays near that task's states rather than landing
+        among another task's (across tasks a dim such as an object's place varies far more than within one)."""
         frames = obs.view(len(obs), self.cfg.model.obs_horizon, -1)
-        std = frames[:, -1].std(0) if len(obs) > 1 else torch.zeros_like(frames[0, -1])
+        std = torch.zeros_like(frames[:, -1])
+        for m in owner.unique().tolist():
+            mine = owner == m
+            if int(mine.sum()) > 1:
+                std[mine] = frames[mine, -1].std(0)
         step = torch.randn(frames[:, -1].shape, generator=self.generator, device=self.device) * std * self.cfg.shift
         moved = (frames + step[:, None]).flatten(1)
         return (moved, act, noise, t, self._answers(players, self.schedule.add_noise(act, noise, t), t, moved), weight)
