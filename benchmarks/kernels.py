@@ -9,7 +9,8 @@ dispatcher's fused and split paths too), forward+backward at one (ours, autograd
 chunked form, fla), one training step of the captioner (ours against autograd through the PyTorch
 form) and the one-step kernel at B ∈ {1, 64, 4096, 20000} streams (16 heads of 128×128), out of place
 and in place; and block-sparse attention at 64k keys against dense ``scaled_dot_product_attention``.
-``--only chunk|train|sparse|step`` runs one part. Achieved bandwidth is the minimum bytes a
+``--only chunk|train|sparse|step`` runs one part; ``--only sparse-error`` (any device) gives the sparse
+read's error against dense at 16k keys for two layouts of peaked queries. Achieved bandwidth is the minimum bytes a
 kernel must move (inputs read once, outputs written once) over its time, next to a measured
 device-to-device copy.
 """
@@ -213,24 +214,48 @@ SPARSE_SHAPE = (1, 16, 65536, 128)  # B, H, T (queries = keys), D
 SPARSE_BLOCK, SPARSE_KEEP = 64, 0.05
 
 
-def sparse_inputs(B, H, T, D, peaked: bool, seed=0):
-    """bf16 q, k, v. ``peaked``: keys come in 64 topics, a topic a key block, and queries point at one
-    topic each (a query's score for a key of its topic is ~√D·scale ≈ 11 above the rest), so ~99% of a
-    query's attention falls on its topic's ~16 of 1,024 blocks, as a sharp real attention does; else
-    plain normal (near-uniform attention: no 5% of the blocks can stand for it)."""
-    gen = torch.Generator(device="cuda").manual_seed(seed)
+def sparse_inputs(B, H, T, D, peaked: bool, seed=0, device="cuda", query_blocks=True):
+    """bf16 q, k, v (fp32 off the GPU). ``peaked``: keys come in 64 topics, a topic a key block, and
+    queries point at one topic each (a query's score for a key of its topic is ~√D·scale ≈ 11 above
+    the rest), so ~99% of a query's attention falls on its topic's ~16 of 1,024 blocks, as a sharp real
+    attention does; the queries of one query block share a topic (``query_blocks``), as neighbouring
+    frames attend alike: a block's 64 queries on 64 different topics need ~1,000 key blocks between
+    them, which no choice of 5% per query block can cover. Else plain normal (near-uniform attention:
+    no 5% of the blocks can stand for it)."""
+    gen = torch.Generator(device=device).manual_seed(seed)
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
 
     def r(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, device="cuda", generator=gen)
+        return torch.randn(*shape, device=device, generator=gen)
 
     if not peaked:
-        return [r(B, H, T, D).bfloat16() for _ in range(3)]
+        return [r(B, H, T, D).to(dtype) for _ in range(3)]
     topics = F.normalize(r(H, 64, D), dim=-1) * D ** 0.5
-    key_topic = torch.randint(0, 64, (T // SPARSE_BLOCK,), device="cuda", generator=gen).repeat_interleave(SPARSE_BLOCK)
-    query_topic = torch.randint(0, 64, (T,), device="cuda", generator=gen)
+
+    def topic_of(n: int) -> torch.Tensor:
+        return torch.randint(0, 64, (n,), device=device, generator=gen)
+
+    key_topic = topic_of(T // SPARSE_BLOCK).repeat_interleave(SPARSE_BLOCK)
+    query_topic = topic_of(T // SPARSE_BLOCK).repeat_interleave(SPARSE_BLOCK) if query_blocks else topic_of(T)
     k = topics[:, key_topic] + r(B, H, T, D)
     q = topics[:, query_topic] + r(B, H, T, D)
-    return [x.bfloat16() for x in (q, k, r(B, H, T, D))]
+    return [x.to(dtype) for x in (q, k, r(B, H, T, D))]
+
+
+def sparse_error(rows: list[dict], device: str) -> None:
+    """How far block-sparse attention (5% of key blocks) is from dense at 16k keys, on peaked inputs whose
+    query blocks share a topic and on ones whose every query has its own: error only, no timing."""
+    from kernels import sparse_attention
+
+    B, H, T, D = 1, 2, 16384, 128
+    top_k = round(SPARSE_KEEP * T / SPARSE_BLOCK)
+    for query_blocks in (True, False):
+        q, k, v = sparse_inputs(B, H, T, D, True, device=device, query_blocks=query_blocks)
+        err = rel_rmse(F.scaled_dot_product_attention(q, k, v), sparse_attention(q, k, v, top_k, 1.0, SPARSE_BLOCK))
+        rows.append({"bench": "sparse_error", "shape": (B, H, T, D), "query_blocks_share_topic": query_blocks,
+                     "top_k": top_k, "device": device, "rel_rmse_vs_dense": err})
+        print(f"sparse attention error {(B, H, T, D)} on {device}, "
+              f"{'query blocks share a topic' if query_blocks else 'every query its own topic'}: {err:.3f}")
 
 
 def sparse_benchmark(rows: list[dict]) -> None:
@@ -261,8 +286,15 @@ def sparse_benchmark(rows: list[dict]) -> None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--json", type=Path)
-    p.add_argument("--only", choices=["all", "chunk", "step", "train", "sparse"], default="all", help="what to check and time (default: %(default)s)")
+    p.add_argument("--only", choices=["all", "chunk", "step", "train", "sparse", "sparse-error"], default="all",
+                   help="what to check and time (default: %(default)s); sparse-error also runs without a GPU")
     args = p.parse_args()
+    if args.only == "sparse-error":
+        rows: list[dict] = []
+        sparse_error(rows, "cuda" if torch.cuda.is_available() else "cpu")
+        if args.json:
+            args.json.write_text(json.dumps({"rows": rows}, indent=1))
+        return
     assert torch.cuda.is_available(), "this benchmark needs a CUDA GPU"
     torch.backends.cuda.matmul.allow_tf32 = False
     info = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "triton": triton.__version__,
