@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from agent.perception.camera import CameraConfig, CameraStreams
+from agent.processes import die_with_parent
 from envs.clips import ClipBatch, clip_grammar, heldout_dir
 from envs.env_captions import EnvCaptionBatch, env_grammar
 from envs.synthetic import SceneConfig, StreamBatch, all_captions
@@ -67,6 +68,7 @@ def _worker(data: str, seeds: list[int], frame_size: int, n_frames: int, camera:
             slots: np.ndarray, rows: slice, free: Any, out: mp.Queue) -> None:
     """Fill this worker's rows of the shared slots in turn, each once the trainer has let it go (the
     next chunk is made while waiting for that)."""
+    die_with_parent()
     batch = open_batch(data, seeds, frame_size, camera)
     for chunk in itertools.count():
         frames, truths = batch.next(n_frames)

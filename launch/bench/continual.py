@@ -15,7 +15,6 @@ sample on its own, so the orders agree; they would not for a method that read th
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import time
 from dataclasses import dataclass, replace
 from typing import Callable
@@ -30,6 +29,7 @@ from agent.learner.forgetting import forgetting_report
 from agent.learner.spectral import SpectralMemory
 from agent.learner.trc import TRC, TRCConfig
 from envs.digits import DigitsTask, digits_tasks
+from launch.bench.workers import worker_pool
 
 METHODS = ("trc", "naive", "ewc", "er", "derpp", "gpm", "joint")
 ORDERS = ("per-task", "mixed")
@@ -229,7 +229,7 @@ def run_benchmark(sequence: str, methods: list[str], seeds: list[int], cfg: Cont
     (``trc-no-router``, ``trc-no-spectral``, ``trc-no-cache``). Returns the runs of each method."""
     jobs = [(sequence, name, cfg, seed, orders) for name in methods for seed in seeds]
     results: dict[str, list[dict]] = {name: [] for name in methods}
-    with mp.get_context("spawn").Pool(workers) as pool:
+    with worker_pool(workers) as pool:
         for (_, name, _, _, _), run in zip(jobs, pool.imap(_job, jobs)):
             results[name].append(run)
             if progress is not None:

@@ -15,7 +15,6 @@ evaluated on), which no other method does: they are counted in its training time
 
 from __future__ import annotations
 
-import multiprocessing as mp
 import threading
 import time
 from dataclasses import dataclass
@@ -32,6 +31,7 @@ from agent.policy.diffusion.data import Normalizer, load_demos, split, windows
 from agent.policy.diffusion.policy import DiffusionPolicy
 from agent.policy.diffusion.rollout import make_envs, rollouts
 from envs.seeds import eval_seed, practice_seed
+from launch.bench.workers import worker_manager, worker_pool
 
 SEQUENCES = {"mw-easy-imitation": "mw-easy", "cw10-imitation": "cw10"}
 HELD_OUT = 0.1  # of a task's episodes: trc keeps some of their windows aside (never replayed) to choose columns
@@ -173,9 +173,8 @@ def run_imitation_benchmark(benchmark: str, methods: list[str], seeds: list[int]
                             cells: str = "all") -> dict[str, list[dict]]:
     """Every (method, seed) run, ``workers`` processes at a time. Returns the runs of each method.
     ``progress(method, run)`` follows each run as it ends, ``learned(method, seed, task)`` each task."""
-    ctx = mp.get_context("spawn")
     results: dict[str, list[dict]] = {name: [] for name in methods}
-    with ctx.Manager() as manager, ctx.Pool(workers) as pool:
+    with worker_manager() as manager, worker_pool(workers) as pool:
         tasks: Any = manager.Queue()
         relay = threading.Thread(target=_relay, args=(tasks, learned), daemon=True)
         relay.start()
