@@ -74,8 +74,8 @@ def add_parser(bsub: argparse._SubParsersAction) -> None:
                         "column denoises it better than the newest one (default: %(default)s)")
     p.add_argument("--shift", type=float, default=IMITATION_DEFAULTS["shift"], metavar="STDS",
                    help="imitation, trc: the column that plays an earlier task also teaches the newest one on its "
-                        "windows shifted off the demonstrations by this many stds of each state dim, where a "
-                        "drifting arm goes (0: off; default: %(default)s)")
+                        "windows shifted off the demonstrations by this many stds of each state dim within that "
+                        "task, where a drifting arm goes (0: off; default: %(default)s)")
     p.add_argument("--practice", type=int, default=IMITATION_DEFAULTS["practice"], metavar="N",
                    help="imitation, trc: episodes it plays of each task as the task ends (training seeds, not the "
                         "evaluation's); a task its column masters there stays with that column (0: no practice; "

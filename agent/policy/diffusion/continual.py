@@ -19,8 +19,8 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
   DER++, weight α, but made now by the chosen column rather than stored, and by default only where
   that column denoises the window better than the newest one: a half-learned skill does not hold
   back the column that goes on learning it), so it carries all the skills so far. The player also
-  teaches those windows shifted off the demonstrations (``shift`` stds of each state dim, a window's
-  frames together): where an arm drifts in closed loop, the newest column would otherwise answer with
+  teaches those windows shifted off the demonstrations (``shift`` stds of each state dim within the
+  task, a window's frames together): where an arm drifts in closed loop, the newest column would otherwise answer with
   its own task's habit (a reach played by a top-down button press's column pushed down into the
   table). A task moves to the newest column unless that column acts worse on ``held_out`` windows of
   the task kept aside (never replayed), worse by more than ``margin`` standard errors of the paired difference (a
