@@ -4,6 +4,8 @@
 # /tmp/background; `wait S` waits up to S seconds for it to end, then copies what it wrote to $OUT.
 # Usage (device tool):  scripts/device-background.sh start scripts/device-imitation.sh SPEC ...
 #                       scripts/device-background.sh wait 580      (call again while it says "running")
+# The machine goes back 30 s after a call ends, and the detached work with it: call `wait` again at
+# once (read the copied files after the last one), and leave it enough of the session's device time.
 set -uo pipefail
 DIR=/tmp/background
 case "${1:-}" in
