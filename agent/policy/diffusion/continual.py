@@ -21,8 +21,8 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
   back the column that goes on learning it), so it carries all the skills so far. The player also
   teaches those windows shifted off the demonstrations (``shift`` stds of each state dim within the
   task, a window's frames together): where an arm drifts in closed loop, the newest column would
-  otherwise answer with its own task's habit (a reach played by a top-down button press's column pushed down into the
-  table). A task moves to the newest column unless that column acts worse on ``held_out`` windows of
+  otherwise answer with its own task's habit (a reach played by a top-down button press's column
+  pushed down into the table). A task moves to the newest column unless that column acts worse on ``held_out`` windows of
   the task kept aside (never replayed), worse by more than ``margin`` standard errors of the paired difference (a
   smaller gap is the windows' noise, and the newest column trained on more), or unless its column
   mastered it in ``practice`` episodes played as it ended (off by default: an env the others do not use).
@@ -206,10 +206,10 @@ class ImitationLearner:
                  players: torch.Tensor, owner: torch.Tensor, weight: float) -> tuple[Any, ...]:
         """The taught windows moved off the demonstrations (every frame of a window by one shift, ``cfg.shift``
         stds of each state dim over the taught windows of the same owner: the same task, with a column a
-        task), their target the player's prediction
-        there: where the arm drifts in closed loop, the newest column learns the earlier skill's answer, not its
-        own task's. The std is the task's own, so a shift stays near that task's states rather than landing
-        among another task's (across tasks a dim such as an object's place varies far more than within one)."""
+        task), their target the player's prediction there: where the arm drifts in closed loop, the newest
+        column learns the earlier skill's answer, not its own task's. The std is the task's own, so a shift
+        stays near that task's states rather than landing among another task's (across tasks a dim such as
+        an object's place varies far more than within one)."""
         frames = obs.view(len(obs), self.cfg.model.obs_horizon, -1)
         std = torch.zeros_like(frames[:, -1])
         for m in owner.unique().tolist():
