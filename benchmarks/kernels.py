@@ -269,14 +269,21 @@ def sparse_benchmark(rows: list[dict]) -> None:
     for peaked in (False, True):
         q, k, v = sparse_inputs(B, H, T, D, peaked)
         lut, counts = key_blocks(q, k, top_k, 1.0, SPARSE_BLOCK)
+        lut_torch, counts_torch = key_blocks(q, k, top_k, 1.0, SPARSE_BLOCK, backend="torch")
+        same = ((lut == lut_torch).all(-1) & (counts == counts_torch)).float().mean().item()
         t = {"dense_sdpa": bench(lambda: F.scaled_dot_product_attention(q, k, v)),
              "ours_kernel": bench(lambda: sparse_attention_fwd(q, k, v, lut, counts, SPARSE_BLOCK, False, D ** -0.5)),
-             "ours_with_selection": bench(lambda: sparse_attention(q, k, v, top_k, 1.0, SPARSE_BLOCK))}
+             "ours_with_selection": bench(lambda: sparse_attention(q, k, v, top_k, 1.0, SPARSE_BLOCK)),
+             "choice_triton": bench(lambda: key_blocks(q, k, top_k, 1.0, SPARSE_BLOCK)),
+             "choice_torch": bench(lambda: key_blocks(q, k, top_k, 1.0, SPARSE_BLOCK, backend="torch"))}
         dense = F.scaled_dot_product_attention(q, k, v)
         err = rel_rmse(dense, sparse_attention(q, k, v, top_k, 1.0, SPARSE_BLOCK))
         kept = counts.float().mean().item() / (T / SPARSE_BLOCK)
+        print(f"block choice: Triton {t['choice_triton']:.3f} ms, PyTorch {t['choice_torch']:.3f} ms "
+              f"({t['choice_torch'] / t['choice_triton']:.1f}x); the same table in {same:.2%} of rows")
         rows.append({"bench": "sparse_attention", "shape": SPARSE_SHAPE, "peaked": peaked, "block": SPARSE_BLOCK,
-                     "top_k": top_k, "kept": kept, **{f"{n}_ms": x for n, x in t.items()}, "rel_rmse_vs_dense": err})
+                     "top_k": top_k, "kept": kept, **{f"{n}_ms": x for n, x in t.items()}, "rel_rmse_vs_dense": err,
+                     "choice_rows_identical": same})
         print(f"sparse attention {SPARSE_SHAPE} {'peaked' if peaked else 'normal'} inputs, {kept:.1%} of blocks kept: "
               + "  ".join(f"{n} {x:.3f} ms" for n, x in t.items())
               + f"  | dense / ours {t['dense_sdpa'] / t['ours_with_selection']:.1f}x (kernel alone "

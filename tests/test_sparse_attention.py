@@ -6,7 +6,8 @@ import torch
 
 from kernels import key_blocks, sparse_attention
 from kernels.sparse_attention import block_mask, block_sparse_attention_reference
-from kernels.sparse_attention.mask import select_blocks
+from kernels.sparse_attention.mask import block_probs, local_blocks, select_blocks
+from kernels.sparse_attention.select_triton import select_blocks_triton
 
 FP32_TOL = 1e-4
 
@@ -54,6 +55,32 @@ def test_causal_selection_never_keeps_future_blocks():
     assert not (mask & future).any()
     assert (counts >= 1).all() and (counts <= 4).all()
     assert counts[..., 0].eq(1).all()  # the first query block can see only itself
+
+
+@pytest.mark.parametrize("B, H, nq, nk, causal, local, top_k, top_p",
+                         [(1, 2, 7, 13, False, 0, 3, 0.7), (2, 3, 9, 9, True, 0, 4, 0.9),
+                          (1, 1, 5, 37, False, 2, 5, 0.5), (2, 2, 11, 11, True, 3, 2, 0.8),
+                          (1, 2, 3, 40, False, 0, 50, 0.95), (1, 1, 33, 33, True, 1, 8, 1.0)],
+                         ids=["odd", "causal", "local", "causal-local", "k-above-nk", "p1-capped"])
+def test_the_triton_choice_is_the_reference_choice(B, H, nq, nk, causal, local, top_k, top_p):
+    """The fused kernel (interpreter) keeps the same blocks as the PyTorch reference, in the same table."""
+    gen = torch.Generator().manual_seed(nq * nk)
+    q_means, k_means = torch.randn(B, H, nq, 24, generator=gen), torch.randn(B, H, nk, 24, generator=gen)
+    k_means[..., ::3, :] *= 3  # some blocks stand out
+    scores = q_means @ k_means.transpose(-1, -2) * 24 ** -0.5
+    near = local_blocks(nq, nk, local, causal, scores.device) if local else None
+    want = select_blocks(block_probs(q_means, k_means, causal, 24 ** -0.5), top_k, top_p, near)
+    got = select_blocks_triton(scores, top_k, top_p, causal, local)
+    assert got[0].shape == want[0].shape
+    assert torch.equal(got[1], want[1]) and torch.equal(got[0], want[0])
+    assert (want[1] > 1).any() and (want[1] < min(nk, top_k + local)).any(), "the test must vary the count"
+
+
+def test_the_triton_choice_keeps_ties_in_index_order_up_to_k():
+    scores = torch.tensor([[0.0, 0.0, 0.0, 0.0, -1.0], [2.0, 0.0, 0.0, 0.0, 0.0]])  # flat; one heavy block
+    lut, counts = select_blocks_triton(scores, top_k=3, top_p=0.99)
+    assert counts.tolist() == [3, 3]
+    assert lut.tolist() == [[0, 1, 2], [0, 1, 2]]
 
 
 @pytest.mark.parametrize("shape, causal", [((1, 2, 100, 100, 24, 40), False), ((1, 2, 100, 100, 24, 40), True),

@@ -3,12 +3,13 @@
     >>> o = sparse_attention(q, k, v, top_k=16, top_p=0.9, block=64)      # q, k, v [B, H, T, D]
 
 Each query block keeps the key blocks that hold probability mass ``top_p`` of its mean-pooled scores,
-at least one and at most ``top_k`` (``mask.py``), and attends to their keys only. Backends: ``"torch"``
-(the kept blocks gathered, ``gather_torch.py``), ``"triton"`` (``attention_triton.py``, block-sparse,
-forward and backward) and ``"auto"``: Triton for CUDA tensors, else torch; both are checked against
-dense attention restricted to the same blocks (``reference.py``). Gradients flow through the attention
-over the kept blocks; the choice of blocks is not differentiated. A caller that keeps its keys' block
-means (a growing cache) passes them as ``key_means`` and the keys are then read only where kept.
+at least one and at most ``top_k`` (``mask.py``; on CUDA in one Triton kernel, ``select_triton.py``),
+and attends to their keys only. Backends: ``"torch"`` (the kept blocks gathered, ``gather_torch.py``),
+``"triton"`` (``attention_triton.py``, block-sparse, forward and backward) and ``"auto"``: Triton for
+CUDA tensors, else torch; both are checked against dense attention restricted to the same blocks
+(``reference.py``). Gradients flow through the attention over the kept blocks; the choice of blocks
+is not differentiated. A caller that keeps its keys' block means (a growing cache) passes them as
+``key_means`` and the keys are then read only where kept.
 """
 
 from __future__ import annotations
@@ -22,15 +23,24 @@ from kernels.sparse_attention.reference import block_sparse_attention_reference
 
 def key_blocks(q: torch.Tensor, k: torch.Tensor, top_k: int, top_p: float, block: int = 64, causal: bool = False,
                scale: float | None = None, key_means: torch.Tensor | None = None,
-               local: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+               local: int = 0, backend: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """The kept key blocks of each query block: ``lut`` ``[B, H, nq, width]`` (ascending) and ``counts``
     ``[B, H, nq]``, both int32 (``counts.float().mean() / nk`` is the density). ``key_means``
     ``[B, H, nk, D]``: the keys' block means, if the caller keeps them (else they are pooled from k).
-    ``local``: the newest blocks kept besides (``mask.local_blocks``: a stream's recent past)."""
+    ``local``: the newest blocks kept besides (``mask.local_blocks``: a stream's recent past).
+    ``backend``: the choice in one Triton kernel (``select_triton.py``; "auto": on CUDA, for rows of
+    up to ``MAX_BLOCKS`` key blocks) or the PyTorch reference (``mask.select_blocks``)."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     with torch.no_grad():
         means = pool_blocks(k, block) if key_means is None else key_means
-        probs = block_probs(pool_blocks(q, block), means, causal, scale)
+        q_means = pool_blocks(q, block)
+        if backend == "triton" or (backend == "auto" and q.is_cuda):
+            from kernels.sparse_attention.select_triton import MAX_BLOCKS, select_blocks_triton
+
+            if backend == "triton" or means.shape[-2] <= MAX_BLOCKS:
+                scores = q_means @ means.float().transpose(-1, -2) * scale
+                return select_blocks_triton(scores, top_k, top_p, causal, local)
+        probs = block_probs(q_means, means, causal, scale)
         near = local_blocks(*probs.shape[-2:], local, causal, q.device) if local else None
         return select_blocks(probs, top_k, top_p, near)
 
@@ -75,7 +85,7 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, top_k: i
     if backend not in ("auto", "torch", "triton"):
         raise ValueError(f"backend must be auto, torch or triton, got {backend!r}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    lut, counts = key_blocks(q, k, top_k, top_p, block, causal, scale, key_means, local)
+    lut, counts = key_blocks(q, k, top_k, top_p, block, causal, scale, key_means, local, backend)
     if backend == "torch" or (backend == "auto" and not q.is_cuda):
         return block_sparse_attention_gather(q, k, v, lut, counts, block, causal, scale)
     rows = [x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v)]  # views are read in place
