@@ -4,8 +4,8 @@ machine skips them, and through a rough camera (skips, repeats, JPEG, light, noi
     python benchmarks/camera_captions.py --data env:CartPole-v1 --checkpoints OLD.pt NEW.pt
     python benchmarks/camera_captions.py --data synthetic --streams 64 --json out.json
 
-Every checkpoint sees the same streams in the same order (seeds 7,000,000 on, which no training or
-training-time check uses) and the same skips (`agent/perception/camera.py`, seeded); scored with
+Every checkpoint sees the same streams in the same order (by default seeds 7,000,000 on, which no
+training or training-time check uses; `--seed 7500000` is a second held-out set) and the same skips (`agent/perception/camera.py`, seeded); scored with
 `evaluate_captioner` at each segment's last delivered frame (every delivered frame of an env).
 """
 
@@ -37,10 +37,11 @@ def main() -> None:
     parser.add_argument("--checkpoints", type=Path, nargs="+", required=True)
     parser.add_argument("--streams", type=int, default=32)
     parser.add_argument("--frames", type=int, default=480)
+    parser.add_argument("--seed", type=int, default=SEED, help="first stream seed (default: %(default)s)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    seeds = [SEED + i for i in range(args.streams)]
+    seeds = [args.seed + i for i in range(args.streams)]
     rows = []
     for name, camera in CONDITIONS.items():
         for path in args.checkpoints:
@@ -53,7 +54,7 @@ def main() -> None:
             print(f"{name:28s} {str(path):60s} exact {m['exact']:.1%} of {m['segments']}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"data": args.data, "streams": args.streams, "frames": args.frames,
-                                         "seed": SEED, "results": rows}, indent=1))
+                                         "seed": args.seed, "results": rows}, indent=1))
 
 
 if __name__ == "__main__":
