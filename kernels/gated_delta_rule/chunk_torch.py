@@ -19,15 +19,26 @@ import torch
 import torch.nn.functional as F
 
 
+def chunk_size_for(B: int, T: int, H: int, K: int, device: torch.device) -> int:
+    """The chunk length: 64 on a GPU; on a CPU 16 for many narrow heads and 32 otherwise (the triangular
+    solve and the [BT, BT] products grow with BT², the loop over chunks with T / BT:
+    benchmarks/chunk_size_cpu.py), never longer than T rounded up to a power of two (a caption thread
+    catching up on 2 frames does not pad them to 64)."""
+    if device.type == "cuda":
+        return 64
+    return min(1 << max(T - 1, 0).bit_length(), 16 if K <= 32 and B * H >= 16 else 32)
+
+
 def chunk_gated_delta_rule_torch(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor,
-    scale: float, initial_state: torch.Tensor | None = None, chunk_size: int = 64,
+    scale: float, initial_state: torch.Tensor | None = None, chunk_size: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Same contract as :func:`naive_recurrent_gated_delta_rule`; fp32 inside."""
+    """Same contract as :func:`naive_recurrent_gated_delta_rule`; fp32 inside. ``chunk_size``: by
+    default :func:`chunk_size_for` the shape and device."""
     B, T, H, K = q.shape
     V = v.shape[-1]
     dtype = v.dtype
-    BT = chunk_size
+    BT = chunk_size or chunk_size_for(B, T, H, K, q.device)
     pad = (-T) % BT
     # [B, T, H, D] -> [B, H, N, BT, D]; padded steps have k = v = 0, g = 0: they change nothing
     def split(x: torch.Tensor) -> torch.Tensor:
