@@ -212,6 +212,7 @@ def captioner_step_benchmark(rows: list[dict]) -> None:
 
 SPARSE_SHAPE = (1, 16, 65536, 128)  # B, H, T (queries = keys), D
 SPARSE_BLOCK, SPARSE_KEEP = 64, 0.05
+SPARSE_LAUNCHES = [(4, 2), (4, 3), (4, 4), (8, 2), (8, 3)]  # (warps, stages) of the kernel, timed beside the default
 
 
 def sparse_inputs(B, H, T, D, peaked: bool, seed=0, device="cuda", query_blocks=True):
@@ -279,11 +280,15 @@ def sparse_benchmark(rows: list[dict]) -> None:
         dense = F.scaled_dot_product_attention(q, k, v)
         err = rel_rmse(dense, sparse_attention(q, k, v, top_k, 1.0, SPARSE_BLOCK))
         kept = counts.float().mean().item() / (T / SPARSE_BLOCK)
+        launches = {f"{w}w{st}s": bench(lambda: sparse_attention_fwd(q, k, v, lut, counts, SPARSE_BLOCK, False,
+                                                                      D ** -0.5, (w, st)))
+                    for w, st in SPARSE_LAUNCHES}
+        print("kernel alone by (warps, stages): " + ", ".join(f"{n} {x:.3f} ms" for n, x in launches.items()))
         print(f"block choice: Triton {t['choice_triton']:.3f} ms, PyTorch {t['choice_torch']:.3f} ms "
               f"({t['choice_torch'] / t['choice_triton']:.1f}x); the same table in {same:.2%} of rows")
         rows.append({"bench": "sparse_attention", "shape": SPARSE_SHAPE, "peaked": peaked, "block": SPARSE_BLOCK,
                      "top_k": top_k, "kept": kept, **{f"{n}_ms": x for n, x in t.items()}, "rel_rmse_vs_dense": err,
-                     "choice_rows_identical": same})
+                     "choice_rows_identical": same, "kernel_by_launch_ms": launches})
         print(f"sparse attention {SPARSE_SHAPE} {'peaked' if peaked else 'normal'} inputs, {kept:.1%} of blocks kept: "
               + "  ".join(f"{n} {x:.3f} ms" for n, x in t.items())
               + f"  | dense / ours {t['dense_sdpa'] / t['ours_with_selection']:.1f}x (kernel alone "

@@ -107,17 +107,20 @@ def _shape(q: torch.Tensor, v: torch.Tensor, block: int) -> dict:
 
 
 def sparse_attention_fwd(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, lut: torch.Tensor, counts: torch.Tensor,
-                         block: int, causal: bool, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+                         block: int, causal: bool, scale: float, launch: tuple[int, int | None] = (4, None),
+                         ) -> tuple[torch.Tensor, torch.Tensor]:
     """q ``[B, H, Tq, D]``, k ``[B, H, Tk, D]``, v ``[B, H, Tk, Dv]`` (each with its last dimension
     contiguous), the kept key blocks (``mask.select_blocks``) → o ``[B, H, Tq, Dv]`` and the rows'
-    log-sum-exp (fp32)."""
+    log-sum-exp (fp32). ``launch``: (warps, prefetch stages; None: Triton's default), for
+    benchmarks/kernels.py to sweep."""
     B, H, Tq, _ = q.shape
     NQ = triton.cdiv(Tq, block)
     o = torch.empty(*q.shape[:-1], v.shape[-1], dtype=q.dtype, device=q.device)
     lse = torch.empty(B, H, Tq, dtype=torch.float32, device=q.device)
+    stages = {} if launch[1] is None else {"num_stages": launch[1]}
     _forward_kernel[(NQ, B * H)](q, k, v, lut, counts, o, lse, scale, Tq, k.shape[2], NQ, *_strides(q, k, v),
-                                 WIDTH=lut.shape[-1],
-                                 CAUSAL=causal, **_shape(q, v, block), num_warps=4)
+                                 WIDTH=lut.shape[-1], CAUSAL=causal, **_shape(q, v, block), num_warps=launch[0],
+                                 **stages)
     return o, lse
 
 
