@@ -5,7 +5,8 @@
 # the captioner training step, block-sparse attention, the one-step kernel, and the backward's
 # launch-shape sweep (a process per shape, ~4 min); JSON and logs in $OUT. chunk alone takes ~5 min a
 # run on a fresh machine (Triton compiles every kernel first), so one call (600 s) holds chunk or the rest.
-# Usage: scripts/device-kernels.sh [PARTS]   PARTS from: chunk train sweep sparse step (default: chunk)
+# Usage: scripts/device-kernels.sh [PARTS]   PARTS from: chunk train sweep sparse step profile (default: chunk)
+# (profile: where a step of `thalamus train captioner --device cuda` goes, benchmarks/train_profile.py)
 set -uo pipefail
 WHEELS=.whl-run source scripts/device-setup.sh
 if [ -d .whl-fla ] && [ ! -f /tmp/site/.installed-fla ]; then  # fla beside ours, where carried (scripts/fla-wheels.sh)
@@ -20,6 +21,7 @@ for part in $parts; do
     sweep) python3 benchmarks/backward_sweep.py --json "$OUT/backward-sweep.json" 2>&1 | tee "$OUT/backward-sweep.txt" ;;
     sparse) python3 benchmarks/kernels.py --only sparse --json "$OUT/kernels-sparse.json" 2>&1 | tee "$OUT/kernels-sparse.txt" ;;
     step) python3 benchmarks/kernels.py --only step --json "$OUT/kernels-step.json" 2>&1 | tee "$OUT/kernels-step.txt" ;;
-    *) echo "unknown part $part (chunk, train, sweep, sparse, step)" >&2; exit 2 ;;
+    profile) python3 benchmarks/train_profile.py --device cuda --workers 14 --out "$OUT/train-profile" 2>&1 | tail -40 ;;
+    *) echo "unknown part $part (chunk, train, sweep, sparse, step, profile)" >&2; exit 2 ;;
   esac
 done
