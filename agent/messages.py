@@ -17,7 +17,7 @@ from typing import Any, ClassVar, TypeVar, get_type_hints
 import msgpack
 import numpy as np
 
-SCHEMA_VERSION = 2  # 2: Action lost its caption; captions travel as their own message
+SCHEMA_VERSION = 3  # 2: Action lost its caption; captions travel as their own message; 3: a call's steps in one
 _NDARRAY_EXT = 1
 
 
@@ -94,16 +94,17 @@ class CaptionFrames(Message):
 
 @dataclass
 class Captions(Message):
-    """The captioner's captions of one observation batch, for the recorder: row ``i`` is env ``i``'s
-    frame at batch step ``step`` (the store joins them to its rows by (env, step)); ``lag``: how many
-    later batches had reached the captioner when these were ready; ``skipped``: the captioner skipped
-    this step's frames to keep up, and these are the captions of the next frames it read."""
+    """The captioner's captions of consecutive observation batches, for the recorder, one message per
+    captioning call: ``tokens[j, i]`` is env ``i``'s caption of its frame at batch step ``steps[j]``
+    (the store joins them to its rows by (env, step)); ``lags[j]``: how many later batches had reached
+    the captioner when these were ready; ``skipped[j]``: the captioner skipped that step's frames to
+    keep up, and these are the captions of the next frames it read."""
 
     KIND: ClassVar[str] = "captions"
-    step: int = 0
-    tokens: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), np.int16))  # [N, L] token ids
-    lag: int = 0
-    skipped: bool = False
+    steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [J]
+    tokens: np.ndarray = field(default_factory=lambda: np.zeros((0, 0, 0), np.int16))  # [J, N, L] token ids
+    lags: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # [J]
+    skipped: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # [J]
 
 
 @dataclass

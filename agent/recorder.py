@@ -96,9 +96,11 @@ class RecorderActor:
 
     def add_captions(self, payload: bytes) -> None:
         msg = decode(payload, Captions)
-        for env, tokens in enumerate(msg.tokens):
-            self.captions[(env, msg.step)] = (tokens, msg.lag, msg.skipped)
-        self.newest = msg.step
+        for step, tokens, lag, skipped in zip(msg.steps.tolist(), msg.tokens, msg.lags.tolist(),
+                                              msg.skipped.tolist()):
+            for env, row in enumerate(tokens):
+                self.captions[(env, step)] = (row, lag, skipped)
+            self.newest = step
         self._write_ready()
 
     def _write_ready(self, pad: bool = False) -> None:

@@ -38,20 +38,25 @@ def main() -> None:
     parser.add_argument("--streams", type=int, default=32)
     parser.add_argument("--frames", type=int, default=480)
     parser.add_argument("--seed", type=int, default=SEED, help="first stream seed (default: %(default)s)")
+    parser.add_argument("--bf16", action="store_true",
+                        help="also score each checkpoint with its convs folded and in bf16 (LiveCaptioner's CPU path)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
     seeds = [args.seed + i for i in range(args.streams)]
     rows = []
     for name, camera in CONDITIONS.items():
-        for path in args.checkpoints:
+        for path, bf16 in [(p, b) for p in args.checkpoints for b in ([False, True] if args.bf16 else [False])]:
             model = load_checkpoint(path)
+            if bf16:
+                model.encoder.fold_batch_norm(cpu_bf16=True)
             m = evaluate_captioner(model, seeds, args.frames, torch.device("cpu"), data=args.data,
                                    captions=checkpoint_grammar(path), camera=camera)
-            row = {"condition": name, "checkpoint": str(path), "exact": m["exact"], "scored": m["segments"],
-                   "camera": None if camera is None else asdict(camera)}
+            row = {"condition": name, "checkpoint": str(path), "bf16_convs": bf16, "exact": m["exact"],
+                   "scored": m["segments"], "camera": None if camera is None else asdict(camera)}
             rows.append(row)
-            print(f"{name:28s} {str(path):60s} exact {m['exact']:.1%} of {m['segments']}", flush=True)
+            label = f"{path}{' (bf16 convs)' if bf16 else ''}"
+            print(f"{name:28s} {label:72s} exact {m['exact']:.1%} of {m['segments']}", flush=True)
     if args.json:
         args.json.write_text(json.dumps({"data": args.data, "streams": args.streams, "frames": args.frames,
                                          "seed": args.seed, "results": rows}, indent=1))

@@ -58,14 +58,17 @@ def streams(tasks: str, n_streams: int, n_frames: int, workers: int, seed_set: i
         return pool.map(_play, jobs, chunksize=1)
 
 
-def score(checkpoint: Path, played: list, device: str, chunk: int = 64) -> dict[str, dict]:
-    """Per ``task/play``: exact, phase and done accuracy over every frame, and the commonest mistakes."""
+def score(checkpoint: Path, played: list, device: str, chunk: int = 64, bf16: bool = False) -> dict[str, dict]:
+    """Per ``task/play``: exact, phase and done accuracy over every frame, and the commonest mistakes
+    (``bf16``: the encoder's convs folded and in bf16, as LiveCaptioner runs them on a CPU)."""
     import torch
 
     from agent.perception.decode import CaptionDecoding
     from agent.perception.train import checkpoint_grammar, load_checkpoint
 
     model = load_checkpoint(checkpoint, device)
+    if bf16:
+        model.encoder.fold_batch_norm(cpu_bf16=True)
     decoding = CaptionDecoding(model, checkpoint_grammar(checkpoint), device)
     groups: dict[str, list] = collections.defaultdict(list)
     for env_id, play, frames, truth, _ in played:
@@ -111,6 +114,7 @@ def main() -> None:
     p.add_argument("--seed-set", type=int, default=1,
                    help="streams on eval_seed(SET, k): 1 is the benchmark's; 2 validates (chooses among trainings)")
     p.add_argument("--rates", action="store_true", help="only time frame generation (frames/s per process)")
+    p.add_argument("--bf16", action="store_true", help="also score with the convs in bf16 (LiveCaptioner on a CPU)")
     p.add_argument("--json", type=Path, help="write the results here")
     args = p.parse_args()
     if args.checkpoint is None and not args.rates:
@@ -138,6 +142,14 @@ def main() -> None:
             exact_until = sum(s["exact_until_success"] * s["until_success_frames"] for s in rows) / until
             print(f"{'all/' + play:36s} {frames:6d} {exact:7.1%} {'':15s} {exact_until:7.1%} of {until:5d}")
             result[f"exact_{play}"], result[f"exact_until_success_{play}"] = exact, exact_until
+        if args.bf16:
+            result["scores_bf16"] = score(args.checkpoint, played, args.device, bf16=True)
+            for play in PLAYS:
+                same = [(result["scores"][n], s) for n, s in result["scores_bf16"].items() if n.endswith("/" + play)]
+                frames = sum(a["frames"] for a, _ in same)
+                fp32, bf16 = (sum(x["exact"] * x["frames"] for x in col) / frames for col in zip(*same))
+                print(f"{'all/' + play:36s} exact with fp32 convs {fp32:.1%}, with bf16 convs {bf16:.1%}")
+                result[f"exact_{play}_bf16"] = bf16
         for name, s in result["scores"].items():
             if s["mistakes"]:
                 print(f"{name}: " + "; ".join(f"{m} ({n})" for m, n in s["mistakes"][:3]))

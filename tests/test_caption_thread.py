@@ -21,9 +21,10 @@ def _caption_waiting_for(gate: threading.Event, calls: list, gaps: list | None =
 
 
 def test_a_slow_captioner_catches_up_in_batches_and_delivers_every_step_in_order():
-    gate, calls, got = threading.Event(), [], []
+    gate, calls, got, ends = threading.Event(), [], [], []
     thread = CaptionThread(_caption_waiting_for(gate, calls),
-                           lambda step, tokens, lag, skipped: got.append((step, tokens, lag)))
+                           lambda step, tokens, lag, skipped: got.append((step, tokens, lag)),
+                           delivered=lambda: ends.append(len(got)))
     for step in range(5):  # the first call blocks until the gate opens: the rest pile up meanwhile
         thread.submit(step, np.full((3, 4), float(step)))
     gate.set()
@@ -31,6 +32,7 @@ def test_a_slow_captioner_catches_up_in_batches_and_delivers_every_step_in_order
     assert [s for s, _, _ in got] == list(range(5))
     assert all(np.array_equal(t, np.full((3, 2), 10 * s, np.int16)) for s, t, _ in got)
     assert sum(calls) == 5 and len(calls) < 5  # steps that waited were captioned together
+    assert ends == np.cumsum(calls).tolist()  # told once a call's steps are all delivered
     lags = [lag for _, _, lag in got]
     assert lags[0] >= 1 and lags[-1] == 0 and lags == sorted(lags, reverse=True)
     assert thread.lag_summary()["max"] == max(lags) and thread.lag_summary()["count"] == 5
@@ -116,3 +118,22 @@ def test_the_folded_captioner_says_what_the_trained_one_says():
     assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.model.encoder.modules())
     frames = np.random.default_rng(1).integers(0, 256, (9, 2, 64, 64, 3), np.uint8)
     assert np.array_equal(folded.caption_steps(frames), plain.caption_steps(frames))
+
+
+def test_the_bf16_encoder_says_what_the_fp32_one_says_on_renders():
+    """On a CPU the encoder's convs may run in bf16 (the CaptionActor's choice where the CPU has bf16
+    instructions); on held-out CartPole renders the captions stay those of fp32."""
+    from agent.perception.data import open_batch
+    from agent.perception.live import LiveCaptioner, env_checkpoint
+
+    checkpoint = env_checkpoint("CartPole-v1")
+    frames, truths = open_batch("env:CartPole-v1", [21, 22, 23], 64).next(96)
+    steps = frames.transpose(1, 0, 2, 3, 4)  # [T, streams, ...]
+    fp32 = LiveCaptioner(checkpoint, streams=3, cpu_bf16=False)
+    bf16 = LiveCaptioner(checkpoint, streams=3, cpu_bf16=True)
+    assert bf16.model.encoder.cpu_bf16 and not fp32.model.encoder.cpu_bf16
+    want = np.concatenate([fp32.caption_steps(steps[i:i + 8]) for i in range(0, 96, 8)])
+    got = np.concatenate([bf16.caption_steps(steps[i:i + 8]) for i in range(0, 96, 8)])
+    assert (got == want).all(-1).mean() >= 0.98
+    right = np.mean([fp32.text(want[t, b]) == truths[b][t].caption for t in range(96) for b in range(3)])
+    assert right >= 0.9  # the renders are ones the captioner reads: the comparison means something

@@ -63,7 +63,9 @@ def test_garbage_is_refused_not_crashed():
 
 
 def test_captions_travel_on_their_own_and_actions_carry_the_action_only():
-    tokens = np.arange(12, dtype=np.int16).reshape(3, 4)
-    back = decode(encode(Captions(step=7, tokens=tokens)), Captions)
-    assert back.step == 7 and np.array_equal(back.tokens, tokens)
+    tokens = np.arange(24, dtype=np.int16).reshape(2, 3, 4)  # two steps of three envs
+    back = decode(encode(Captions(steps=np.array([7, 8]), tokens=tokens, lags=np.array([1, 0]),
+                                  skipped=np.array([True, False]))), Captions)
+    assert back.steps.tolist() == [7, 8] and np.array_equal(back.tokens, tokens)
+    assert back.lags.tolist() == [1, 0] and back.skipped.tolist() == [True, False]
     assert [f.name for f in dataclasses.fields(Action)] == ["sent_ns", "step", "action"]

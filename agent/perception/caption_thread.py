@@ -31,10 +31,11 @@ class CaptionThread:
 
     def __init__(self, caption: Callable[[np.ndarray, np.ndarray], np.ndarray],
                  deliver: Callable[[int, np.ndarray, int, bool], None], max_pending: int = 8,
-                 max_gap: int = 1) -> None:
+                 max_gap: int = 1, delivered: Callable[[], None] | None = None) -> None:
         """``max_pending``: steps that may wait (past that ``submit`` waits); ``max_gap``: the largest
-        gap between read frames (1: every frame is captioned)."""
-        self._caption, self._deliver = caption, deliver
+        gap between read frames (1: every frame is captioned); ``delivered``: called after each call's
+        steps were delivered (a receiver may send them on together)."""
+        self._caption, self._deliver, self._delivered = caption, deliver, delivered
         self.max_pending, self.max_gap = max_pending, max(1, max_gap)
         self._pending: list[tuple[int, np.ndarray]] = []
         self._busy = self._closed = False
@@ -114,6 +115,8 @@ class CaptionThread:
                     self._deliver(step, tokens[j], lag, skipped)
                     self.lags[lag] += 1
                     self.skipped += skipped
+                if self._delivered is not None:
+                    self._delivered()
                 self.latest = tokens[-1]
                 self.calls += 1
             except Exception as exc:  # reported to the acting thread at its next submit or drain

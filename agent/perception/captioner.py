@@ -65,18 +65,23 @@ class FrameTokenizer(nn.Module):
         self.conv = nn.Sequential(*layers)
         side = cfg.frame_size // 2 ** len(cfg.channels)
         self.proj = nn.Linear(c_in * side * side, cfg.d_model)
+        self.cpu_bf16 = False  # convs in bf16 on the CPU (fold_batch_norm's choice, inference only)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.proj(self.conv(x).flatten(1))
+        with torch.autocast("cpu", torch.bfloat16, enabled=self.cpu_bf16 and x.device.type == "cpu"):
+            h = self.conv(x)
+        return self.proj(h.float().flatten(1))
 
-    def fold_batch_norm(self) -> None:
+    def fold_batch_norm(self, cpu_bf16: bool = False) -> None:
         """For inference only: each BatchNorm folded into the conv before it, the convs channels-last
-        (the same outputs to float rounding, ~1.3× faster on a CPU core)."""
+        (the same outputs to float rounding, ~1.3× faster on a CPU core); ``cpu_bf16``: the convs in
+        bf16 on a CPU (1.75× faster where it has bf16 instructions; features within ~4e-3)."""
         layers = list(self.conv)
         folded: list[nn.Module] = []
         for conv, norm, act in zip(layers[0::3], layers[1::3], layers[2::3]):
             folded += [fuse_conv_bn_eval(conv, norm), act]
         self.conv = nn.Sequential(*folded).to(memory_format=torch.channels_last)
+        self.cpu_bf16 = cpu_bf16
 
 
 class FrameTiming(nn.Module):
