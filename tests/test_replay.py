@@ -23,7 +23,8 @@ QUICK = ["--episodes", "1", "--max-steps", "5"]  # a 5×5 matrix of 25 five-step
 @pytest.fixture(scope="module")
 def mw_run(ray_address, tmp_path_factory) -> Path:
     """A Meta-World task-sequence run (mw-easy) with a tiny budget: 32 steps a task on 1 env at 32 px,
-    so no episode finishes (500 steps each); every test here reads it (replay only adds its replay/ folder)."""
+    so hardly an episode finishes (500 steps, or a success); every test here reads it (replay only adds its
+    replay/ folder)."""
     run_dir = tmp_path_factory.mktemp("mw") / "mw-easy"
     proc = run_here("run", "--tasks", "mw-easy", "--steps-per-task", "32", "--num-envs", "1", "--captioner", "off",
                    "--frame-size", "32", "--run-dir", str(run_dir), "--address", ray_address, "--json")
