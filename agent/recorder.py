@@ -8,6 +8,7 @@ every caption of its rows has come; at ``close`` the ones still missing are padd
 from __future__ import annotations
 
 import collections
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -70,7 +71,8 @@ class RecorderActor:
     new store, or appended to the run's own (a resumed run, or this actor restarted by Ray after its
     process died: the episodes and captions in flight then are lost, and counted). With a ``viewer``
     (a ViewerActor, or the name Ray knows it by), each committed episode is also sent there, through a
-    window that drops episodes rather than wait for a slow viewer."""
+    window that drops episodes rather than wait for a slow viewer. In one process (no Ray) episodes and
+    captions arrive on different threads: a lock keeps their writes apart."""
 
     def __init__(self, run_dir: str, specs: dict[str, ArraySpec], wait_s: float = 15.0, viewer: Any = None) -> None:
         path = Path(run_dir)
@@ -81,6 +83,7 @@ class RecorderActor:
         self.captions_missing = 0
         self.newest = -1  # the newest batch step a caption came for
         self.hop = LatencyMeter()
+        self._lock = threading.Lock()
         if isinstance(viewer, str):
             import ray
 
@@ -90,18 +93,20 @@ class RecorderActor:
 
     def add(self, payload: bytes) -> None:
         msg = decode(payload, Episode)
-        self.hop.add_ns(msg.sent_ns)
-        self.waiting.append(msg)
-        self._write_ready()
+        with self._lock:
+            self.hop.add_ns(msg.sent_ns)
+            self.waiting.append(msg)
+            self._write_ready()
 
     def add_captions(self, payload: bytes) -> None:
         msg = decode(payload, Captions)
-        for step, tokens, lag, skipped in zip(msg.steps.tolist(), msg.tokens, msg.lags.tolist(),
-                                              msg.skipped.tolist()):
-            for env, row in enumerate(tokens):
-                self.captions[(env, step)] = (row, lag, skipped)
-            self.newest = step
-        self._write_ready()
+        with self._lock:
+            for step, tokens, lag, skipped in zip(msg.steps.tolist(), msg.tokens, msg.lags.tolist(),
+                                                  msg.skipped.tolist()):
+                for env, row in enumerate(tokens):
+                    self.captions[(env, step)] = (row, lag, skipped)
+                self.newest = step
+            self._write_ready()
 
     def _write_ready(self, pad: bool = False) -> None:
         """Write the waiting episodes, oldest first, while each has all its captions (``pad``: all of them)."""
@@ -138,8 +143,9 @@ class RecorderActor:
                 **({"channel_viewer": self.viewer.stats().to_dict()} if self.viewer is not None else {})}
 
     def close(self) -> dict[str, Any]:
-        self._write_ready(pad=True)
-        self.writer.close()
+        with self._lock:
+            self._write_ready(pad=True)
+            self.writer.close()
         if self.viewer is not None:
             self.viewer.drain()
         return self.stats()
