@@ -137,3 +137,5 @@ def test_bad_arguments_are_named():
         sparse_attention(q[:, :, :10], k, v, top_k=2, top_p=0.9, causal=True)
     with pytest.raises(ValueError, match=r"q, k, v must be \[B, H, T, D\]"):
         sparse_attention(q[0], k, v, top_k=2, top_p=0.9)
+    with pytest.raises(ValueError, match="backend must be auto, torch or triton"):
+        sparse_attention(q, k, v, top_k=2, top_p=0.9, backend="cuda")

@@ -30,6 +30,8 @@ def key_blocks(q: torch.Tensor, k: torch.Tensor, top_k: int, top_p: float, block
     ``local``: the newest blocks kept besides (``mask.local_blocks``: a stream's recent past).
     ``backend``: the choice in one Triton kernel (``select_triton.py``; "auto": on CUDA, for rows of
     up to ``MAX_BLOCKS`` key blocks) or the PyTorch reference (``mask.select_blocks``)."""
+    if backend not in ("auto", "torch", "triton"):
+        raise ValueError(f"backend must be auto, torch or triton, got {backend!r}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     with torch.no_grad():
         means = pool_blocks(k, block) if key_means is None else key_means
@@ -82,8 +84,6 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, top_k: i
     """Softmax attention of q ``[B, H, Tq, D]`` over the keys ``[B, H, Tk, D]`` (values ``[B, H, Tk, Dv]``)
     of each query block's kept key blocks (:func:`key_blocks`) → ``[B, H, Tq, Dv]`` in q's dtype."""
     _check(q, k, v, block, causal)
-    if backend not in ("auto", "torch", "triton"):
-        raise ValueError(f"backend must be auto, torch or triton, got {backend!r}")
     scale = q.shape[-1] ** -0.5 if scale is None else scale
     lut, counts = key_blocks(q, k, top_k, top_p, block, causal, scale, key_means, local, backend)
     if backend == "torch" or (backend == "auto" and not q.is_cuda):
