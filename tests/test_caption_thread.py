@@ -137,3 +137,18 @@ def test_the_bf16_encoder_says_what_the_fp32_one_says_on_renders():
     assert (got == want).all(-1).mean() >= 0.98
     right = np.mean([fp32.text(want[t, b]) == truths[b][t].caption for t in range(96) for b in range(3)])
     assert right >= 0.9  # the renders are ones the captioner reads: the comparison means something
+
+
+def test_warming_up_leaves_the_streams_as_they_were():
+    """``warm_up`` runs every call length once (on a GPU the kernels compile then) and puts the state
+    back: the captions after it are those of a captioner that never warmed up, mid-stream too."""
+    from agent.perception.live import LiveCaptioner, env_checkpoint
+
+    checkpoint = env_checkpoint("CartPole-v1")
+    frames = np.random.default_rng(2).integers(0, 256, (6, 2, 64, 64, 3), np.uint8)
+    warmed, cold = LiveCaptioner(checkpoint, streams=2), LiveCaptioner(checkpoint, streams=2)
+    assert np.array_equal(warmed.caption_steps(frames[:3]), cold.caption_steps(frames[:3]))
+    warmed.warm_up(4)
+    assert np.array_equal(warmed.caption_steps(frames[3:]), cold.caption_steps(frames[3:]))
+    for a, b in zip(warmed.state.layers, cold.state.layers):
+        assert torch.equal(a, b)

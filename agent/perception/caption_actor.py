@@ -40,6 +40,8 @@ class CaptionActor:
         # captions only (no policy reads these features): the encoder in bf16 where the CPU has it
         self.captioner = LiveCaptioner(Path(checkpoint), streams=num_envs, device=device,
                                        cpu_bf16=device == "cpu" and cpu_has_bf16())
+        if device == "cuda":  # the kernels compile now, not while acting waits on a full queue
+            self.captioner.warm_up(MAX_PENDING_STEPS)
         self.num_envs = num_envs
         if isinstance(recorder, str):
             recorder = ray.get_actor(recorder)

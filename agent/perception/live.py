@@ -117,6 +117,18 @@ class LiveCaptioner:
         tokens = self.decode(features.transpose(0, 1).reshape(T * n, -1))
         return tokens.reshape(T, n, -1)
 
+    def warm_up(self, max_steps: int) -> None:
+        """Caption blank frames once for every call length up to ``max_steps`` and put the streams'
+        state back: on a GPU, Triton compiles each kernel at its first call (on a fresh machine that
+        held the first run with captions to 27% of one without: BENCHMARKS.md), and this moves the
+        compiling before acting starts. Delta-rule captioners only (a softmax one's cache grows)."""
+        if self.model.cfg.mixer != "delta":
+            return
+        state, n = self.state, self.state.frames.shape[0]
+        for steps in range(1, max_steps + 1):
+            self.caption_steps(np.zeros((steps, n, self.size, self.size, 3), np.uint8))
+        self.state = state
+
     def tokens(self, frames: np.ndarray, gaps: np.ndarray | None = None) -> np.ndarray:
         """uint8 RGB frames [streams, H, W, 3] (any size) → int16 token ids [streams, max_len]."""
         return self.decode(self.features(frames, gaps))
