@@ -499,7 +499,8 @@ def _run_agent(args: argparse.Namespace, cfg: AgentConfig, run_dir: Path, resume
     summary_out = sys.stdout
     if args.json:  # Ray's driver prints cluster notices (e.g. a worker that died) on stdout, at any time
         sys.stdout = sys.stderr  # until the command ends: --json's stdout is the summary alone
-    _say(args, "starting the actors (env, perception, policy, learner, recorder) ...")
+    extra = [name for name, on in (("captioner", cfg.captioner != "off"), ("viewer", cfg.view is not None)) if on]
+    _say(args, f"starting the actors ({', '.join(['env', 'perception', 'policy', 'learner', 'recorder', *extra])}) ...")
     try:
         agent = Agent(cfg, run_dir, use_ray=True, resume=resume, state=state)
     except BaseException as exc:
