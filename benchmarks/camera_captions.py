@@ -5,8 +5,10 @@ machine skips them, and through a rough camera (skips, repeats, JPEG, light, noi
     python benchmarks/camera_captions.py --data synthetic --streams 64 --json out.json
 
 Every checkpoint sees the same streams in the same order (by default seeds 7,000,000 on, which no
-training or training-time check uses; `--seed 7500000` is a second held-out set) and the same skips (`agent/perception/camera.py`, seeded); scored with
-`evaluate_captioner` at each segment's last delivered frame (every delivered frame of an env).
+training or training-time check uses; `--seed 7500000` is a second held-out set) and the same skips
+(`agent/perception/camera.py`, seeded); scored with `evaluate_captioner` at each segment's last
+delivered frame (every delivered frame of an env). ``--bf16`` also scores each checkpoint with its
+convolutions in bf16, as the CaptionActor runs them on a CPU that has bf16 instructions.
 """
 
 from __future__ import annotations

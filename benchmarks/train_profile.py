@@ -6,7 +6,8 @@ Runs ``train_captioner`` as the CLI does (synthetic data, 32 streams × 32 frame
 ``--active`` steps after ``--wait`` steps of warm-up: the ops by GPU time and by host time, how often
 the host waited on the device (synchronisations and device-to-host copies), and the wall time of a
 step against its GPU time. A step whose wall time is well above its GPU time is bound on the host:
-kernel launches, waiting for frames, or a synchronisation. ``--out`` gets the tables (and with ``--trace`` a Chrome trace).
+kernel launches, waiting for frames, or a synchronisation. ``--out`` gets the tables (and with
+``--trace`` a Chrome trace).
 """
 
 from __future__ import annotations

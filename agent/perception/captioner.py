@@ -68,9 +68,11 @@ class FrameTokenizer(nn.Module):
         self.cpu_bf16 = False  # convs in bf16 on the CPU (fold_batch_norm's choice, inference only)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        with torch.autocast("cpu", torch.bfloat16, enabled=self.cpu_bf16 and x.device.type == "cpu"):
-            h = self.conv(x)
-        return self.proj(h.float().flatten(1))
+        if self.cpu_bf16 and x.device.type == "cpu":
+            with torch.autocast("cpu", torch.bfloat16):
+                h = self.conv(x)
+            return self.proj(h.float().flatten(1))
+        return self.proj(self.conv(x).flatten(1))
 
     def fold_batch_norm(self, cpu_bf16: bool = False) -> None:
         """For inference only: each BatchNorm folded into the conv before it, the convs channels-last

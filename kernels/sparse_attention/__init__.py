@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 
 from kernels.sparse_attention.gather_torch import block_sparse_attention_gather
-from kernels.sparse_attention.mask import block_mask, block_probs, local_blocks, pool_blocks, select_blocks
+from kernels.sparse_attention.mask import (block_mask, block_probs, block_scores, local_blocks, pool_blocks,
+                                           select_blocks)
 from kernels.sparse_attention.reference import block_sparse_attention_reference
 
 
@@ -40,8 +41,7 @@ def key_blocks(q: torch.Tensor, k: torch.Tensor, top_k: int, top_p: float, block
             from kernels.sparse_attention.select_triton import MAX_BLOCKS, select_blocks_triton
 
             if backend == "triton" or means.shape[-2] <= MAX_BLOCKS:
-                scores = q_means @ means.float().transpose(-1, -2) * scale
-                return select_blocks_triton(scores, top_k, top_p, causal, local)
+                return select_blocks_triton(block_scores(q_means, means, scale), top_k, top_p, causal, local)
         probs = block_probs(q_means, means, causal, scale)
         near = local_blocks(*probs.shape[-2:], local, causal, q.device) if local else None
         return select_blocks(probs, top_k, top_p, near)

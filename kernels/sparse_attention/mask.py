@@ -24,10 +24,15 @@ def pool_blocks(x: torch.Tensor, block: int) -> torch.Tensor:
     return sums / sizes[:, None]
 
 
+def block_scores(q_means: torch.Tensor, k_means: torch.Tensor, scale: float) -> torch.Tensor:
+    """The block means' scaled scores, ``[B, H, nq, nk]`` (fp32)."""
+    return q_means @ k_means.float().transpose(-1, -2) * scale
+
+
 def block_probs(q_means: torch.Tensor, k_means: torch.Tensor, causal: bool, scale: float) -> torch.Tensor:
     """The softmax over key blocks of the block means' scores, ``[B, H, nq, nk]``; with ``causal`` the key
     blocks after a query block get 0."""
-    scores = q_means @ k_means.float().transpose(-1, -2) * scale
+    scores = block_scores(q_means, k_means, scale)
     if causal:
         nq, nk = scores.shape[-2:]
         scores = scores.masked_fill(torch.ones(nq, nk, dtype=torch.bool, device=scores.device).triu(1), float("-inf"))

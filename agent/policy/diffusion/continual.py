@@ -22,8 +22,8 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
   teaches those windows shifted off the demonstrations (``shift`` stds of each state dim within the
   task, a window's frames together): where an arm drifts in closed loop, the newest column would
   otherwise answer with its own task's habit (a reach played by a top-down button press's column
-  pushed down into the table). A task moves to the newest column unless that column acts worse on ``held_out`` windows of
-  the task kept aside (never replayed), worse by more than ``margin`` standard errors of the paired difference (a
+  pushed down into the table). A task moves to the newest column unless that column acts worse on
+  ``held_out`` windows of the task kept aside (never replayed), worse by more than ``margin`` standard errors of the paired difference (a
   smaller gap is the windows' noise, and the newest column trained on more), or unless its column
   mastered it in ``practice`` episodes played as it ended (off by default: an env the others do not use).
   It acts by mixing the noise predictions of a window's hybrid top-k ∪ top-p owners by their routing
