@@ -1,4 +1,5 @@
-"""The captioner on one CPU core with and without BatchNorm folded into its convs (channels-last), as
+"""The captioner on one CPU core with and without BatchNorm folded into its convs (channels-last), and
+folded with the convs in bf16 (the CaptionActor's choice where the CPU has bf16 instructions), as
 `thalamus run`'s CaptionActor calls it: 8 streams, 12 frames a call, side by side in one process.
 
     python -P benchmarks/captioner_fold.py --checkpoint agent/perception/checkpoints/captioner-cartpole.pt
@@ -30,12 +31,14 @@ def main() -> None:
     folded = LiveCaptioner(args.checkpoint, streams=args.streams)
     plain = LiveCaptioner(args.checkpoint, streams=args.streams)
     plain.model = load_checkpoint(args.checkpoint)  # BatchNorm as trained
+    bf16 = LiveCaptioner(args.checkpoint, streams=args.streams, cpu_bf16=True)
     size = folded.size
     frames = np.random.default_rng(0).integers(0, 256, (args.frames, args.streams, size, size, 3), np.uint8)
     same = np.array_equal(folded.caption_steps(frames), plain.caption_steps(frames))
-    fps: dict[str, list[float]] = {"plain": [], "folded": []}
+    agree = (bf16.caption_steps(frames) == folded.caption_steps(frames)).all(-1).mean()
+    fps: dict[str, list[float]] = {"plain": [], "folded": [], "bf16": []}
     for _ in range(args.rounds):
-        for name, captioner in (("plain", plain), ("folded", folded)):
+        for name, captioner in (("plain", plain), ("folded", folded), ("bf16", bf16)):
             start, calls = time.perf_counter(), 0
             while time.perf_counter() - start < 2:
                 captioner.caption_steps(frames)
@@ -44,6 +47,8 @@ def main() -> None:
     ratio = np.mean(fps["folded"]) / np.mean(fps["plain"])
     print(f"same tokens: {same}; frames/s plain {[round(x) for x in fps['plain']]}, folded "
           f"{[round(x) for x in fps['folded']]}; folded / plain {ratio:.2f}")
+    print(f"bf16 convs (captions as folded's on {agree:.0%} of these random frames): frames/s "
+          f"{[round(x) for x in fps['bf16']]}; bf16 / folded {np.mean(fps['bf16']) / np.mean(fps['folded']):.2f}")
 
 
 if __name__ == "__main__":

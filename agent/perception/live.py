@@ -60,8 +60,8 @@ class LiveCaptioner:
 
     def __init__(self, checkpoint: Path = DEFAULT_CHECKPOINT, streams: int = 1, device: str = "cpu",
                  cpu_bf16: bool = False) -> None:
-        """``cpu_bf16``: the frame encoder's convolutions in bf16 on a CPU (1.75× faster where it has
-        bf16 instructions: :func:`cpu_has_bf16`; the same captions, BENCHMARKS.md, but features only
+        """``cpu_bf16``: the frame encoder's convolutions in bf16 on a CPU (1.4–1.7× the frames/s where it
+        has bf16 instructions: :func:`cpu_has_bf16`; the same captions, BENCHMARKS.md, but features only
         within ~4e-3, so not where features are a policy's input)."""
         self.device = torch.device(device)
         self.model = load_checkpoint(checkpoint, device)
