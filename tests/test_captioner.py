@@ -6,6 +6,7 @@ import torch
 
 from agent.perception.captioner import Captioner, CaptionerConfig, SparseRead
 from agent.perception.decode import CaptionDecoding
+from agent.perception.grammar import BOS
 from envs.synthetic import all_captions
 
 SMALL = CaptionerConfig(frame_size=32, channels=(8, 16), d_model=32, n_layers=2, n_heads=2, head_dim=16)
@@ -48,6 +49,25 @@ def test_chunks_with_carried_state_equal_one_pass():
         first, s = model(frames[:, :7], model.initial_state(2))
         second, _ = model(frames[:, 7:], s)
     assert _rel(torch.cat([first, second], 1), whole) < 1e-5
+
+
+def test_teacher_forcing_gives_the_token_by_token_logits_and_gradients():
+    """The fused GRU of training computes what the cell gives stepped a token at a time (greedy decoding)."""
+    torch.manual_seed(2)
+    decoder = Captioner(SMALL).decoder
+    feature = torch.randn(5, SMALL.d_model, requires_grad=True)
+    tokens = torch.randint(1, SMALL.vocab_size, (5, 7))
+    hidden, prev, stepped = decoder.start(feature), torch.full((5,), BOS), []
+    for i in range(tokens.shape[1]):
+        logits, hidden = decoder.step(hidden, prev, feature)
+        stepped.append(logits)
+        prev = tokens[:, i]
+    stepped = torch.stack(stepped, 1)
+    forced = decoder(feature, tokens)
+    assert _rel(forced, stepped) < 1e-5
+    weights = [feature, decoder.cell.weight_hh, decoder.embed.weight]
+    for a, b in zip(torch.autograd.grad(forced.sin().sum(), weights), torch.autograd.grad(stepped.sin().sum(), weights)):
+        assert _rel(a, b) < 1e-5
 
 
 def test_random_weights_never_leave_the_grammar():

@@ -73,16 +73,23 @@ def _tf32_on(device: torch.device) -> Iterator[None]:
         torch.backends.cuda.matmul.allow_tf32 = before
 
 
+def _on(device: torch.device, host: Any) -> torch.Tensor:
+    """``host`` (an array or nested lists) on ``device``. To a GPU through pinned memory without waiting:
+    a copy from pageable memory first waits for every kernel queued, so the host could not queue the
+    next step while the GPU runs this one (the pinned block is kept until its copy is done)."""
+    x = torch.as_tensor(host)
+    return x.pin_memory().to(device, non_blocking=True) if device.type == "cuda" else x.to(device)
+
+
 def _targets(truths: list[list], table: dict[str, list[int]], device: torch.device) -> torch.Tensor:
-    rows = [[table[t.caption] for t in stream] for stream in truths]
-    return torch.tensor(rows, dtype=torch.long, device=device)  # [B, T, L]
+    return _on(device, [[table[t.caption] for t in stream] for stream in truths])  # [B, T, L]
 
 
 def _gaps(truths: list[list], device: torch.device) -> torch.Tensor | None:
     """The camera's gap of every frame [B, T] (None for frames delivered one after another)."""
     if not truths or not hasattr(truths[0][0], "gap"):
         return None
-    return torch.tensor([[t.gap for t in stream] for stream in truths], dtype=torch.long, device=device)
+    return _on(device, [[t.gap for t in stream] for stream in truths])
 
 
 def evaluate_captioner(model: Captioner, seeds: list[int], n_frames: int, device: torch.device,
@@ -170,7 +177,8 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
         missing, _ = model.load_state_dict(start.state_dict(), strict=False)
         if any(not k.startswith("timing.") for k in missing):
             raise ValueError(f"{cfg.init}: its weights do not fit this captioner (missing {missing[:3]})")
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                            fused=device.type == "cuda")  # one kernel for every parameter on a GPU
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup_cosine(s, cfg.warmup, cfg.steps))
     table = dict(zip(captions, model.vocab.table(captions, model_cfg.max_len)))
     state = model.initial_state(cfg.streams, device)
@@ -182,7 +190,7 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
         for step in range(cfg.steps):
             frames, truths = data.next(cfg.chunk)
             target = _targets(truths, table, device)  # [B, T, L]
-            feats, state = model(torch.as_tensor(frames, device=device), state, _gaps(truths, device))
+            feats, state = model(_on(device, frames), state, _gaps(truths, device))
             state = state.detach()
             logits = model.decoder(feats.flatten(0, 1), target.flatten(0, 1))  # [B*T, L, vocab]
             loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD)
