@@ -98,8 +98,8 @@ def _state_kernel(q, k, w, u, gcum, o, h0, ht, h, vn, scale, T, H: tl.constexpr,
         b_vnew = b_u - tl.dot(b_w, b_sd, input_precision=prec)  # [BT, BV]
         if SAVE:  # for the backward: the state at the chunk's start and the new values
             p_h = ((i_bh * tl.cdiv(T, BT) + i_c) * K + o_k[:, None]) * V + o_v[None, :]
-            tl.store(h + p_h, b_s, mask=m_k[:, None] & m_v[None, :])
-            tl.store(vn + row[:, None] * V + o_v[None, :], b_vnew, mask=m_tv)
+            tl.store(h + p_h, b_s.to(h.dtype.element_ty), mask=m_k[:, None] & m_v[None, :])
+            tl.store(vn + row[:, None] * V + o_v[None, :], b_vnew.to(vn.dtype.element_ty), mask=m_tv)
         if STORE_O:
             b_q = tl.load(q + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
             b_qk = tl.dot(b_q, tl.trans(b_k), input_precision=prec)
@@ -175,7 +175,7 @@ def chunk_gated_delta_rule_fwd(
     ``save`` (for the backward) also returns W, γ and T = (I + A)⁻¹ ``[B, T, H, BT]``
     (fp32), each chunk's starting state ``[B, H, NT, K, V]`` and the new values ``U − W S``
     ``[B, T, H, V]`` (both fp32). ``split`` (default: :func:`split_pays`) runs the state pass without
-    outputs and then every chunk's outputs at once."""
+    outputs, keeping those two in the inputs' dtype, and then every chunk's outputs at once."""
     B, T, H, K = q.shape
     V = v.shape[-1]
     BT = chunk_size
@@ -196,8 +196,11 @@ def chunk_gated_delta_rule_fwd(
     ht = torch.empty(B, H, K, V, dtype=torch.float32, device=q.device) if output_final_state else None
     h0 = initial_state.float().contiguous() if initial_state is not None else None
     split = split_pays(B, T, H, V, q.device, BT) if split is None else split
-    h = torch.empty(B, H, NT, K, V, dtype=torch.float32, device=q.device) if save or split else None
-    vn = torch.empty(B, T, H, V, dtype=torch.float32, device=q.device) if save or split else None
+    # the backward reads the chunk states and new values in fp32; the output pass alone in the inputs'
+    # dtype, as the fused pass multiplies them (the same numbers, half the bytes for 16-bit inputs)
+    kept = torch.float32 if save else v.dtype
+    h = torch.empty(B, H, NT, K, V, dtype=kept, device=q.device) if save or split else None
+    vn = torch.empty(B, T, H, V, dtype=kept, device=q.device) if save or split else None
     _state_kernel[(triton.cdiv(V, BV), B * H)](
         q, k, w, u, gcum, o, h0, ht, h, vn, scale, T, H, K, V, BT, BK, BV,
         USE_INITIAL_STATE=h0 is not None, STORE_FINAL_STATE=output_final_state, SAVE=save or split,
