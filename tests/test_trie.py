@@ -133,6 +133,26 @@ def test_decode_stays_in_grammar(greedy, dense_levels):
     assert len(set(decoded)) > 10, "per-stream random weights give varied outputs"
 
 
+@pytest.mark.parametrize("greedy", [True, False], ids=["greedy", "sampled"])
+def test_an_all_dense_trie_steps_as_the_csr_one(greedy):
+    """The one-gather step of a trie with every level dense picks the same tokens, reaches the same
+    nodes and gives the same log-probabilities as the CSR window of a trie dense at the root only."""
+    vocab, eos, B = 37, 5, 64
+    seqs = random_grammar(vocab, eos, 300, seed=12)
+    csr, dense = build_trie(seqs, vocab, eos, dense_levels=1), build_trie(seqs, vocab, eos, dense_levels=50)
+    assert dense.n_dense == dense.n_nodes and csr.n_dense < csr.n_nodes
+    gen = torch.Generator().manual_seed(3)
+    nodes = torch.zeros(B, dtype=torch.long)
+    for _ in range(csr.max_len + 1):
+        logits = torch.randn(B, vocab, generator=gen) * 3
+        seed = int(torch.randint(0, 2**31, (1,), generator=gen))
+        a = constrained_step(csr, nodes, logits, greedy, torch.Generator().manual_seed(seed))
+        b = constrained_step(dense, nodes, logits, greedy, torch.Generator().manual_seed(seed))
+        assert (a[0] == b[0]).all() and (a[1] == b[1]).all() and torch.equal(a[2], b[2])
+        nodes = a[1]
+    assert dense.terminal[nodes].all(), "every stream ended"
+
+
 def test_sampling_reaches_every_sequence():
     vocab, eos, B = 23, 22, 64
     seqs = [[1], [1, 2], [1, 2, 3, 4, 5], [1, 3], [4, 4, 4, 4, 4, 4, 4, 4, 4], [4, 4, 1], [0, 21, 9], [6],

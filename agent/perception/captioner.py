@@ -70,9 +70,7 @@ class FrameTokenizer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.cpu_bf16 and x.device.type == "cpu":
-            with torch.autocast("cpu", torch.bfloat16):
-                h = self.conv(x)
-            return self.proj(h.float().flatten(1))
+            return self.proj(self.conv(x.to(torch.bfloat16)).float().flatten(1))
         return self.proj(self.conv(x).flatten(1))
 
     def fold_batch_norm(self, cpu_bf16: bool = False) -> None:
@@ -85,6 +83,8 @@ class FrameTokenizer(nn.Module):
         for conv, norm, act in zip(layers[0::3], layers[1::3], layers[2::3]):
             folded += [fuse_conv_bn_eval(conv, norm), act]
         self.conv = nn.Sequential(*folded).to(memory_format=torch.channels_last)
+        if cpu_bf16:  # the weights cast once: what bf16 autocast computes, without its casts every call
+            self.conv = self.conv.to(torch.bfloat16)
         self.cpu_bf16 = cpu_bf16
 
 

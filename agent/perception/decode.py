@@ -14,6 +14,8 @@ from agent.perception.captioner import Captioner
 from agent.perception.grammar import BOS, EOS, PAD
 from kernels.trie import build_trie, constrained_step
 
+DENSE_TRIE_ENTRIES = 1 << 22  # a grammar whose trie has at most this many (node, token) pairs is one table (16 MB)
+
 
 class CaptionDecoding:
     """Greedy decoding of features into captions from ``captions`` (the grammar), in the model's
@@ -21,7 +23,11 @@ class CaptionDecoding:
 
     def __init__(self, model: Captioner, captions: Sequence[str], device: torch.device | str) -> None:
         self.model = model
-        self.trie = build_trie([model.vocab.encode(c) for c in captions], len(model.vocab), EOS).to(device)
+        sequences, vocab = [model.vocab.encode(c) for c in captions], len(model.vocab)
+        trie = build_trie(sequences, vocab, EOS)
+        if trie.n_nodes * vocab <= DENSE_TRIE_ENTRIES:  # every level dense: the fewest ops a token
+            trie = build_trie(sequences, vocab, EOS, dense_levels=trie.max_len + 2)
+        self.trie = trie.to(device)
 
     @torch.no_grad()
     def tokens(self, features: torch.Tensor, early_exit: bool = True) -> torch.Tensor:
