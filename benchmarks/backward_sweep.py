@@ -3,12 +3,13 @@
     python benchmarks/backward_sweep.py --json sweep.json        # needs CUDA
 
 At 1×4096×16×128×128, in bf16 and fp32, each of the three backward kernels
-(`kernels/gated_delta_rule/chunk_triton_backward.py`) is tried at (warps, stages) ∈ {(4, 1), (8, 1), (4, 2)}
-while the other two keep the shipped shape; and the 16-bit build (bf16 operands, not widened to fp32;
-``widen=False``) with all three kernels at 2 or 4 warps, the shapes flash-linear-attention found right
-on Hopper. Each try runs in its own process (a launch shape the compiler gets wrong can fault the GPU,
-which ends the process), checks its gradients against the shipped backward's, and times the backward
-alone (CUDA events, median) beside our forward with and without saving for it.
+(`kernels/gated_delta_rule/chunk_triton_backward.py`) is tried at (warps, stages) ∈ {(4, 1), (8, 1),
+(4, 2)} while the other two keep the shipped shape; the state pass at V blocks of 16 and 64; and the
+16-bit build (bf16 operands, not widened to fp32; ``widen=False``) with all three kernels at 2 or 4
+warps, the shapes flash-linear-attention found right on Hopper. Each try runs in its own process (a
+launch shape the compiler gets wrong can fault the GPU, which ends the process), checks its gradients
+against the shipped backward's, and times the backward alone (CUDA events, median) beside our forward
+with and without saving for it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from kernels.gated_delta_rule.chunk_triton_backward import BackwardLaunch, chunk
 SHAPES = [(4, 1), (8, 1), (4, 2)]
 KERNELS = ("dstate", "dqkw", "dwy")
 NARROW_SHAPES = [(2, 1), (4, 1)]
+DSTATE_BLOCKS = [16, 64]  # the state pass's V block beside the shipped 32 at this shape (64 programs for 132 SMs)
 
 
 def time_one(dtype: torch.dtype, kernel: str | None, shape: tuple[int, int] | None) -> dict:
@@ -48,6 +50,8 @@ def time_one(dtype: torch.dtype, kernel: str | None, shape: tuple[int, int] | No
     shipped = BackwardLaunch()
     if kernel == "narrow":
         launch = BackwardLaunch(shape, shape, shape)
+    elif kernel == "dstate_block":  # shape (V block, 0)
+        launch = replace(shipped, dstate_block=shape[0])
     else:
         launch = shipped if kernel is None else replace(shipped, **{kernel: shape})
     widen = kernel != "narrow"
@@ -76,6 +80,7 @@ def main() -> None:
     tries = [(d, "shipped", (0, 0)) for d in ("bfloat16", "float32")]
     tries += [("bfloat16", "narrow", s) for s in NARROW_SHAPES]
     tries += [(d, kern, s) for d in ("bfloat16", "float32") for kern in KERNELS for s in SHAPES]
+    tries += [(d, "dstate_block", (bv, 0)) for d in ("bfloat16", "float32") for bv in DSTATE_BLOCKS]
     for dtype, kernel, (warps, stages) in tries:
         cmd = [sys.executable, __file__, "--one", dtype, kernel, str(warps), str(stages)]
         run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -133,6 +133,9 @@ def chunk_benchmarks(rows: list[dict], copy_gbs: float) -> None:
         for split in (False, True):  # the dispatcher's two paths, to check its rule (split_pays)
             t["ours_split" if split else "ours_fused"] = bench(
                 lambda: chunk_gated_delta_rule_fwd(q, k, v, g, beta, scale, h0, True, split=split))
+        for bv in (32, 64):  # the split state pass is lighter than the fused one: its V block may differ
+            t[f"ours_split_bv{bv}"] = bench(
+                lambda: chunk_gated_delta_rule_fwd(q, k, v, g, beta, scale, h0, True, split=True, state_block=bv))
         if chunk_gated_delta_rule is not None:
             t["fla"] = bench(lambda: chunk_gated_delta_rule(q, k, v, g, beta, initial_state=h0,
                                                             output_final_state=True))

@@ -40,7 +40,7 @@ def test_stored_captions_are_the_captioners_words_for_each_stored_frame(tmp_path
     """Perception captions every frame, decoding off the acting path; the caption stored with a step is
     the one a fresh captioner gives when the stored frames are replayed in order (one env: one stream),
     and each step keeps how far its caption trailed it."""
-    from agent.perception.live import LiveCaptioner, env_checkpoint
+    from agent.perception.live import LiveCaptioner, cpu_has_bf16, env_checkpoint
 
     checkpoint = env_checkpoint("CartPole-v1")
     cfg = replace(AgentConfig(), steps=120, num_envs=1, captioner=str(checkpoint))
@@ -51,7 +51,7 @@ def test_stored_captions_are_the_captioners_words_for_each_stored_frame(tmp_path
     assert summary["caption_lag_steps"]["max"] == lags.max()
     frames = np.concatenate([store.get_episode(i)["frame"] for i in range(store.n_episodes)])
     stored = np.concatenate([store.get_episode(i)["caption"] for i in range(store.n_episodes)])
-    replay = LiveCaptioner(checkpoint)
+    replay = LiveCaptioner(checkpoint, cpu_bf16=cpu_has_bf16())  # as the run's CaptionActor on a CPU
     again = np.concatenate([replay.tokens(f[None]) for f in frames])
     assert len(frames) == 120 and np.array_equal(stored, again)
     assert len({replay.text(t) for t in stored}) > 1  # the pole and cart do not look the same all run

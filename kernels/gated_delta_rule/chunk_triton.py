@@ -167,7 +167,7 @@ def split_pays(B: int, T: int, H: int, V: int, device: torch.device, chunk_size:
 def chunk_gated_delta_rule_fwd(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor,
     scale: float, initial_state: torch.Tensor | None, output_final_state: bool, chunk_size: int = 64,
-    save: bool = False, split: bool | None = None,
+    save: bool = False, split: bool | None = None, state_block: int | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Launch the kernels; inputs ``[B, T, H, *]`` contiguous, outputs in v's dtype, state fp32; fp32
     inputs multiply as three TF32 products (fp32 accuracy on tensor cores; a plain fp32 dot unrolls
@@ -175,7 +175,8 @@ def chunk_gated_delta_rule_fwd(
     ``save`` (for the backward) also returns W, γ and T = (I + A)⁻¹ ``[B, T, H, BT]``
     (fp32), each chunk's starting state ``[B, H, NT, K, V]`` and the new values ``U − W S``
     ``[B, T, H, V]`` (both fp32). ``split`` (default: :func:`split_pays`) runs the state pass without
-    outputs, keeping those two in the inputs' dtype, and then every chunk's outputs at once."""
+    outputs, keeping those two in the inputs' dtype, and then every chunk's outputs at once.
+    ``state_block``: the V block of the state pass (default :func:`state_v_block`; benchmarks sweep it)."""
     B, T, H, K = q.shape
     V = v.shape[-1]
     BT = chunk_size
@@ -190,7 +191,7 @@ def chunk_gated_delta_rule_fwd(
     _wy_kernel[(NT, B * H)](k, v, g, beta, w, u, gcum, tm, T, H, K, V, BT, BK, BVW,
                             LOG_BT=BT.bit_length() - 1, SAVE_T=save, IEEE=ieee, num_warps=4)
     o = torch.empty_like(v)
-    BV = state_v_block(B, H, V)
+    BV = state_block or state_v_block(B, H, V)
     # three stages of prefetch fit the shared memory for 16-bit inputs up to K = 128; fewer otherwise
     stages = 3 if q.element_size() <= 2 and BK <= 128 else (2 if BK <= 128 else 1)
     ht = torch.empty(B, H, K, V, dtype=torch.float32, device=q.device) if output_final_state else None

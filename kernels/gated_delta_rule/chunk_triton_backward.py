@@ -31,11 +31,13 @@ from kernels.gated_delta_rule.chunk_triton import state_v_block
 
 @dataclass(frozen=True)
 class BackwardLaunch:
-    """(warps, prefetch stages) of each backward kernel, swept by benchmarks/backward_sweep.py."""
+    """(warps, prefetch stages) of each backward kernel, and the state pass's V block (0: as the forward
+    chooses, :func:`state_v_block`), swept by benchmarks/backward_sweep.py."""
 
     dstate: tuple[int, int] = (8, 1)
     dqkw: tuple[int, int] = (8, 1)
     dwy: tuple[int, int] = (8, 1)
+    dstate_block: int = 0
 
 
 @triton.jit
@@ -239,7 +241,7 @@ def chunk_gated_delta_rule_bwd(
     f32 = dict(dtype=torch.float32, device=q.device)
     dvn, dh = torch.empty(B, T, H, V, **f32), torch.empty(B, H, NT, K, V, **f32)
     dh0 = torch.empty(B, H, K, V, **f32) if initial_state is not None else None
-    BV = state_v_block(B, H, V)
+    BV = launch.dstate_block or state_v_block(B, H, V)
     _dstate_kernel[(triton.cdiv(V, BV), B * H)](
         q, k, w, gcum, do, dvn, dh, dht.contiguous() if dht is not None else None, dh0, scale, T, H, K, V,
         BT, BK, BV, USE_FINAL_GRAD=dht is not None, STORE_INITIAL_GRAD=dh0 is not None, IEEE=ieee,
