@@ -174,43 +174,60 @@ def chunk_benchmarks(rows: list[dict], copy_gbs: float) -> None:
 
 
 def captioner_step_benchmark(rows: list[dict]) -> None:
-    """One training step of the shipped captioner's sizes (`thalamus train captioner`'s defaults: 32
-    streams × 32 frames, fp32): our Triton kernels against autograd through the PyTorch chunked form
-    (THALAMUS_KERNEL_BACKEND=chunked), on frames already on the GPU, so the data pipeline is left out."""
+    """One training step as `thalamus train captioner` takes it (`train_step`: the shipped captioner's
+    sizes, 32 streams × 32 frames, fused AdamW, TF32, clipped gradients), on frames already on the GPU so
+    the data pipeline is left out: our Triton kernels, autograd through the PyTorch chunked form
+    (THALAMUS_KERNEL_BACKEND=chunked), and ours replayed as one CUDA graph (what launching the step's
+    kernels costs the host: reported as refused if the step cannot be captured)."""
     import os
 
     from agent.perception.captioner import Captioner
-    from agent.perception.train import TrainConfig
+    from agent.perception.train import TrainConfig, make_optimizer, tf32_on, train_step
 
-    cfg = TrainConfig()
+    cfg, device = TrainConfig(), torch.device("cuda")
     gen = torch.Generator(device="cuda").manual_seed(0)
     model = Captioner(cfg.model).cuda()
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr)
+    opt = make_optimizer(model, cfg, device)
     frames = torch.randint(0, 256, (cfg.streams, cfg.chunk, cfg.model.frame_size, cfg.model.frame_size, 3),
                            dtype=torch.uint8, device="cuda", generator=gen)
-    target = torch.randint(1, cfg.model.vocab_size, (cfg.streams * cfg.chunk, cfg.model.max_len), device="cuda",
+    target = torch.randint(1, cfg.model.vocab_size, (cfg.streams, cfg.chunk, cfg.model.max_len), device="cuda",
                            generator=gen)
     state = model.initial_state(cfg.streams, "cuda")
-
-    def step() -> None:
-        feats, _ = model(frames, state)
-        logits = model.decoder(feats.flatten(0, 1), target)
-        loss = F.cross_entropy(logits.flatten(0, 1), target.flatten())
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-
-    t = {}
-    for name, backend in (("ours", "auto"), ("torch_chunked", "chunked")):
-        os.environ["THALAMUS_KERNEL_BACKEND"] = backend
-        t[name] = bench(step)
-    os.environ.pop("THALAMUS_KERNEL_BACKEND")
+    t, note = {}, ""
+    with tf32_on(device):
+        for name, backend in (("ours", "auto"), ("torch_chunked", "chunked")):
+            os.environ["THALAMUS_KERNEL_BACKEND"] = backend
+            t[name] = bench(lambda: train_step(model, opt, frames, state, target))
+        os.environ.pop("THALAMUS_KERNEL_BACKEND")
+        try:
+            t["ours_graph"] = bench(captured(model, cfg, frames, state, target).replay)
+        except RuntimeError as exc:
+            note = f"graph refused: {str(exc).splitlines()[0][:160]}"
     n = cfg.streams * cfg.chunk
     rows.append({"bench": "captioner_train_step", **{f"{k}_ms": x for k, x in t.items()},
-                 "frames_per_s": {k: n / x * 1e3 for k, x in t.items()}})
-    print(f"captioner training step ({cfg.streams}x{cfg.chunk} frames): ours {t['ours']:.2f} ms "
-          f"({n / t['ours'] * 1e3:,.0f} frames/s), autograd through PyTorch {t['torch_chunked']:.2f} ms "
-          f"({n / t['torch_chunked'] * 1e3:,.0f} frames/s): {t['torch_chunked'] / t['ours']:.2f}x")
+                 "frames_per_s": {k: n / x * 1e3 for k, x in t.items()}, "note": note})
+    print(f"captioner training step ({cfg.streams}x{cfg.chunk} frames): "
+          + ", ".join(f"{k} {x:.2f} ms ({n / x * 1e3:,.0f} frames/s)" for k, x in t.items())
+          + f"; autograd through PyTorch / ours {t['torch_chunked'] / t['ours']:.2f}x {note}")
+
+
+def captured(model, cfg, frames, state, target) -> "torch.cuda.CUDAGraph":
+    """``train_step`` captured whole (PyTorch's whole-network capture: warm-up on a side stream, AdamW
+    capturable), to replay on the same tensors."""
+    from agent.perception.train import make_optimizer, train_step
+
+    opt = make_optimizer(model, cfg, frames.device)
+    opt.param_groups[0]["capturable"] = True
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(3):
+            train_step(model, opt, frames, state, target)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        train_step(model, opt, frames, state, target)
+    return graph
 
 
 SPARSE_SHAPE = (1, 16, 65536, 128)  # B, H, T (queries = keys), D

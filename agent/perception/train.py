@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from agent.checkpoints import load_tensors
 from agent.perception.camera import CameraConfig
-from agent.perception.captioner import Captioner, CaptionerConfig
+from agent.perception.captioner import Captioner, CaptionerConfig, StreamState
 from agent.perception.data import ParallelStreams, eval_data, grammar, is_clips, open_batch
 from agent.perception.decode import CaptionDecoding
 from agent.perception.grammar import PAD, VOCAB, Vocab
@@ -63,7 +63,7 @@ REPORT_LOSS_EVERY = 10  # steps between reads of the loss for progress (each rea
 
 
 @contextmanager
-def _tf32_on(device: torch.device) -> Iterator[None]:
+def tf32_on(device: torch.device) -> Iterator[None]:
     """TF32 matmuls while training on a GPU (PyTorch's own switch, restored after)."""
     before = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = before or device.type == "cuda"
@@ -150,6 +150,27 @@ def _warmup_cosine(step: int, warmup: int, total: int) -> float:
     return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / total))
 
 
+def train_step(model: Captioner, opt: torch.optim.Optimizer, frames: torch.Tensor, state: StreamState,
+               target: torch.Tensor, gaps: torch.Tensor | None = None) -> tuple[torch.Tensor, StreamState]:
+    """One truncated-BPTT step on a chunk: frames uint8 [B, T, S, S, 3] on the model's device, target
+    token ids [B, T, L]; the caption cross-entropy at every frame, clipped gradients, one optimizer
+    step. Returns the loss (not read here: reading it waits for the GPU) and the detached state."""
+    feats, state = model(frames, state, gaps)
+    logits = model.decoder(feats.flatten(0, 1), target.flatten(0, 1))  # [B*T, L, vocab]
+    loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    return loss, state.detach()
+
+
+def make_optimizer(model: Captioner, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW as training uses it: fused (one kernel for every parameter) on a GPU."""
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
+                             fused=device.type == "cuda")
+
+
 def train_captioner(cfg: TrainConfig, out: Path | None = None,
                     progress: Callable[[int, dict], None] | None = None, frames: Any = None) -> dict:
     """Train from scratch; returns the final metrics and writes a checkpoint to ``out``. ``frames``:
@@ -177,8 +198,7 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
         missing, _ = model.load_state_dict(start.state_dict(), strict=False)
         if any(not k.startswith("timing.") for k in missing):
             raise ValueError(f"{cfg.init}: its weights do not fit this captioner (missing {missing[:3]})")
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                            fused=device.type == "cuda")  # one kernel for every parameter on a GPU
+    opt = make_optimizer(model, cfg, device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup_cosine(s, cfg.warmup, cfg.steps))
     table = dict(zip(captions, model.vocab.table(captions, model_cfg.max_len)))
     state = model.initial_state(cfg.streams, device)
@@ -186,18 +206,11 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
     metrics: dict = {}
     loss_seen = float("nan")
     started = time.perf_counter()
-    with _tf32_on(device):
+    with tf32_on(device):
         for step in range(cfg.steps):
             frames, truths = data.next(cfg.chunk)
-            target = _targets(truths, table, device)  # [B, T, L]
-            feats, state = model(_on(device, frames), state, _gaps(truths, device))
-            state = state.detach()
-            logits = model.decoder(feats.flatten(0, 1), target.flatten(0, 1))  # [B*T, L, vocab]
-            loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
+            loss, state = train_step(model, opt, _on(device, frames), state, _targets(truths, table, device),
+                                     _gaps(truths, device))
             sched.step()
             last = step == cfg.steps - 1
             if last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
