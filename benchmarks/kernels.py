@@ -214,10 +214,9 @@ def captioner_step_benchmark(rows: list[dict]) -> None:
 def captured(model, cfg, frames, state, target) -> "torch.cuda.CUDAGraph":
     """``train_step`` captured whole (PyTorch's whole-network capture: warm-up on a side stream, AdamW
     capturable), to replay on the same tensors."""
-    from agent.perception.train import make_optimizer, train_step
+    from agent.perception.train import train_step
 
-    opt = make_optimizer(model, cfg, frames.device)
-    opt.param_groups[0]["capturable"] = True
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True, capturable=True)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):
