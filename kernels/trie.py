@@ -304,7 +304,7 @@ def constrained_step(
         raise ValueError(f"logits must be [B, V] = {(nodes.shape[0], trie.vocab_size)}, "
                          f"got {tuple(logits.shape)}")
     if trie.n_dense == trie.n_nodes:  # every node a dense row: one gather gives mask and children
-        rows = trie.dense[nodes.clamp_min(0)]  # [B, V]
+        rows = torch.where(nodes[:, None] >= 0, trie.dense[nodes.clamp_min(0)], -1)  # [B, V]; dead: nothing
         masked = logits.float().masked_fill(rows < 0, -torch.inf)
     else:
         window = _csr_window(trie, nodes)

@@ -261,7 +261,7 @@ class CaptionDecoder(nn.Module):
         token by token, in a few kernels rather than a dozen per token, forward and backward."""
         prev = torch.cat([torch.full_like(tokens[:, :1], BOS), tokens[:, :-1]], 1)  # [N, L]
         x = torch.cat([self.embed(prev), feature[:, None].expand(-1, prev.shape[1], -1)], -1)
-        c = self.cell
+        c = self.cell  # nn.GRU's own op on the cell's weights: the module keeps one copy of them
         with warnings.catch_warnings():  # cuDNN copies the cell's four tensors into one buffer a call
             warnings.filterwarnings("ignore", message="RNN module weights are not part of single contiguous")
             out, _ = torch._VF.gru(x, self.start(feature)[None], [c.weight_ih, c.weight_hh, c.bias_ih, c.bias_hh],
