@@ -49,12 +49,7 @@ class Ensemble:
     def denoise(self, x: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cfg = self.cfg
         weights = select(self.learner.router(obs), self.used, cfg.top_k, cfg.top_p) @ self.share
-        eps = torch.zeros_like(x)
-        for m, column in enumerate(self.learner.columns):
-            rows = weights[:, m].nonzero().flatten()
-            if len(rows):
-                eps = eps.index_add(0, rows, weights[rows, m, None, None] * column(x[rows], t[rows], obs[rows]))
-        return eps, weights
+        return self.learner.mix(weights, x, t, obs), weights
 
 
 def main() -> None:

@@ -23,9 +23,10 @@ what it stores (``memory`` windows, reservoir-sampled over what it trained on):
   task, a window's frames together): where an arm drifts in closed loop, the newest column would
   otherwise answer with its own task's habit (a reach played by a top-down button press's column
   pushed down into the table). A task moves to the newest column unless that column acts worse on
-  ``held_out`` windows of the task kept aside (never replayed), worse by more than ``margin`` standard errors of the paired difference (a
-  smaller gap is the windows' noise, and the newest column trained on more), or unless its column
-  mastered it in ``practice`` episodes played as it ended (off by default: an env the others do not use).
+  ``held_out`` windows of the task kept aside (never replayed), worse by more than ``margin`` standard
+  errors of the paired difference (a smaller gap is the windows' noise, and the newest column trained
+  on more), or unless its column mastered it in ``practice`` episodes played as it ended (off by
+  default: an env the others do not use).
   It acts by mixing the noise predictions of a window's hybrid top-k ∪ top-p owners by their routing
   weights, each through the column that plays it, computing only those columns.
 """
@@ -296,12 +297,17 @@ class ImitationLearner:
             return self.columns[0](x, t, obs), torch.ones(len(x), 1, device=self.device)
         owned = select(self.router(obs), self._used(), self.cfg.top_k, self.cfg.top_p)
         weights = torch.zeros_like(owned).index_add(1, self._players(), owned)  # an owner's weight, to its player
+        return self.mix(weights, x, t, obs), weights
+
+    def mix(self, weights: torch.Tensor, x: torch.Tensor, t: torch.Tensor, obs: torch.Tensor) -> torch.Tensor:
+        """The noise predictions of the columns weighted by ``weights`` [N, columns], each column computed
+        only for the windows that weight it."""
         eps = torch.zeros_like(x)
         for m, column in enumerate(self.columns):
             rows = weights[:, m].nonzero().flatten()
             if len(rows):
                 eps = eps.index_add(0, rows, weights[rows, m, None, None] * column(x[rows], t[rows], obs[rows]))
-        return eps, weights
+        return eps
 
     def memory_bytes(self) -> int:
         """What the stored windows take (every field the method keeps for them, the kept-aside ones too)."""
