@@ -34,7 +34,7 @@ from agent.env_actor import EnvActor
 from agent.hot_loop import RingBudget
 from agent.learner.actor import LearnerActor
 from agent.perception.actor import PerceptionActor
-from agent.perception.caption_actor import CaptionActor
+from agent.perception.caption_actor import COMPILE_MIN_STEPS, CaptionActor
 from agent.policy.actor import FEED_EVERY, PolicyActor
 from agent.policy.diffusion import SamplerConfig
 from agent.recorder import RecorderActor, store_specs
@@ -102,8 +102,9 @@ class Agent:
         if captioner is not None:
             caption_size = checkpoint_config(Path(captioner)).frame_size
             self.captioner = self._spawn(CaptionActor, captioner, cfg.num_envs, cfg.device,
-                                         self._named(self.recorder, recorder_name), cfg.caption_skip, num_gpus=gpu,
-                                         restart=True, name=captioner_name)
+                                         self._named(self.recorder, recorder_name), cfg.caption_skip,
+                                         (cfg.steps or 0) >= COMPILE_MIN_STEPS, num_gpus=gpu, restart=True,
+                                         name=captioner_name)
         self.perception = self._spawn(PerceptionActor, spec["state_dim"], cfg.perception, cfg.seed, cfg.device,
                                       cfg.policy is None, self._named(self.captioner, captioner_name), caption_size,
                                       num_gpus=gpu, restart=True)

@@ -1,8 +1,11 @@
 """The captioner on one CPU core with and without BatchNorm folded into its convs (channels-last), and
-folded with the convs in bf16 (the CaptionActor's choice where the CPU has bf16 instructions), as
-`thalamus run`'s CaptionActor calls it: 8 streams, 12 frames a call, side by side in one process.
+folded with the convs in bf16 (the CaptionActor's choice where the CPU has bf16 instructions), and
+that bf16 captioner compiled (``LiveCaptioner.compile``: a frame's step and decode as one function, what
+the CaptionActor of a long CPU run uses), as `thalamus run`'s CaptionActor calls it: 8 streams, 12
+frames a call, side by side in one process.
 
     python -P benchmarks/captioner_fold.py --checkpoint agent/perception/checkpoints/captioner-cartpole.pt
+    python -P benchmarks/captioner_fold.py --frames 1     # one step a call: a captioner that keeps up
 """
 
 from __future__ import annotations
@@ -32,13 +35,18 @@ def main() -> None:
     plain = LiveCaptioner(args.checkpoint, streams=args.streams)
     plain.model = load_checkpoint(args.checkpoint)  # BatchNorm as trained
     bf16 = LiveCaptioner(args.checkpoint, streams=args.streams, cpu_bf16=True)
+    compiled = LiveCaptioner(args.checkpoint, streams=args.streams, cpu_bf16=True)
+    compiled.compile()
     size = folded.size
     frames = np.random.default_rng(0).integers(0, 256, (args.frames, args.streams, size, size, 3), np.uint8)
-    same = np.array_equal(folded.caption_steps(frames), plain.caption_steps(frames))
-    agree = (bf16.caption_steps(frames) == folded.caption_steps(frames)).all(-1).mean()
-    fps: dict[str, list[float]] = {"plain": [], "folded": [], "bf16": []}
+    first = {name: c.caption_steps(frames) for name, c in  # each from a fresh state
+             (("plain", plain), ("folded", folded), ("bf16", bf16), ("compiled", compiled))}
+    same = np.array_equal(first["folded"], first["plain"])
+    agree = (first["bf16"] == first["folded"]).all(-1).mean()
+    same_compiled = (first["compiled"] == first["bf16"]).all(-1).mean()
+    fps: dict[str, list[float]] = {"plain": [], "folded": [], "bf16": [], "compiled": []}
     for _ in range(args.rounds):
-        for name, captioner in (("plain", plain), ("folded", folded), ("bf16", bf16)):
+        for name, captioner in (("plain", plain), ("folded", folded), ("bf16", bf16), ("compiled", compiled)):
             start, calls = time.perf_counter(), 0
             while time.perf_counter() - start < 2:
                 captioner.caption_steps(frames)
@@ -49,6 +57,8 @@ def main() -> None:
           f"{[round(x) for x in fps['folded']]}; folded / plain {ratio:.2f}")
     print(f"bf16 convs (captions as folded's on {agree:.0%} of these random frames): frames/s "
           f"{[round(x) for x in fps['bf16']]}; bf16 / folded {np.mean(fps['bf16']) / np.mean(fps['folded']):.2f}")
+    print(f"bf16 compiled (captions as bf16's on {same_compiled:.0%}): frames/s {[round(x) for x in fps['compiled']]}; "
+          f"compiled / bf16 {np.mean(fps['compiled']) / np.mean(fps['bf16']):.2f}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python benchmarks/live_caption.py --checkpoints OLD.pt agent/perception/checkpoints/captioner.pt
     python benchmarks/live_caption.py --frames 1800 --quality 75 40 --load 0 2 --json out.json
+    python -P benchmarks/live_caption.py --compile off on    # the captioner eager and compiled, side by side
 
 Writes a clip of the built-in synthetic scenes from a seed no training used (MJPG .avi at each JPEG
 ``--quality``, 30 fps, with its truth), then runs the real command on it, ``--realtime`` (frames the
@@ -51,20 +52,24 @@ def score(jsonl: Path, scored: list[tuple[int, str]]) -> float:
     return hits / len(scored)
 
 
-def run(checkpoint: Path, clip: Path, scored: list[tuple[int, str]], load: int, out: Path) -> dict:
+COMPILE_FLAGS = {"default": [], "on": ["--compile"], "off": ["--no-compile"]}
+
+
+def run(checkpoint: Path, clip: Path, scored: list[tuple[int, str]], load: int, out: Path, compile: str) -> dict:
     """One `thalamus caption --realtime` while ``load`` busy processes run: accuracy and drops."""
     busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(load)]
     try:
         time.sleep(0.5 if load else 0)
         proc = subprocess.run([sys.executable, "-m", "launch.cli", "caption", "--source", str(clip), "--realtime",
-                               "--checkpoint", str(checkpoint), "--jsonl", str(out), "--json"],
+                               "--checkpoint", str(checkpoint), "--jsonl", str(out), "--json",
+                               *COMPILE_FLAGS[compile]],
                               capture_output=True, text=True, cwd=ROOT, check=True)
     finally:
         for p in busy:
             p.kill()
     summary = json.loads(proc.stdout.strip().splitlines()[-1])
     return {"exact": score(out, scored), "segments": len(scored), "frames_read": summary["frames_read"],
-            "frames_dropped": summary["frames_dropped"]}
+            "frames_dropped": summary["frames_dropped"], "compiled": summary.get("compiled")}
 
 
 def main() -> None:
@@ -74,6 +79,8 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=1800, help="clip length (30 fps)")
     parser.add_argument("--quality", type=int, nargs="+", default=[75, 40], help="JPEG qualities of the clip")
     parser.add_argument("--load", type=int, nargs="+", default=[0, 2], help="busy processes beside the command")
+    parser.add_argument("--compile", nargs="+", choices=list(COMPILE_FLAGS), default=["default"],
+                        help="the command's --compile / --no-compile, or neither (default: default)")
     parser.add_argument("--json", type=Path, default=None, help="write the results here")
     args = parser.parse_args()
     results = []
@@ -83,10 +90,11 @@ def main() -> None:
             scored = write_clip(clip, args.frames, quality)
             for load in args.load:
                 for checkpoint in args.checkpoints:
-                    row = {"checkpoint": str(checkpoint), "quality": quality, "load": load,
-                           **run(checkpoint, clip, scored, load, Path(tmp) / "captions.jsonl")}
-                    results.append(row)
-                    print(json.dumps(row), flush=True)
+                    for compile in args.compile:
+                        row = {"checkpoint": str(checkpoint), "quality": quality, "load": load, "compile": compile,
+                               **run(checkpoint, clip, scored, load, Path(tmp) / "captions.jsonl", compile)}
+                        results.append(row)
+                        print(json.dumps(row), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"frames": args.frames, "seed": SEED, "results": results}, indent=1))
 

@@ -152,3 +152,27 @@ def test_warming_up_leaves_the_streams_as_they_were():
     assert np.array_equal(warmed.caption_steps(frames[3:]), cold.caption_steps(frames[3:]))
     for a, b in zip(warmed.state.layers, cold.state.layers):
         assert torch.equal(a, b)
+
+
+def test_the_compiled_captioner_says_what_the_eager_one_says_at_irregular_gaps():
+    """``LiveCaptioner.compile`` runs a frame's step and its decode as one compiled function (the
+    CaptionActor's choice for long CPU runs); on held-out CartPole renders that arrive 1-3 source frames
+    apart its captions and streaming state stay those of the eager captioner."""
+    from agent.perception.data import open_batch
+    from agent.perception.live import LiveCaptioner, env_checkpoint
+
+    checkpoint = env_checkpoint("CartPole-v1")
+    gaps = np.random.default_rng(3).integers(1, 4, 64)
+    seen = np.cumsum(gaps) - 1  # the source frames the camera delivers
+    frames, truths = open_batch("env:CartPole-v1", [31, 32, 33], 64).next(int(seen[-1]) + 1)
+    steps = frames[:, seen].transpose(1, 0, 2, 3, 4)  # [T, streams, ...]
+    truths = [[stream[i] for i in seen] for stream in truths]
+    eager, compiled = LiveCaptioner(checkpoint, streams=3), LiveCaptioner(checkpoint, streams=3)
+    assert compiled.compile()
+    want = np.concatenate([eager.caption_steps(steps[i:i + 4], gaps[i:i + 4]) for i in range(0, 64, 4)])
+    got = np.concatenate([compiled.caption_steps(steps[i:i + 4], gaps[i:i + 4]) for i in range(0, 64, 4)])
+    assert (got == want).all(-1).mean() >= 0.98
+    for a, b in zip(eager.state.layers, compiled.state.layers):
+        assert torch.allclose(a, b, atol=1e-4)
+    right = np.mean([eager.text(want[t, b]) == truths[b][t].caption for t in range(64) for b in range(3)])
+    assert right >= 0.9, right  # frames the captioner reads (timing told): the comparison means something

@@ -23,17 +23,19 @@ from agent.perception.caption_thread import CaptionThread
 
 MAX_PENDING_STEPS = 8  # steps waiting to be captioned before perception's sends wait (bounds the lag)
 CPU_NICENESS = 10  # a captioner allowed to skip takes the CPU time acting leaves
+COMPILE_MIN_STEPS = 200_000  # a CPU run this long wins back the seconds compiling the captioner takes (BENCHMARKS.md)
 
 
 class CaptionActor:
     """Holds a ``LiveCaptioner`` of ``num_envs`` streams and the thread that runs it."""
 
     def __init__(self, checkpoint: str, num_envs: int, device: str = "cpu", recorder: Any = None,
-                 skip: int = 0) -> None:
+                 skip: int = 0, compile: bool = False) -> None:
         """``recorder``: the RecorderActor (or its Ray name: a restarted captioner finds it again) that
         gets each step's captions, blocking when 16 sends are in flight; None: captions are only shown.
         ``skip``: frames in a row it may skip when behind (at most the captioner's timing allows: the
-        CLI checks)."""
+        CLI checks). ``compile``: on a CPU, caption through one compiled function a frame (seconds to
+        build; ~1.7× cheaper a frame)."""
         torch.set_num_threads(1)
         from agent.perception.live import LiveCaptioner, cpu_has_bf16  # imports triton: only when captioning
 
@@ -42,6 +44,8 @@ class CaptionActor:
                                        cpu_bf16=device == "cpu" and cpu_has_bf16())
         if device == "cuda":  # the kernels compile now, not while acting waits on a full queue
             self.captioner.warm_up(MAX_PENDING_STEPS)
+        elif compile:  # on a few cores the captioner is what holds acting back
+            self.captioner.compile()
         self.num_envs = num_envs
         if isinstance(recorder, str):
             recorder = ray.get_actor(recorder)

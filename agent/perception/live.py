@@ -7,11 +7,14 @@ its newest frame as token ids, ``caption(frame)`` the text for a single stream.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from agent.perception.captioner import StreamState
 from agent.perception.decode import CaptionDecoding
 from agent.perception.train import checkpoint_grammar, checkpoint_meta, load_checkpoint
 from envs.clips import square_resize
@@ -71,6 +74,39 @@ class LiveCaptioner:
         self.vocab = self.model.vocab
         self.decoding = CaptionDecoding(self.model, checkpoint_grammar(checkpoint), self.device)
         self.state = self.model.initial_state(streams, self.device)
+        self._frame: Callable[..., tuple[torch.Tensor, StreamState]] | None = None  # ``compile``'s function
+        # what the compiled function reads frames and gaps from: one layout, or a guard on strides compiles again
+        self._input = torch.zeros(streams, self.size, self.size, 3, dtype=torch.uint8, device=self.device)
+        self._gaps = torch.ones(streams, dtype=torch.long, device=self.device)
+
+    def compile(self) -> bool:
+        """On a CPU, a frame's step and its whole caption decode as one ``torch.compile``d function
+        (1.8–2.9× the frames/s of the eager captioner at one frame a call on a core, the same tokens:
+        BENCHMARKS.md); captioning then goes frame by frame. Compiles now, on blank frames (seconds;
+        inductor caches the code on disk for the next run). Where it cannot (no C++ compiler), says so
+        in one line and stays eager; returns whether it compiled. Run it on one thread where other work
+        shares the cores: its threads wait on each other, and stall when one is descheduled."""
+        frame = torch.compile(self._frame_tokens, dynamic=False)
+        try:
+            with torch.no_grad():  # both the first frame's graph and the one for the frames after it
+                frame(self._input, frame(self._input, self.state, self._gaps)[1], self._gaps)
+        except Exception as exc:  # noqa: BLE001 - an optimisation: any failure to build it leaves the eager path
+            print(f"captions run uncompiled ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})", file=sys.stderr)
+            return False
+        self._frame = frame
+        return True
+
+    @property
+    def compiled(self) -> bool:
+        """Whether frames go through the compiled function (``compile`` succeeded)."""
+        return self._frame is not None
+
+    def _frame_tokens(self, frame: torch.Tensor, state: StreamState, gaps: torch.Tensor
+                      ) -> tuple[torch.Tensor, StreamState]:
+        """One frame of every stream → its caption's token ids and the state after it (what ``compile``
+        compiles: the decode runs to the caption's full length, which gives the same ids)."""
+        feature, state = self.model.step(frame, state, gaps)
+        return self.decoding.tokens(feature, early_exit=False), state
 
     def _frames(self, frames: np.ndarray) -> torch.Tensor:
         if frames.shape[1:3] != (self.size, self.size):
@@ -107,8 +143,11 @@ class LiveCaptioner:
         [T, streams, max_len], each frame's caption. ``gaps`` [T]: source frames since each one's
         predecessor (default: consecutive; read by models with timing). The T frames go through the
         model at once (the chunked form of the temporal layers, one batched decode), so captioning that
-        has fallen behind catches up at a lower cost per frame; the states end as after T single steps."""
+        has fallen behind catches up at a lower cost per frame; the states end as after T single steps.
+        Compiled (``compile``), they go one at a time: the compiled step costs less a frame still."""
         T, n = frames.shape[:2]
+        if self._frame is not None:
+            return np.stack([self.tokens(frames[t], None if gaps is None else np.full(n, gaps[t])) for t in range(T)])
         clip = self._frames(frames.reshape(T * n, *frames.shape[2:]))
         clip = clip.view(T, n, *clip.shape[1:]).transpose(0, 1)  # [streams, T, S, S, 3]
         gap = None if gaps is None else torch.as_tensor(np.asarray(gaps), dtype=torch.long,
@@ -131,7 +170,13 @@ class LiveCaptioner:
 
     def tokens(self, frames: np.ndarray, gaps: np.ndarray | None = None) -> np.ndarray:
         """uint8 RGB frames [streams, H, W, 3] (any size) → int16 token ids [streams, max_len]."""
-        return self.decode(self.features(frames, gaps))
+        if self._frame is None:
+            return self.decode(self.features(frames, gaps))
+        self._input.copy_(self._frames(frames))
+        self._gaps.copy_(torch.as_tensor(np.ones(len(frames)) if gaps is None else np.asarray(gaps)))
+        with torch.no_grad():
+            tokens, self.state = self._frame(self._input, self.state, self._gaps)
+        return tokens.to(torch.int16).cpu().numpy()
 
     def caption(self, rgb: np.ndarray, gap: int = 1) -> str:
         """One stream's caption of its newest frame (``streams`` must be 1), ``gap`` source frames after
