@@ -91,7 +91,9 @@ class LiveCaptioner:
             with torch.no_grad():  # both the first frame's graph and the one for the frames after it
                 frame(self._input, frame(self._input, self.state, self._gaps)[1], self._gaps)
         except Exception as exc:  # noqa: BLE001 - an optimisation: any failure to build it leaves the eager path
-            print(f"captions run uncompiled ({type(exc).__name__}: {str(exc).splitlines()[0][:120]})", file=sys.stderr)
+            print(f"thalamus: the captioner runs uncompiled, slower ({type(exc).__name__}: "
+                  f"{str(exc).splitlines()[0][:120]}); it compiles where a C++ compiler (g++) is installed",
+                  file=sys.stderr)
             return False
         self._frame = frame
         return True
