@@ -39,14 +39,14 @@ def main() -> None:
     compiled.compile()
     size = folded.size
     frames = np.random.default_rng(0).integers(0, 256, (args.frames, args.streams, size, size, 3), np.uint8)
-    first = {name: c.caption_steps(frames) for name, c in  # each from a fresh state
-             (("plain", plain), ("folded", folded), ("bf16", bf16), ("compiled", compiled))}
+    contenders = {"plain": plain, "folded": folded, "bf16": bf16, "compiled": compiled}
+    first = {name: c.caption_steps(frames) for name, c in contenders.items()}  # each from a fresh state
     same = np.array_equal(first["folded"], first["plain"])
     agree = (first["bf16"] == first["folded"]).all(-1).mean()
     same_compiled = (first["compiled"] == first["bf16"]).all(-1).mean()
-    fps: dict[str, list[float]] = {"plain": [], "folded": [], "bf16": [], "compiled": []}
+    fps: dict[str, list[float]] = {name: [] for name in contenders}
     for _ in range(args.rounds):
-        for name, captioner in (("plain", plain), ("folded", folded), ("bf16", bf16), ("compiled", compiled)):
+        for name, captioner in contenders.items():
             start, calls = time.perf_counter(), 0
             while time.perf_counter() - start < 2:
                 captioner.caption_steps(frames)

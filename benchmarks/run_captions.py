@@ -24,9 +24,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.perception.grammar import Vocab  # noqa: E402
-from envs.env_captions import EnvCaptioner  # noqa: E402
-from memory import open_store  # noqa: E402
+from benchmarks.stored_caption_errors import stored_captions  # noqa: E402
 
 
 def run(env: str, steps: int, run_dir: Path, captions: bool, device: str, skip: int) -> dict:
@@ -42,18 +40,11 @@ def run(env: str, steps: int, run_dir: Path, captions: bool, device: str, skip: 
 def stored_accuracy(run_dir: Path, env: str) -> dict[str, float]:
     """Share of the stored captions equal to their step's simulator-state caption: all steps, the
     steps whose own frame was read, and the skipped ones."""
-    vocab = Vocab(tuple(json.loads((run_dir / "run.json").read_text())["caption_vocab"]))
-    store = open_store(run_dir)
-    right, skipped = [], []
-    for i in range(store.n_episodes):
-        ep = store.get_episode(i)
-        truth = EnvCaptioner(env, 0.02)
-        right += [vocab.decode(t.tolist()) == truth(s) for s, t in zip(ep["obs"], ep["caption"])]
-        skipped += list(ep["caption_skipped"]) if "caption_skipped" in ep else [False] * len(ep["obs"])
-    right_a, skipped_a = np.array(right), np.array(skipped, bool)
-    return {"all": float(right_a.mean()),
-            "read": float(right_a[~skipped_a].mean()) if (~skipped_a).any() else float("nan"),
-            "skipped": float(right_a[skipped_a].mean()) if skipped_a.any() else float("nan")}
+    stored = stored_captions(run_dir, env)
+    right, skipped = stored.right, stored.skipped
+    return {"all": float(right.mean()),
+            "read": float(right[~skipped].mean()) if (~skipped).any() else float("nan"),
+            "skipped": float(right[skipped].mean()) if skipped.any() else float("nan")}
 
 
 def main() -> None:

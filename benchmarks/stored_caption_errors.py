@@ -11,6 +11,7 @@ import argparse
 import json
 import sys
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,25 +24,46 @@ from memory import open_store  # noqa: E402
 X_EDGES = np.linspace(-2.4, 2.4, 13)  # the cart's position bins (CartPole ends an episode beyond ±2.4)
 
 
+@dataclass
+class StoredCaptions:
+    """Every stored step of a run, episode after episode: the env's state, the step, the caption stored
+    and the simulator-state caption, and whether the captioner skipped the step's own frame."""
+
+    state: np.ndarray
+    step: np.ndarray
+    said: list[str]
+    truth: list[str]
+    skipped: np.ndarray
+
+    @property
+    def right(self) -> np.ndarray:
+        """Per step: the stored caption is the simulator's."""
+        return np.array(self.said) == np.array(self.truth)
+
+
+def stored_captions(run_dir: Path, env: str) -> StoredCaptions:
+    """A run's stored captions beside the simulator-state captions of their steps (``envs.env_captions``)."""
+    vocab = Vocab(tuple(json.loads((run_dir / "run.json").read_text())["caption_vocab"]))
+    store = open_store(run_dir)
+    episodes = [store.get_episode(i) for i in range(store.n_episodes)]
+    said, truth = [], []
+    for episode in episodes:
+        captioner = EnvCaptioner(env, 0.02)
+        said += [vocab.decode(t.tolist()) for t in episode["caption"]]
+        truth += [captioner(state) for state in episode["obs"]]
+    skipped = [e["caption_skipped"] if "caption_skipped" in e else np.zeros(len(e["obs"]), bool) for e in episodes]
+    return StoredCaptions(np.concatenate([e["obs"] for e in episodes]), np.concatenate([e["step"] for e in episodes]),
+                          said, truth, np.concatenate(skipped).astype(bool))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("run_dir", type=Path, help="a `thalamus run --env CartPole-v1` directory with captions")
     p.add_argument("--blocks", type=int, default=10, help="parts of the run the error is given for (default: 10)")
     args = p.parse_args()
-    run = json.loads((args.run_dir / "run.json").read_text())
-    vocab = Vocab(tuple(run["caption_vocab"]))
-    store = open_store(args.run_dir)
-    x, step, right, confusions = [], [], [], Counter()
-    for i in range(store.n_episodes):
-        episode, truth = store.get_episode(i), EnvCaptioner("CartPole-v1", 0.02)
-        for state, tokens, t in zip(episode["obs"], episode["caption"], episode["step"]):
-            said, true = vocab.decode(tokens.tolist()), truth(state)
-            x.append(float(state[0]))
-            step.append(int(t))
-            right.append(said == true)
-            if said != true:
-                confusions[(true, said)] += 1
-    x_a, step_a, right_a = np.array(x), np.array(step), np.array(right)
+    stored = stored_captions(args.run_dir, "CartPole-v1")
+    x_a, step_a, right_a = stored.state[:, 0], stored.step, stored.right
+    confusions = Counter((true, said) for true, said, ok in zip(stored.truth, stored.said, right_a) if not ok)
     print(f"{len(right_a):,} steps, stored caption right on {right_a.mean():.1%}")
     where = np.clip(np.digitize(x_a, X_EDGES) - 1, 0, len(X_EDGES) - 2)
     print("cart position        share of steps   right")
@@ -50,7 +72,7 @@ def main() -> None:
         if mine.any():
             print(f"  {X_EDGES[b]:+.1f} .. {X_EDGES[b + 1]:+.1f}       {mine.mean():6.1%}       {right_a[mine].mean():6.1%}")
     part = np.minimum(step_a * args.blocks // (step_a.max() + 1), args.blocks - 1)
-    print("right over the run, by tenth:", " ".join(f"{right_a[part == k].mean():.0%}" for k in range(args.blocks)
+    print(f"right over the run, in {args.blocks} parts:", " ".join(f"{right_a[part == k].mean():.0%}" for k in range(args.blocks)
                                                   if (part == k).any()))
     print("commonest confusions (truth → stored):")
     for (true, said), n in confusions.most_common(5):

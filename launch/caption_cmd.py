@@ -181,7 +181,7 @@ def main(args: argparse.Namespace) -> int:
     if args.compile or (args.compile is None and (args.realtime or is_live(args.source))):
         # a played source's clock starts at the first frame taken; a camera's frames meanwhile are dropped
         print("thalamus: compiling the captioner (seconds; longer the first time on a machine) ...", file=sys.stderr)
-        torch.set_num_threads(1)  # one frame is too small to split, and threads that wait on each other stall on a busy machine
+        torch.set_num_threads(1)  # a frame is too small to split; threads waiting on each other stall when busy
         captioner.compile()
     video = _OverlayVideo(args.out, source.fps) if args.out else None
     jsonl = None

@@ -35,7 +35,7 @@ class CaptionActor:
         gets each step's captions, blocking when 16 sends are in flight; None: captions are only shown.
         ``skip``: frames in a row it may skip when behind (at most the captioner's timing allows: the
         CLI checks). ``compile``: on a CPU, caption through one compiled function a frame (seconds to
-        build; ~1.7× cheaper a frame)."""
+        build; 1.5–2.3× cheaper a frame: BENCHMARKS.md)."""
         torch.set_num_threads(1)
         from agent.perception.live import LiveCaptioner, cpu_has_bf16  # imports triton: only when captioning
 
