@@ -29,6 +29,7 @@ from agent.perception.camera import CameraConfig  # noqa: E402
 from agent.perception.data import open_batch  # noqa: E402
 from agent.perception.decode import CaptionDecoding  # noqa: E402
 from agent.perception.train import checkpoint_grammar, evaluate_captioner, load_checkpoint  # noqa: E402
+from envs.metaworld_captions import PLAYS  # noqa: E402
 
 SEED = 7_000_000
 CONDITIONS = {
@@ -49,6 +50,9 @@ def main() -> None:
                         help="also score each checkpoint with its convs folded and in bf16 (LiveCaptioner's CPU path)")
     parser.add_argument("--by-gap", action="store_true",
                         help="also score each frame of the busy-machine streams by its gap (an env's frames only)")
+    parser.add_argument("--play", default="mixed", choices=PLAYS,
+                        help="how an env's episodes are played (envs/env_captions.py; default: %(default)s, "
+                             "the training's; before 2026-12-05 CartPole streams were all random)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -60,25 +64,25 @@ def main() -> None:
             if bf16:
                 model.encoder.fold_batch_norm(cpu_bf16=True)
             m = evaluate_captioner(model, seeds, args.frames, torch.device("cpu"), data=args.data,
-                                   captions=checkpoint_grammar(path), camera=camera)
+                                   captions=checkpoint_grammar(path), camera=camera, play=args.play)
             row = {"condition": name, "checkpoint": str(path), "bf16_convs": bf16, "exact": m["exact"],
                    "scored": m["segments"], "camera": None if camera is None else asdict(camera)}
             rows.append(row)
             label = f"{path}{' (bf16 convs)' if bf16 else ''}"
             print(f"{name:28s} {label:72s} exact {m['exact']:.1%} of {m['segments']}", flush=True)
-    by_gap = {str(path): exact_by_gap(path, seeds, args.frames, args.data) for path in args.checkpoints} \
+    by_gap = {str(path): exact_by_gap(path, seeds, args.frames, args.data, args.play) for path in args.checkpoints} \
         if args.by_gap else None
     if args.json:
         args.json.write_text(json.dumps({"data": args.data, "streams": args.streams, "frames": args.frames,
-                                         "seed": args.seed, "results": rows, "by_gap": by_gap}, indent=1))
+                                         "seed": args.seed, "play": args.play, "results": rows, "by_gap": by_gap}, indent=1))
 
 
-def exact_by_gap(path: Path, seeds: list[int], n_frames: int, data: str) -> dict:
+def exact_by_gap(path: Path, seeds: list[int], n_frames: int, data: str, play: str) -> dict:
     """Every frame of the busy-machine streams scored by its gap (source frames since the one before it):
     where the skipped-frame errors are, and the captions most often taken for others."""
     model = load_checkpoint(path).eval()
     decoding = CaptionDecoding(model, checkpoint_grammar(path), "cpu")
-    batch = open_batch(data, seeds, model.cfg.frame_size, CONDITIONS["busy machine (skips only)"])
+    batch = open_batch(data, seeds, model.cfg.frame_size, CONDITIONS["busy machine (skips only)"], play)
     state = model.initial_state(len(seeds))
     right: Counter[int] = Counter()
     seen: Counter[int] = Counter()

@@ -19,13 +19,15 @@ already includes the latest push, which no frame shows yet, so a camera could no
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
+import gymnasium
 import numpy as np
 
 from envs import metaworld
-from envs.metaworld_captions import ARM_CAPTIONS, ArmStream
+from envs.metaworld_captions import ARM_CAPTIONS, PLAYS, ArmStream
 from envs.tasks import METAWORLD_SEQUENCES
 
 POLE = ("leans left", "leans right", "stays upright")
@@ -44,12 +46,15 @@ def pole_cart_caption(pole_angle: float, cart_speed: float) -> str:
     return f"the pole {pole} and the cart {cart}"
 
 
-# state vector → (cart position, pole angle)
-_POSE: dict[str, Callable[[np.ndarray], tuple[float, float]]] = {
-    "CartPole-v1": lambda s: (float(s[0]), float(s[2])),  # [x, x_dot, theta, theta_dot]
-    "InvertedPendulum-v5": lambda s: (float(s[0]), float(s[1])),  # [x, theta, x_dot, theta_dot]
+# where each env's state vector keeps (cart position, cart velocity, pole angle, pole angular velocity)
+_STATE_ORDER: dict[str, tuple[int, int, int, int]] = {
+    "CartPole-v1": (0, 1, 2, 3),  # [x, x_dot, theta, theta_dot]
+    "InvertedPendulum-v5": (0, 2, 1, 3),  # [x, theta, x_dot, theta_dot]
 }
-CAPTIONED_ENVS: dict[str, tuple[str, ...]] = {env_id: POLE_CART_CAPTIONS for env_id in _POSE}
+# how far from the centre a steered cart is sent: short of the ends (CartPole-v1 ends at |x| 2.4,
+# InvertedPendulum-v5's rail at 1.0), so that the captioner sees carts across the whole track
+TRACK_REACH: dict[str, float] = {"CartPole-v1": 2.3, "InvertedPendulum-v5": 0.8}
+CAPTIONED_ENVS: dict[str, tuple[str, ...]] = {env_id: POLE_CART_CAPTIONS for env_id in _STATE_ORDER}
 CAPTIONED_KINDS = (*CAPTIONED_ENVS, "Meta-World/TASK", *METAWORLD_SEQUENCES)  # what an error lists
 
 
@@ -83,6 +88,11 @@ def caption_family(source: str) -> str:
     return "Meta-World" if all(metaworld.is_metaworld(e) for e in env_ids(source)) else source
 
 
+def pole_cart_state(state: np.ndarray, order: tuple[int, int, int, int]) -> tuple[float, float, float, float]:
+    """(cart position, cart velocity, pole angle, pole angular velocity) of a cart-pole state vector."""
+    return tuple(float(state[i]) for i in order)
+
+
 class EnvCaptioner:
     """Captions one env's frames in order: call it with each observation's state, ``reset`` at each
     episode start. ``dt`` is the simulated time between two frames (``env.unwrapped.dt``)."""
@@ -90,14 +100,14 @@ class EnvCaptioner:
     def __init__(self, env_id: str, dt: float) -> None:
         if env_id not in CAPTIONED_ENVS:
             raise ValueError(f"no cart-pole captions for {env_id!r}; captioned environments: {', '.join(CAPTIONED_ENVS)}")
-        self.pose, self.dt = _POSE[env_id], dt
+        self.order, self.dt = _STATE_ORDER[env_id], dt
         self.positions: collections.deque[float] = collections.deque(maxlen=WINDOW + 1)
 
     def reset(self) -> None:
         self.positions.clear()
 
     def __call__(self, state: np.ndarray) -> str:
-        x, angle = self.pose(np.asarray(state))
+        x, _, angle, _ = pole_cart_state(np.asarray(state), self.order)
         self.positions.append(x)
         frames = len(self.positions) - 1  # an episode's first frame has no motion yet: still
         speed = (x - self.positions[0]) / (frames * self.dt) if frames else 0.0
@@ -118,40 +128,82 @@ class EnvFrameTruth:
     is_last: bool = True
 
 
-class RandomActionStream:
-    """One cart-pole env acting at random; ``next(n)`` → frames (n, S, S, 3) and the caption of each.
-    Finished episodes reset and the stream goes on."""
+@dataclass(frozen=True)
+class Steering:
+    """A balancing controller that steers the cart to a target (``play="expert"`` for cart-pole envs):
+    the force is linear in (x - target, x_dot, angle, angle_dot), as a cart-pole LQR gain is; the target
+    is drawn across the track (`TRACK_REACH`) and redrawn every ``hold`` frames, and ``explore`` of the
+    actions are random, so the pole sometimes falls there too. A learned policy often balances the pole
+    near one end of the track, which random actions (over in ~20 frames, near the centre) never show."""
 
-    def __init__(self, env_id: str, seed: int, frame_size: int = 64) -> None:
+    gains: tuple[float, float, float, float] = (1.0, 1.5, 20.0, 3.0)
+    hold: tuple[int, int] = (100, 300)
+    explore: float = 0.1
+    mixed_share: float = 0.05  # of ``mixed`` play's episodes: a steered one lasts ~20x a random one,
+    # so this gives the two about half the frames each
+
+    def force(self, state: tuple[float, float, float, float], target: float) -> float:
+        x, x_dot, angle, angle_dot = state
+        return float(np.dot(self.gains, (x - target, x_dot, angle, angle_dot)))
+
+
+class PoleCartStream:
+    """One cart-pole env played episode after episode; ``next(n)`` → frames (n, S, S, 3) and the
+    caption of each. ``play``: ``random`` actions, ``expert`` (`Steering`: balanced and steered across
+    the track), or ``mixed`` (each episode one of the two, at `Steering.mixed_share`)."""
+
+    def __init__(self, env_id: str, seed: int, frame_size: int = 64, play: str = "mixed",
+                 steering: Steering = Steering()) -> None:
         from envs.registry import make
 
+        if play not in PLAYS:
+            raise ValueError(f"play {play!r}: choose one of {', '.join(PLAYS)}")
         self.env = make(env_id, frame_size=frame_size, seed=seed)
+        self.order, self.reach, self.play, self.steering = _STATE_ORDER[env_id], TRACK_REACH[env_id], play, steering
+        self.rng = np.random.default_rng(seed)
         self.captioner = EnvCaptioner(env_id, frame_dt(self.env))
-        self.obs = self.env.reset()[0]
+        self._new_episode(self.env.reset()[0])
+
+    def _new_episode(self, obs: dict) -> None:
+        self.obs, self.hold_left = obs, 0
+        self.steered = self.play == "expert" or (self.play == "mixed" and self.rng.random() < self.steering.mixed_share)
+        self.captioner.reset()
+
+    def _action(self) -> Any:
+        if not self.steered or self.rng.random() < self.steering.explore:
+            return self.env.action_space.sample()
+        if self.hold_left <= 0:
+            self.target = self.rng.uniform(-self.reach, self.reach)
+            self.hold_left = int(self.rng.integers(*self.steering.hold))
+        self.hold_left -= 1
+        force = self.steering.force(pole_cart_state(self.obs["state"], self.order), self.target)
+        space = self.env.action_space
+        if isinstance(space, gymnasium.spaces.Discrete):  # CartPole: push left (0) or right (1)
+            return int(force > 0)
+        return np.clip(np.full(space.shape, force), space.low, space.high).astype(space.dtype)
 
     def next(self, n_frames: int) -> tuple[np.ndarray, list[str]]:
         frames, captions = [], []
         for _ in range(n_frames):
             frames.append(self.obs["frame"])
             captions.append(self.captioner(self.obs["state"]))
-            self.obs, _, term, trunc, _ = self.env.step(self.env.action_space.sample())
+            self.obs, _, term, trunc, _ = self.env.step(self._action())
             if term or trunc:
-                self.obs = self.env.reset()[0]
-                self.captioner.reset()
+                self._new_episode(self.env.reset()[0])
         return np.stack(frames), captions
 
 
 class EnvCaptionBatch:
     """B captioned env streams, stream i playing the source's env i mod (number of envs): ``next(n)``
-    → frames (B, n, S, S, 3) and, per stream, the caption of each frame. Cart-pole envs act at
-    random; Meta-World envs play ``play`` episodes (`ArmStream`: ``mixed``, ``expert`` or ``random``)."""
+    → frames (B, n, S, S, 3) and, per stream, the caption of each frame. The envs play
+    ``play`` episodes: ``mixed``, ``expert`` or ``random`` (`PoleCartStream`, `ArmStream`)."""
 
     def __init__(self, source: str, seeds: Sequence[int], frame_size: int = 64, play: str = "mixed") -> None:
         env_grammar(source)
         self.source = source
         ids = env_ids(source)
         self.streams = [ArmStream(ids[i % len(ids)], int(s), frame_size, play) if metaworld.is_metaworld(ids[i % len(ids)])
-                        else RandomActionStream(ids[i % len(ids)], int(s), frame_size) for i, s in enumerate(seeds)]
+                        else PoleCartStream(ids[i % len(ids)], int(s), frame_size, play) for i, s in enumerate(seeds)]
 
     def next(self, n_frames: int) -> tuple[np.ndarray, list[list[EnvFrameTruth]]]:
         frames, truths = [], []

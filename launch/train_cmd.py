@@ -6,7 +6,8 @@
 
 Data: the built-in synthetic scenes (`--data synthetic`, exact captions from the generator), renders
 of a captioned environment (captions read from the simulator state): `--data env:CartPole-v1`,
-`--data env:InvertedPendulum-v5` (random actions), `--data env:Meta-World/TASK` or a Meta-World
+`--data env:InvertedPendulum-v5` (random actions, and a controller that balances the pole while
+steering the cart across the track: envs/env_captions.py), `--data env:Meta-World/TASK` or a Meta-World
 sequence `--data env:mw-easy` (the scripted expert, noisy and random episodes: envs/metaworld_captions.py;
 a comma list trains on several: `--data env:mw-easy,Meta-World/pick-place-v3`), or a directory of
 your own captioned videos:

@@ -5,7 +5,7 @@ import pytest
 
 import envs
 from agent.perception.grammar import Vocab
-from envs.env_captions import POLE_CART_CAPTIONS, EnvCaptioner, env_grammar, frame_dt
+from envs.env_captions import POLE_CART_CAPTIONS, TRACK_REACH, EnvCaptioner, PoleCartStream, env_grammar, frame_dt
 
 
 def _pole_side(frame: np.ndarray) -> float:
@@ -72,3 +72,27 @@ def test_grammar_is_complete_and_in_the_vocabulary():
         Vocab().encode(caption)  # raises on a word the built-in vocabulary lacks
     with pytest.raises(ValueError, match="captioned environments: CartPole-v1"):
         EnvCaptioner("Reacher-v5", 0.05)
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "InvertedPendulum-v5"])
+def test_steered_play_balances_the_pole_across_the_track_and_random_play_does_not(env_id):
+    """Training streams must show carts near the ends of the track, where a learned policy often
+    balances: the steering keeps episodes long and takes the cart past half its reach;
+    random actions end episodes quickly near the centre."""
+    def play(kind: str) -> tuple[np.ndarray, int]:
+        stream = PoleCartStream(env_id, seed=3, frame_size=16, play=kind)
+        xs, episodes = [], 0
+        for _ in range(1200):
+            stream.next(1)
+            xs.append(float(stream.obs["state"][0]))
+            episodes += not stream.captioner.positions  # reset: the episode just ended
+        return np.array(xs), episodes
+
+    reach = TRACK_REACH[env_id]
+    steered, steered_episodes = play("expert")
+    random_xs, random_episodes = play("random")
+    assert np.abs(steered).max() > reach / 2, (steered.min(), steered.max())
+    assert np.abs(random_xs).max() < reach / 2
+    assert steered_episodes * 5 < random_episodes, (steered_episodes, random_episodes)
+    with pytest.raises(ValueError, match="play 'greedy': choose one of mixed, expert, random"):
+        PoleCartStream(env_id, seed=3, play="greedy")

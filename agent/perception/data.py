@@ -52,15 +52,17 @@ def eval_data(data: str) -> str:
     return str(held) if held is not None else data
 
 
-def open_batch(data: str, seeds: Sequence[int], frame_size: int, camera: CameraConfig | None = None) -> Any:
+def open_batch(data: str, seeds: Sequence[int], frame_size: int, camera: CameraConfig | None = None,
+               play: str = "mixed") -> Any:
     """Persistent streams of ``data`` (``synthetic``, ``env:ID`` or a directory of clips), one per seed;
-    ``camera``: as such a busy live camera delivers them (skips, repeats, JPEG, light, noise)."""
+    ``camera``: as such a busy live camera delivers them (skips, repeats, JPEG, light, noise); ``play``:
+    how an env's episodes are played (`EnvCaptionBatch`)."""
     if camera is not None:
-        return CameraStreams([open_batch(data, [s], frame_size) for s in seeds], int(seeds[0]) + 1, camera)
+        return CameraStreams([open_batch(data, [s], frame_size, play=play) for s in seeds], int(seeds[0]) + 1, camera)
     if data == "synthetic":
         return StreamBatch(seeds, SceneConfig(frame_size=frame_size))
     if data.startswith("env:"):
-        return EnvCaptionBatch(data.removeprefix("env:"), seeds, frame_size)
+        return EnvCaptionBatch(data.removeprefix("env:"), seeds, frame_size, play)
     return ClipBatch(Path(data), seeds, frame_size)
 
 

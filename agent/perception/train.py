@@ -94,16 +94,18 @@ def _gaps(truths: list[list], device: torch.device) -> torch.Tensor | None:
 
 def evaluate_captioner(model: Captioner, seeds: list[int], n_frames: int, device: torch.device,
                        chunk: int = 64, data: str = "synthetic",
-                       captions: Sequence[str] | None = None, camera: CameraConfig | None = None) -> dict[str, float]:
+                       captions: Sequence[str] | None = None, camera: CameraConfig | None = None,
+                       play: str = "mixed") -> dict[str, float]:
     """Accuracy on fresh streams: the caption in effect at each scored frame (a segment's last frame;
     every env frame), decoded under ``captions`` (default: ``data``'s grammar), against the truth; plus
     per-attribute accuracy (object count, color, shape, motion for the scenes; pole and cart for envs;
     none for clips, whose captions have no fixed form). ``camera``: the streams as such a busy live
-    camera delivers them (a skipped segment end is scored at the frame before it)."""
+    camera delivers them (a skipped segment end is scored at the frame before it); ``play``: how an env's
+    episodes are played (`EnvCaptionBatch`)."""
     model.eval()
     decoding = CaptionDecoding(model, grammar(data) if captions is None else captions, device)
     attributes = (lambda text: []) if is_clips(data) else _attributes
-    batch = open_batch(data, seeds, model.cfg.frame_size, camera)
+    batch = open_batch(data, seeds, model.cfg.frame_size, camera, play)
     state = model.initial_state(len(seeds), device)
     hits: dict[str, int] = {"exact": 0}
     totals: dict[str, int] = {"exact": 0}
