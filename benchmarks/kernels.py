@@ -187,7 +187,7 @@ def captioner_step_benchmark(rows: list[dict]) -> None:
     cfg, device = TrainConfig(), torch.device("cuda")
     gen = torch.Generator(device="cuda").manual_seed(0)
     model = Captioner(cfg.model).cuda()
-    opt = make_optimizer(model, cfg, device)
+    opt = make_optimizer(model, cfg)
     frames = torch.randint(0, 256, (cfg.streams, cfg.chunk, cfg.model.frame_size, cfg.model.frame_size, 3),
                            dtype=torch.uint8, device="cuda", generator=gen)
     target = torch.randint(1, cfg.model.vocab_size, (cfg.streams, cfg.chunk, cfg.model.max_len), device="cuda",

@@ -98,3 +98,29 @@ def test_parallel_streams_deliver_one_batchs_chunks_through_shared_memory():
             many.next(7)
     finally:
         many.close()
+
+
+def test_a_step_whose_gradient_is_not_finite_leaves_the_weights_and_is_counted():
+    """One bad chunk must not turn every weight into NaN (a 3,000-step GPU run once ended all NaN):
+    the step is skipped, the optimizer's step count stays, and the next good step trains again."""
+    from agent.perception.captioner import Captioner
+    from agent.perception.train import make_optimizer, train_step
+
+    torch.manual_seed(0)
+    small = replace(CaptionerConfig(), channels=(8, 16, 16, 16), d_model=32, n_heads=2, head_dim=16)
+    model = Captioner(small).train()
+    opt = make_optimizer(model, TrainConfig())
+    frames = torch.randint(0, 256, (2, 4, small.frame_size, small.frame_size, 3), dtype=torch.uint8)
+    target = torch.randint(1, len(small.vocab), (2, 4, small.max_len))
+    _, state, skipped = train_step(model, opt, frames, model.initial_state(2), target)
+    assert not skipped
+    before = {k: p.detach().clone() for k, p in model.named_parameters()}
+    poison = model.decoder.head.weight.register_hook(lambda g: g * float("nan"))
+    _, state, skipped = train_step(model, opt, frames, state, target)
+    poison.remove()
+    assert skipped
+    assert all(torch.equal(p, before[k]) for k, p in model.named_parameters())
+    assert opt.state[model.decoder.head.weight]["step"].item() == 1
+    _, _, skipped = train_step(model, opt, frames, state, target)
+    assert not skipped and not torch.equal(model.decoder.head.weight, before["decoder.head.weight"])
+    assert opt.state[model.decoder.head.weight]["step"].item() == 2

@@ -153,24 +153,31 @@ def _warmup_cosine(step: int, warmup: int, total: int) -> float:
 
 
 def train_step(model: Captioner, opt: torch.optim.Optimizer, frames: torch.Tensor, state: StreamState,
-               target: torch.Tensor, gaps: torch.Tensor | None = None) -> tuple[torch.Tensor, StreamState]:
+               target: torch.Tensor, gaps: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, StreamState, torch.Tensor]:
     """One truncated-BPTT step on a chunk: frames uint8 [B, T, S, S, 3] on the model's device, target
     token ids [B, T, L]; the caption cross-entropy at every frame, clipped gradients, one optimizer
-    step. Returns the loss (not read here: reading it waits for the GPU) and the detached state."""
+    step. Returns the loss (not read here: reading it waits for the GPU), the detached state, and
+    whether the step was skipped: a gradient that is not finite leaves the weights as they are (fused
+    AdamW's ``found_inf``, the flag AMP's GradScaler sets), where it would make every weight NaN."""
     feats, state = model(frames, state, gaps)
     logits = model.decoder(feats.flatten(0, 1), target.flatten(0, 1))  # [B*T, L, vocab]
     loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD)
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    opt.step()
-    return loss, state.detach()
+    skipped = ~torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
+    opt.found_inf, opt.grad_scale = skipped.float(), None
+    try:
+        opt.step()
+    finally:
+        del opt.found_inf, opt.grad_scale
+    return loss, state.detach(), skipped
 
 
-def make_optimizer(model: Captioner, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW as training uses it: fused (one kernel for every parameter) on a GPU."""
-    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay,
-                             fused=device.type == "cuda")
+def make_optimizer(model: Captioner, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW as training uses it: fused (one kernel for every parameter; it can skip a step without
+    the host reading a flag, `train_step`)."""
+    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
 
 
 def train_captioner(cfg: TrainConfig, out: Path | None = None,
@@ -200,19 +207,23 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
         missing, _ = model.load_state_dict(start.state_dict(), strict=False)
         if any(not k.startswith("timing.") for k in missing):
             raise ValueError(f"{cfg.init}: its weights do not fit this captioner (missing {missing[:3]})")
-    opt = make_optimizer(model, cfg, device)
+    opt = make_optimizer(model, cfg)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup_cosine(s, cfg.warmup, cfg.steps))
     table = dict(zip(captions, model.vocab.table(captions, model_cfg.max_len)))
     state = model.initial_state(cfg.streams, device)
     eval_seeds = [10**9 + cfg.seed * 1000 + i for i in range(cfg.eval_streams)]
     metrics: dict = {}
     loss_seen = float("nan")
+    n_skipped = torch.zeros((), dtype=torch.long, device=device)  # steps whose gradient was not finite
+    first_skipped = torch.full((), -1, dtype=torch.long, device=device)
     started = time.perf_counter()
     with tf32_on(device):
         for step in range(cfg.steps):
             frames, truths = data.next(cfg.chunk)
-            loss, state = train_step(model, opt, _on(device, frames), state, _targets(truths, table, device),
-                                     _gaps(truths, device))
+            loss, state, skipped = train_step(model, opt, _on(device, frames), state,
+                                              _targets(truths, table, device), _gaps(truths, device))
+            first_skipped = torch.where(skipped & (first_skipped < 0), step, first_skipped)
+            n_skipped += skipped
             sched.step()
             last = step == cfg.steps - 1
             if last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
@@ -230,6 +241,9 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
         data.close()
     metrics["train_s"] = time.perf_counter() - started
     metrics["frames"] = cfg.steps * cfg.streams * cfg.chunk
+    metrics["skipped_steps"] = int(n_skipped)
+    if metrics["skipped_steps"]:
+        metrics["first_skipped_step"] = int(first_skipped)
     if out is not None:
         save_checkpoint(model, out, {"train": asdict(cfg) | {"model": model_cfg.to_dict()}, "grammar": captions,
                                      "eval_data": scored_on, "metrics": metrics})
