@@ -128,10 +128,13 @@ def main(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(metrics))
     else:
-        parts = ", ".join(f"{k} {v:.1%}" for k, v in metrics.items() if k not in ("exact", "segments", "frames",
-                                                                                  "train_s", "camera_segments"))
+        counts = ("exact", "segments", "frames", "train_s", "camera_segments", "skipped_steps", "first_skipped_step")
+        parts = ", ".join(f"{k} {v:.1%}" for k, v in metrics.items() if k not in counts)
+        skipped = metrics["skipped_steps"]
         stdout_console().print(
             f"wrote {args.out}: exact match {metrics['exact']:.1%} over {metrics['segments']} scored frames of "
             f"{scored_on}" + (f" ({parts})" if parts else "") +
-            f"; {metrics['frames']:,} training frames in {metrics['train_s']:.0f} s")
+            f"; {metrics['frames']:,} training frames in {metrics['train_s']:.0f} s" +
+            (f"; {skipped} steps skipped, their gradient not finite (the first: step {metrics['first_skipped_step']})"
+             if skipped else ""))
     return 0

@@ -151,7 +151,8 @@ def test_train_on_a_clip_folder_then_caption_a_clip(clips_dir, tmp_path):
                    "--out", str(out), "--json")
     assert proc.returncode == 0, proc.stderr
     metrics = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert metrics["segments"] > 0 and set(metrics) == {"exact", "segments", "train_s", "frames"}
+    assert metrics["segments"] > 0 and set(metrics) == {"exact", "segments", "train_s", "frames", "skipped_steps"}
+    assert metrics["skipped_steps"] == 0  # every step's gradient was finite
     captions = clip_grammar(clips_dir)
     assert checkpoint_grammar(out) == captions
     model = load_checkpoint(out)
