@@ -165,7 +165,7 @@ class PoleCartStream:
         self._new_episode(self.env.reset()[0])
 
     def _new_episode(self, obs: dict) -> None:
-        self.obs, self.hold_left = obs, 0
+        self.obs, self.hold_left, self.target = obs, 0, 0.0  # a steered episode draws its first target at once
         self.steered = self.play == "expert" or (self.play == "mixed" and self.rng.random() < self.steering.mixed_share)
         self.captioner.reset()
 
