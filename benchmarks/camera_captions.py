@@ -9,7 +9,9 @@ training or training-time check uses; `--seed 7500000` is a second held-out set)
 (`agent/perception/camera.py`, seeded); scored with `evaluate_captioner` at each segment's last
 delivered frame (every delivered frame of an env). ``--bf16`` also scores each checkpoint with its
 convolutions in bf16, as the CaptionActor runs them on a CPU that has bf16 instructions; ``--by-gap``
-scores the busy machine's frames by how many source frames passed since the one before.
+scores the busy machine's frames by how many source frames passed since the one before; ``--play``
+picks how an env's episodes are played (``mixed``, the training's: random and steered across the track;
+``random``, the only kind before 2026-12-05; ``expert``).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from agent.perception.camera import CameraConfig  # noqa: E402
 from agent.perception.data import open_batch  # noqa: E402
 from agent.perception.decode import CaptionDecoding  # noqa: E402
 from agent.perception.train import checkpoint_grammar, evaluate_captioner, load_checkpoint  # noqa: E402
-from envs.metaworld_captions import PLAYS  # noqa: E402
+from envs.env_captions import PLAYS  # noqa: E402
 
 SEED = 7_000_000
 CONDITIONS = {
