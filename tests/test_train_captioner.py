@@ -124,3 +124,18 @@ def test_a_step_whose_gradient_is_not_finite_leaves_the_weights_and_is_counted()
     _, _, skipped = train_step(model, opt, frames, state, target)
     assert not skipped and not torch.equal(model.decoder.head.weight, before["decoder.head.weight"])
     assert opt.state[model.decoder.head.weight]["step"].item() == 2
+
+
+def test_a_stream_whose_state_went_nan_starts_over_and_the_others_keep_theirs():
+    from agent.perception.captioner import Captioner
+
+    small = replace(CaptionerConfig(), channels=(8, 16, 16, 16), d_model=32, n_heads=2, head_dim=16)
+    model = Captioner(small)
+    frames = torch.randint(0, 256, (3, 4, small.frame_size, small.frame_size, 3), dtype=torch.uint8)
+    _, state = model(frames, model.initial_state(3))
+    state.layers[0][1, 0, 2, 3] = float("inf")
+    state.layers[1][1, 1, 0, 0] = float("nan")
+    kept = state.finite()
+    for before, after in zip(state.layers, kept.layers):
+        assert torch.equal(after[[0, 2]], before[[0, 2]]) and before[[0, 2]].abs().sum() > 0
+        assert torch.equal(after[1], torch.zeros_like(after[1]))

@@ -282,6 +282,17 @@ class StreamState:
         layers = [tuple(t.detach() for t in s) if isinstance(s, tuple) else s.detach() for s in self.layers]
         return StreamState(self.frames.detach(), layers, self.started, self.gaps)
 
+    def finite(self) -> "StreamState":
+        """This state with each stream whose layer state is not finite started over (zeros), without
+        reading anything back from the device: in training, one bad chunk then costs that stream its
+        memory instead of making every later step's gradient NaN."""
+        def clean(t: torch.Tensor) -> torch.Tensor:
+            ok = torch.isfinite(t).flatten(1).all(1).view(-1, *[1] * (t.dim() - 1))
+            return torch.where(ok, t, torch.zeros_like(t))
+
+        layers = [tuple(clean(t) for t in s) if isinstance(s, tuple) else clean(s) for s in self.layers]
+        return StreamState(self.frames, layers, self.started, self.gaps)
+
     def select(self, index: torch.Tensor) -> "StreamState":
         """The state of the streams ``index`` [K] (a copy, for a look ahead that is not kept)."""
         layers = [tuple(t[index] for t in s) if isinstance(s, tuple) else s.select(index) if isinstance(s, KVCache)

@@ -222,6 +222,7 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
             frames, truths = data.next(cfg.chunk)
             loss, state, skipped = train_step(model, opt, _on(device, frames), state,
                                               _targets(truths, table, device), _gaps(truths, device))
+            state = state.finite()  # a stream whose state went NaN starts over, not poisoning later steps
             first_skipped = torch.where(skipped & (first_skipped < 0), step, first_skipped)
             n_skipped += skipped
             sched.step()
