@@ -152,6 +152,12 @@ def _warmup_cosine(step: int, warmup: int, total: int) -> float:
     return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / total))
 
 
+def caption_loss(model: Captioner, feats: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The caption cross-entropy of features [B, T, D] against token ids [B, T, L] (teacher forcing)."""
+    logits = model.decoder(feats.flatten(0, 1), target.flatten(0, 1))  # [B*T, L, vocab]
+    return F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD)
+
+
 def train_step(model: Captioner, opt: torch.optim.Optimizer, frames: torch.Tensor, state: StreamState,
                target: torch.Tensor, gaps: torch.Tensor | None = None
                ) -> tuple[torch.Tensor, StreamState, torch.Tensor]:
@@ -161,8 +167,7 @@ def train_step(model: Captioner, opt: torch.optim.Optimizer, frames: torch.Tenso
     whether the step was skipped: a gradient that is not finite leaves the weights as they are (fused
     AdamW's ``found_inf``, the flag AMP's GradScaler sets), where it would make every weight NaN."""
     feats, state = model(frames, state, gaps)
-    logits = model.decoder(feats.flatten(0, 1), target.flatten(0, 1))  # [B*T, L, vocab]
-    loss = F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD)
+    loss = caption_loss(model, feats, target)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     skipped = ~torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
