@@ -27,7 +27,12 @@ _DIED = (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError)
 
 
 class ActorFailed(RuntimeError):
-    """An actor raised or died for good; the message names the actor and its error in one line."""
+    """An actor raised or died for good; the message names the actor and its error in one line.
+    ``restarting``: Ray was restarting it (the call may succeed again)."""
+
+    def __init__(self, message: str, restarting: bool = False) -> None:
+        super().__init__(message)
+        self.restarting = restarting
 
 
 def call(actor: Any, method: str, *args: Any) -> Any:
@@ -47,7 +52,21 @@ def get(value: Any, who: str, timeout_s: float) -> Any:
         cause = exc.cause if getattr(exc, "cause", None) is not None else exc
         raise ActorFailed(f"the {who} actor failed: {type(cause).__name__}: {cause}") from None
     except _DIED as exc:
-        raise ActorFailed(f"the {who} actor died: {last_error_line(exc)}") from None
+        restarting = isinstance(exc, ray.exceptions.ActorUnavailableError)
+        raise ActorFailed(f"the {who} actor died: {last_error_line(exc)}", restarting) from None
+
+
+def call_when_up(actor: Any, method: str, who: str, timeout_s: float, *args: Any) -> Any:
+    """:func:`get` of ``actor.method(*args)``, called again while Ray restarts the actor (an actor
+    off the hot path, such as the recorder, may still be coming back when the run ends)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return get(call(actor, method, *args), who, timeout_s)
+        except ActorFailed as exc:
+            if not exc.restarting or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
 
 
 class Supervisor:

@@ -71,6 +71,8 @@ def summarize(cfg: AgentConfig, stats: ActorStats, elapsed: float, run_dir: Path
         **({"caption_lag_steps": perception["caption_lag_steps"]} if "caption_lag_steps" in perception else {}),
         # steps whose own frame the captioner skipped to keep up (they carry the next captioned frame's caption)
         **({"captions_skipped": perception["captions_skipped"]} if "captions_skipped" in perception else {}),
+        # a CPU captioner runs at idle priority until other work starves it (BENCHMARKS.md, issue 15)
+        **({"caption_idle_until": perception["caption_idle_until"]} if "caption_idle_until" in perception else {}),
         "store_bytes": recorder.get("store_bytes", 0),
         **({"view": recorder["view"]} if "view" in recorder else {}),  # --view: where it went, what was dropped
         "policy": {k: v for k, v in policy.items() if not k.startswith(("hop_", "channel_"))},

@@ -3,11 +3,14 @@ env's shipped captioner and with ``--captioner off``, alternating, each pair on 
 
     python -P benchmarks/run_captions.py --pairs 3 --steps 20000 --json out.json
     python -P benchmarks/run_captions.py --caption-skip 1 --pairs 3
+    python -P benchmarks/run_captions.py --load 2 --steps 10000 --pairs 1   # two busy processes beside it
 
 Each run is ``thalamus run --env ENV --steps N --run-dir DIR --json`` (a store for both, so both pay
 for recording). Per pair: steps/s with and without captions and their ratio, the caption lag, how
-many steps the captioner skipped to keep up (they carry the next read frame's caption), and the share
+many steps the captioner skipped to keep up (they carry the next read frame's caption), from which
+vector step a CPU captioner ran at normal priority because other work held the cores, and the share
 of stored captions that equal the simulator-state caption of their step (`envs.env_captions`).
+``--load N`` keeps N busy-looping processes running through every run (a machine loaded by other work).
 """
 
 from __future__ import annotations
@@ -47,15 +50,8 @@ def stored_accuracy(run_dir: Path, env: str) -> dict[str, float]:
             "skipped": float(right[skipped].mean()) if skipped.any() else float("nan")}
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--env", default="CartPole-v1", help="the env (default: %(default)s)")
-    p.add_argument("--steps", type=int, default=20000, help="steps a run (default: %(default)s)")
-    p.add_argument("--pairs", type=int, default=3, help="runs with and without captions (default: %(default)s)")
-    p.add_argument("--device", default="cpu", help="thalamus run --device (default: %(default)s)")
-    p.add_argument("--caption-skip", type=int, default=0, help="thalamus run --caption-skip (default: %(default)s)")
-    p.add_argument("--json", type=Path, help="write the rows here")
-    args = p.parse_args()
+def pairs(args: argparse.Namespace) -> list[dict]:
+    """Runs with and without captions, alternating; a row per pair."""
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for pair in range(args.pairs):
@@ -64,18 +60,39 @@ def main() -> None:
             row = {"pair": pair, "on_steps_per_s": on["steps_per_s"], "off_steps_per_s": off["steps_per_s"],
                    "ratio": on["steps_per_s"] / off["steps_per_s"], "lag": on.get("caption_lag_steps"),
                    "skipped": on.get("captions_skipped", 0) / on["steps"], "missing": on["captions_missing"],
+                   "idle_until": on.get("caption_idle_until"),
                    "accuracy": stored_accuracy(Path(tmp) / f"on-{pair}", args.env)}
             rows.append(row)
             print(f"pair {pair}: {row['on_steps_per_s']:.0f} vs {row['off_steps_per_s']:.0f} steps/s "
-                  f"({row['ratio']:.0%}); skipped {row['skipped']:.0%}; lag {row['lag']}; stored captions right "
-                  f"{row['accuracy']['all']:.1%} (read {row['accuracy']['read']:.1%}, "
-                  f"skipped {row['accuracy']['skipped']:.1%})", flush=True)
+                  f"({row['ratio']:.0%}); skipped {row['skipped']:.0%}; lag {row['lag']}; "
+                  + ("" if row["idle_until"] is None else f"normal priority from step {row['idle_until']}; ")
+                  + f"stored captions right {row['accuracy']['all']:.1%} "
+                  f"(read {row['accuracy']['read']:.1%}, skipped {row['accuracy']['skipped']:.1%})", flush=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--env", default="CartPole-v1", help="the env (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=20000, help="steps a run (default: %(default)s)")
+    p.add_argument("--pairs", type=int, default=3, help="runs with and without captions (default: %(default)s)")
+    p.add_argument("--device", default="cpu", help="thalamus run --device (default: %(default)s)")
+    p.add_argument("--caption-skip", type=int, default=0, help="thalamus run --caption-skip (default: %(default)s)")
+    p.add_argument("--load", type=int, default=0, help="busy processes beside every run (default: %(default)s)")
+    p.add_argument("--json", type=Path, help="write the rows here")
+    args = p.parse_args()
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+    try:
+        rows = pairs(args)
+    finally:
+        for proc in busy:
+            proc.kill()
     on_mean = np.mean([r["on_steps_per_s"] for r in rows])
     off_mean = np.mean([r["off_steps_per_s"] for r in rows])
     print(f"all pairs: {on_mean:.0f} vs {off_mean:.0f} steps/s ({on_mean / off_mean:.0%})")
     if args.json:
         args.json.write_text(json.dumps({"env": args.env, "steps": args.steps, "device": args.device,
-                                         "caption_skip": args.caption_skip,
+                                         "caption_skip": args.caption_skip, "load": args.load,
                                          "ratio": on_mean / off_mean, "rows": rows}, indent=1))
 
 

@@ -70,7 +70,9 @@ def _captions(s: dict[str, Any]) -> str:
     skipped = s.get("captions_skipped", 0)
     read = "every step" if not skipped else \
         f"{1 - skipped / max(1, s['steps']):.0%} of steps' own frames (the rest skipped to keep up)"
-    return f"{read}, by {s['captioner']}{behind}"
+    busy = "" if s.get("caption_idle_until") is None else \
+        f"; from vector step {s['caption_idle_until']} at normal priority (other work kept the cores busy)"
+    return f"{read}, by {s['captioner']}{behind}{busy}"
 
 
 def summary_table(s: dict[str, Any]) -> Table:

@@ -1,12 +1,13 @@
 """Captions made off the acting path: every step delivered once, in order, with its lag."""
 
+import os
 import threading
 
 import numpy as np
 import pytest
 import torch
 
-from agent.perception.caption_thread import CaptionThread
+from agent.perception.caption_thread import STARVED_S, CaptionThread
 
 
 def _caption_waiting_for(gate: threading.Event, calls: list, gaps: list | None = None):
@@ -55,6 +56,33 @@ def test_submit_waits_once_max_pending_steps_are_waiting():
     third.join(5)
     thread.close()
     assert not third.is_alive() and sum(calls) == 4
+    assert thread.starved_at is None  # a thread at normal priority is never replaced
+
+
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="SCHED_IDLE is Linux's")
+def test_an_idle_thread_that_keeps_acting_waiting_hands_captioning_to_a_normal_priority_one():
+    gate, calls, got = threading.Event(), [], []
+    thread = CaptionThread(_caption_waiting_for(gate, calls), lambda step, *a: got.append(step),
+                           max_pending=2, idle=True)
+    first = thread._thread
+    assert thread.idle and os.sched_getscheduler(first.native_id) == os.SCHED_IDLE
+    thread.submit(0, np.zeros((1, 2)))
+    while not thread._busy:  # step 0 is being captioned (held at the gate, as a starved thread is)
+        pass
+    thread.submit(1, np.zeros((1, 2)))
+    thread.submit(2, np.zeros((1, 2)))
+    third = threading.Thread(target=thread.submit, args=(3, np.zeros((1, 2))))
+    third.start()
+    third.join(STARVED_S + 0.5)
+    assert thread.starved_at == 3 and not thread.idle and thread._thread is not first
+    assert os.sched_getscheduler(thread._thread.native_id) == os.SCHED_OTHER
+    assert got == []  # the new thread waits for the old one's call: captions stay in order
+    gate.set()
+    third.join(5)
+    first.join(5)  # the idle thread ended after its call
+    thread.submit(4, np.zeros((1, 2)))
+    thread.close()
+    assert not first.is_alive() and got == [0, 1, 2, 3, 4] and calls[0] == 1
 
 
 def test_a_thread_allowed_to_skip_reads_every_kth_waiting_frame_and_each_step_gets_a_caption():

@@ -6,6 +6,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 from conftest import run_actor_pid
@@ -16,6 +18,16 @@ from memory import open_store
 
 
 STEPS = 6000  # ~9 s on an idle 2-core machine: the kills land mid-run however fast it steps
+
+
+@contextmanager
+def _killed_at_exit(proc: subprocess.Popen) -> Iterator[None]:
+    """A run that a failed assertion leaves going is killed, not left to the next test."""
+    try:
+        yield
+    finally:
+        if proc.poll() is None:
+            proc.kill()
 
 
 def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_step(ray_address, tmp_path):
@@ -41,16 +53,13 @@ def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_ste
             time.sleep(0.1)
         return checkpointed()
 
-    try:
+    with _killed_at_exit(proc):
         for name, updates in (("PerceptionActor", 1), ("PolicyActor", 12)):  # the policy late enough that
             pid = run_actor_pid(proc.pid, name)                             # learning anew would show
             updates_at_kill, steps_at_kill = wait_for_updates(updates)
             assert proc.poll() is None, f"the run ended before its {name} was killed: make STEPS larger"
             os.kill(pid, signal.SIGKILL)
         out, err = proc.communicate(timeout=300)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
     assert proc.returncode == 0, err
     summary = json.loads(out)  # stdout is the summary alone, though Ray reported the deaths meanwhile
     assert summary["restarts"] >= 2, summary["restarts"]
@@ -68,3 +77,30 @@ def test_killed_perception_and_policy_actors_restart_and_the_run_keeps_every_ste
         ep = store.get_episode(i)
         done = ep["terminated"] | ep["truncated"]
         assert done[-1] and not done[:-1].any()  # each episode whole: one end, at its last step
+
+
+def test_a_killed_captioner_restarts_and_later_frames_reach_it_by_actor_calls(ray_address, tmp_path):
+    """Its frames came through a named pipe; after the kill perception's write finds the pipe closed, and
+    the frames after it go to the restarted captioner as calls: the run ends, and its last steps have captions."""
+    run_dir = tmp_path / "run"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    proc = subprocess.Popen([sys.executable, "-m", "launch.cli", "run", "--address", ray_address, "--steps", str(STEPS),
+                             "--num-envs", "4", "--checkpoint-every", "1", "--run-dir", str(run_dir), "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    with _killed_at_exit(proc):
+        pid = run_actor_pid(proc.pid, "CaptionActor")
+        deadline = time.time() + 120
+        while not (run_dir / "checkpoints" / "latest.pt").exists() and time.time() < deadline and proc.poll() is None:
+            time.sleep(0.1)
+        assert proc.poll() is None, "the run ended before its captioner was killed: make STEPS larger"
+        os.kill(pid, signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    summary = json.loads(out)
+    assert summary["restarts"] >= 1, summary["restarts"]
+    channel = next(c for c in summary["channels"] if c["name"] == "perception→captioner")
+    assert channel["lost"] >= 1  # the write that found the pipe closed
+    store = open_store(run_dir)
+    assert store.n_steps == STEPS
+    last = store.get_episode(store.n_episodes - 1)
+    assert (last["caption"] != 0).any(axis=1).all()  # every step of the last episode has a caption

@@ -9,6 +9,7 @@ policy.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -18,6 +19,8 @@ from agent.channels import LatencyMeter
 from agent.config import PerceptionConfig
 from agent.messages import CaptionFrames, Observation, Percept, decode, encode
 from agent.outbox import Outbox
+from agent.pipe_channel import PipeOutbox
+from agent.pipes import PeerClosed
 from agent.perception.encoder import PerceptionModel
 from envs.clips import square_resize
 
@@ -26,11 +29,13 @@ class PerceptionActor:
     """Wraps :class:`PerceptionModel`; passes reward and done flags on, and frames to a captioner."""
 
     def __init__(self, state_dim: int, cfg: PerceptionConfig, seed: int, device: str = "cpu",
-                 normalize_state: bool = True, captioner: Any = None, caption_size: int = 0) -> None:
+                 normalize_state: bool = True, captioner: Any = None, caption_size: int = 0,
+                 frames_pipe: bool = False) -> None:
         """``normalize_state=False``: the percept's state part is the env's own, unscaled.
         ``captioner``: the CaptionActor (or its Ray name: a restarted perception finds it again) that
         gets each batch's frames, resized to ``caption_size``, blocking when 8 sends are in flight (every
-        frame is captioned)."""
+        frame is captioned). ``frames_pipe`` (the captioner on this node): the frames go through its
+        named pipe, not as actor calls; if its process dies, later frames go as calls to its restart."""
         import torch
 
         torch.set_num_threads(1)
@@ -40,7 +45,15 @@ class PerceptionActor:
         self.normalize_state = normalize_state
         if isinstance(captioner, str):
             captioner = ray.get_actor(captioner)
-        self.captioner = Outbox("perception→captioner", captioner, "add", window=8) if captioner else None
+        self._captioner = captioner
+        self.captioner: Outbox | PipeOutbox | None = None
+        if captioner is not None and frames_pipe:
+            path = ray.get(captioner.open_frames_pipe.remote())
+            self.captioner = PipeOutbox("perception→captioner", path,
+                                        lambda n: ray.get(captioner.frames_received.remote(n)))
+        elif captioner is not None:
+            self.captioner = Outbox("perception→captioner", captioner, "add", window=8)
+        self._lost = 0  # frames lost with a captioner process that died
         self.caption_size = caption_size
         self.hop = LatencyMeter()
 
@@ -52,7 +65,12 @@ class PerceptionActor:
     def _caption(self, step: int, frames: np.ndarray) -> None:
         if frames.shape[1:3] != (self.caption_size, self.caption_size):
             frames = np.stack([square_resize(f, self.caption_size) for f in frames])
-        self.captioner.send(encode(CaptionFrames(step=step, frames=frames)))
+        msg = encode(CaptionFrames(step=step, frames=frames))
+        try:
+            self.captioner.send(msg)
+        except PeerClosed:  # the captioner died: Ray restarts it, and later frames go to it as calls
+            self._lost += self.captioner.stats().lost
+            self.captioner = Outbox("perception→captioner", self._captioner, "add", window=8)
 
     def encode(self, obs_msg: bytes) -> bytes:
         obs = decode(obs_msg, Observation)
@@ -80,7 +98,13 @@ class PerceptionActor:
     def stats(self) -> dict[str, Any]:
         """Hop latency and the channel to the captioner."""
         return {"hop_env_perception": self.hop.summary(),
-                "channel_captioner": self.captioner.stats().to_dict() if self.captioner else None}
+                "channel_captioner": self._channel_stats()}
+
+    def _channel_stats(self) -> dict[str, Any] | None:
+        if self.captioner is None:
+            return None
+        stats = self.captioner.stats()
+        return replace(stats, lost=stats.lost + self._lost).to_dict()
 
     def state_dict(self) -> dict[str, Any]:
         return self.model.state_dict()

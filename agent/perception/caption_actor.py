@@ -1,15 +1,17 @@
 """CaptionActor: every env's frames in, each frame's caption out to the recorder, off the hot ring.
 
-Perception sends each observation batch's frames here (``add``) and goes on: the percept the policy
-acts on never waits for a caption. A thread (``caption_thread.py``) captions the steps waiting, all of
-them in one call of consecutive frames per env stream (one streaming state per env, never reset, as in
-training), and sends them to the recorder keyed by (env, step) with their lag. Its own process, so on
-a machine of a few cores captioning runs beside the ring instead of taking turns with it.
+Perception sends each observation batch's frames here and goes on: the percept the policy acts on
+never waits for a caption. On one node the frames come through a named pipe (``open_frames_pipe``:
+no actor call a step, whose cost on a few cores came out of acting), elsewhere as actor calls
+(``add``). A thread (``caption_thread.py``) captions the steps waiting, all of them in one call of
+consecutive frames per env stream (one streaming state per env, never reset, as in training), and
+sends them to the recorder keyed by (env, step) with their lag. Its own process, so on
+a machine of a few cores captioning runs beside the ring instead of taking turns with it; on a CPU
+the captioning thread runs at the lowest priority (SCHED_IDLE), on the time acting leaves.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +22,9 @@ import torch
 from agent.messages import CaptionFrames, Captions, decode, encode
 from agent.outbox import Outbox
 from agent.perception.caption_thread import CaptionThread
+from agent.pipe_channel import PipeInbox
 
 MAX_PENDING_STEPS = 8  # steps waiting to be captioned before perception's sends wait (bounds the lag)
-CPU_NICENESS = 10  # a captioner allowed to skip takes the CPU time acting leaves
 COMPILE_MIN_STEPS = 200_000  # a CPU run this long wins back the seconds compiling the captioner takes (BENCHMARKS.md)
 
 
@@ -50,11 +52,23 @@ class CaptionActor:
         if isinstance(recorder, str):
             recorder = ray.get_actor(recorder)
         self.recorder = Outbox("captioner→recorder", recorder, "add_captions", window=16) if recorder else None
-        if skip and device == "cpu":  # it yields the cores to acting, and skips to keep up
-            os.nice(CPU_NICENESS)
         self._ready: list[tuple[int, np.ndarray, int, bool]] = []  # a call's captions, sent together
         self.thread = CaptionThread(self.captioner.caption_steps, self._deliver, MAX_PENDING_STEPS, skip + 1,
-                                    self._send)
+                                    self._send, idle=device == "cpu")  # on a CPU, acting first
+        self.inbox: PipeInbox | None = None
+
+    def open_frames_pipe(self) -> str:
+        """A named pipe (its path) whose messages are :meth:`add`'s, read on a thread of this actor:
+        a sender on this node writes frames there instead of calling ``add``."""
+        if self.inbox is not None:
+            self.inbox.close()
+        self.inbox = PipeInbox("perception→captioner", self.add)
+        return self.inbox.path
+
+    def frames_received(self, n: int, timeout_s: float = 60.0) -> None:
+        """Return once ``n`` messages have come through the frames pipe."""
+        assert self.inbox is not None, "no frames pipe is open"
+        self.inbox.wait_for(n, timeout_s)
 
     def add(self, msg: bytes) -> None:
         """One step's frames (a :class:`CaptionFrames`); waits only while the thread is full."""
@@ -86,8 +100,10 @@ class CaptionActor:
             self.recorder.drain()
 
     def stats(self) -> dict[str, Any]:
-        """The recorder channel, the captions' lag behind their frames (in steps), and how many calls
-        captioned them (fewer than steps: the thread caught up in batches)."""
+        """The recorder channel, the captions' lag behind their frames (in steps), how many calls
+        captioned them (fewer than steps: the thread caught up in batches), and the step from which
+        captioning ran at normal priority because other work kept the cores busy (None: never)."""
         return {"channel_recorder": self.recorder.stats().to_dict() if self.recorder else None,
                 "caption_lag_steps": self.thread.lag_summary(), "caption_calls": self.thread.calls,
-                "captions_skipped": self.thread.skipped * self.num_envs}  # env steps, as the run counts them
+                "captions_skipped": self.thread.skipped * self.num_envs,  # env steps, as the run counts them
+                "caption_idle_until": self.thread.starved_at}  # the vector step other work took the cores at
