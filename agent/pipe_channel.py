@@ -22,7 +22,6 @@ from pathlib import Path
 from agent.channels import ChannelStats, ChannelTimeout
 from agent.pipes import DATA, PeerClosed, open_reader, open_writer, read_frame, write_frame
 
-F_SETPIPE_SZ = 1031  # fcntl: a pipe's buffer size (Linux)
 PIPE_BYTES = 1 << 18  # room for a few steps' frames, so a send rarely waits for the reader to wake
 
 
@@ -41,8 +40,8 @@ class PipeInbox:
         self._cond = threading.Condition()
         self._fd = open_reader(self.path)
         try:
-            fcntl.fcntl(self._fd, F_SETPIPE_SZ, PIPE_BYTES)
-        except OSError:  # not Linux, or over /proc/sys/fs/pipe-max-size: the default buffer works too
+            fcntl.fcntl(self._fd, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
+        except (AttributeError, OSError):  # not Linux, or over /proc/sys/fs/pipe-max-size: the default works too
             pass
         self._thread = threading.Thread(target=self._loop, name=f"pipe:{name}", daemon=True)
         self._thread.start()

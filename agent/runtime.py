@@ -40,7 +40,7 @@ from agent.policy.diffusion import SamplerConfig
 from agent.recorder import RecorderActor, store_specs
 from agent.recovery import MAX_RESTARTS, RESTARTABLE, ActorFailed, Supervisor, call, call_when_up, get
 from agent.summary import ActorStats, summarize
-from agent.transport import PeerDied, link, one_node
+from agent.transport import PeerDied, link, one_node, uses_pipes
 from envs.tasks import TaskSequence, task_sequence
 
 Progress = Callable[[dict[str, Any]], None]
@@ -107,7 +107,8 @@ class Agent:
                                          name=captioner_name)
         self.perception = self._spawn(PerceptionActor, spec["state_dim"], cfg.perception, cfg.seed, cfg.device,
                                       cfg.policy is None, self._named(self.captioner, captioner_name), caption_size,
-                                      self.captioner is not None and self._pipes(), num_gpus=gpu, restart=True)
+                                      self.captioner is not None and self.use_ray and uses_pipes(self.cfg.transport),
+                                      num_gpus=gpu, restart=True)
         percept_dim = PerceptionActor.percept_dim(spec["state_dim"], cfg.perception)
         learner_name = f"thalamus-learner-{uuid.uuid4().hex[:12]}"
         self.learner = self._spawn(LearnerActor, percept_dim, spec["action_dim"], cfg.learner, cfg.seed, cfg.device,
@@ -133,11 +134,6 @@ class Agent:
         if state is not None:
             self.supervisor.restore(state, RESTARTABLE)
         self.checkpointed = time.perf_counter()
-
-    def _pipes(self) -> bool:
-        """Whether actors reach each other through named pipes (one node, and the transport allows)."""
-        kind = self.cfg.transport
-        return self.use_ray and (kind == "pipes" or (kind == "auto" and one_node()))
 
     def _named(self, actor: Any, name: str) -> Any:
         """What a restartable actor is given to reach ``actor``: its Ray name, or in-process the object."""

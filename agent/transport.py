@@ -133,6 +133,11 @@ class Link:
     stages: tuple[Any, Any] | None = None
 
 
+def uses_pipes(kind: str) -> bool:
+    """Whether transport ``kind`` lays named pipes here (``auto``: on a one-node cluster)."""
+    return kind == "pipes" or (kind == "auto" and one_node())
+
+
 def link(kind: str, perception: Any, policy: Any, timeout_s: float) -> Link:
     """The link ``kind`` names (``auto``: pipes on a one-node cluster, else actor calls), made where
     the handles are; given plain objects instead of Ray actor handles, direct calls. PeerDied if a
@@ -141,7 +146,7 @@ def link(kind: str, perception: Any, policy: Any, timeout_s: float) -> Link:
         raise ValueError(f"transport must be one of {', '.join(KINDS)}, got {kind!r}")
     if not isinstance(perception, ray.actor.ActorHandle):
         return Link("inprocess", timeout_s, stages=(perception, policy))
-    if kind == "pipes" or (kind == "auto" and one_node()):
+    if uses_pipes(kind):
         try:
             folder = lay_pipes([(perception, "encode"), (policy, "act")], on_ray_actors(timeout_s))
             return Link("pipes", timeout_s, folder=folder)

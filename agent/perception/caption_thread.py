@@ -67,14 +67,13 @@ class CaptionThread:
         self.calls = 0  # captioning calls run (each over one or more steps)
         self.skipped = 0  # steps delivered with a later frame's caption
         self.starved_at: int | None = None  # the step at which an idle thread handed over (starved)
-        self._thread = self._start()
+        self._start()
         self.idle = idle and _lowest_priority(self._thread.native_id)
 
-    def _start(self) -> threading.Thread:
-        thread = threading.Thread(target=self._loop, name="captions", daemon=True)
-        self._thread = thread
-        thread.start()
-        return thread
+    def _start(self) -> None:
+        """A new captioning thread; the one before, if any, ends after its call (``_call``)."""
+        self._thread = threading.Thread(target=self._loop, name="captions", daemon=True)
+        self._thread.start()
 
     def submit(self, step: int, frames: np.ndarray) -> None:
         """Queue one step's frames [N, ...]; returns at once unless ``max_pending`` steps wait."""
