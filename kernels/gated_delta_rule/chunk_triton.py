@@ -2,9 +2,9 @@
 (three when split).
 
 1. ``_wy_kernel``, one program per (chunk, batch·head), all chunks in parallel: the cumulative
-   log-decay γ, ``A`` and ``T = (I + A)⁻¹`` — computed as the product (I − A)(I + A²)(I + A⁴)…
-   of tensor-core matmuls, exact because A is strictly lower triangular (nilpotent) — then
-   ``W = T(βΓK)`` and ``U = T(βV)``.
+   log-decay γ, ``A`` and ``T = (I + A)⁻¹`` — by forward substitution in 16-step blocks (as
+   flash-linear-attention does; the product (I − A)(I + A²)(I + A⁴)… is exact in arithmetic but
+   loses everything to cancellation when keys barely change) — then ``W = T(βΓK)`` and ``U = T(βV)``.
 2. ``_state_kernel``, one program per (V block, batch·head), chunks in sequence: carries the fp32
    state S through the chunks and writes the outputs
    ``O = scale·(Γ Q S + (QKᵀ ⊙ M)(U − W S))`` as it goes, so no per-chunk state is stored.
@@ -19,47 +19,121 @@ import torch
 import triton
 import triton.language as tl
 
+CHUNK = 64  # steps per chunk: the WY kernel inverts (I + A) in four 16-step sub-blocks
+
+
+@triton.jit
+def _sub_block(k, v, g, beta, gcum, i_b, i_h, i_c, c: tl.constexpr, offset, T, H: tl.constexpr, K: tl.constexpr,
+               V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    """Sub-block ``c`` (16 steps) of a chunk: its rows, which are real, k, v, β, and γ (the chunk's
+    cumulative log-decay, continuing from ``offset``, the γ before it), which it stores."""
+    o_t = i_c * BT + c * 16 + tl.arange(0, 16)
+    m_t = o_t < T
+    row = (i_b * T + o_t) * H + i_h
+    o_k, o_v = tl.arange(0, BK), tl.arange(0, BV)
+    b_k = tl.load(k + row[:, None] * K + o_k[None, :], mask=m_t[:, None] & (o_k[None, :] < K), other=0.0)
+    b_v = tl.load(v + row[:, None] * V + o_v[None, :], mask=m_t[:, None] & (o_v[None, :] < V), other=0.0)
+    b_g = tl.load(g + row, mask=m_t, other=0.0).to(tl.float32)
+    b_beta = tl.load(beta + row, mask=m_t, other=0.0).to(tl.float32)
+    b_gc = offset + tl.cumsum(b_g, axis=0)
+    tl.store(gcum + row, b_gc, mask=m_t)
+    return row, m_t, b_k, b_v, b_beta, b_gc, offset + tl.sum(b_g, axis=0)
+
+
+@triton.jit
+def _a_block(b_ki, b_beta_i, b_gc_i, b_kj, b_gc_j, DIAG: tl.constexpr, prec: tl.constexpr):
+    """``A_ij = β_i (k_i·k_j) exp(γ_i − γ_j)`` for sub-blocks i ≥ j (strictly below the diagonal when i = j)."""
+    i_s = tl.arange(0, 16)
+    keep = (i_s[:, None] > i_s[None, :]) if DIAG else (i_s[:, None] >= 0)
+    diff = tl.where(keep, b_gc_i[:, None] - b_gc_j[None, :], float("-inf"))
+    return tl.where(keep, b_beta_i[:, None] * tl.dot(b_ki, tl.trans(b_kj), input_precision=prec) * tl.exp(diff), 0.0)
+
+
+@triton.jit
+def _unit_lower_inverse(b_a):
+    """``(I + A)⁻¹`` of a strictly lower triangular 16×16 A by forward substitution, row by row in fp32:
+    ``T_r = e_r − Σ_{j<r} A_rj T_j``. Stable where a product of powers of A is not: keys that barely
+    change from step to step (a still camera) make the powers' entries huge and their sum cancel."""
+    i_s = tl.arange(0, 16)
+    b_t = tl.where(i_s[:, None] == i_s[None, :], 1.0, 0.0)
+    for r in range(1, 16):
+        a_r = tl.sum(tl.where(i_s[:, None] == r, b_a, 0.0), axis=0)
+        b_t = tl.where(i_s[:, None] == r, b_t - tl.sum(a_r[:, None] * b_t, axis=0)[None, :], b_t)
+    return b_t
+
+
+@triton.jit
+def _store_t_row(tm, row, m_t, b_t0, b_t1, b_t2, b_t3, BT: tl.constexpr):
+    """One sub-block row of T, ``[16, BT]``, into tm ``[B, T, H, BT]``."""
+    i_s = tl.arange(0, 16)
+    p = tm + row[:, None] * BT + i_s[None, :]
+    tl.store(p, b_t0, mask=m_t[:, None])
+    tl.store(p + 16, b_t1, mask=m_t[:, None])
+    tl.store(p + 32, b_t2, mask=m_t[:, None])
+    tl.store(p + 48, b_t3, mask=m_t[:, None])
+
+
+@triton.jit
+def _store_wu(w, u, row, m_t, b_w, b_u, K: tl.constexpr, V: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
+    o_k, o_v = tl.arange(0, BK), tl.arange(0, BV)
+    tl.store(w + row[:, None] * K + o_k[None, :], b_w.to(w.dtype.element_ty), mask=m_t[:, None] & (o_k[None, :] < K))
+    tl.store(u + row[:, None] * V + o_v[None, :], b_u.to(u.dtype.element_ty), mask=m_t[:, None] & (o_v[None, :] < V))
+
 
 @triton.jit
 def _wy_kernel(k, v, g, beta, w, u, gcum, tm, T, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
-               BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, LOG_BT: tl.constexpr,
-               SAVE_T: tl.constexpr, IEEE: tl.constexpr):
+               BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, SAVE_T: tl.constexpr, IEEE: tl.constexpr):
     i_c, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
-    o_t = i_c * BT + tl.arange(0, BT)
-    m_t = o_t < T
-    o_k, o_v = tl.arange(0, BK), tl.arange(0, BV)
-    row = (i_b * T + o_t) * H + i_h  # [BT] index of (b, t, h)
-    b_g = tl.load(g + row, mask=m_t, other=0.0).to(tl.float32)
-    b_gc = tl.cumsum(b_g, axis=0)
-    b_beta = tl.load(beta + row, mask=m_t, other=0.0).to(tl.float32)
-    p_k = k + row[:, None] * K + o_k[None, :]
-    b_k = tl.load(p_k, mask=m_t[:, None] & (o_k[None, :] < K), other=0.0)
-    p_v = v + row[:, None] * V + o_v[None, :]
-    b_v = tl.load(p_v, mask=m_t[:, None] & (o_v[None, :] < V), other=0.0)
     prec: tl.constexpr = "tf32x3" if IEEE else "tf32"
-    b_kk = tl.dot(b_k, tl.trans(b_k), input_precision=prec)
-    i_s = tl.arange(0, BT)
-    strict = i_s[:, None] > i_s[None, :]
-    diff = tl.where(strict, b_gc[:, None] - b_gc[None, :], float("-inf"))
-    b_na = tl.where(strict, -b_beta[:, None] * b_kk * tl.exp(diff), 0.0)  # N = −A
-    eye = tl.where(i_s[:, None] == i_s[None, :], 1.0, 0.0)
-    b_t = eye + b_na  # (I + N)
-    b_p = b_na
-    for _ in tl.static_range(LOG_BT - 1):  # (I + N)(I + N²)(I + N⁴)… = (I − N)⁻¹
-        b_p = tl.dot(b_p, b_p, input_precision=prec)
-        b_t = b_t + tl.dot(b_t, b_p, input_precision=prec)
+    r0, m0, k0, v0, be0, gc0, end = _sub_block(k, v, g, beta, gcum, i_b, i_h, i_c, 0, 0.0, T, H, K, V, BT, BK, BV)
+    r1, m1, k1, v1, be1, gc1, end = _sub_block(k, v, g, beta, gcum, i_b, i_h, i_c, 1, end, T, H, K, V, BT, BK, BV)
+    r2, m2, k2, v2, be2, gc2, end = _sub_block(k, v, g, beta, gcum, i_b, i_h, i_c, 2, end, T, H, K, V, BT, BK, BV)
+    r3, m3, k3, v3, be3, gc3, end = _sub_block(k, v, g, beta, gcum, i_b, i_h, i_c, 3, end, T, H, K, V, BT, BK, BV)
+    # T = (I + A)⁻¹ by blocks: each diagonal block by forward substitution, then below the diagonal
+    # T_ij = −T_ii Σ_{j≤m<i} A_im T_mj (every factor a block of the true inverse, so nothing cancels)
+    t00 = _unit_lower_inverse(_a_block(k0, be0, gc0, k0, gc0, True, prec))
+    t11 = _unit_lower_inverse(_a_block(k1, be1, gc1, k1, gc1, True, prec))
+    t22 = _unit_lower_inverse(_a_block(k2, be2, gc2, k2, gc2, True, prec))
+    t33 = _unit_lower_inverse(_a_block(k3, be3, gc3, k3, gc3, True, prec))
+    a10 = _a_block(k1, be1, gc1, k0, gc0, False, prec)
+    a20 = _a_block(k2, be2, gc2, k0, gc0, False, prec)
+    a21 = _a_block(k2, be2, gc2, k1, gc1, False, prec)
+    a30 = _a_block(k3, be3, gc3, k0, gc0, False, prec)
+    a31 = _a_block(k3, be3, gc3, k1, gc1, False, prec)
+    a32 = _a_block(k3, be3, gc3, k2, gc2, False, prec)
+    t10 = -tl.dot(t11, tl.dot(a10, t00, input_precision=prec), input_precision=prec)
+    t21 = -tl.dot(t22, tl.dot(a21, t11, input_precision=prec), input_precision=prec)
+    t20 = -tl.dot(t22, tl.dot(a20, t00, input_precision=prec) + tl.dot(a21, t10, input_precision=prec),
+                  input_precision=prec)
+    t32 = -tl.dot(t33, tl.dot(a32, t22, input_precision=prec), input_precision=prec)
+    t31 = -tl.dot(t33, tl.dot(a31, t11, input_precision=prec) + tl.dot(a32, t21, input_precision=prec),
+                  input_precision=prec)
+    t30 = -tl.dot(t33, tl.dot(a30, t00, input_precision=prec) + tl.dot(a31, t10, input_precision=prec)
+                  + tl.dot(a32, t20, input_precision=prec), input_precision=prec)
     if SAVE_T:  # for the backward, [B, T, H, BT]
-        tl.store(tm + row[:, None] * BT + i_s[None, :], b_t, mask=m_t[:, None])
-    b_kb = (b_k.to(tl.float32) * (b_beta * tl.exp(b_gc))[:, None])
-    b_vb = (b_v.to(tl.float32) * b_beta[:, None])
-    b_w = tl.dot(b_t, b_kb, input_precision=prec)
-    b_u = tl.dot(b_t, b_vb, input_precision=prec)
-    tl.store(w + row[:, None] * K + o_k[None, :], b_w.to(w.dtype.element_ty),
-             mask=m_t[:, None] & (o_k[None, :] < K))
-    tl.store(u + row[:, None] * V + o_v[None, :], b_u.to(u.dtype.element_ty),
-             mask=m_t[:, None] & (o_v[None, :] < V))
-    tl.store(gcum + row, b_gc, mask=m_t)
+        zero = tl.zeros([16, 16], dtype=tl.float32)
+        _store_t_row(tm, r0, m0, t00, zero, zero, zero, BT)
+        _store_t_row(tm, r1, m1, t10, t11, zero, zero, BT)
+        _store_t_row(tm, r2, m2, t20, t21, t22, zero, BT)
+        _store_t_row(tm, r3, m3, t30, t31, t32, t33, BT)
+    # W = T (βΓK), U = T (βV), one sub-block of rows at a time
+    kb0, kb1 = k0.to(tl.float32) * (be0 * tl.exp(gc0))[:, None], k1.to(tl.float32) * (be1 * tl.exp(gc1))[:, None]
+    kb2, kb3 = k2.to(tl.float32) * (be2 * tl.exp(gc2))[:, None], k3.to(tl.float32) * (be3 * tl.exp(gc3))[:, None]
+    vb0, vb1 = v0.to(tl.float32) * be0[:, None], v1.to(tl.float32) * be1[:, None]
+    vb2, vb3 = v2.to(tl.float32) * be2[:, None], v3.to(tl.float32) * be3[:, None]
+    _store_wu(w, u, r0, m0, tl.dot(t00, kb0, input_precision=prec), tl.dot(t00, vb0, input_precision=prec),
+              K, V, BK, BV)
+    _store_wu(w, u, r1, m1, tl.dot(t10, kb0, input_precision=prec) + tl.dot(t11, kb1, input_precision=prec),
+              tl.dot(t10, vb0, input_precision=prec) + tl.dot(t11, vb1, input_precision=prec), K, V, BK, BV)
+    _store_wu(w, u, r2, m2, tl.dot(t20, kb0, input_precision=prec) + tl.dot(t21, kb1, input_precision=prec)
+              + tl.dot(t22, kb2, input_precision=prec),
+              tl.dot(t20, vb0, input_precision=prec) + tl.dot(t21, vb1, input_precision=prec)
+              + tl.dot(t22, vb2, input_precision=prec), K, V, BK, BV)
+    _store_wu(w, u, r3, m3, tl.dot(t30, kb0, input_precision=prec) + tl.dot(t31, kb1, input_precision=prec)
+              + tl.dot(t32, kb2, input_precision=prec) + tl.dot(t33, kb3, input_precision=prec),
+              tl.dot(t30, vb0, input_precision=prec) + tl.dot(t31, vb1, input_precision=prec)
+              + tl.dot(t32, vb2, input_precision=prec) + tl.dot(t33, vb3, input_precision=prec), K, V, BK, BV)
 
 
 @triton.jit
@@ -153,20 +227,20 @@ def state_v_block(B: int, H: int, V: int) -> int:
     return max(16, min(max(16, triton.next_power_of_2(V)), 64 if B * H * triton.cdiv(V, 64) >= 128 else 32))
 
 
-def split_pays(B: int, T: int, H: int, V: int, device: torch.device, chunk_size: int = 64) -> bool:
+def split_pays(B: int, T: int, H: int, V: int, device: torch.device) -> bool:
     """Whether to split the forward: when the fused state pass has fewer programs (a V block of 32 per
     batch·head) than the GPU has multiprocessors and the sequence has ≥ 64 chunks. Measured on an H200
     (benchmarks/kernels.py, BENCHMARKS.md): split 0.26 against fused 0.32 ms at 1×4096×16×128×128 (64
     programs) and 1.20 against 1.36 ms at 8×16384×8×64×64 (128), fused 1.08 against split 1.65 ms at
     4×8192×16×128×128 (256 programs); shorter sequences keep the fused pass, which stores no chunk states."""
-    if device.type != "cuda" or triton.cdiv(T, chunk_size) < 64:
+    if device.type != "cuda" or triton.cdiv(T, CHUNK) < 64:
         return False
     return B * H * triton.cdiv(V, 32) < torch.cuda.get_device_properties(device).multi_processor_count
 
 
 def chunk_gated_delta_rule_fwd(
     q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, g: torch.Tensor, beta: torch.Tensor,
-    scale: float, initial_state: torch.Tensor | None, output_final_state: bool, chunk_size: int = 64,
+    scale: float, initial_state: torch.Tensor | None, output_final_state: bool,
     save: bool = False, split: bool | None = None, state_block: int | None = None,
 ) -> tuple[torch.Tensor, ...]:
     """Launch the kernels; inputs ``[B, T, H, *]`` contiguous, outputs in v's dtype, state fp32; fp32
@@ -179,7 +253,7 @@ def chunk_gated_delta_rule_fwd(
     ``state_block``: the V block of the state pass (default :func:`state_v_block`; benchmarks sweep it)."""
     B, T, H, K = q.shape
     V = v.shape[-1]
-    BT = chunk_size
+    BT = CHUNK
     BK = max(16, triton.next_power_of_2(K))
     BVW = max(16, triton.next_power_of_2(V))
     ieee = q.dtype == torch.float32 and not torch.backends.cuda.matmul.allow_tf32  # PyTorch's own switch
@@ -188,15 +262,15 @@ def chunk_gated_delta_rule_fwd(
     gcum = torch.empty(B, T, H, dtype=torch.float32, device=q.device)
     NT = triton.cdiv(T, BT)
     tm = torch.empty(B, T, H, BT, dtype=torch.float32, device=q.device) if save else None
-    _wy_kernel[(NT, B * H)](k, v, g, beta, w, u, gcum, tm, T, H, K, V, BT, BK, BVW,
-                            LOG_BT=BT.bit_length() - 1, SAVE_T=save, IEEE=ieee, num_warps=4)
+    _wy_kernel[(NT, B * H)](k, v, g, beta, w, u, gcum, tm, T, H, K, V, BT, BK, BVW, SAVE_T=save, IEEE=ieee,
+                            num_warps=4)
     o = torch.empty_like(v)
     BV = state_block or state_v_block(B, H, V)
     # three stages of prefetch fit the shared memory for 16-bit inputs up to K = 128; fewer otherwise
     stages = 3 if q.element_size() <= 2 and BK <= 128 else (2 if BK <= 128 else 1)
     ht = torch.empty(B, H, K, V, dtype=torch.float32, device=q.device) if output_final_state else None
     h0 = initial_state.float().contiguous() if initial_state is not None else None
-    split = split_pays(B, T, H, V, q.device, BT) if split is None else split
+    split = split_pays(B, T, H, V, q.device) if split is None else split
     # the backward reads the chunk states and new values in fp32; the output pass alone in the inputs'
     # dtype, as the fused pass multiplies them (the same numbers, half the bytes for 16-bit inputs)
     kept = torch.float32 if save else v.dtype
