@@ -43,16 +43,19 @@ STEP_BATCHES = [1, 64, 4096, 20000]
 REFERENCE_UP_TO = 64  # the PyTorch step's temporaries at 20,000 streams would not fit beside the state
 
 
-def inputs(B, T, H, K, V, dtype=torch.bfloat16, seed=0):
+def inputs(B, T, H, K, V, dtype=torch.bfloat16, seed=0, still=False):
+    """Random inputs; ``still``: as a still camera gives them (keys that barely change, almost no decay,
+    β near 1), where the WY form's (I + A)⁻¹ is hardest to compute accurately."""
     gen = torch.Generator(device="cuda").manual_seed(seed)
 
     def r(*shape: int) -> torch.Tensor:
         return torch.randn(*shape, device="cuda", generator=gen)
 
-    q, k = r(B, T, H, K), F.normalize(r(B, T, H, K), dim=-1)
+    q, k = r(B, T, H, K), r(B, T, H, K)
+    k = F.normalize(k[:, :1] + 0.05 * k if still else k, dim=-1)
     v = r(B, T, H, V)
-    g = F.logsigmoid(r(B, T, H) + 4.0)  # mostly slow decay, some fast
-    beta = torch.sigmoid(r(B, T, H))
+    g = F.logsigmoid(r(B, T, H) + (8.0 if still else 4.0))  # mostly slow decay, some fast
+    beta = torch.sigmoid(r(B, T, H) + (3.0 if still else 0.0))
     h0 = r(B, H, K, V) * 0.1
     return [x.to(dtype) for x in (q, k, v, g, beta)] + [h0]
 
@@ -76,9 +79,14 @@ def copy_bandwidth() -> float:
 
 
 def check(rows):
-    """Every backend against the fp32 reference on a small odd shape, fp32 and bf16 inputs."""
-    for dtype in (torch.float32, torch.bfloat16):
-        q, k, v, g, beta, h0 = inputs(2, 300, 4, 96, 80, dtype=dtype, seed=1)
+    """Every backend against the fp32 reference on a small odd shape, fp32 and bf16 inputs, random and
+    as a still camera gives them (fp32 there also with TF32 on, as training runs)."""
+    cases = [(torch.float32, False, False), (torch.bfloat16, False, False), (torch.float32, True, False),
+             (torch.float32, True, True), (torch.bfloat16, True, False)]
+    for dtype, still, tf32 in cases:
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        print(f"-- {'still camera' if still else 'random'} inputs{', TF32 on' if tf32 else ''}")
+        q, k, v, g, beta, h0 = inputs(2, 300, 4, 96, 80, dtype=dtype, seed=1, still=still)
         ref_o, ref_s = naive_recurrent_gated_delta_rule(q, k, v, g, beta, 96 ** -0.5, h0)
         results = {}
         for backend in ("chunked", "triton"):
@@ -95,9 +103,11 @@ def check(rows):
             o, s = chunk_gated_delta_rule(q, k, v, g, beta, initial_state=h0, output_final_state=True)
             results["fla/chunk"] = (rel_rmse(ref_o, o), rel_rmse(ref_s, s))
         for name, (eo, es) in results.items():
-            rows.append({"check": name, "dtype": str(dtype).split(".")[-1], "rel_rmse_o": eo, "rel_rmse_state": es})
+            rows.append({"check": name, "dtype": str(dtype).split(".")[-1], "still": still, "tf32": tf32,
+                         "rel_rmse_o": eo, "rel_rmse_state": es})
             print(f"check {name:22s} {str(dtype):15s} o {eo:.2e}  state {es:.2e}")
         check_gradients(rows, q, k, v, g, beta, h0)
+    torch.backends.cuda.matmul.allow_tf32 = False
 
 
 def check_gradients(rows, q, k, v, g, beta, h0):

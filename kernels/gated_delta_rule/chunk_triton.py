@@ -2,9 +2,9 @@
 (three when split).
 
 1. ``_wy_kernel``, one program per (chunk, batch·head), all chunks in parallel: the cumulative
-   log-decay γ, ``A`` and ``T = (I + A)⁻¹`` — by forward substitution in 16-step blocks (as
-   flash-linear-attention does; the product (I − A)(I + A²)(I + A⁴)… is exact in arithmetic but
-   loses everything to cancellation when keys barely change) — then ``W = T(βΓK)`` and ``U = T(βV)``.
+   log-decay γ, ``A`` and ``T = (I + A)⁻¹`` — by doubling the inverse's diagonal blocks, two
+   tensor-core matmuls a level (the product (I − A)(I + A²)(I + A⁴)… is as exact in arithmetic and
+   as cheap, but cancels into garbage when keys barely change) — then ``W = T(βΓK)`` and ``U = T(βV)``.
 2. ``_state_kernel``, one program per (V block, batch·head), chunks in sequence: carries the fp32
    state S through the chunks and writes the outputs
    ``O = scale·(Γ Q S + (QKᵀ ⊙ M)(U − W S))`` as it goes, so no per-chunk state is stored.
@@ -19,121 +19,53 @@ import torch
 import triton
 import triton.language as tl
 
-CHUNK = 64  # steps per chunk: the WY kernel inverts (I + A) in four 16-step sub-blocks
-
-
-@triton.jit
-def _sub_block(k, v, g, beta, gcum, i_b, i_h, i_c, c: tl.constexpr, offset, T, H: tl.constexpr, K: tl.constexpr,
-               V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
-    """Sub-block ``c`` (16 steps) of a chunk: its rows, which are real, k, v, β, and γ (the chunk's
-    cumulative log-decay, continuing from ``offset``, the γ before it), which it stores."""
-    o_t = i_c * BT + c * 16 + tl.arange(0, 16)
-    m_t = o_t < T
-    row = (i_b * T + o_t) * H + i_h
-    o_k, o_v = tl.arange(0, BK), tl.arange(0, BV)
-    b_k = tl.load(k + row[:, None] * K + o_k[None, :], mask=m_t[:, None] & (o_k[None, :] < K), other=0.0)
-    b_v = tl.load(v + row[:, None] * V + o_v[None, :], mask=m_t[:, None] & (o_v[None, :] < V), other=0.0)
-    b_g = tl.load(g + row, mask=m_t, other=0.0).to(tl.float32)
-    b_beta = tl.load(beta + row, mask=m_t, other=0.0).to(tl.float32)
-    b_gc = offset + tl.cumsum(b_g, axis=0)
-    tl.store(gcum + row, b_gc, mask=m_t)
-    return row, m_t, b_k, b_v, b_beta, b_gc, offset + tl.sum(b_g, axis=0)
-
-
-@triton.jit
-def _a_block(b_ki, b_beta_i, b_gc_i, b_kj, b_gc_j, DIAG: tl.constexpr, prec: tl.constexpr):
-    """``A_ij = β_i (k_i·k_j) exp(γ_i − γ_j)`` for sub-blocks i ≥ j (strictly below the diagonal when i = j)."""
-    i_s = tl.arange(0, 16)
-    keep = (i_s[:, None] > i_s[None, :]) if DIAG else (i_s[:, None] >= 0)
-    diff = tl.where(keep, b_gc_i[:, None] - b_gc_j[None, :], float("-inf"))
-    return tl.where(keep, b_beta_i[:, None] * tl.dot(b_ki, tl.trans(b_kj), input_precision=prec) * tl.exp(diff), 0.0)
-
-
-@triton.jit
-def _unit_lower_inverse(b_a):
-    """``(I + A)⁻¹`` of a strictly lower triangular 16×16 A by forward substitution, row by row in fp32:
-    ``T_r = e_r − Σ_{j<r} A_rj T_j``. Stable where a product of powers of A is not: keys that barely
-    change from step to step (a still camera) make the powers' entries huge and their sum cancel."""
-    i_s = tl.arange(0, 16)
-    b_t = tl.where(i_s[:, None] == i_s[None, :], 1.0, 0.0)
-    for r in range(1, 16):
-        a_r = tl.sum(tl.where(i_s[:, None] == r, b_a, 0.0), axis=0)
-        b_t = tl.where(i_s[:, None] == r, b_t - tl.sum(a_r[:, None] * b_t, axis=0)[None, :], b_t)
-    return b_t
-
-
-@triton.jit
-def _store_t_row(tm, row, m_t, b_t0, b_t1, b_t2, b_t3, BT: tl.constexpr):
-    """One sub-block row of T, ``[16, BT]``, into tm ``[B, T, H, BT]``."""
-    i_s = tl.arange(0, 16)
-    p = tm + row[:, None] * BT + i_s[None, :]
-    tl.store(p, b_t0, mask=m_t[:, None])
-    tl.store(p + 16, b_t1, mask=m_t[:, None])
-    tl.store(p + 32, b_t2, mask=m_t[:, None])
-    tl.store(p + 48, b_t3, mask=m_t[:, None])
-
-
-@triton.jit
-def _store_wu(w, u, row, m_t, b_w, b_u, K: tl.constexpr, V: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr):
-    o_k, o_v = tl.arange(0, BK), tl.arange(0, BV)
-    tl.store(w + row[:, None] * K + o_k[None, :], b_w.to(w.dtype.element_ty), mask=m_t[:, None] & (o_k[None, :] < K))
-    tl.store(u + row[:, None] * V + o_v[None, :], b_u.to(u.dtype.element_ty), mask=m_t[:, None] & (o_v[None, :] < V))
+CHUNK = 64  # steps per chunk
 
 
 @triton.jit
 def _wy_kernel(k, v, g, beta, w, u, gcum, tm, T, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
-               BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, SAVE_T: tl.constexpr, IEEE: tl.constexpr):
+               BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, LOG_BT: tl.constexpr,
+               SAVE_T: tl.constexpr, IEEE: tl.constexpr):
     i_c, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
+    o_t = i_c * BT + tl.arange(0, BT)
+    m_t = o_t < T
+    o_k, o_v = tl.arange(0, BK), tl.arange(0, BV)
+    row = (i_b * T + o_t) * H + i_h  # [BT] index of (b, t, h)
+    b_g = tl.load(g + row, mask=m_t, other=0.0).to(tl.float32)
+    b_gc = tl.cumsum(b_g, axis=0)
+    b_beta = tl.load(beta + row, mask=m_t, other=0.0).to(tl.float32)
+    p_k = k + row[:, None] * K + o_k[None, :]
+    b_k = tl.load(p_k, mask=m_t[:, None] & (o_k[None, :] < K), other=0.0)
+    p_v = v + row[:, None] * V + o_v[None, :]
+    b_v = tl.load(p_v, mask=m_t[:, None] & (o_v[None, :] < V), other=0.0)
     prec: tl.constexpr = "tf32x3" if IEEE else "tf32"
-    r0, m0, k0, v0, be0, gc0, end = _sub_block(k, v, g, beta, gcum, i_b, i_h, i_c, 0, 0.0, T, H, K, V, BT, BK, BV)
-    r1, m1, k1, v1, be1, gc1, end = _sub_block(k, v, g, beta, gcum, i_b, i_h, i_c, 1, end, T, H, K, V, BT, BK, BV)
-    r2, m2, k2, v2, be2, gc2, end = _sub_block(k, v, g, beta, gcum, i_b, i_h, i_c, 2, end, T, H, K, V, BT, BK, BV)
-    r3, m3, k3, v3, be3, gc3, end = _sub_block(k, v, g, beta, gcum, i_b, i_h, i_c, 3, end, T, H, K, V, BT, BK, BV)
-    # T = (I + A)⁻¹ by blocks: each diagonal block by forward substitution, then below the diagonal
-    # T_ij = −T_ii Σ_{j≤m<i} A_im T_mj (every factor a block of the true inverse, so nothing cancels)
-    t00 = _unit_lower_inverse(_a_block(k0, be0, gc0, k0, gc0, True, prec))
-    t11 = _unit_lower_inverse(_a_block(k1, be1, gc1, k1, gc1, True, prec))
-    t22 = _unit_lower_inverse(_a_block(k2, be2, gc2, k2, gc2, True, prec))
-    t33 = _unit_lower_inverse(_a_block(k3, be3, gc3, k3, gc3, True, prec))
-    a10 = _a_block(k1, be1, gc1, k0, gc0, False, prec)
-    a20 = _a_block(k2, be2, gc2, k0, gc0, False, prec)
-    a21 = _a_block(k2, be2, gc2, k1, gc1, False, prec)
-    a30 = _a_block(k3, be3, gc3, k0, gc0, False, prec)
-    a31 = _a_block(k3, be3, gc3, k1, gc1, False, prec)
-    a32 = _a_block(k3, be3, gc3, k2, gc2, False, prec)
-    t10 = -tl.dot(t11, tl.dot(a10, t00, input_precision=prec), input_precision=prec)
-    t21 = -tl.dot(t22, tl.dot(a21, t11, input_precision=prec), input_precision=prec)
-    t20 = -tl.dot(t22, tl.dot(a20, t00, input_precision=prec) + tl.dot(a21, t10, input_precision=prec),
-                  input_precision=prec)
-    t32 = -tl.dot(t33, tl.dot(a32, t22, input_precision=prec), input_precision=prec)
-    t31 = -tl.dot(t33, tl.dot(a31, t11, input_precision=prec) + tl.dot(a32, t21, input_precision=prec),
-                  input_precision=prec)
-    t30 = -tl.dot(t33, tl.dot(a30, t00, input_precision=prec) + tl.dot(a31, t10, input_precision=prec)
-                  + tl.dot(a32, t20, input_precision=prec), input_precision=prec)
+    b_kk = tl.dot(b_k, tl.trans(b_k), input_precision=prec)
+    i_s = tl.arange(0, BT)
+    strict = i_s[:, None] > i_s[None, :]
+    diff = tl.where(strict, b_gc[:, None] - b_gc[None, :], float("-inf"))
+    b_a = tl.where(strict, b_beta[:, None] * b_kk * tl.exp(diff), 0.0)
+    # T = (I + A)⁻¹ by doubling blocks: with T_s the inverse's diagonal blocks of size s, and L_s the
+    # part of A below them inside each block of size 2s, T_2s = T_s − T_s L_s T_s (every factor a piece
+    # of the true inverse, so nothing cancels, unlike the product (I − A)(I + A²)(I + A⁴)…)
+    b_t = tl.where(i_s[:, None] == i_s[None, :], 1.0, 0.0)
+    for lvl in tl.static_range(LOG_BT):
+        size = 1 << lvl
+        below = (((i_s[:, None] // size) == (i_s[None, :] // size) + 1)
+                 & ((i_s[:, None] // (2 * size)) == (i_s[None, :] // (2 * size))))
+        b_l = tl.where(below, b_a, 0.0)
+        b_t = b_t - tl.dot(b_t, tl.dot(b_l, b_t, input_precision=prec), input_precision=prec)
     if SAVE_T:  # for the backward, [B, T, H, BT]
-        zero = tl.zeros([16, 16], dtype=tl.float32)
-        _store_t_row(tm, r0, m0, t00, zero, zero, zero, BT)
-        _store_t_row(tm, r1, m1, t10, t11, zero, zero, BT)
-        _store_t_row(tm, r2, m2, t20, t21, t22, zero, BT)
-        _store_t_row(tm, r3, m3, t30, t31, t32, t33, BT)
-    # W = T (βΓK), U = T (βV), one sub-block of rows at a time
-    kb0, kb1 = k0.to(tl.float32) * (be0 * tl.exp(gc0))[:, None], k1.to(tl.float32) * (be1 * tl.exp(gc1))[:, None]
-    kb2, kb3 = k2.to(tl.float32) * (be2 * tl.exp(gc2))[:, None], k3.to(tl.float32) * (be3 * tl.exp(gc3))[:, None]
-    vb0, vb1 = v0.to(tl.float32) * be0[:, None], v1.to(tl.float32) * be1[:, None]
-    vb2, vb3 = v2.to(tl.float32) * be2[:, None], v3.to(tl.float32) * be3[:, None]
-    _store_wu(w, u, r0, m0, tl.dot(t00, kb0, input_precision=prec), tl.dot(t00, vb0, input_precision=prec),
-              K, V, BK, BV)
-    _store_wu(w, u, r1, m1, tl.dot(t10, kb0, input_precision=prec) + tl.dot(t11, kb1, input_precision=prec),
-              tl.dot(t10, vb0, input_precision=prec) + tl.dot(t11, vb1, input_precision=prec), K, V, BK, BV)
-    _store_wu(w, u, r2, m2, tl.dot(t20, kb0, input_precision=prec) + tl.dot(t21, kb1, input_precision=prec)
-              + tl.dot(t22, kb2, input_precision=prec),
-              tl.dot(t20, vb0, input_precision=prec) + tl.dot(t21, vb1, input_precision=prec)
-              + tl.dot(t22, vb2, input_precision=prec), K, V, BK, BV)
-    _store_wu(w, u, r3, m3, tl.dot(t30, kb0, input_precision=prec) + tl.dot(t31, kb1, input_precision=prec)
-              + tl.dot(t32, kb2, input_precision=prec) + tl.dot(t33, kb3, input_precision=prec),
-              tl.dot(t30, vb0, input_precision=prec) + tl.dot(t31, vb1, input_precision=prec)
-              + tl.dot(t32, vb2, input_precision=prec) + tl.dot(t33, vb3, input_precision=prec), K, V, BK, BV)
+        tl.store(tm + row[:, None] * BT + i_s[None, :], b_t, mask=m_t[:, None])
+    b_kb = (b_k.to(tl.float32) * (b_beta * tl.exp(b_gc))[:, None])
+    b_vb = (b_v.to(tl.float32) * b_beta[:, None])
+    b_w = tl.dot(b_t, b_kb, input_precision=prec)
+    b_u = tl.dot(b_t, b_vb, input_precision=prec)
+    tl.store(w + row[:, None] * K + o_k[None, :], b_w.to(w.dtype.element_ty),
+             mask=m_t[:, None] & (o_k[None, :] < K))
+    tl.store(u + row[:, None] * V + o_v[None, :], b_u.to(u.dtype.element_ty),
+             mask=m_t[:, None] & (o_v[None, :] < V))
+    tl.store(gcum + row, b_gc, mask=m_t)
 
 
 @triton.jit
@@ -262,8 +194,8 @@ def chunk_gated_delta_rule_fwd(
     gcum = torch.empty(B, T, H, dtype=torch.float32, device=q.device)
     NT = triton.cdiv(T, BT)
     tm = torch.empty(B, T, H, BT, dtype=torch.float32, device=q.device) if save else None
-    _wy_kernel[(NT, B * H)](k, v, g, beta, w, u, gcum, tm, T, H, K, V, BT, BK, BVW, SAVE_T=save, IEEE=ieee,
-                            num_warps=4)
+    _wy_kernel[(NT, B * H)](k, v, g, beta, w, u, gcum, tm, T, H, K, V, BT, BK, BVW,
+                            LOG_BT=BT.bit_length() - 1, SAVE_T=save, IEEE=ieee, num_warps=4)
     o = torch.empty_like(v)
     BV = state_block or state_v_block(B, H, V)
     # three stages of prefetch fit the shared memory for 16-bit inputs up to K = 128; fewer otherwise
