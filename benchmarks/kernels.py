@@ -79,10 +79,9 @@ def copy_bandwidth() -> float:
 
 
 def check(rows):
-    """Every backend against the fp32 reference on a small odd shape, fp32 and bf16 inputs, random and
-    as a still camera gives them (fp32 there also with TF32 on, as training runs)."""
-    cases = [(torch.float32, False, False), (torch.bfloat16, False, False), (torch.float32, True, False),
-             (torch.float32, True, True), (torch.bfloat16, True, False)]
+    """Every backend against the fp32 reference on a small odd shape: fp32 and bf16 random inputs, and fp32
+    as a still camera gives them with TF32 on, as training runs."""
+    cases = [(torch.float32, False, False), (torch.bfloat16, False, False), (torch.float32, True, True)]
     for dtype, still, tf32 in cases:
         torch.backends.cuda.matmul.allow_tf32 = tf32
         print(f"-- {'still camera' if still else 'random'} inputs{', TF32 on' if tf32 else ''}")

@@ -15,7 +15,7 @@ fi
 parts=${*:-chunk}
 for part in $parts; do
   case $part in
-    chunk) python3 benchmarks/kernels.py --only chunk --json "$OUT/kernels-chunk.json" 2>&1 | grep -v Warning \
+    chunk) python3 benchmarks/kernels.py --only chunk --json "$OUT/kernels-chunk.json" 2>&1 | grep --line-buffered -v Warning \
              | tee "$OUT/kernels-chunk.txt" ;;
     train) python3 benchmarks/kernels.py --only train --json "$OUT/kernels-train.json" 2>&1 | tee "$OUT/kernels-train.txt" ;;
     sweep) python3 benchmarks/backward_sweep.py --json "$OUT/backward-sweep.json" 2>&1 | tee "$OUT/backward-sweep.txt" ;;
