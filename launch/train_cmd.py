@@ -62,6 +62,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                         "JPEG, light, noise); the model is told each frame's gap and also scored that way")
     p.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
                    help="start from this captioner's weights (its sizes and words) instead of from scratch")
+    p.add_argument("--frame-size", type=int, default=None, metavar="PX",
+                   help="side of the frames the captioner reads, a multiple of 16; with --init, the checkpoint's "
+                        "weights carry over to the new size (a smaller captioner is cheaper per frame on a CPU) "
+                        "(default: --init's, else 64)")
     p.add_argument("--json", action="store_true", help="print the final metrics as one JSON object")
     p.set_defaults(func=main)
     train_policy_cmd.add_parser(tsub)
@@ -104,16 +108,22 @@ def main(args: argparse.Namespace) -> int:
     from agent.perception.train import TrainConfig, train_captioner
     from launch.display import stdout_console
 
+    model = CaptionerConfig(mixer=args.mixer)
     if args.init is not None:
         from agent.perception.train import checkpoint_config
 
         try:
-            checkpoint_config(args.init)
+            model = checkpoint_config(args.init)
         except (OSError, ValueError) as exc:
             raise UsageError(f"--init: {exc}") from None
+    stride = 2 ** len(model.channels)
+    if args.frame_size is not None and (args.frame_size < stride or args.frame_size % stride):
+        raise UsageError(f"--frame-size must be a positive multiple of {stride} (the encoder halves the frame "
+                         f"{len(model.channels)} times), got {args.frame_size}")
     cfg = TrainConfig(steps=args.steps, streams=args.streams, device=args.device, seed=args.seed,
                       data=args.data, workers=args.workers, eval_every=args.eval_every, camera=args.camera,
-                      init=str(args.init) if args.init else None, model=CaptionerConfig(mixer=args.mixer))
+                      init=str(args.init) if args.init else None, frame_size=args.frame_size,
+                      model=CaptionerConfig(mixer=args.mixer))
     columns = (TextColumn("[bold]train captioner"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                TextColumn("{task.fields[info]}"), TimeElapsedColumn())
     with Progress(*columns, disable=args.json, transient=False) as bar:

@@ -2,10 +2,12 @@
 
 from dataclasses import replace
 
+import numpy as np
 import torch
 
 from agent.perception.captioner import CaptionerConfig
 from agent.perception.decode import CaptionDecoding
+from agent.perception.live import LiveCaptioner
 from agent.perception.train import TrainConfig, load_checkpoint, train_captioner
 from envs.synthetic import all_captions
 
@@ -68,6 +70,43 @@ def test_camera_training_from_a_checkpoint_adds_timing_and_keeps_learning(tmp_pa
     assert model.cfg == replace(load_checkpoint(tmp_path / "start.pt").cfg, timing=5)
 
 
+def test_a_resized_projection_projects_a_uniform_map_as_before():
+    """Shrinking (or growing) the frames resamples ``proj``: a feature map that is the same everywhere
+    gives the same token, so what the convolutions learned still reaches the model."""
+    from agent.perception.captioner import FrameTokenizer
+
+    weight = torch.randn(32, 16 * 4 * 4)
+    uniform = torch.randn(16)
+    before = weight @ uniform.repeat_interleave(16)
+    for side in (3, 2, 5):
+        after = FrameTokenizer.resized_projection(weight, 16, side) @ uniform.repeat_interleave(side * side)
+        assert torch.allclose(after, before, rtol=1e-4, atol=1e-4), side
+
+
+def test_training_from_a_checkpoint_at_a_smaller_frame_size(tmp_path):
+    """``--init`` with ``--frame-size``: the start's sizes but smaller frames, its convolutions carried
+    over unchanged, frames made at the new size, and the loss still falling."""
+    small = replace(CaptionerConfig(), channels=(8, 16, 16, 16), d_model=32, n_heads=2, head_dim=16)
+    base = TrainConfig(steps=10, streams=3, chunk=16, lr=3e-3, warmup=2, eval_every=0, eval_streams=2,
+                       eval_frames=32, data="env:CartPole-v1", model=small)
+    train_captioner(base, out=tmp_path / "start.pt")
+    losses = []
+    cfg = replace(base, steps=30, init=str(tmp_path / "start.pt"), frame_size=48)
+    train_captioner(cfg, out=tmp_path / "48.pt", progress=lambda step, m: losses.append(m["loss"]))
+    assert sum(losses[-5:]) < 0.8 * sum(losses[:5])
+    start, shrunk = load_checkpoint(tmp_path / "start.pt"), load_checkpoint(tmp_path / "48.pt")
+    assert shrunk.cfg == replace(start.cfg, frame_size=48)
+    assert shrunk.encoder.proj.weight.shape[1] == 16 * 3 * 3
+    live = LiveCaptioner(tmp_path / "48.pt", streams=2)
+    assert live.caption_steps(np.zeros((3, 2, 64, 64, 3), np.uint8)).shape[:2] == (3, 2)  # 64-px frames shrunk
+
+
+def test_a_frame_size_the_encoder_cannot_halve_is_one_clear_line(capsys):
+    from conftest import one_clear_line, run_main
+
+    one_clear_line(run_main(capsys, "train", "captioner", "--frame-size", "40", "--steps", "1"), "--frame-size")
+
+
 def test_init_that_is_not_a_checkpoint_is_one_clear_line(capsys, tmp_path):
     from conftest import one_clear_line, run_main
 
@@ -80,7 +119,6 @@ def test_init_that_is_not_a_checkpoint_is_one_clear_line(capsys, tmp_path):
 def test_parallel_streams_deliver_one_batchs_chunks_through_shared_memory():
     """Workers writing into shared slots give, chunk after chunk (more chunks than slots), exactly the
     frames and captions of one batch over all the seeds, and a bad chunk length is refused."""
-    import numpy as np
     import pytest
 
     from agent.perception.data import ParallelStreams, open_batch

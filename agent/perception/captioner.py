@@ -68,6 +68,20 @@ class FrameTokenizer(nn.Module):
         self.proj = nn.Linear(c_in * side * side, cfg.d_model)
         self.cpu_bf16 = False  # convs in bf16 on the CPU (fold_batch_norm's choice, inference only)
 
+    @staticmethod
+    def resized_projection(weight: torch.Tensor, channels: int, side: int) -> torch.Tensor:
+        """``proj``'s weight ``[D, C·s·s]`` for a last feature map of ``side`` × ``side`` instead of s × s:
+        each old cell's weight shared among the new cells by how much of the picture they have in common,
+        so a uniform map projects exactly as before (the convolutions do not depend on the frame size, so
+        a captioner keeps what it learned when its frames shrink; a fine-tune does the rest)."""
+        old = round((weight.shape[1] // channels) ** 0.5)
+        edges_old = torch.linspace(0, 1, old + 1, dtype=torch.float64)
+        edges_new = torch.linspace(0, 1, side + 1, dtype=torch.float64)
+        overlap = (torch.minimum(edges_new[1:, None], edges_old[None, 1:])
+                   - torch.maximum(edges_new[:-1, None], edges_old[None, :-1])).clamp_min(0) * old  # [side, old]
+        grid = weight.double().reshape(weight.shape[0], channels, old, old)
+        return (overlap @ grid @ overlap.T).flatten(1).to(weight.dtype)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.cpu_bf16 and x.device.type == "cpu":
             return self.proj(self.conv(x.to(torch.bfloat16)).float().flatten(1))

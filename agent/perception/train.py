@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from agent.checkpoints import load_tensors
 from agent.perception.camera import CameraConfig
-from agent.perception.captioner import Captioner, CaptionerConfig, StreamState
+from agent.perception.captioner import Captioner, CaptionerConfig, FrameTokenizer, StreamState
 from agent.perception.data import ParallelStreams, eval_data, grammar, is_clips, open_batch
 from agent.perception.decode import CaptionDecoding
 from agent.perception.grammar import PAD, VOCAB, Vocab
@@ -56,6 +56,7 @@ class TrainConfig:
     eval_frames: int = 480
     camera: bool = False  # frames as a busy live camera delivers them (camera.py); the model reads each one's gap
     init: str | None = None  # a checkpoint to start from (its sizes and vocabulary are kept) instead of scratch
+    frame_size: int | None = None  # the frames' side in pixels; None: init's, or model.frame_size from scratch
     model: CaptionerConfig = field(default_factory=CaptionerConfig)  # its vocab is set from the data's captions
 
 
@@ -196,8 +197,14 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
     model_cfg = start.cfg if start is not None else replace(cfg.model, vocab=Vocab.for_captions(captions).words)
     if cfg.camera and not model_cfg.timing:
         model_cfg = replace(model_cfg, timing=CameraConfig().max_skip + 1)
+    if cfg.frame_size is not None:
+        model_cfg = replace(model_cfg, frame_size=cfg.frame_size)
+    stride = 2 ** len(model_cfg.channels)
+    if model_cfg.frame_size < stride or model_cfg.frame_size % stride:
+        raise ValueError(f"the frame size must be a positive multiple of {stride} (the encoder halves it "
+                         f"{len(model_cfg.channels)} times), got {model_cfg.frame_size}")
     seeds = [cfg.seed * 1_000_003 + i for i in range(cfg.streams)]
-    size = cfg.model.frame_size
+    size = model_cfg.frame_size
     if frames is not None:
         data = frames
     elif cfg.workers > 1:  # processes are forked before CUDA starts
@@ -209,7 +216,11 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
     device = torch.device(cfg.device)
     model = Captioner(model_cfg).to(device)
     if start is not None:  # its weights; a timing embedding it lacks starts at zero (the same captions)
-        missing, _ = model.load_state_dict(start.state_dict(), strict=False)
+        weights = start.state_dict()
+        if model_cfg.frame_size != start.cfg.frame_size:  # smaller or larger frames: the projection resampled
+            weights["encoder.proj.weight"] = FrameTokenizer.resized_projection(
+                weights["encoder.proj.weight"], model_cfg.channels[-1], model_cfg.frame_size // stride)
+        missing, _ = model.load_state_dict(weights, strict=False)
         if any(not k.startswith("timing.") for k in missing):
             raise ValueError(f"{cfg.init}: its weights do not fit this captioner (missing {missing[:3]})")
     opt = make_optimizer(model, cfg)
