@@ -4,6 +4,7 @@ env's shipped captioner and with ``--captioner off``, alternating, each pair on 
     python -P benchmarks/run_captions.py --pairs 3 --steps 20000 --json out.json
     python -P benchmarks/run_captions.py --caption-skip 1 --pairs 3
     python -P benchmarks/run_captions.py --load 2 --steps 10000 --pairs 1   # two busy processes beside it
+    python -P benchmarks/run_captions.py --captioner my-captioner.pt      # a checkpoint instead of the shipped one
 
 Each run is ``thalamus run --env ENV --steps N --run-dir DIR --json`` (a store for both, so both pay
 for recording). Per pair: steps/s with and without captions and their ratio, the caption lag, how
@@ -30,10 +31,11 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.stored_caption_errors import stored_captions  # noqa: E402
 
 
-def run(env: str, steps: int, run_dir: Path, captions: bool, device: str, skip: int) -> dict:
-    """One ``thalamus run``; its summary."""
+def run(env: str, steps: int, run_dir: Path, captioner: str, device: str, skip: int) -> dict:
+    """One ``thalamus run`` with ``--captioner CAPTIONER`` (auto, off or a checkpoint); its summary."""
     cmd = [sys.executable, "-m", "launch.cli", "run", "--env", env, "--steps", str(steps), "--device", device,
-           "--run-dir", str(run_dir), "--json"] + (["--caption-skip", str(skip)] if captions else ["--captioner", "off"])
+           "--run-dir", str(run_dir), "--json", "--captioner", captioner] + \
+        (["--caption-skip", str(skip)] if captioner != "off" else [])
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if proc.returncode != 0:
         sys.exit(f"thalamus run failed: {proc.stderr.strip().splitlines()[-1]}")
@@ -55,8 +57,8 @@ def pairs(args: argparse.Namespace) -> list[dict]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for pair in range(args.pairs):
-            on = run(args.env, args.steps, Path(tmp) / f"on-{pair}", True, args.device, args.caption_skip)
-            off = run(args.env, args.steps, Path(tmp) / f"off-{pair}", False, args.device, 0)
+            on = run(args.env, args.steps, Path(tmp) / f"on-{pair}", args.captioner, args.device, args.caption_skip)
+            off = run(args.env, args.steps, Path(tmp) / f"off-{pair}", "off", args.device, 0)
             row = {"pair": pair, "on_steps_per_s": on["steps_per_s"], "off_steps_per_s": off["steps_per_s"],
                    "ratio": on["steps_per_s"] / off["steps_per_s"], "lag": on.get("caption_lag_steps"),
                    "skipped": on.get("captions_skipped", 0) / on["steps"], "missing": on["captions_missing"],
@@ -77,6 +79,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=20000, help="steps a run (default: %(default)s)")
     p.add_argument("--pairs", type=int, default=3, help="runs with and without captions (default: %(default)s)")
     p.add_argument("--device", default="cpu", help="thalamus run --device (default: %(default)s)")
+    p.add_argument("--captioner", default="auto", help="thalamus run --captioner: auto or a checkpoint (default: %(default)s)")
     p.add_argument("--caption-skip", type=int, default=0, help="thalamus run --caption-skip (default: %(default)s)")
     p.add_argument("--load", type=int, default=0, help="busy processes beside every run (default: %(default)s)")
     p.add_argument("--json", type=Path, help="write the rows here")
