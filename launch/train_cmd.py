@@ -108,18 +108,19 @@ def main(args: argparse.Namespace) -> int:
     from agent.perception.train import TrainConfig, train_captioner
     from launch.display import stdout_console
 
-    model = CaptionerConfig(mixer=args.mixer)
+    sizes = CaptionerConfig(mixer=args.mixer)  # the model's, to check --frame-size against before training
     if args.init is not None:
         from agent.perception.train import checkpoint_config
 
         try:
-            model = checkpoint_config(args.init)
+            sizes = checkpoint_config(args.init)
         except (OSError, ValueError) as exc:
             raise UsageError(f"--init: {exc}") from None
-    stride = 2 ** len(model.channels)
-    if args.frame_size is not None and (args.frame_size < stride or args.frame_size % stride):
-        raise UsageError(f"--frame-size must be a positive multiple of {stride} (the encoder halves the frame "
-                         f"{len(model.channels)} times), got {args.frame_size}")
+    if args.frame_size is not None:
+        try:
+            sizes.with_frame_size(args.frame_size)
+        except ValueError as exc:
+            raise UsageError(f"--frame-size: {exc}") from None
     cfg = TrainConfig(steps=args.steps, streams=args.streams, device=args.device, seed=args.seed,
                       data=args.data, workers=args.workers, eval_every=args.eval_every, camera=args.camera,
                       init=str(args.init) if args.init else None, frame_size=args.frame_size,

@@ -52,6 +52,15 @@ class CaptionerConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def with_frame_size(self, size: int) -> CaptionerConfig:
+        """These sizes for frames of ``size`` pixels; ValueError unless the encoder can halve it at
+        every convolution."""
+        stride = 2 ** len(self.channels)
+        if size < stride or size % stride:
+            raise ValueError(f"the frame size must be a positive multiple of {stride} (the encoder halves it "
+                             f"{len(self.channels)} times), got {size}")
+        return replace(self, frame_size=size)
+
 
 class FrameTokenizer(nn.Module):
     """[N, 9, S, S] (frame, diff 1, diff gap; scaled to ~[-1, 1]) → [N, d_model]; BatchNorm helps a lot

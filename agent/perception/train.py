@@ -197,12 +197,7 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
     model_cfg = start.cfg if start is not None else replace(cfg.model, vocab=Vocab.for_captions(captions).words)
     if cfg.camera and not model_cfg.timing:
         model_cfg = replace(model_cfg, timing=CameraConfig().max_skip + 1)
-    if cfg.frame_size is not None:
-        model_cfg = replace(model_cfg, frame_size=cfg.frame_size)
-    stride = 2 ** len(model_cfg.channels)
-    if model_cfg.frame_size < stride or model_cfg.frame_size % stride:
-        raise ValueError(f"the frame size must be a positive multiple of {stride} (the encoder halves it "
-                         f"{len(model_cfg.channels)} times), got {model_cfg.frame_size}")
+    model_cfg = model_cfg.with_frame_size(cfg.frame_size or model_cfg.frame_size)
     seeds = [cfg.seed * 1_000_003 + i for i in range(cfg.streams)]
     size = model_cfg.frame_size
     if frames is not None:
@@ -218,8 +213,9 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
     if start is not None:  # its weights; a timing embedding it lacks starts at zero (the same captions)
         weights = start.state_dict()
         if model_cfg.frame_size != start.cfg.frame_size:  # smaller or larger frames: the projection resampled
+            side = model_cfg.frame_size // 2 ** len(model_cfg.channels)
             weights["encoder.proj.weight"] = FrameTokenizer.resized_projection(
-                weights["encoder.proj.weight"], model_cfg.channels[-1], model_cfg.frame_size // stride)
+                weights["encoder.proj.weight"], model_cfg.channels[-1], side)
         missing, _ = model.load_state_dict(weights, strict=False)
         if any(not k.startswith("timing.") for k in missing):
             raise ValueError(f"{cfg.init}: its weights do not fit this captioner (missing {missing[:3]})")
