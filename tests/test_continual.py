@@ -165,9 +165,10 @@ while True:
         learner.step(torch.rand(32, 64), torch.randint(0, 10, (32,)), 0, True)
     learner.spectral.consolidate()
     step += 1
+    # print before saving: a kill that lands after the save's commit must still find its reads printed
+    print(json.dumps({{"step": step, "reads": _reads(learner)}}), flush=True)
     cache, columns = learner.memory_blocks()
     save_learner_memory(run_dir, cache, columns, step)
-    print(json.dumps({{"step": step, "reads": _reads(learner)}}), flush=True)
 """
 
 
