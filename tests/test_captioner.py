@@ -197,3 +197,28 @@ def test_a_sparse_read_keeping_every_block_is_the_dense_step_and_a_tight_one_dif
         assert torch.allclose(means[:, :, 8], cache.keys[:, :, 128:130].mean(2), atol=1e-5)
     with pytest.raises(ValueError, match="only a softmax captioner"):
         Captioner(CaptionerConfig(frame_size=16, channels=(8, 8))).read_sparsely(SparseRead())
+
+
+def test_folding_batch_norm_and_the_input_scaling_keeps_the_features():
+    """fold_batch_norm folds BatchNorm and the input scaling into the convs, so the encoder reads raw
+    uint8 frames: the features of a sequence pass and of steps are the trained model's, the borders
+    (where the scaling's −1 met the zero padding) included."""
+    import copy
+
+    torch.manual_seed(4)
+    model = Captioner(SMALL).eval()
+    for m in model.encoder.modules():  # statistics as training leaves them, not the identity
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.uniform_(-0.5, 0.5)
+            m.running_var.uniform_(0.5, 2.0)
+    folded = copy.deepcopy(model)
+    folded.encoder.fold_batch_norm()
+    assert folded.encoder.raw_input
+    frames = _frames(2, 7)
+    frames[:, :, 0, :] = 255  # bright first rows and columns: the padding's border matters most there
+    frames[:, :, :, 0] = 255
+    want, want_state, want_steps, _ = _sequence_and_steps(model, frames)
+    got, got_state, got_steps, _ = _sequence_and_steps(folded, frames)
+    assert _rel(got, want) < 1e-5 and _rel(got_steps, want_steps) < 1e-5
+    assert torch.equal(got_state.frames, want_state.frames)
+    assert _rel(folded.encoder.offset, folded.encoder.offset[..., -1:, -1:].expand_as(folded.encoder.offset)) > 1e-3

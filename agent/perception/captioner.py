@@ -75,7 +75,9 @@ class FrameTokenizer(nn.Module):
         self.conv = nn.Sequential(*layers)
         side = cfg.frame_size // 2 ** len(cfg.channels)
         self.proj = nn.Linear(c_in * side * side, cfg.d_model)
+        self.frame_size = cfg.frame_size
         self.cpu_bf16 = False  # convs in bf16 on the CPU (fold_batch_norm's choice, inference only)
+        self.raw_input = False  # takes the frame and its differences unscaled, the scaling folded in (fold_batch_norm)
 
     @staticmethod
     def resized_projection(weight: torch.Tensor, channels: int, side: int) -> torch.Tensor:
@@ -92,6 +94,11 @@ class FrameTokenizer(nn.Module):
         return (overlap @ grid @ overlap.T).flatten(1).to(weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """x [N, 9, S, S]: the frame and its two differences scaled (``Captioner._inputs``), or once
+        folded unscaled, in the convs' dtype."""
+        if self.raw_input:
+            h = self.conv[1:](self.conv[0](x) + self.offset)
+            return self.proj(h.float().flatten(1))
         if self.cpu_bf16 and x.device.type == "cpu":
             return self.proj(self.conv(x.to(torch.bfloat16)).float().flatten(1))
         return self.proj(self.conv(x).flatten(1))
@@ -105,10 +112,28 @@ class FrameTokenizer(nn.Module):
         folded: list[nn.Module] = []
         for conv, norm, act in zip(layers[0::3], layers[1::3], layers[2::3]):
             folded += [fuse_conv_bn_eval(conv, norm), act]
+        folded[0] = self._raw_input_conv(folded[0])
         self.conv = nn.Sequential(*folded).to(memory_format=torch.channels_last)
         if cpu_bf16:  # the weights cast once: what bf16 autocast computes, without its casts every call
             self.conv = self.conv.to(torch.bfloat16)
-        self.cpu_bf16 = cpu_bf16
+            self.offset = self.offset.to(torch.bfloat16)
+        self.cpu_bf16, self.raw_input = cpu_bf16, True
+
+    def _raw_input_conv(self, conv: nn.Conv2d) -> nn.Conv2d:
+        """The first conv with the input scaling folded in (building the scaled frame and differences was
+        a fifth of a CPU captioner's time, py-spy). Its input was [a·f − 1, a(f − p1), a(f − pg)] with
+        a = 1/127.5; it now reads [f, f − p1, f − pg], whole numbers that bf16 holds exactly, with weights
+        a·W, and what the −1 added inside the zero padding's border becomes ``offset``, a fixed map
+        with the bias."""
+        constant = torch.zeros(1, 9, self.frame_size, self.frame_size, device=conv.weight.device)
+        constant[:, :3] = -1.0
+        with torch.no_grad():
+            offset = conv(constant)  # the bias and the −1's share, position by position
+        raw = nn.Conv2d(9, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False,
+                        device=conv.weight.device)
+        raw.weight.data = conv.weight.detach() / 127.5
+        self.register_buffer("offset", offset.contiguous(memory_format=torch.channels_last), persistent=False)
+        return raw
 
 
 class FrameTiming(nn.Module):
@@ -366,12 +391,18 @@ class Captioner(nn.Module):
 
     def _inputs(self, frames: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 [B, T, S, S, 3] → encoder input [B, T, 9, S, S] and the new frame history (uint8: the
-        history is most of a stream's state, and scaling it again each step is exact)."""
+        history is most of a stream's state, and scaling it again each step is exact). A folded encoder
+        (``FrameTokenizer.fold_batch_norm``) takes the frame and differences unscaled."""
         history = state.frames
         if not state.started:  # the first frame has no past: it is its own past
             history = frames[:, :1].expand_as(history)
         seq = torch.cat([history, frames], 1)  # [B, gap + T, S, S, 3]
         gap, T = self.cfg.gap, frames.shape[1]
+        if self.encoder.raw_input:  # the scaling is in the first conv: [B, T, 9, S, S] unscaled, channels last
+            dtype = self.encoder.conv[0].weight.dtype
+            now = frames.to(dtype)
+            raw = torch.cat([now, now - seq[:, gap - 1: gap - 1 + T].to(dtype), now - seq[:, :T].to(dtype)], -1)
+            return raw.permute(0, 1, 4, 2, 3), seq[:, -gap:]
 
         def scaled(u8: torch.Tensor) -> torch.Tensor:
             return u8.permute(0, 1, 4, 2, 3).float() / 127.5 - 1.0  # [B, T, 3, S, S]
