@@ -2,7 +2,8 @@
 folded with the convs in bf16 (the CaptionActor's choice where the CPU has bf16 instructions), and
 that bf16 captioner compiled (``LiveCaptioner.compile``: a frame's step and decode as one function, what
 the CaptionActor of a long CPU run uses), as `thalamus run`'s CaptionActor calls it: 8 streams, 12
-frames a call, side by side in one process.
+frames a call, side by side in one process. ``scaled input`` is the bf16 fold as it was until
+2026-12-05: the encoder read the frame and its differences scaled to [-1, 1], built every call.
 
     python -P benchmarks/captioner_fold.py --checkpoint agent/perception/checkpoints/captioner-cartpole.pt
     python -P benchmarks/captioner_fold.py --frames 1     # one step a call: a captioner that keeps up
@@ -17,10 +18,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agent.perception.live import CHECKPOINTS, LiveCaptioner  # noqa: E402
 from agent.perception.train import load_checkpoint  # noqa: E402
+
+
+def scaled_input_bf16(checkpoint: Path, streams: int) -> LiveCaptioner:
+    """The bf16 captioner with BatchNorm folded but the input scaling not: the fold before 2026-12-05."""
+    captioner = LiveCaptioner(checkpoint, streams=streams, cpu_bf16=True)
+    model = load_checkpoint(checkpoint)
+    layers = list(model.encoder.conv)
+    folded = [m for conv, norm, act in zip(layers[0::3], layers[1::3], layers[2::3])
+              for m in (fuse_conv_bn_eval(conv, norm), act)]
+    model.encoder.conv = nn.Sequential(*folded).to(memory_format=torch.channels_last).to(torch.bfloat16)
+    model.encoder.cpu_bf16 = True
+    captioner.model = captioner.decoding.model = model
+    return captioner
 
 
 def main() -> None:
@@ -39,7 +55,8 @@ def main() -> None:
     compiled.compile()
     size = folded.size
     frames = np.random.default_rng(0).integers(0, 256, (args.frames, args.streams, size, size, 3), np.uint8)
-    contenders = {"plain": plain, "folded": folded, "bf16": bf16, "compiled": compiled}
+    before = scaled_input_bf16(args.checkpoint, args.streams)
+    contenders = {"plain": plain, "folded": folded, "scaled input": before, "bf16": bf16, "compiled": compiled}
     first = {name: c.caption_steps(frames) for name, c in contenders.items()}  # each from a fresh state
     same = np.array_equal(first["folded"], first["plain"])
     agree = (first["bf16"] == first["folded"]).all(-1).mean()
@@ -55,6 +72,9 @@ def main() -> None:
     ratio = np.mean(fps["folded"]) / np.mean(fps["plain"])
     print(f"same tokens: {same}; frames/s plain {[round(x) for x in fps['plain']]}, folded "
           f"{[round(x) for x in fps['folded']]}; folded / plain {ratio:.2f}")
+    agree_before = (first["bf16"] == first["scaled input"]).all(-1).mean()
+    print(f"bf16, scaled input (the fold before 2026-12-05): frames/s {[round(x) for x in fps['scaled input']]}; "
+          f"bf16 / it {np.mean(fps['bf16']) / np.mean(fps['scaled input']):.2f} (the same captions on {agree_before:.0%})")
     print(f"bf16 convs (captions as folded's on {agree:.0%} of these random frames): frames/s "
           f"{[round(x) for x in fps['bf16']]}; bf16 / folded {np.mean(fps['bf16']) / np.mean(fps['folded']):.2f}")
     print(f"bf16 compiled (captions as bf16's on {same_compiled:.0%}): frames/s {[round(x) for x in fps['compiled']]}; "

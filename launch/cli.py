@@ -19,6 +19,7 @@ from launch import (bench_cmd, caption_cmd, envs_cmd, eval_cmd, inspect_cmd, plo
                     replay_cmd, run_cmd, train_cmd, view_cmd)
 from envs import EnvNotFoundError  # noqa: E402
 from launch.errors import UsageError  # noqa: E402
+from agent.processes import keep_freed_memory  # noqa: E402
 
 
 class _Parser(simple_parsing.ArgumentParser):
@@ -106,6 +107,7 @@ def _known_errors() -> tuple[type[BaseException], ...]:
 def main(argv: list[str] | None = None) -> int:
     """Run the command ``argv`` names; returns the exit code: 0, 1 (it failed), 2 (bad input), 130 (Ctrl-C)."""
     args = build_parser().parse_args(argv)
+    keep_freed_memory()  # before any worker starts: they inherit it
     # the flags the user wrote (a command may need to tell "given" from "left at its default")
     args.flags_given = {a.split("=")[0] for a in (sys.argv[1:] if argv is None else argv) if a.startswith("--")}
     try:
