@@ -1,6 +1,8 @@
 """The grammar-constrained caption decode on one CPU core: the trie as STATIC lays it out (dense root
 levels, CSR rows below) against one dense table of every node (what `CaptionDecoding` builds for a
-grammar of up to 4M (node, token) pairs), side by side in one process, on each shipped captioner.
+grammar of up to 4M (node, token) pairs), side by side in one process, on each shipped captioner; and
+the decode as it was until 2026-12-05 (``cell``: each token through ``nn.GRUCell``, the feature's input
+projection made again at every token) against today's, which makes it once a caption.
 
     python -P benchmarks/caption_decode.py --json out.json
 
@@ -20,10 +22,30 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agent.perception.decode import CaptionDecoding  # noqa: E402
-from agent.perception.grammar import EOS  # noqa: E402
+from agent.perception.grammar import BOS, EOS, PAD  # noqa: E402
 from agent.perception.live import CHECKPOINTS  # noqa: E402
 from agent.perception.train import checkpoint_grammar, load_checkpoint  # noqa: E402
-from kernels.trie import build_trie  # noqa: E402
+from kernels.trie import build_trie, constrained_step  # noqa: E402
+
+
+class CellDecoding(CaptionDecoding):
+    """The dense-trie decode with every token through the decoder's ``nn.GRUCell``: the decode before
+    2026-12-05, kept here as the baseline."""
+
+    @torch.no_grad()
+    def tokens(self, features: torch.Tensor, early_exit: bool = True) -> torch.Tensor:
+        dec, n = self.model.decoder, features.shape[0]
+        hidden = dec.start(features)
+        prev = torch.full((n,), BOS, dtype=torch.long)
+        nodes = torch.zeros(n, dtype=torch.long)
+        out = torch.full((n, self.model.cfg.max_len), PAD, dtype=torch.long)
+        for i in range(self.model.cfg.max_len):
+            hidden = dec.cell(torch.cat([dec.embed(prev), features], -1), hidden)
+            prev, nodes, _ = constrained_step(self.trie, nodes, dec.head(hidden))
+            out[:, i] = prev
+            if early_exit and bool((prev == EOS).all()):
+                break
+        return out.masked_fill((out == EOS).cumsum(1) > 1, PAD)
 
 
 def per_call_ms(decoding: CaptionDecoding, features: torch.Tensor, seconds: float) -> float:
@@ -56,15 +78,19 @@ def main() -> None:
         dense = CaptionDecoding(model, grammar, "cpu")
         csr = CaptionDecoding(model, grammar, "cpu")
         csr.trie = build_trie([model.vocab.encode(c) for c in grammar], len(model.vocab), EOS)  # STATIC's layout
+        cell = CellDecoding(model, grammar, "cpu")
         for n in args.batch:
             features = torch.randn(n, model.cfg.d_model, generator=torch.Generator().manual_seed(n))
-            same = torch.equal(dense.tokens(features), csr.tokens(features))
-            ms = {"csr": per_call_ms(csr, features, args.seconds), "dense": per_call_ms(dense, features, args.seconds)}
+            want = dense.tokens(features)
+            same = torch.equal(want, csr.tokens(features)) and torch.equal(want, cell.tokens(features))
+            ms = {name: per_call_ms(d, features, args.seconds) for name, d in (("csr", csr), ("cell", cell), ("dense", dense))}
             row = {"checkpoint": path.name, "captions": len(grammar), "nodes": dense.trie.n_nodes, "batch": n,
-                   "csr_ms": ms["csr"], "dense_ms": ms["dense"], "speedup": ms["csr"] / ms["dense"], "same_tokens": same}
+                   "csr_ms": ms["csr"], "cell_ms": ms["cell"], "dense_ms": ms["dense"],
+                   "speedup": ms["csr"] / ms["dense"], "speedup_over_cell": ms["cell"] / ms["dense"], "same_tokens": same}
             rows.append(row)
             print(f"{path.name} ({len(grammar)} captions, {dense.trie.n_nodes} nodes), {n} a call: CSR "
-                  f"{ms['csr']:.2f} ms, dense {ms['dense']:.2f} ms ({row['speedup']:.2f}x); same tokens: {same}",
+                  f"{ms['csr']:.2f} ms, dense with GRUCell {ms['cell']:.2f} ms, dense {ms['dense']:.2f} ms "
+                  f"({row['speedup']:.2f}x CSR, {row['speedup_over_cell']:.2f}x GRUCell); same tokens: {same}",
                   flush=True)
     if args.json:
         args.json.write_text(json.dumps({"rows": rows}, indent=1))

@@ -58,8 +58,9 @@ def test_teacher_forcing_gives_the_token_by_token_logits_and_gradients():
     feature = torch.randn(5, SMALL.d_model, requires_grad=True)
     tokens = torch.randint(1, SMALL.vocab_size, (5, 7))
     hidden, prev, stepped = decoder.start(feature), torch.full((5,), BOS), []
+    shared = decoder.shared(feature)
     for i in range(tokens.shape[1]):
-        logits, hidden = decoder.step(hidden, prev, feature)
+        logits, hidden = decoder.step(hidden, prev, shared)
         stepped.append(logits)
         prev = tokens[:, i]
     stepped = torch.stack(stepped, 1)

@@ -298,9 +298,25 @@ class CaptionDecoder(nn.Module):
     def start(self, feature: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.init(feature))
 
-    def step(self, hidden: torch.Tensor, token: torch.Tensor, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """One token: (hidden [N, D], previous token [N], feature [N, D]) → (logits [N, vocab], hidden)."""
-        hidden = self.cell(torch.cat([self.embed(token), feature], -1), hidden)
+    def shared(self, feature: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """What every token's :meth:`step` of these features shares, made once a caption: the cell's
+        input weights applied to every token's embedding [vocab, 3D] and to the feature, with the input
+        bias [N, 3D]. Made again at each token, that projection was two thirds of a CPU decode's time."""
+        d = feature.shape[-1]
+        w = self.cell.weight_ih
+        return F.linear(self.embed.weight, w[:, :d]), F.linear(feature, w[:, d:], self.cell.bias_ih)
+
+    def step(self, hidden: torch.Tensor, token: torch.Tensor, shared: tuple[torch.Tensor, torch.Tensor]
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One token: (hidden [N, D], previous token [N], ``shared(feature)``) → (logits [N, vocab],
+        hidden): the cell's GRU arithmetic (gates r, z, n in its weights' order) on the shared input."""
+        tokens_in, feature_in = shared
+        x = tokens_in[token] + feature_in
+        h = F.linear(hidden, self.cell.weight_hh, self.cell.bias_hh)
+        d = hidden.shape[-1]
+        r, z = torch.sigmoid(x[:, :2 * d] + h[:, :2 * d]).chunk(2, -1)
+        n = torch.tanh(x[:, 2 * d:] + r * h[:, 2 * d:])
+        hidden = torch.lerp(n, hidden, z)  # (1 − z) n + z h
         return self.head(hidden), hidden
 
     def forward(self, feature: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:

@@ -36,12 +36,12 @@ class CaptionDecoding:
         nothing does (a CUDA graph can hold the decode), and the same ids come out."""
         dec = self.model.decoder
         n = features.shape[0]
-        hidden = dec.start(features)
+        hidden, shared = dec.start(features), dec.shared(features)
         prev = torch.full((n,), BOS, dtype=torch.long, device=features.device)
         nodes = torch.zeros(n, dtype=torch.long, device=features.device)
         out = torch.full((n, self.model.cfg.max_len), PAD, dtype=torch.long, device=features.device)
         for i in range(self.model.cfg.max_len):
-            logits, hidden = dec.step(hidden, prev, features)
+            logits, hidden = dec.step(hidden, prev, shared)
             prev, nodes, _ = constrained_step(self.trie, nodes, logits)
             out[:, i] = prev
             if early_exit and bool((prev == EOS).all()):
