@@ -31,14 +31,13 @@ def keep_freed_memory() -> None:
     them in again. A captioner's per-call tensors (MBs, a different size as calls cover more or
     fewer steps) otherwise cost ~100,000 page faults a second, a sixth of a core (BENCHMARKS.md).
     This process from now on, and (through the environment) the processes it starts, such as a
-    local Ray cluster's workers; elsewhere than Linux with glibc, nothing."""
-    os.environ.setdefault("MALLOC_MMAP_THRESHOLD_", str(MMAP_THRESHOLD))
-    os.environ.setdefault("MALLOC_TRIM_THRESHOLD_", str(TRIM_THRESHOLD))
-    if sys.platform != "linux":
-        return
-    try:
-        mallopt = ctypes.CDLL(None).mallopt
-    except AttributeError:  # a libc without mallopt (musl)
-        return
-    mallopt(M_MMAP_THRESHOLD, int(os.environ["MALLOC_MMAP_THRESHOLD_"]))
-    mallopt(M_TRIM_THRESHOLD, int(os.environ["MALLOC_TRIM_THRESHOLD_"]))
+    local Ray cluster's workers; a setting already in the environment is left as the user chose it;
+    elsewhere than Linux with glibc, nothing."""
+    mallopt = getattr(ctypes.CDLL(None), "mallopt", None) if sys.platform == "linux" else None  # not in musl
+    for key, option, value in (("MALLOC_MMAP_THRESHOLD_", M_MMAP_THRESHOLD, MMAP_THRESHOLD),
+                               ("MALLOC_TRIM_THRESHOLD_", M_TRIM_THRESHOLD, TRIM_THRESHOLD)):
+        if key in os.environ:  # glibc read it when this process started
+            continue
+        os.environ[key] = str(value)
+        if mallopt is not None:
+            mallopt(option, value)

@@ -113,3 +113,34 @@ def test_a_failed_join_says_how_to_join_a_cluster_with_tokens(ray_init_sees, mon
         with pytest.raises(UsageError, match="needs RAY_AUTH_MODE=token and its token in RAY_AUTH_TOKEN"):
             ray_session.connect("%s:%d" % listener.getsockname())
 
+
+
+_FAULTS = """
+import os, resource, sys
+import numpy as np
+if sys.argv[1] == "keep":
+    from agent.processes import keep_freed_memory
+    keep_freed_memory()
+def call(i):  # a few MBs at once, their sizes changing from call to call, as a captioner's tensors do
+    return [np.ones(mb << 20, np.uint8) for mb in (1 + i % 7, 1 + 3 * i % 5, 2 + i % 3)]
+for i in range(30):
+    call(i)
+before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+for i in range(200):
+    call(i)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before, os.environ.get("MALLOC_TRIM_THRESHOLD_"))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's allocator")
+def test_keeping_freed_memory_stops_the_page_faults_of_changing_sizes_and_keeps_a_users_setting():
+    def run(mode: str, **env: str) -> tuple[int, str]:
+        clean = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
+        out = subprocess.run([sys.executable, "-c", _FAULTS, mode], capture_output=True, text=True, check=True,
+                             cwd=ROOT, env={**clean, "PYTHONPATH": str(ROOT), **env}).stdout.split()
+        return int(out[0]), out[1]
+
+    (plain, _), (kept, trim) = run("plain"), run("keep")
+    assert plain > 20_000 and kept < plain / 10, (plain, kept)  # each array faulted in afresh, or reused
+    assert trim == "1073741824"
+    assert run("keep", MALLOC_TRIM_THRESHOLD_="4096")[1] == "4096"
