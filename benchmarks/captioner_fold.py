@@ -22,8 +22,16 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from agent.perception.captioner import FrameTokenizer  # noqa: E402
 from agent.perception.live import CHECKPOINTS, LiveCaptioner  # noqa: E402
 from agent.perception.train import load_checkpoint  # noqa: E402
+
+
+class ScaledInputBf16(FrameTokenizer):
+    """The encoder as folded before 2026-12-05: it takes the scaled input and casts it to bf16."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self.conv(x.to(torch.bfloat16)).float().flatten(1))
 
 
 def scaled_input_bf16(checkpoint: Path, streams: int) -> LiveCaptioner:
@@ -34,7 +42,7 @@ def scaled_input_bf16(checkpoint: Path, streams: int) -> LiveCaptioner:
     folded = [m for conv, norm, act in zip(layers[0::3], layers[1::3], layers[2::3])
               for m in (fuse_conv_bn_eval(conv, norm), act)]
     model.encoder.conv = nn.Sequential(*folded).to(memory_format=torch.channels_last).to(torch.bfloat16)
-    model.encoder.cpu_bf16 = True
+    model.encoder.__class__ = ScaledInputBf16
     captioner.model = captioner.decoding.model = model
     return captioner
 

@@ -99,15 +99,13 @@ class FrameTokenizer(nn.Module):
         if self.raw_input:
             h = self.conv[1:](self.conv[0](x) + self.offset)
             return self.proj(h.float().flatten(1))
-        if self.cpu_bf16 and x.device.type == "cpu":
-            return self.proj(self.conv(x.to(torch.bfloat16)).float().flatten(1))
         return self.proj(self.conv(x).flatten(1))
 
     def fold_batch_norm(self, cpu_bf16: bool = False) -> None:
-        """For inference only: each BatchNorm folded into the conv before it, the convs channels-last
-        (the same outputs to float rounding, ~1.3× faster on a CPU core); ``cpu_bf16``: the convs in
-        bf16 on a CPU (1.4–1.7× the captioner's frames/s where it has bf16 instructions; features within
-        ~4e-3)."""
+        """For inference only: each BatchNorm folded into the conv before it, the input scaling into the
+        first (``_raw_input_conv``), the convs channels-last (the same outputs to float rounding, ~1.3×
+        faster on a CPU core); ``cpu_bf16``: the convs in bf16 on a CPU (1.4–1.7× the captioner's
+        frames/s where it has bf16 instructions; features within ~4e-3)."""
         layers = list(self.conv)
         folded: list[nn.Module] = []
         for conv, norm, act in zip(layers[0::3], layers[1::3], layers[2::3]):
