@@ -17,35 +17,44 @@ import json
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from agent.perception.decode import CaptionDecoding  # noqa: E402
-from agent.perception.grammar import BOS, EOS, PAD  # noqa: E402
+from agent.perception.captioner import Captioner, CaptionDecoder  # noqa: E402
+from agent.perception.grammar import EOS  # noqa: E402
 from agent.perception.live import CHECKPOINTS  # noqa: E402
 from agent.perception.train import checkpoint_grammar, load_checkpoint  # noqa: E402
-from kernels.trie import build_trie, constrained_step  # noqa: E402
+from kernels.trie import build_trie  # noqa: E402
 
 
-class CellDecoding(CaptionDecoding):
-    """The dense-trie decode with every token through the decoder's ``nn.GRUCell``: the decode before
-    2026-12-05, kept here as the baseline."""
+class CellStep:
+    """A decoder whose every token goes through its ``nn.GRUCell``, the feature's input projection made
+    again at each: the decode before 2026-12-05, kept here as the baseline."""
 
-    @torch.no_grad()
-    def tokens(self, features: torch.Tensor, early_exit: bool = True) -> torch.Tensor:
-        dec, n = self.model.decoder, features.shape[0]
-        hidden = dec.start(features)
-        prev = torch.full((n,), BOS, dtype=torch.long)
-        nodes = torch.zeros(n, dtype=torch.long)
-        out = torch.full((n, self.model.cfg.max_len), PAD, dtype=torch.long)
-        for i in range(self.model.cfg.max_len):
-            hidden = dec.cell(torch.cat([dec.embed(prev), features], -1), hidden)
-            prev, nodes, _ = constrained_step(self.trie, nodes, dec.head(hidden))
-            out[:, i] = prev
-            if early_exit and bool((prev == EOS).all()):
-                break
-        return out.masked_fill((out == EOS).cumsum(1) > 1, PAD)
+    def __init__(self, decoder: CaptionDecoder) -> None:
+        self.decoder = decoder
+
+    def start(self, feature: torch.Tensor) -> torch.Tensor:
+        return self.decoder.start(feature)
+
+    def shared(self, feature: torch.Tensor) -> torch.Tensor:
+        return feature
+
+    def step(self, hidden: torch.Tensor, token: torch.Tensor, feature: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        dec = self.decoder
+        hidden = dec.cell(torch.cat([dec.embed(token), feature], -1), hidden)
+        return dec.head(hidden), hidden
+
+
+def cell_decoding(model: Captioner, grammar: list[str]) -> CaptionDecoding:
+    """``CaptionDecoding``'s own loop and trie over a model whose decoder steps through its GRU cell."""
+    decoding = CaptionDecoding(model, grammar, "cpu")
+    decoding.model = SimpleNamespace(decoder=CellStep(model.decoder), cfg=model.cfg)
+    return decoding
 
 
 def per_call_ms(decoding: CaptionDecoding, features: torch.Tensor, seconds: float) -> float:
@@ -78,7 +87,7 @@ def main() -> None:
         dense = CaptionDecoding(model, grammar, "cpu")
         csr = CaptionDecoding(model, grammar, "cpu")
         csr.trie = build_trie([model.vocab.encode(c) for c in grammar], len(model.vocab), EOS)  # STATIC's layout
-        cell = CellDecoding(model, grammar, "cpu")
+        cell = cell_decoding(model, grammar)
         for n in args.batch:
             features = torch.randn(n, model.cfg.d_model, generator=torch.Generator().manual_seed(n))
             want = dense.tokens(features)

@@ -1,5 +1,6 @@
 """Where the cores go in `thalamus run`: each process's CPU time (user + system, from /proc) over a window
-in the middle of a run, in cores, the Ray actors by name. Linux only.
+in the middle of a run, in cores, the Ray actors by name, with its system share and minor page faults a
+second. Linux only.
 
     python -P benchmarks/run_cpu_share.py                      # CartPole-v1 with its shipped captioner
     python -P benchmarks/run_cpu_share.py -- --captioner off   # anything after -- goes to thalamus run
@@ -20,8 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_times() -> dict[int, tuple[float, str]]:
-    """Every process's CPU seconds so far and its command line (the first 60 characters)."""
+def cpu_times() -> dict[int, tuple[float, float, int, str]]:
+    """Every process's user and system CPU seconds so far, its minor page faults, and its command line
+    (the first 60 characters)."""
     out = {}
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -30,7 +32,7 @@ def cpu_times() -> dict[int, tuple[float, str]]:
         except OSError:  # ended meanwhile
             continue
         fields = stat.rsplit(")", 1)[1].split()
-        out[int(pid)] = ((int(fields[11]) + int(fields[12])) / TICKS, cmd.strip()[:60])
+        out[int(pid)] = (int(fields[11]) / TICKS, int(fields[12]) / TICKS, int(fields[7]), cmd.strip()[:60])
     return out
 
 
@@ -51,13 +53,19 @@ def main() -> None:
         time.sleep(args.window)
         after, elapsed = cpu_times(), time.perf_counter() - start
         summary = json.loads(run.communicate()[0].splitlines()[0])
-    shares = sorted(((after[pid][0] - before[pid][0]) / elapsed, after[pid][1]) for pid in after if pid in before)
-    shares = [(round(s, 3), name) for s, name in shares[::-1] if s >= 0.01]
-    for share, name in shares:
-        print(f"{share:5.2f} cores  {name}")
-    print(f"{sum(s for s, _ in shares):5.2f} cores in all; the run: {summary['steps_per_s']:.0f} steps/s")
+    rows = []
+    for pid in set(after) & set(before):
+        (user0, sys0, faults0, _), (user1, sys1, faults1, name) = before[pid], after[pid]
+        cores, system = (user1 + sys1 - user0 - sys0) / elapsed, (sys1 - sys0) / elapsed
+        if cores >= 0.01:
+            rows.append({"cores": round(cores, 3), "system": round(system, 3),
+                         "faults_per_s": round((faults1 - faults0) / elapsed), "process": name})
+    rows.sort(key=lambda r: -r["cores"])
+    for r in rows:
+        print(f"{r['cores']:5.2f} cores (system {r['system']:.2f}) {r['faults_per_s']:8d} faults/s  {r['process']}")
+    print(f"{sum(r['cores'] for r in rows):5.2f} cores in all; the run: {summary['steps_per_s']:.0f} steps/s")
     if args.json:
-        args.json.write_text(json.dumps({"command": cmd[3:], "shares": shares, "steps_per_s": summary["steps_per_s"]}))
+        args.json.write_text(json.dumps({"command": cmd[3:], "shares": rows, "steps_per_s": summary["steps_per_s"]}))
 
 
 if __name__ == "__main__":

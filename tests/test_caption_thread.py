@@ -159,7 +159,7 @@ def test_the_bf16_encoder_says_what_the_fp32_one_says_on_renders():
     steps = frames.transpose(1, 0, 2, 3, 4)  # [T, streams, ...]
     fp32 = LiveCaptioner(checkpoint, streams=3, cpu_bf16=False)
     bf16 = LiveCaptioner(checkpoint, streams=3, cpu_bf16=True)
-    assert bf16.model.encoder.cpu_bf16 and not fp32.model.encoder.cpu_bf16
+    assert [c.model.encoder.conv[0].weight.dtype for c in (bf16, fp32)] == [torch.bfloat16, torch.float32]
     want = np.concatenate([fp32.caption_steps(steps[i:i + 8]) for i in range(0, 96, 8)])
     got = np.concatenate([bf16.caption_steps(steps[i:i + 8]) for i in range(0, 96, 8)])
     assert (got == want).all(-1).mean() >= 0.98

@@ -76,7 +76,6 @@ class FrameTokenizer(nn.Module):
         side = cfg.frame_size // 2 ** len(cfg.channels)
         self.proj = nn.Linear(c_in * side * side, cfg.d_model)
         self.frame_size = cfg.frame_size
-        self.cpu_bf16 = False  # convs in bf16 on the CPU (fold_batch_norm's choice, inference only)
         self.raw_input = False  # takes the frame and its differences unscaled, the scaling folded in (fold_batch_norm)
 
     @staticmethod
@@ -115,7 +114,7 @@ class FrameTokenizer(nn.Module):
         if cpu_bf16:  # the weights cast once: what bf16 autocast computes, without its casts every call
             self.conv = self.conv.to(torch.bfloat16)
             self.offset = self.offset.to(torch.bfloat16)
-        self.cpu_bf16, self.raw_input = cpu_bf16, True
+        self.raw_input = True
 
     def _raw_input_conv(self, conv: nn.Conv2d) -> nn.Conv2d:
         """The first conv with the input scaling folded in (building the scaled frame and differences was
