@@ -196,6 +196,14 @@ def test_a_sparse_read_keeping_every_block_is_the_dense_step_and_a_tight_one_dif
         assert means.shape[2] == 9  # 130 frames: 8 full blocks and 2 frames
         assert torch.allclose(means[:, :, 7], cache.keys[:, :, 112:128].mean(2), atol=1e-5)
         assert torch.allclose(means[:, :, 8], cache.keys[:, :, 128:130].mean(2), atol=1e-5)
+        model.read_sparsely(SparseRead(top_k=16, top_p=1.0, block=16))  # under bf16 autocast, as --bf16 serves:
+        st = state.preallocated(140, block=16)  # the fp32 cache takes the step's bf16 keys
+        with torch.autocast("cpu", torch.bfloat16):
+            for t in range(120, 130):
+                _, st = model.step(frames[:, t], st)
+        cache = st.layers[0]
+        assert cache.key_sums.dtype == torch.float32
+        assert torch.allclose(cache.key_means()[:, :, 8], cache.keys[:, :, 128:130].mean(2), atol=1e-5)
     with pytest.raises(ValueError, match="only a softmax captioner"):
         Captioner(CaptionerConfig(frame_size=16, channels=(8, 8))).read_sparsely(SparseRead())
 

@@ -265,8 +265,9 @@ class KVCache:
             raise ValueError(f"the KV cache is full ({self.keys.shape[2]} frames)")
         self.keys[:, :, self.length:end] = k
         self.values[:, :, self.length:end] = v
-        if self.key_sums is not None:
-            self.key_sums.index_add_(2, torch.arange(self.length, end, device=k.device) // self.block, k)
+        if self.key_sums is not None:  # k may be bf16 (a step under autocast) where the sums are fp32
+            self.key_sums.index_add_(2, torch.arange(self.length, end, device=k.device) // self.block,
+                                     k.to(self.key_sums.dtype))
         return self.keys[:, :, :end], self.values[:, :, :end]
 
     def key_means(self) -> torch.Tensor:
