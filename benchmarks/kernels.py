@@ -191,12 +191,13 @@ def captioner_step_benchmark(rows: list[dict]) -> None:
     import os
 
     from agent.perception.captioner import Captioner
-    from agent.perception.train import TrainConfig, make_optimizer, tf32_on, train_step
+    from agent.perception.train import TrainConfig, tf32_on
+    from agent.perception.train_steps import make_optimizer, train_step
 
     cfg, device = TrainConfig(), torch.device("cuda")
     gen = torch.Generator(device="cuda").manual_seed(0)
     model = Captioner(cfg.model).cuda()
-    opt = make_optimizer(model, cfg)
+    opt = make_optimizer(model, cfg.lr, cfg.weight_decay)
     frames = torch.randint(0, 256, (cfg.streams, cfg.chunk, cfg.model.frame_size, cfg.model.frame_size, 3),
                            dtype=torch.uint8, device="cuda", generator=gen)
     target = torch.randint(1, cfg.model.vocab_size, (cfg.streams, cfg.chunk, cfg.model.max_len), device="cuda",
@@ -223,7 +224,7 @@ def captioner_step_benchmark(rows: list[dict]) -> None:
 def captured(model, cfg, frames, state, target) -> "torch.cuda.CUDAGraph":
     """``train_step`` captured whole (PyTorch's whole-network capture: warm-up on a side stream, AdamW
     capturable), to replay on the same tensors."""
-    from agent.perception.train import train_step
+    from agent.perception.train_steps import train_step
 
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True, capturable=True)
     side = torch.cuda.Stream()

@@ -1,6 +1,6 @@
 """Where the wall time of `thalamus train captioner` goes: start-up, steady training, final evaluation.
 
-    python benchmarks/train_phases.py --device cuda --workers 14 --steps 300 [--tree OLD] --json out.json
+    python benchmarks/train_phases.py --device cuda --workers 14 --steps 300 [--tree OLD] [--graph] --json out.json
 
 Runs ``train_captioner`` of this tree (or of ``--tree``, an older commit's code made by ``git archive``)
 as the CLI does, with a progress hook that stamps every step. ``train_s`` (what the CLI reports, and
@@ -26,6 +26,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=300)
     parser.add_argument("--tree", type=Path, default=Path(__file__).resolve().parents[1],
                         help="the code to run (default: this checkout)")
+    parser.add_argument("--graph", action="store_true", help="replay the step as one CUDA graph (TrainConfig.graph)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     sys.path.insert(0, str(args.tree.resolve()))
@@ -33,12 +34,13 @@ def main() -> None:
 
     stamps: list[float] = []
     began = time.perf_counter()
-    cfg = TrainConfig(steps=args.steps, device=args.device, workers=args.workers, eval_every=0)
+    cfg = TrainConfig(steps=args.steps, device=args.device, workers=args.workers, eval_every=0,
+                      **({"graph": True} if args.graph else {}))  # (an older tree has no such field)
     metrics = train_captioner(cfg, None, lambda step, m: stamps.append(time.perf_counter()))
     per_step = cfg.streams * cfg.chunk
     tail = max(2, (args.steps - 1) // 2)  # the second half of the steps before the last one
     steady = (stamps[-2] - stamps[-2 - tail + 1]) / (tail - 1)
-    out = {"tree": str(args.tree), "steps": args.steps, "train_s": metrics["train_s"],
+    out = {"tree": str(args.tree), "graph": args.graph, "steps": args.steps, "train_s": metrics["train_s"],
            "frames_per_s": metrics["frames"] / metrics["train_s"],
            "start_to_first_step_s": stamps[0] - began, "steady_step_ms": steady * 1e3,
            "steady_frames_per_s": per_step / steady, "last_step_with_eval_s": stamps[-1] - stamps[-2],

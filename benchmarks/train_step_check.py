@@ -1,7 +1,8 @@
 """The captioner's training step on a GPU against the same step on the CPU (PyTorch's reference path):
 features, loss and every parameter's gradient for one chunk of real training frames, then the losses
-of N optimizer steps taken from the same weights on the same chunks. A GPU path that trains wrongly
-(a kernel, the fused GRU, the optimizer) shows here in seconds, not after a 3,000-step run.
+of N optimizer steps taken from the same weights on the same chunks, on the CPU, on the GPU, and on the
+GPU replayed as one CUDA graph (``TrainConfig.graph``). A GPU path that trains wrongly (a kernel, the
+fused GRU, the optimizer, the graph's buffers) shows here in seconds, not after a 3,000-step run.
 
     python -P benchmarks/train_step_check.py --data env:CartPole-v1 --init agent/perception/checkpoints/captioner-cartpole.pt
 """
@@ -18,8 +19,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo's kernels/, not benchmarks/kernels.py
 from agent.perception.camera import CameraConfig  # noqa: E402
 from agent.perception.data import grammar, open_batch  # noqa: E402
-from agent.perception.train import (TrainConfig, _gaps, _targets, caption_loss, load_checkpoint,  # noqa: E402
-                                    make_optimizer, train_step)
+from agent.perception.train import TrainConfig, _gaps, _targets, load_checkpoint  # noqa: E402
+from agent.perception.train_steps import TrainSteps, caption_loss, make_optimizer  # noqa: E402
 
 
 def rel(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -69,16 +70,18 @@ def main() -> None:
 
     cfg = TrainConfig()
     losses = {}
-    for name, model, dev in (("cpu", model_cpu, torch.device("cpu")), ("cuda", model_gpu, cuda)):
-        opt = make_optimizer(model, cfg)
-        state = model.initial_state(args.streams, dev)
+    runs = [("cpu", model_cpu, torch.device("cpu"), False), ("cuda", model_gpu, cuda, False)]
+    if cuda.type == "cuda" and model_cpu.cfg.mixer == "delta":  # the same steps replayed as one CUDA graph
+        runs.append(("cuda graph", copy.deepcopy(model_cpu).to(cuda), cuda, True))
+    for name, model, dev, graph in runs:
+        opt = make_optimizer(model, cfg.lr, cfg.weight_decay, capturable=graph)
+        steps = TrainSteps(model, opt, model.initial_state(args.streams, dev), graph=graph)
         losses[name] = []
         for frames, truths in chunks[:args.steps]:
-            loss, state, _ = train_step(model, opt, torch.as_tensor(frames).to(dev), state,
-                                        _targets(truths, table, dev), _gaps(truths, dev))
+            loss, _ = steps(torch.as_tensor(frames).to(dev), _targets(truths, table, dev), _gaps(truths, dev))
             losses[name].append(loss.item())
-    for i, (a, b) in enumerate(zip(losses["cpu"], losses["cuda"])):
-        print(f"step {i:3d} loss cpu {a:.5f} cuda {b:.5f}")
+    for i, step_losses in enumerate(zip(*losses.values())):
+        print(f"step {i:3d} loss " + "  ".join(f"{name} {x:.5f}" for name, x in zip(losses, step_losses)))
 
 
 if __name__ == "__main__":

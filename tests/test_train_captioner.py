@@ -142,12 +142,12 @@ def test_a_step_whose_gradient_is_not_finite_leaves_the_weights_and_is_counted()
     """One bad chunk must not turn every weight into NaN (a 3,000-step GPU run once ended all NaN):
     the step is skipped, the optimizer's step count stays, and the next good step trains again."""
     from agent.perception.captioner import Captioner
-    from agent.perception.train import make_optimizer, train_step
+    from agent.perception.train_steps import make_optimizer, train_step
 
     torch.manual_seed(0)
     small = replace(CaptionerConfig(), channels=(8, 16, 16, 16), d_model=32, n_heads=2, head_dim=16)
     model = Captioner(small).train()
-    opt = make_optimizer(model, TrainConfig())
+    opt = make_optimizer(model, TrainConfig().lr, TrainConfig().weight_decay)
     frames = torch.randint(0, 256, (2, 4, small.frame_size, small.frame_size, 3), dtype=torch.uint8)
     target = torch.randint(1, len(small.vocab), (2, 4, small.max_len))
     _, state, skipped = train_step(model, opt, frames, model.initial_state(2), target)
@@ -177,3 +177,39 @@ def test_a_stream_whose_state_went_nan_starts_over_and_the_others_keep_theirs():
     for before, after in zip(state.layers, kept.layers):
         assert torch.equal(after[[0, 2]], before[[0, 2]]) and before[[0, 2]].abs().sum() > 0
         assert torch.equal(after[1], torch.zeros_like(after[1]))
+
+
+def test_the_fixed_buffer_step_a_cuda_graph_replays_trains_as_the_eager_step():
+    """TrainSteps' replayed step (inputs copied into buffers, the state written back into its own
+    tensors, the learning rate a tensor the optimizer reads) takes the eager loop's steps exactly: the
+    same losses and weights after the warm-up steps and after as many again, with a schedule and
+    camera gaps. On a CPU it runs without the capture, which is all that differs on a GPU."""
+    from agent.perception.captioner import Captioner
+    from agent.perception.train_steps import WARMUP_STEPS, TrainSteps, make_optimizer, set_lr
+
+    small = replace(CaptionerConfig(), channels=(8, 16, 16, 16), d_model=32, n_heads=2, head_dim=16, timing=6)
+    gen = torch.Generator().manual_seed(3)
+    chunks = [(torch.randint(0, 256, (2, 3, small.frame_size, small.frame_size, 3), dtype=torch.uint8, generator=gen),
+               torch.randint(1, len(small.vocab), (2, 3, small.max_len), generator=gen),
+               torch.randint(1, 6, (2, 3), generator=gen)) for _ in range(2 * WARMUP_STEPS + 2)]
+    runs = {}
+    for buffers in (False, True):
+        torch.manual_seed(0)
+        model = Captioner(small).train()
+        opt = make_optimizer(model, 1e-3, 0.01)
+        opt.param_groups[0]["lr"] = torch.tensor(1e-3)  # as a capturable optimizer holds it
+        steps = TrainSteps(model, opt, model.initial_state(2), buffers=buffers)
+        losses = []
+        for i, (frames, target, gaps) in enumerate(chunks):
+            set_lr(opt, 1e-3 * (i + 1) / (2 * len(chunks)))
+            loss, skipped = steps(frames, target, gaps)
+            losses.append(loss.item())
+            assert not skipped
+        assert abs(float(opt.param_groups[0]["lr"]) - 0.5e-3) < 1e-9  # the tensor the optimizer reads was filled
+        runs[buffers] = losses, model.state_dict(), steps.state
+    (eager, weights, state), (fixed, fixed_weights, fixed_state) = runs[False], runs[True]
+    assert len(set(eager[WARMUP_STEPS:])) > 1  # the later steps train on and differ
+    assert eager == fixed
+    assert all(torch.equal(weights[k], fixed_weights[k]) for k in weights)
+    assert all(torch.equal(a, b) for a, b in zip(state.layers, fixed_state.layers))
+    assert torch.equal(state.frames, fixed_state.frames) and torch.equal(state.gaps, fixed_state.gaps)

@@ -26,14 +26,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from agent.checkpoints import load_tensors
 from agent.perception.camera import CameraConfig
-from agent.perception.captioner import Captioner, CaptionerConfig, FrameTokenizer, StreamState
+from agent.perception.captioner import Captioner, CaptionerConfig, FrameTokenizer
 from agent.perception.data import ParallelStreams, eval_data, grammar, is_clips, open_batch
 from agent.perception.decode import CaptionDecoding
-from agent.perception.grammar import PAD, VOCAB, Vocab
+from agent.perception.grammar import VOCAB, Vocab
+from agent.perception.train_steps import TrainSteps, make_optimizer, set_lr
 
 
 @dataclass
@@ -57,6 +57,7 @@ class TrainConfig:
     camera: bool = False  # frames as a busy live camera delivers them (camera.py); the model reads each one's gap
     init: str | None = None  # a checkpoint to start from (its sizes and vocabulary are kept) instead of scratch
     frame_size: int | None = None  # the frames' side in pixels; None: init's, or model.frame_size from scratch
+    graph: bool = False  # CUDA, delta-rule model: replay the step as one CUDA graph after warm-up (train_steps.py)
     model: CaptionerConfig = field(default_factory=CaptionerConfig)  # its vocab is set from the data's captions
 
 
@@ -153,39 +154,6 @@ def _warmup_cosine(step: int, warmup: int, total: int) -> float:
     return min(1.0, (step + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * step / total))
 
 
-def caption_loss(model: Captioner, feats: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The caption cross-entropy of features [B, T, D] against token ids [B, T, L] (teacher forcing)."""
-    logits = model.decoder(feats.flatten(0, 1), target.flatten(0, 1))  # [B*T, L, vocab]
-    return F.cross_entropy(logits.flatten(0, 1), target.flatten(), ignore_index=PAD)
-
-
-def train_step(model: Captioner, opt: torch.optim.Optimizer, frames: torch.Tensor, state: StreamState,
-               target: torch.Tensor, gaps: torch.Tensor | None = None
-               ) -> tuple[torch.Tensor, StreamState, torch.Tensor]:
-    """One truncated-BPTT step on a chunk: frames uint8 [B, T, S, S, 3] on the model's device, target
-    token ids [B, T, L]; the caption cross-entropy at every frame, clipped gradients, one optimizer
-    step. Returns the loss (not read here: reading it waits for the GPU), the detached state, and
-    whether the step was skipped: a gradient that is not finite leaves the weights as they are (fused
-    AdamW's ``found_inf``, the flag AMP's GradScaler sets), where it would make every weight NaN."""
-    feats, state = model(frames, state, gaps)
-    loss = caption_loss(model, feats, target)
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    skipped = ~torch.isfinite(torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))
-    opt.found_inf, opt.grad_scale = skipped.float(), None
-    try:
-        opt.step()
-    finally:
-        del opt.found_inf, opt.grad_scale
-    return loss, state.detach(), skipped
-
-
-def make_optimizer(model: Captioner, cfg: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW as training uses it: fused (one kernel for every parameter; it can skip a step without
-    the host reading a flag, `train_step`)."""
-    return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, fused=True)
-
-
 def train_captioner(cfg: TrainConfig, out: Path | None = None,
                     progress: Callable[[int, dict], None] | None = None, frames: Any = None) -> dict:
     """Train from scratch; returns the final metrics and writes a checkpoint to ``out``. ``frames``:
@@ -219,10 +187,10 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
         missing, _ = model.load_state_dict(weights, strict=False)
         if any(not k.startswith("timing.") for k in missing):
             raise ValueError(f"{cfg.init}: its weights do not fit this captioner (missing {missing[:3]})")
-    opt = make_optimizer(model, cfg)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _warmup_cosine(s, cfg.warmup, cfg.steps))
+    graph = cfg.graph and device.type == "cuda" and model_cfg.mixer == "delta"
+    opt = make_optimizer(model, cfg.lr, cfg.weight_decay, capturable=graph)
     table = dict(zip(captions, model.vocab.table(captions, model_cfg.max_len)))
-    state = model.initial_state(cfg.streams, device)
+    steps = TrainSteps(model, opt, model.initial_state(cfg.streams, device), graph=graph)
     eval_seeds = [10**9 + cfg.seed * 1000 + i for i in range(cfg.eval_streams)]
     metrics: dict = {}
     loss_seen = float("nan")
@@ -232,12 +200,10 @@ def train_captioner(cfg: TrainConfig, out: Path | None = None,
     with tf32_on(device):
         for step in range(cfg.steps):
             frames, truths = data.next(cfg.chunk)
-            loss, state, skipped = train_step(model, opt, _on(device, frames), state,
-                                              _targets(truths, table, device), _gaps(truths, device))
-            state = state.finite()  # a stream whose state went NaN starts over, not poisoning later steps
+            set_lr(opt, cfg.lr * _warmup_cosine(step, cfg.warmup, cfg.steps))
+            loss, skipped = steps(_on(device, frames), _targets(truths, table, device), _gaps(truths, device))
             first_skipped = torch.where(skipped & (first_skipped < 0), step, first_skipped)
             n_skipped += skipped
-            sched.step()
             last = step == cfg.steps - 1
             if last or (cfg.eval_every and (step + 1) % cfg.eval_every == 0):
                 metrics = evaluate_captioner(model, eval_seeds, cfg.eval_frames, device, data=scored_on,
