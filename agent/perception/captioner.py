@@ -96,8 +96,7 @@ class FrameTokenizer(nn.Module):
         """x [N, 9, S, S]: the frame and its two differences scaled (``Captioner._inputs``), or once
         folded unscaled, in the convs' dtype."""
         if self.raw_input:
-            h = self.conv[1:](self.conv[0](x) + self.offset)
-            return self.proj(h.float().flatten(1))
+            return self.proj(self.conv(x).float().flatten(1))
         return self.proj(self.conv(x).flatten(1))
 
     def fold_batch_norm(self, cpu_bf16: bool = False) -> None:
@@ -113,23 +112,20 @@ class FrameTokenizer(nn.Module):
         self.conv = nn.Sequential(*folded).to(memory_format=torch.channels_last)
         if cpu_bf16:  # the weights cast once: what bf16 autocast computes, without its casts every call
             self.conv = self.conv.to(torch.bfloat16)
-            self.offset = self.offset.to(torch.bfloat16)
         self.raw_input = True
 
-    def _raw_input_conv(self, conv: nn.Conv2d) -> nn.Conv2d:
+    @staticmethod
+    def _raw_input_conv(conv: nn.Conv2d) -> nn.Conv2d:
         """The first conv with the input scaling folded in (building the scaled frame and differences was
         a fifth of a CPU captioner's time, py-spy). Its input was [a·f − 1, a(f − p1), a(f − pg)] with
-        a = 1/127.5; it now reads [f, f − p1, f − pg], whole numbers that bf16 holds exactly, with weights
-        a·W, and what the −1 added inside the zero padding's border becomes ``offset``, a fixed map
-        with the bias."""
-        constant = torch.zeros(1, 9, self.frame_size, self.frame_size, device=conv.weight.device)
-        constant[:, :3] = -1.0
-        with torch.no_grad():
-            offset = conv(constant)  # the bias and the −1's share, position by position
-        raw = nn.Conv2d(9, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=False,
-                        device=conv.weight.device)
+        a = 1/127.5, i.e. a·[f − 127.5, f − p1, f − pg]: it now reads those unscaled (half-integers
+        and whole numbers within ±255 that bf16 holds exactly) with weights a·W. Zero padding means the
+        same in both (a scaled 0 is f = 127.5), so the conv's own bias is all the offset there is."""
+        raw = nn.Conv2d(9, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                        bias=conv.bias is not None, device=conv.weight.device)
         raw.weight.data = conv.weight.detach() / 127.5
-        self.register_buffer("offset", offset.contiguous(memory_format=torch.channels_last), persistent=False)
+        if conv.bias is not None:
+            raw.bias.data = conv.bias.detach().clone()
         return raw
 
 
@@ -406,7 +402,7 @@ class Captioner(nn.Module):
     def _inputs(self, frames: torch.Tensor, state: StreamState) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 [B, T, S, S, 3] → encoder input [B, T, 9, S, S] and the new frame history (uint8: the
         history is most of a stream's state, and scaling it again each step is exact). A folded encoder
-        (``FrameTokenizer.fold_batch_norm``) takes the frame and differences unscaled."""
+        (``FrameTokenizer.fold_batch_norm``) takes the frame (centred) and differences unscaled."""
         history = state.frames
         if not state.started:  # the first frame has no past: it is its own past
             history = frames[:, :1].expand_as(history)
@@ -415,7 +411,7 @@ class Captioner(nn.Module):
         if self.encoder.raw_input:  # the scaling is in the first conv: [B, T, 9, S, S] unscaled, channels last
             dtype = self.encoder.conv[0].weight.dtype
             now = frames.to(dtype)
-            raw = torch.cat([now, now - seq[:, gap - 1: gap - 1 + T].to(dtype), now - seq[:, :T].to(dtype)], -1)
+            raw = torch.cat([now - 127.5, now - seq[:, gap - 1: gap - 1 + T].to(dtype), now - seq[:, :T].to(dtype)], -1)
             return raw.permute(0, 1, 4, 2, 3), seq[:, -gap:]
 
         def scaled(u8: torch.Tensor) -> torch.Tensor:
