@@ -19,7 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repo's kernels/, not benchmarks/kernels.py
 from agent.perception.camera import CameraConfig  # noqa: E402
 from agent.perception.data import grammar, open_batch  # noqa: E402
-from agent.perception.train import TrainConfig, _gaps, _targets, load_checkpoint  # noqa: E402
+from agent.perception.train import CaptionTable, TrainConfig, _gaps, _targets, load_checkpoint  # noqa: E402
 from agent.perception.train_steps import TrainSteps, caption_loss, make_optimizer  # noqa: E402
 
 
@@ -42,7 +42,7 @@ def main() -> None:
     model_cpu = load_checkpoint(args.init).train()
     model_gpu = copy.deepcopy(model_cpu).to(cuda)
     captions = grammar(args.data)
-    table = dict(zip(captions, model_cpu.vocab.table(captions, model_cpu.cfg.max_len)))
+    table = CaptionTable.of(model_cpu.vocab, captions, model_cpu.cfg.max_len)
     batch = open_batch(args.data, list(range(args.streams)), model_cpu.cfg.frame_size,
                        CameraConfig() if args.camera else None)
     chunks = [batch.next(args.chunk) for _ in range(max(args.steps, 1))]
