@@ -9,7 +9,7 @@ At 1×4096×16×128×128, in bf16 and fp32, each of the three backward kernels
 warps, the shapes flash-linear-attention found right on Hopper. Each try runs in its own process (a
 launch shape the compiler gets wrong can fault the GPU, which ends the process), checks its gradients
 against the shipped backward's, and times the backward alone (CUDA events, median) beside our forward
-with and without saving for it.
+with and without saving for it; the shipped and 16-bit builds also by kernel (torch.profiler).
 """
 
 from __future__ import annotations
@@ -33,6 +33,25 @@ SHAPES = [(4, 1), (8, 1), (4, 2)]
 KERNELS = ("dstate", "dqkw", "dwy")
 NARROW_SHAPES = [(2, 1), (4, 1)]
 DSTATE_BLOCKS = [16, 64]  # the state pass's V block beside the shipped 32 at this shape (64 programs for 132 SMs)
+
+
+def kernel_times(fn, calls: int = 20) -> dict[str, float]:
+    """GPU time of each kernel ``fn`` launches, ms a call (torch.profiler): which part of the backward
+    to work on (the three Triton kernels, and the dtype conversions of a widened build)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    times: dict[str, float] = {}
+    for event in prof.key_averages():
+        if event.self_device_time_total > 0:
+            name = event.key if event.key.startswith("_") else event.key.split("<")[0][:60]
+            times[name] = times.get(name, 0.0) + event.self_device_time_total / 1e3 / calls
+    return dict(sorted(times.items(), key=lambda kv: -kv[1])[:8])
 
 
 def time_one(dtype: torch.dtype, kernel: str | None, shape: tuple[int, int] | None) -> dict:
@@ -59,7 +78,8 @@ def time_one(dtype: torch.dtype, kernel: str | None, shape: tuple[int, int] | No
     got = chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved), do, dht, launch, widen)
     torch.cuda.synchronize()
     ms = bench(lambda: chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved), do, dht, launch, widen))
-    return {"dtype": str(dtype).split(".")[-1], "kernel": kernel, "shape": shape, "launch": str(launch), "widen": widen,
+    return {"kernels_ms": kernel_times(lambda: chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved),
+                                                                           do, dht, launch, widen)),"dtype": str(dtype).split(".")[-1], "kernel": kernel, "shape": shape, "launch": str(launch), "widen": widen,
             "bwd_ms": ms, "fwd_ms": fwd, "fwd_save_ms": fwd_save, "fwd_bwd_over_fwd": (fwd_save + ms) / fwd,
             "max_rel_rmse_vs_shipped": max(rel_rmse(r, x) for r, x in zip(ref, got) if r is not None)}
 
@@ -94,6 +114,8 @@ def main() -> None:
         print(f"{dtype}{' 16-bit build' if kernel == 'narrow' else ''} {row['launch']}: backward {row['bwd_ms']:.3f} ms; forward (saving) + backward "
               f"{row['fwd_save_ms'] + row['bwd_ms']:.3f} ms = {row['fwd_bwd_over_fwd']:.2f}x the forward "
               f"{row['fwd_ms']:.3f} ms; gradients vs shipped {row['max_rel_rmse_vs_shipped']:.1e}", flush=True)
+        if kernel in ("shipped", "narrow"):
+            print("    by kernel (ms): " + ", ".join(f"{n} {t:.3f}" for n, t in row["kernels_ms"].items()), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"device": torch.cuda.get_device_name(), "rows": rows}, indent=1))
 
