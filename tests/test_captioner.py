@@ -82,6 +82,26 @@ def test_random_weights_never_leave_the_grammar():
         assert len(set(captions)) > 1
 
 
+def test_skipping_the_logits_where_the_grammar_leaves_no_choice_gives_the_same_captions():
+    """The decode that only advances the GRU at positions where no row has a choice (a CPU's, with
+    early exit) gives the ids of the one that scores every position (a CUDA graph's), on the CartPole
+    grammar (choices at 4 of its 10 tokens) and the synthetic one."""
+    from dataclasses import replace
+
+    from agent.perception.grammar import Vocab
+    from envs.env_captions import env_grammar
+
+    for captions in (list(env_grammar("CartPole-v1")), all_captions()):
+        torch.manual_seed(1)
+        model = Captioner(replace(SMALL, vocab=Vocab.for_captions(captions).words)).eval()
+        decoding = CaptionDecoding(model, captions, "cpu")
+        assert (decoding._forced >= 0).any()  # positions without a choice exist, so the skip is taken
+        features = torch.randn(300, SMALL.d_model) * 3
+        skipping, scoring = decoding.tokens(features), decoding.tokens(features, early_exit=False)
+        assert torch.equal(skipping, scoring)
+        assert len({tuple(row) for row in skipping.tolist()}) > 2
+
+
 def test_softmax_baseline_streams_like_its_sequence_pass():
     from dataclasses import replace
 

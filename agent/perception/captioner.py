@@ -300,17 +300,22 @@ class CaptionDecoder(nn.Module):
         w = self.cell.weight_ih
         return F.linear(self.embed.weight, w[:, :d]), F.linear(feature, w[:, d:], self.cell.bias_ih)
 
-    def step(self, hidden: torch.Tensor, token: torch.Tensor, shared: tuple[torch.Tensor, torch.Tensor]
-             ) -> tuple[torch.Tensor, torch.Tensor]:
-        """One token: (hidden [N, D], previous token [N], ``shared(feature)``) → (logits [N, vocab],
-        hidden): the cell's GRU arithmetic (gates r, z, n in its weights' order) on the shared input."""
+    def advance(self, hidden: torch.Tensor, token: torch.Tensor, shared: tuple[torch.Tensor, torch.Tensor]
+                ) -> torch.Tensor:
+        """The hidden state after one more token: (hidden [N, D], previous token [N], ``shared(feature)``)
+        → hidden, the cell's GRU arithmetic (gates r, z, n in its weights' order) on the shared input."""
         tokens_in, feature_in = shared
         x = tokens_in[token] + feature_in
         h = F.linear(hidden, self.cell.weight_hh, self.cell.bias_hh)
         d = hidden.shape[-1]
         r, z = torch.sigmoid(x[:, :2 * d] + h[:, :2 * d]).chunk(2, -1)
         n = torch.tanh(x[:, 2 * d:] + r * h[:, 2 * d:])
-        hidden = torch.lerp(n, hidden, z)  # (1 − z) n + z h
+        return torch.lerp(n, hidden, z)  # (1 − z) n + z h
+
+    def step(self, hidden: torch.Tensor, token: torch.Tensor, shared: tuple[torch.Tensor, torch.Tensor]
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One token: :meth:`advance`, and the next token's logits [N, vocab] from the new hidden state."""
+        hidden = self.advance(hidden, token, shared)
         return self.head(hidden), hidden
 
     def forward(self, feature: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
