@@ -4,12 +4,14 @@
 
 At 1×4096×16×128×128, in bf16 and fp32, each of the three backward kernels
 (`kernels/gated_delta_rule/chunk_triton_backward.py`) is tried at (warps, stages) ∈ {(4, 1), (8, 1),
-(4, 2)} while the other two keep the shipped shape; the state pass at V blocks of 16 and 64; and the
-16-bit build (bf16 operands, not widened to fp32; ``widen=False``) with all three kernels at 2 or 4
-warps, the shapes flash-linear-attention found right on Hopper. Each try runs in its own process (a
-launch shape the compiler gets wrong can fault the GPU, which ends the process), checks its gradients
-against the shipped backward's, and times the backward alone (CUDA events, median) beside our forward
-with and without saving for it; the shipped and 16-bit builds also by kernel (torch.profiler).
+(4, 2)} while the other two keep the shipped shape; the state pass at V blocks of 16 and 64; the
+chunk-local part of dVn in a parallel kernel before the state pass (``local_dv``); and the 16-bit
+build (bf16 operands, not widened to fp32; ``widen=False``) with all three kernels at 2 or 4 warps,
+the shapes flash-linear-attention found right on Hopper. Each try runs in its own process (a launch
+shape the compiler gets wrong can fault the GPU, which ends the process), checks its gradients
+against the shipped backward's, and times the backward alone (CUDA events, median) beside our
+forward with and without saving for it; the shipped, ``local_dv`` and 16-bit builds also by kernel
+(torch.profiler).
 """
 
 from __future__ import annotations
@@ -67,13 +69,15 @@ def time_one(dtype: torch.dtype, kernel: str | None, shape: tuple[int, int] | No
     do = torch.randn(v.shape, device="cuda", generator=gen).to(v.dtype)
     dht = torch.randn(h0.shape, device="cuda", generator=gen)
     shipped = BackwardLaunch()
-    if kernel == "narrow":
-        launch = BackwardLaunch(shape, shape, shape)
+    if kernel in ("narrow", "narrow_local_dv"):
+        launch = BackwardLaunch(shape, shape, shape, local_dv=kernel == "narrow_local_dv")
+    elif kernel == "local_dv":
+        launch = replace(shipped, local_dv=True)
     elif kernel == "dstate_block":  # shape (V block, 0)
         launch = replace(shipped, dstate_block=shape[0])
     else:
         launch = shipped if kernel is None else replace(shipped, **{kernel: shape})
-    widen = kernel != "narrow"
+    widen = not (kernel or "").startswith("narrow")
     ref = chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved), do, dht, shipped)
     got = chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved), do, dht, launch, widen)
     torch.cuda.synchronize()
@@ -99,6 +103,7 @@ def main() -> None:
     rows = []
     tries = [(d, "shipped", (0, 0)) for d in ("bfloat16", "float32")]
     tries += [("bfloat16", "narrow", s) for s in NARROW_SHAPES]
+    tries += [(d, "local_dv", (0, 0)) for d in ("bfloat16", "float32")] + [("bfloat16", "narrow_local_dv", NARROW_SHAPES[-1])]
     tries += [(d, kern, s) for d in ("bfloat16", "float32") for kern in KERNELS for s in SHAPES]
     tries += [(d, "dstate_block", (bv, 0)) for d in ("bfloat16", "float32") for bv in DSTATE_BLOCKS]
     for dtype, kernel, (warps, stages) in tries:
@@ -111,10 +116,10 @@ def main() -> None:
             continue
         row = json.loads(run.stdout.strip().splitlines()[-1])
         rows.append(row)
-        print(f"{dtype}{' 16-bit build' if kernel == 'narrow' else ''} {row['launch']}: backward {row['bwd_ms']:.3f} ms; forward (saving) + backward "
+        print(f"{dtype}{' 16-bit build' if kernel.startswith('narrow') else ''} {row['launch']}: backward {row['bwd_ms']:.3f} ms; forward (saving) + backward "
               f"{row['fwd_save_ms'] + row['bwd_ms']:.3f} ms = {row['fwd_bwd_over_fwd']:.2f}x the forward "
               f"{row['fwd_ms']:.3f} ms; gradients vs shipped {row['max_rel_rmse_vs_shipped']:.1e}", flush=True)
-        if kernel in ("shipped", "narrow"):
+        if kernel in ("shipped", "narrow", "local_dv", "narrow_local_dv"):
             print("    by kernel (ms): " + ", ".join(f"{n} {t:.3f}" for n, t in row["kernels_ms"].items()), flush=True)
     if args.json:
         args.json.write_text(json.dumps({"device": torch.cuda.get_device_name(), "rows": rows}, indent=1))

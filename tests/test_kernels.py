@@ -171,6 +171,28 @@ def test_triton_backward_16_bit_build_matches_the_widened_one():
     assert not torch.equal(wide[5], narrow[5])  # two builds: the 16-bit one rounds its operands
 
 
+@pytest.mark.parametrize("shape", GRAD_SHAPES[:3] + [(1, 130, 3, 100, 24)], ids=lambda s: "B{}T{}H{}K{}V{}".format(*s))
+def test_triton_backward_with_the_local_dv_pass_first_matches_the_shipped_one(shape):
+    """``BackwardLaunch(local_dv=True)`` (every chunk's Pᵀ dO in a parallel kernel before the state
+    pass, which then only adds K_d dS) gives the shipped backward's gradients to fp32 rounding, with
+    and without a carried state."""
+    from kernels.gated_delta_rule.chunk_triton import chunk_gated_delta_rule_fwd
+    from kernels.gated_delta_rule.chunk_triton_backward import BackwardLaunch, chunk_gated_delta_rule_bwd
+
+    q, k, v, g, beta, h0 = make_inputs(*shape)
+    scale = shape[3] ** -0.5
+    gen = torch.Generator().manual_seed(6)
+    do, dht = torch.randn(v.shape, generator=gen), torch.randn(h0.shape, generator=gen)
+    for state, final in ((h0, dht), (None, None)):
+        _, _, *saved = chunk_gated_delta_rule_fwd(q, k, v, g, beta, scale, state, True, save=True)
+        shipped = chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, state, tuple(saved), do, final)
+        local = chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, state, tuple(saved), do, final,
+                                           BackwardLaunch(local_dv=True))
+        for name, r, x in zip(("dq", "dk", "dv", "dg", "dbeta", "dh0"), shipped, local):
+            if r is not None:
+                assert_close(name, r, x, FP32_TOL)
+
+
 @pytest.mark.parametrize("backend", ["chunked", "triton"])
 def test_streaming_split_equals_one_pass(backend):
     q, k, v, g, beta, h0 = make_inputs(2, 100, 2, 24, 16)

@@ -7,7 +7,9 @@ recompute it). From those, three kernels:
 1. ``_dstate_kernel``, one program per (V block, batch·head), chunks in reverse: carries dS, the
    gradient of the state at a chunk's end, saves it (dh) and writes ``dVn = Pᵀ dO + K_d dS``, where
    ``P = scale·(QKᵀ ⊙ M)`` and ``K_d = K ⊙ exp(γ_last − γ)``; dS then steps back through the chunk:
-   ``dS ← exp(γ_last) dS + (Γ·scale·Q)ᵀ dO − Wᵀ dVn`` (what is left at the start is dh0);
+   ``dS ← exp(γ_last) dS + (Γ·scale·Q)ᵀ dO − Wᵀ dVn`` (what is left at the start is dh0). With
+   ``BackwardLaunch.local_dv``, ``_dvn_local_kernel`` writes every chunk's ``Pᵀ dO`` first, in
+   parallel, and the sequential pass only adds ``K_d dS`` (two of its five products leave the chain);
 2. ``_dqkw_kernel``, one program per (chunk, batch·head): dq, and the parts of dk and dγ that come
    from the chunk's attention and state;
 3. ``_dwy_kernel``, the same grid: ``dW = −dVn Sᵀ``, then back through the WY form
@@ -38,12 +40,39 @@ class BackwardLaunch:
     dqkw: tuple[int, int] = (8, 1)
     dwy: tuple[int, int] = (8, 1)
     dstate_block: int = 0
+    local_dv: bool = False  # the chunk-local part of dVn (Pᵀ dO) in a parallel kernel first (_dvn_local_kernel)
+
+
+@triton.jit
+def _dvn_local_kernel(q, k, gcum, do, dvn, scale, T, H: tl.constexpr, K: tl.constexpr, V: tl.constexpr,
+                      BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr, IEEE: tl.constexpr):
+    """``Pᵀ dO`` of each chunk into dvn, all chunks at once: the part of dVn that does not depend on
+    the state's gradient, so the sequential state pass only adds ``K_d dS`` to it."""
+    i_c, i_bh, i_s, m_t, row = _chunk_rows(T, H, BT)
+    i_v = tl.program_id(2)
+    o_k = tl.arange(0, BK)
+    o_v = i_v * BV + tl.arange(0, BV)
+    m_tk = m_t[:, None] & (o_k < K)[None, :]
+    m_tv = m_t[:, None] & (o_v < V)[None, :]
+    dt = q.dtype.element_ty
+    prec: tl.constexpr = "tf32x3" if IEEE else "tf32"
+    last = tl.minimum(T, i_c * BT + BT) - 1
+    g_last = tl.load(gcum + ((i_bh // H) * T + last) * H + i_bh % H)
+    b_gc = tl.where(m_t, tl.load(gcum + row, mask=m_t, other=0.0), g_last)
+    b_q = tl.load(q + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
+    b_k = tl.load(k + row[:, None] * K + o_k[None, :], mask=m_tk, other=0.0)
+    b_do = tl.load(do + row[:, None] * V + o_v[None, :], mask=m_tv, other=0.0)
+    upper = i_s[:, None] <= i_s[None, :]  # [s, t]: s ≤ t, P transposed
+    diff = tl.where(upper, b_gc[None, :] - b_gc[:, None], float("-inf"))
+    b_pt = tl.where(upper, tl.dot(b_k, tl.trans(b_q), input_precision=prec) * tl.exp(diff) * scale, 0.0)
+    tl.store(dvn + row[:, None] * V + o_v[None, :], tl.dot(b_pt.to(dt), b_do, input_precision=prec), mask=m_tv)
 
 
 @triton.jit
 def _dstate_kernel(q, k, w, gcum, do, dvn, dh, dht, dh0, scale, T, H: tl.constexpr, K: tl.constexpr,
                    V: tl.constexpr, BT: tl.constexpr, BK: tl.constexpr, BV: tl.constexpr,
-                   USE_FINAL_GRAD: tl.constexpr, STORE_INITIAL_GRAD: tl.constexpr, IEEE: tl.constexpr):
+                   USE_FINAL_GRAD: tl.constexpr, STORE_INITIAL_GRAD: tl.constexpr, LOCAL_DV: tl.constexpr,
+                   IEEE: tl.constexpr):
     i_v, i_bh = tl.program_id(0), tl.program_id(1)
     i_b, i_h = i_bh // H, i_bh % H
     o_k = tl.arange(0, BK)
@@ -75,10 +104,14 @@ def _dstate_kernel(q, k, w, gcum, do, dvn, dh, dht, dh0, scale, T, H: tl.constex
         last = tl.minimum(T, i_c * BT + BT) - 1
         g_last = tl.load(gcum + (i_b * T + last) * H + i_h)
         b_gc = tl.where(m_t, tl.load(gcum + row, mask=m_t, other=0.0), g_last)
-        diff = tl.where(upper, b_gc[None, :] - b_gc[:, None], float("-inf"))
-        b_pt = tl.where(upper, tl.dot(b_k, tl.trans(b_q), input_precision=prec) * tl.exp(diff) * scale, 0.0)
         b_kd = (b_k.to(tl.float32) * tl.exp(g_last - b_gc)[:, None]).to(dt)
-        b_dvn = tl.dot(b_pt.to(dt), b_do, input_precision=prec) + tl.dot(b_kd, b_ds.to(dt), input_precision=prec)
+        b_dvn = tl.dot(b_kd, b_ds.to(dt), input_precision=prec)
+        if LOCAL_DV:  # Pᵀ dO is already there (_dvn_local_kernel)
+            b_dvn += tl.load(dvn + row[:, None] * V + o_v[None, :], mask=m_tv, other=0.0)
+        else:
+            diff = tl.where(upper, b_gc[None, :] - b_gc[:, None], float("-inf"))
+            b_pt = tl.where(upper, tl.dot(b_k, tl.trans(b_q), input_precision=prec) * tl.exp(diff) * scale, 0.0)
+            b_dvn += tl.dot(b_pt.to(dt), b_do, input_precision=prec)
         tl.store(dvn + row[:, None] * V + o_v[None, :], b_dvn, mask=m_tv)
         b_qg = (b_q.to(tl.float32) * (tl.exp(b_gc) * scale)[:, None]).to(dt)
         b_ds = (b_ds * tl.exp(g_last) + tl.dot(tl.trans(b_qg), b_do, input_precision=prec)
@@ -242,10 +275,13 @@ def chunk_gated_delta_rule_bwd(
     dvn, dh = torch.empty(B, T, H, V, **f32), torch.empty(B, H, NT, K, V, **f32)
     dh0 = torch.empty(B, H, K, V, **f32) if initial_state is not None else None
     BV = launch.dstate_block or state_v_block(B, H, V)
+    if launch.local_dv:
+        _dvn_local_kernel[(NT, B * H, triton.cdiv(V, BV))](q, k, gcum, do, dvn, scale, T, H, K, V, BT, BK, BV,
+                                                           IEEE=ieee, num_warps=launch.dqkw[0], num_stages=1)
     _dstate_kernel[(triton.cdiv(V, BV), B * H)](
         q, k, w, gcum, do, dvn, dh, dht.contiguous() if dht is not None else None, dh0, scale, T, H, K, V,
-        BT, BK, BV, USE_FINAL_GRAD=dht is not None, STORE_INITIAL_GRAD=dh0 is not None, IEEE=ieee,
-        num_warps=launch.dstate[0], num_stages=launch.dstate[1],
+        BT, BK, BV, USE_FINAL_GRAD=dht is not None, STORE_INITIAL_GRAD=dh0 is not None, LOCAL_DV=launch.local_dv,
+        IEEE=ieee, num_warps=launch.dstate[0], num_stages=launch.dstate[1],
     )
     dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)
     dg, dbeta = torch.empty_like(g), torch.empty_like(beta)
