@@ -122,6 +122,19 @@ def test_a_view_into_a_preallocated_cache_reads_like_a_copy(backend):
     assert rel_rmse(dense, want) > 1e-3  # two of ten blocks: not the dense answer
 
 
+@pytest.mark.parametrize("backend", ["triton", "torch"])
+def test_bf16_queries_over_an_fp32_cache_read_in_the_caches_dtype(backend):
+    """A streaming step under bf16 autocast meets an fp32 cache: the queries are read in the cache's
+    dtype (the Triton kernel takes one dtype) and the output comes back in the queries'."""
+    q, k, v = qkv(2, 3, 1, 300, 24, 16)
+    means = torch.stack([k[:, :, i:i + 32].mean(2) for i in range(0, 300, 32)], 2)
+    q16 = q.bfloat16()
+    got = sparse_attention(q16, k, v, top_k=2, top_p=0.5, block=32, backend=backend, key_means=means)
+    want = sparse_attention(q16.float(), k, v, top_k=2, top_p=0.5, block=32, backend=backend, key_means=means)
+    assert got.dtype == torch.bfloat16
+    assert rel_rmse(want, got.float()) <= 1e-2
+
+
 def test_keeping_every_block_is_dense_attention():
     q, k, v = qkv(1, 2, 50, 70, 16, 16)
     dense = torch.nn.functional.scaled_dot_product_attention(q, k, v)

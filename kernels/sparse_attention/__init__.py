@@ -82,14 +82,17 @@ def sparse_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, top_k: i
                      causal: bool = False, scale: float | None = None, backend: str = "auto",
                      key_means: torch.Tensor | None = None, local: int = 0) -> torch.Tensor:
     """Softmax attention of q ``[B, H, Tq, D]`` over the keys ``[B, H, Tk, D]`` (values ``[B, H, Tk, Dv]``)
-    of each query block's kept key blocks (:func:`key_blocks`) → ``[B, H, Tq, Dv]`` in q's dtype."""
+    of each query block's kept key blocks (:func:`key_blocks`) → ``[B, H, Tq, Dv]`` in q's dtype. Queries
+    of another dtype than the keys (a bf16 step under autocast over an fp32 cache) are computed in the
+    keys' dtype: casting the few queries costs nothing, casting the cache would copy it every step."""
     _check(q, k, v, block, causal)
     scale = q.shape[-1] ** -0.5 if scale is None else scale
+    out_dtype, q = q.dtype, q.to(k.dtype)
     lut, counts = key_blocks(q, k, top_k, top_p, block, causal, scale, key_means, local, backend)
     if backend == "torch" or (backend == "auto" and not q.is_cuda):
-        return block_sparse_attention_gather(q, k, v, lut, counts, block, causal, scale)
+        return block_sparse_attention_gather(q, k, v, lut, counts, block, causal, scale).to(out_dtype)
     rows = [x if x.stride(-1) == 1 else x.contiguous() for x in (q, k, v)]  # views are read in place
-    return _TritonSparse.apply(*rows, lut, counts, block, causal, scale)
+    return _TritonSparse.apply(*rows, lut, counts, block, causal, scale).to(out_dtype)
 
 
 __all__ = ["block_mask", "block_sparse_attention_gather", "block_sparse_attention_reference", "key_blocks",
