@@ -31,7 +31,6 @@ class CaptionDecoding:
         self.trie = trie.to(device)
         self._forced = _forced_tokens(self.trie)
 
-
     @torch.no_grad()
     def tokens(self, features: torch.Tensor, early_exit: bool = True) -> torch.Tensor:
         """features [N, D] → token ids [N, max_len] (each row a grammar caption, ``<eos>``, then ``<pad>``).
@@ -43,7 +42,8 @@ class CaptionDecoding:
         prev = torch.full((n,), BOS, dtype=torch.long, device=features.device)
         nodes = torch.zeros(n, dtype=torch.long, device=features.device)
         out = torch.full((n, self.model.cfg.max_len), PAD, dtype=torch.long, device=features.device)
-        forced = self._forced if early_exit else None  # reading it back each token: not in a CUDA graph
+        # reading the nodes back each token: on a CPU only (a GPU would wait once more a token; a graph cannot)
+        forced = self._forced if early_exit and features.device.type == "cpu" else None
         for i in range(self.model.cfg.max_len):
             only = None if forced is None else forced[nodes]
             if only is not None and bool((only >= 0).all()):  # every row's next word is the grammar's only one
