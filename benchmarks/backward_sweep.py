@@ -82,9 +82,10 @@ def time_one(dtype: torch.dtype, kernel: str | None, shape: tuple[int, int] | No
     got = chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved), do, dht, launch, widen)
     torch.cuda.synchronize()
     ms = bench(lambda: chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved), do, dht, launch, widen))
-    return {"kernels_ms": kernel_times(lambda: chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved),
-                                                                           do, dht, launch, widen)),"dtype": str(dtype).split(".")[-1], "kernel": kernel, "shape": shape, "launch": str(launch), "widen": widen,
-            "bwd_ms": ms, "fwd_ms": fwd, "fwd_save_ms": fwd_save, "fwd_bwd_over_fwd": (fwd_save + ms) / fwd,
+    by_kernel = kernel_times(lambda: chunk_gated_delta_rule_bwd(q, k, v, g, beta, scale, h0, tuple(saved), do, dht,
+                                                                launch, widen))
+    return {"dtype": str(dtype).split(".")[-1], "kernel": kernel, "shape": shape, "launch": str(launch), "widen": widen,
+            "kernels_ms": by_kernel, "bwd_ms": ms, "fwd_ms": fwd, "fwd_save_ms": fwd_save, "fwd_bwd_over_fwd": (fwd_save + ms) / fwd,
             "max_rel_rmse_vs_shipped": max(rel_rmse(r, x) for r, x in zip(ref, got) if r is not None)}
 
 

@@ -114,7 +114,6 @@ def test_a_failed_join_says_how_to_join_a_cluster_with_tokens(ray_init_sees, mon
             ray_session.connect("%s:%d" % listener.getsockname())
 
 
-
 _FAULTS = """
 import os, resource, sys
 import numpy as np

@@ -75,7 +75,6 @@ class FrameTokenizer(nn.Module):
         self.conv = nn.Sequential(*layers)
         side = cfg.frame_size // 2 ** len(cfg.channels)
         self.proj = nn.Linear(c_in * side * side, cfg.d_model)
-        self.frame_size = cfg.frame_size
         self.raw_input = False  # takes the frame and its differences unscaled, the scaling folded in (fold_batch_norm)
 
     @staticmethod

@@ -13,6 +13,8 @@ fixed-buffer step a replay would, so the CPU tests check everything but the capt
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 import torch.nn.functional as F
 
@@ -107,15 +109,13 @@ class TrainSteps:
 
     def _eager(self, frames: torch.Tensor, target: torch.Tensor, gaps: torch.Tensor | None
                ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self._side is None:
+        if self._side is not None:  # a graph's warm-up runs away from the stream it will be captured on
+            self._side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(self._side) if self._side is not None else nullcontext():
             loss, state, skipped = train_step(self.model, self.opt, frames, self.state, target, gaps)
             self.state = state.finite()
-            return loss, skipped
-        self._side.wait_stream(torch.cuda.current_stream())  # warm-up away from the stream to capture on
-        with torch.cuda.stream(self._side):
-            loss, state, skipped = train_step(self.model, self.opt, frames, self.state, target, gaps)
-            self.state = state.finite()
-        torch.cuda.current_stream().wait_stream(self._side)
+        if self._side is not None:
+            torch.cuda.current_stream().wait_stream(self._side)
         return loss, skipped
 
     def _body(self) -> tuple[torch.Tensor, torch.Tensor]:
